@@ -1,0 +1,129 @@
+"""The contract every carrier adapter fulfils (DESIGN.md section 5).
+
+An adapter is a thin translator: verify the provider's signature on the raw request, map its
+payloads to :mod:`connector.events` through mapping tables, send one text per call to ``send_sms``
+and classify the provider's errors into :mod:`connector.errors`. It keeps no state and never
+touches Flask or storage.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+import marshmallow
+import requests
+
+from connector.events import (
+    CallOutcome,
+    DeliveryStatus,
+    InboundMessage,
+    MessageStatusUpdate,
+    MissedCall,
+    SendResult,
+)
+from connector.http import WebhookReply, WebhookRequest, new_session
+
+#: Webhook kinds, the last segment of ``/webhooks/<carrier>/<account_id>/<kind>``.
+WEBHOOK_KINDS = ("voice", "sms", "status")
+
+
+@dataclass(frozen=True)
+class CallRouting:
+    """What the adapter needs to answer an incoming call that should be forwarded.
+
+    ``action_url`` and ``status_callback_url`` are our own public webhook URLs for the account.
+    """
+
+    forward_to: tuple[str, ...]
+    ring_timeout_seconds: int
+    action_url: str
+    status_callback_url: str
+
+
+def secret_fields(schema: type[marshmallow.Schema]) -> frozenset[str]:
+    """Names of the fields a credential schema flags with ``metadata={"secret": True}``."""
+    return frozenset(
+        name for name, f in schema().fields.items() if f.metadata.get("secret", False)
+    )
+
+
+class CarrierAdapter(ABC):
+    """Base class of the carrier adapters; subclasses set the class attributes and the methods."""
+
+    #: Registry key and the ``carrier.kind`` in the account file.
+    name: ClassVar[str]
+    display_name: ClassVar[str]
+    #: Link to the provider documentation the mapping tables come from.
+    docs_url: ClassVar[str]
+    default_api_base_url: ClassVar[str]
+    #: Credential schema; secret fields carry ``metadata={"secret": True}``.
+    config_schema: ClassVar[type[marshmallow.Schema]]
+    call_outcomes: ClassVar[Mapping[str, CallOutcome]]
+    delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]]
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        *,
+        api_base_url: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.credentials: Mapping[str, Any] = self.config_schema().load(dict(credentials))
+        self.api_base_url = (api_base_url or self.default_api_base_url).rstrip("/")
+        self.session = session or new_session()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} api_base_url={self.api_base_url!r}>"
+
+    @abstractmethod
+    def verify_request(self, request: WebhookRequest) -> None:
+        """Raise :class:`~connector.errors.WebhookVerificationError` unless the request is authentic."""
+
+    @abstractmethod
+    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
+        """The missed call this voice webhook reports, or None (answered, ringing, not a call end).
+
+        Raises :class:`~connector.errors.MalformedWebhookError` when required fields are missing.
+        """
+
+    def is_incoming_call(self, request: WebhookRequest) -> bool:
+        """True when the voice webhook is a new incoming call to be answered with forwarding."""
+        return False
+
+    @abstractmethod
+    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
+        """The customer's text in an ``sms`` webhook."""
+
+    @abstractmethod
+    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
+        """The delivery report in a ``status`` webhook."""
+
+    @abstractmethod
+    def send_sms(
+        self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
+    ) -> SendResult:
+        """Send one text, one attempt; raise a classified :mod:`connector.errors` error on failure."""
+
+    def find_sent_message(
+        self, *, to: str, from_: str, body: str, sent_after: datetime
+    ) -> SendResult | None:
+        """Look for a text we may have sent when a send's outcome was ambiguous.
+
+        Returns the carrier's record when it exists, None when the carrier shows no such text.
+        Adapters that cannot list messages raise ``NotImplementedError``; the connector then waits
+        for a status callback instead of re-sending.
+        """
+        raise NotImplementedError
+
+    def reply(
+        self,
+        kind: str,
+        request: WebhookRequest | None = None,
+        routing: CallRouting | None = None,
+    ) -> WebhookReply:
+        """The body to answer a webhook of ``kind`` with; ``routing`` is set for incoming calls."""
+        return WebhookReply(b"", "text/plain")

@@ -1,0 +1,161 @@
+"""The contract every CRM adapter fulfils (DESIGN.md section 5).
+
+Adapters are stateless: the connector keeps the map from our ids to CRM record ids (the
+``crm_links`` table), passes existing ids back in, and so a retried step never duplicates a record.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+import marshmallow
+
+from connector.events import CallOutcome
+from connector.http import WebhookRequest
+from connector.phone import mask
+
+#: Capability names an adapter may declare.
+CAPABILITIES = frozenset(
+    {"contacts", "call_log", "message_log", "tasks", "task_queues", "pipeline", "webhooks"}
+)
+
+
+@dataclass(frozen=True)
+class CrmContact:
+    """A person in the CRM; ``created`` is true when this call made them."""
+
+    id: str
+    phone: str
+    first_name: str | None = None
+    last_name: str | None = None
+    language: str | None = None
+    created: bool = False
+
+    def __repr__(self) -> str:
+        return f"CrmContact(id={self.id!r}, phone={mask(self.phone)}, created={self.created})"
+
+
+@dataclass(frozen=True)
+class CallLog:
+    """The missed call as a CRM activity."""
+
+    contact_id: str
+    caller: str
+    called: str
+    outcome: CallOutcome
+    occurred_at: datetime
+    title: str
+    body: str
+    owner_id: str | None = None
+    deal_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"CallLog(contact_id={self.contact_id!r}, outcome={self.outcome.value})"
+
+
+@dataclass(frozen=True)
+class MessageLog:
+    """One text, either direction, as a CRM activity."""
+
+    contact_id: str
+    direction: str  # "inbound" or "outbound"
+    body: str
+    occurred_at: datetime
+    sender: str
+    recipient: str
+    owner_id: str | None = None
+    deal_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"MessageLog(contact_id={self.contact_id!r}, direction={self.direction})"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A follow-up for a named owner."""
+
+    contact_id: str
+    subject: str
+    body: str
+    due_at: datetime
+    owner_id: str | None = None
+    priority: str = "HIGH"  # LOW, MEDIUM or HIGH
+    queue_id: str | None = None
+    deal_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"TaskSpec(contact_id={self.contact_id!r}, due_at={self.due_at.isoformat()})"
+
+
+@dataclass(frozen=True)
+class LeadSpec:
+    """Where the lead goes: the CRM's pipeline and stage ids from the account mapping."""
+
+    contact_id: str
+    name: str
+    pipeline: str | None
+    stage: str | None
+    owner_id: str | None = None
+
+
+class CrmAdapter(ABC):
+    """Base class of the CRM adapters."""
+
+    name: ClassVar[str]
+    display_name: ClassVar[str]
+    docs_url: ClassVar[str]
+    default_api_base_url: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]]
+    required_scopes: ClassVar[tuple[str, ...]] = ()
+    #: Credential schema; secret fields carry ``metadata={"secret": True}``.
+    config_schema: ClassVar[type[marshmallow.Schema]]
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        *,
+        api_base_url: str | None = None,
+    ) -> None:
+        self.credentials: Mapping[str, Any] = self.config_schema().load(dict(credentials))
+        self.api_base_url = (api_base_url or self.default_api_base_url).rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} api_base_url={self.api_base_url!r}>"
+
+    @abstractmethod
+    def find_or_create_contact(self, phone: str, name: str | None = None) -> CrmContact:
+        """The contact whose phone normalises to ``phone`` (E.164), created when none exists."""
+
+    @abstractmethod
+    def log_call(self, call: CallLog) -> str:
+        """Record the missed call on the contact's timeline; return the CRM record id."""
+
+    @abstractmethod
+    def log_message(self, message: MessageLog) -> str:
+        """Record one text on the contact's timeline; return the CRM record id."""
+
+    @abstractmethod
+    def create_task(self, task: TaskSpec) -> str:
+        """Create the follow-up task; return its id."""
+
+    @abstractmethod
+    def append_to_task(self, task_id: str, text: str) -> None:
+        """Add a line to the task's body (a customer reply, a delivery failure) so the rep sees it."""
+
+    @abstractmethod
+    def set_pipeline_stage(self, lead: LeadSpec, existing_id: str | None = None) -> str:
+        """Put the lead in its pipeline and stage.
+
+        ``existing_id`` is the lead (deal) this connector made earlier for the contact; when it is
+        still open it is reused and its id returned, otherwise a new one is made.
+        """
+
+    def verify_request(self, request: WebhookRequest) -> None:
+        """Raise :class:`~connector.errors.WebhookVerificationError` unless a CRM webhook is authentic."""
+        from connector.errors import WebhookVerificationError
+
+        raise WebhookVerificationError(f"{self.name} sends no webhooks this connector accepts")
