@@ -1,10 +1,15 @@
-"""Suite-wide fixtures: the socket guard that keeps every test on this machine."""
+"""Suite-wide fixtures: the socket guard that keeps every test on this machine, settings,
+databases (SQLite always; PostgreSQL and Redis where they answer), the runtime and the app."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import secrets
 import socket
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -46,3 +51,118 @@ def socket_guard() -> Iterator[None]:
     yield
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+# -- shared fixtures: settings, databases, runtime, app ------------------------------------------
+
+
+PG_ADMIN_URL = os.environ.get(
+    "TEXTBACK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("TEXTBACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+SECRET = "s" * 40
+
+
+def _pg_reachable() -> str | None:
+    try:
+        import psycopg
+
+        conn = psycopg.connect(
+            PG_ADMIN_URL.replace("postgresql+psycopg", "postgresql"), connect_timeout=2
+        )
+        conn.close()
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(exc).__name__})"
+
+
+def _redis_reachable() -> str | None:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        return None
+    except Exception as exc:  # noqa: BLE001
+        return f"Redis not reachable at 127.0.0.1:6379 ({type(exc).__name__})"
+
+
+@pytest.fixture(scope="session")
+def pg_base_url() -> str:
+    """The PostgreSQL test database URL; skips where no server answers (a laptop)."""
+    reason = _pg_reachable()
+    if reason:
+        pytest.skip(reason)
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_url(pg_base_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL schema for one test, dropped afterwards."""
+    import psycopg
+
+    schema = "tb_" + uuid.uuid4().hex[:12]
+    plain = pg_base_url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in pg_base_url else "?"
+    yield f"{pg_base_url}{sep}options=-csearch_path%3D{schema}"
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The Redis test URL (database 15, flushed after); skips where no server answers."""
+    reason = _redis_reachable()
+    if reason:
+        pytest.skip(reason)
+    yield REDIS_URL
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+
+
+def make_settings(tmp_path: Path, **overrides: str):  # type: ignore[no-untyped-def]
+    """Settings for a test, on a SQLite file under ``tmp_path`` unless overridden."""
+    from connector.config import load_settings
+
+    env = {
+        "TEXTBACK_DATABASE_URL": f"sqlite:///{tmp_path / 'textback.db'}",
+        "TEXTBACK_PUBLIC_URL": "https://hooks.example.test",
+        "TEXTBACK_SECRET_KEY": SECRET,
+        "TEXTBACK_DEMO": "false",
+    }
+    env.update({f"TEXTBACK_{k.upper()}": v for k, v in overrides.items()})
+    return load_settings(env)
+
+
+@pytest.fixture
+def settings(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """SQLite settings for one test."""
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def runtime(settings):  # type: ignore[no-untyped-def]
+    """A migrated runtime whose jobs run inline (Huey immediate mode)."""
+    from connector.runtime import Runtime
+    from connector.storage.db import upgrade
+
+    upgrade(settings.database_url)
+    rt = Runtime(settings, immediate_queue=True)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def app(runtime):  # type: ignore[no-untyped-def]
+    """The Flask app around the runtime."""
+    from connector.web import create_app
+
+    return create_app(runtime)
+
+
+@pytest.fixture
+def webhook_secret() -> str:
+    """A fresh secret for sandbox webhooks."""
+    return secrets.token_urlsafe(16)

@@ -1,0 +1,243 @@
+"""The built-in ``sandbox`` carrier: texts are recorded, nothing leaves the machine.
+
+Like django-anymail's test backend, it lets the demo and the workflow tests run the whole flow
+without a phone company. Its webhooks are JSON signed with HMAC-SHA256 of the raw body under the
+account's ``webhook_secret`` (header ``X-Sandbox-Signature``, hex), so the signature path is real.
+It is never a substitute for testing the real adapters.
+
+What it records goes to a :class:`SandboxOutbox`; the connector passes one backed by its
+``sandbox_records`` table, tests use the in-memory default.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from marshmallow import Schema, fields
+
+from carrier_adapters.base import CallRouting, CarrierAdapter
+from connector.errors import MalformedWebhookError, WebhookVerificationError
+from connector.events import (
+    CallOutcome,
+    DeliveryStatus,
+    InboundMessage,
+    MessageStatusUpdate,
+    MissedCall,
+    SendResult,
+    utcnow,
+)
+from connector.http import WebhookReply, WebhookRequest, classify_status
+from connector.phone import to_e164
+from connector.signing import constant_time_equals, hmac_hex
+
+SIGNATURE_HEADER = "X-Sandbox-Signature"
+
+
+class SandboxOutbox(Protocol):
+    """Where the sandbox carrier records the texts it 'sends'."""
+
+    def record_sms(self, message: Mapping[str, Any]) -> None:
+        """Keep one sent text (id, to, from, body, status_callback_url, sent_at)."""
+
+    def sent_messages(self) -> list[Mapping[str, Any]]:
+        """Every text recorded so far, oldest first."""
+
+
+class MemoryOutbox:
+    """An in-memory outbox; ``fail_next(status)`` makes the next send fail with that HTTP status."""
+
+    def __init__(self) -> None:
+        self._messages: list[Mapping[str, Any]] = []
+        self._failures: list[int] = []
+        self._lock = threading.Lock()
+
+    def fail_next(self, status: int) -> None:
+        """Answer the next send with this HTTP status, as a real carrier might."""
+        with self._lock:
+            self._failures.append(status)
+
+    def take_failure(self) -> int | None:
+        """The queued failure status for this send, if any."""
+        with self._lock:
+            return self._failures.pop(0) if self._failures else None
+
+    def record_sms(self, message: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._messages.append(dict(message))
+
+    def sent_messages(self) -> list[Mapping[str, Any]]:
+        with self._lock:
+            return list(self._messages)
+
+
+class SandboxCredentials(Schema):
+    """``carrier.credentials`` for the sandbox."""
+
+    webhook_secret = fields.String(required=True, metadata={"secret": True})
+
+
+class SandboxCarrier(CarrierAdapter):
+    """A carrier that records texts locally and takes signed JSON webhooks."""
+
+    name: ClassVar[str] = "sandbox"
+    display_name: ClassVar[str] = "Sandbox (built in)"
+    docs_url: ClassVar[str] = "https://github.com/textback/textback#sandbox"
+    default_api_base_url: ClassVar[str] = "sandbox://local"
+    config_schema = SandboxCredentials
+    call_outcomes: ClassVar[Mapping[str, CallOutcome]] = {
+        "no-answer": CallOutcome.NO_ANSWER,
+        "busy": CallOutcome.BUSY,
+        "failed": CallOutcome.FAILED,
+        "canceled": CallOutcome.CANCELED,
+        "rejected": CallOutcome.REJECTED,
+        "voicemail": CallOutcome.VOICEMAIL,
+        "after-hours": CallOutcome.AFTER_HOURS,
+        "answered": CallOutcome.ANSWERED,
+    }
+    delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = {
+        s.value: s for s in DeliveryStatus if s is not DeliveryStatus.UNKNOWN
+    }
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        *,
+        api_base_url: str | None = None,
+        session: Any = None,
+        outbox: SandboxOutbox | None = None,
+    ) -> None:
+        super().__init__(credentials, api_base_url=api_base_url, session=session)
+        self.outbox: SandboxOutbox = outbox if outbox is not None else MemoryOutbox()
+
+    # -- webhooks -------------------------------------------------------------------------
+
+    def sign(self, body: bytes) -> str:
+        """The signature header value for ``body`` (used by the demo and by tests)."""
+        return hmac_hex(self.credentials["webhook_secret"], body)
+
+    def verify_request(self, request: WebhookRequest) -> None:
+        given = request.headers.get(SIGNATURE_HEADER)
+        if not constant_time_equals(self.sign(request.body), given):
+            raise WebhookVerificationError("sandbox signature missing or wrong")
+
+    def _payload(self, request: WebhookRequest) -> dict[str, Any]:
+        try:
+            data = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise MalformedWebhookError("sandbox webhook body is not JSON") from None
+        if not isinstance(data, dict):
+            raise MalformedWebhookError("sandbox webhook body must be a JSON object")
+        return data
+
+    @staticmethod
+    def _require(data: Mapping[str, Any], *names: str) -> None:
+        missing = [n for n in names if not data.get(n)]
+        if missing:
+            raise MalformedWebhookError(f"sandbox webhook lacks {', '.join(missing)}")
+
+    @staticmethod
+    def _when(value: Any) -> datetime:
+        if not value:
+            return utcnow()
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise MalformedWebhookError("sandbox timestamp is not ISO 8601") from None
+        if parsed.tzinfo is None:
+            raise MalformedWebhookError("sandbox timestamp lacks a zone")
+        return parsed
+
+    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
+        data = self._payload(request)
+        self._require(data, "call_id", "outcome")
+        outcome = self.call_outcomes.get(str(data["outcome"]), CallOutcome.UNKNOWN)
+        if outcome is CallOutcome.ANSWERED:
+            return None
+        caller_raw = str(data.get("from") or "")
+        return MissedCall(
+            carrier=self.name,
+            event_id=str(data["call_id"]),
+            caller=to_e164(caller_raw),
+            called=to_e164(str(data.get("to") or "")),
+            outcome=outcome,
+            occurred_at=self._when(data.get("occurred_at")),
+            caller_raw=caller_raw,
+            ring_seconds=data.get("ring_seconds"),
+            voicemail=bool(data.get("voicemail", False)),
+            raw=data,
+        )
+
+    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
+        data = self._payload(request)
+        self._require(data, "message_id", "from", "to")
+        return InboundMessage(
+            carrier=self.name,
+            event_id=str(data["message_id"]),
+            sender=to_e164(str(data["from"])),
+            recipient=to_e164(str(data["to"])),
+            body=str(data.get("body") or ""),
+            received_at=self._when(data.get("received_at")),
+            raw=data,
+        )
+
+    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
+        data = self._payload(request)
+        self._require(data, "message_id", "status")
+        status = self.delivery_statuses.get(str(data["status"]), DeliveryStatus.UNKNOWN)
+        return MessageStatusUpdate(
+            carrier=self.name,
+            event_id=f"{data['message_id']}:{data['status']}",
+            message_id=str(data["message_id"]),
+            status=status,
+            occurred_at=self._when(data.get("occurred_at")),
+            error_code=data.get("error_code"),
+            raw=data,
+        )
+
+    def reply(
+        self,
+        kind: str,
+        request: WebhookRequest | None = None,
+        routing: CallRouting | None = None,
+    ) -> WebhookReply:
+        return WebhookReply(b'{"ok": true}', "application/json")
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send_sms(
+        self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
+    ) -> SendResult:
+        take = getattr(self.outbox, "take_failure", None)
+        failure = take() if take else None
+        if failure is not None:
+            raise classify_status(self.name, failure, f"sandbox send failed with {failure}")
+        message_id = "SB" + uuid.uuid4().hex
+        self.outbox.record_sms(
+            {
+                "id": message_id,
+                "to": to,
+                "from": from_,
+                "body": body,
+                "status_callback_url": status_callback_url,
+                "sent_at": utcnow().isoformat(),
+            }
+        )
+        return SendResult(message_id=message_id, status=DeliveryStatus.SENT, segments=1)
+
+    def find_sent_message(
+        self, *, to: str, from_: str, body: str, sent_after: datetime
+    ) -> SendResult | None:
+        for message in reversed(self.outbox.sent_messages()):
+            if (
+                message["to"] == to
+                and message["from"] == from_
+                and message["body"] == body
+                and datetime.fromisoformat(message["sent_at"]) >= sent_after
+            ):
+                return SendResult(message_id=message["id"], status=DeliveryStatus.SENT)
+        return None

@@ -1,0 +1,250 @@
+"""The ``textback`` command line (DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import secrets
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from connector.config import Settings, load_settings
+from connector.errors import ConfigurationError
+
+log = logging.getLogger("textback")
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def _runtime(settings: Settings, **kwargs: object):  # type: ignore[no-untyped-def]
+    from connector.runtime import Runtime
+
+    return Runtime(settings, **kwargs)  # type: ignore[arg-type]
+
+
+def _check_schema(settings: Settings) -> None:
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from connector.storage.db import alembic_config, make_engine
+
+    engine = make_engine(settings.database_url)
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    engine.dispose()
+    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
+    if current != head:
+        raise ConfigurationError(
+            f"the database is at revision {current}, not {head}: run `textback db upgrade`",
+            field="TEXTBACK_DATABASE_URL",
+        )
+
+
+def ensure_demo_account(runtime) -> bool:  # type: ignore[no-untyped-def]
+    """Load the demo account when no account is configured; True when it did."""
+    from connector.accounts import import_account, list_accounts
+    from connector.simulate import demo_account_document
+
+    with runtime.db.session() as s:
+        if list_accounts(s):
+            return False
+        import_account(s, runtime.box, demo_account_document(secrets.token_urlsafe(24)))
+    return True
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the web service (and, on the SQLite queue, its job threads)."""
+    import waitress
+
+    from connector.queue import make_consumer
+    from connector.web import create_app
+
+    settings = _settings()
+    _check_schema(settings)
+    runtime = _runtime(settings)
+    if settings.demo and ensure_demo_account(runtime):
+        log.info("no account configured: loaded the demo account (sandbox carrier and CRM)")
+    app = create_app(runtime)
+    consumer = None
+    if not settings.queue_is_redis and args.workers > 0:
+        consumer = make_consumer(runtime.huey, args.workers, embedded=True)
+        consumer.start()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    log.info("textback serving on http://%s:%s", args.host, args.port)
+    try:
+        waitress.serve(
+            app, host=args.host, port=args.port, threads=args.threads, ident="textback",
+            _quiet=True,
+        )
+    finally:
+        if consumer is not None:
+            consumer.stop(graceful=True)
+        runtime.close()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Consume jobs only."""
+    from connector.queue import make_consumer
+
+    settings = _settings()
+    _check_schema(settings)
+    runtime = _runtime(settings)
+    make_consumer(runtime.huey, args.workers, embedded=False).run()
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply migrations."""
+    from connector.storage.db import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, args.revision)
+    print(f"database upgraded to {args.revision}")
+    return 0
+
+
+def cmd_accounts_import(args: argparse.Namespace) -> int:
+    """Validate and store an account file."""
+    from connector.accounts import import_account, parse_account_file
+
+    settings = _settings()
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    document = parse_account_file(text)
+    runtime = _runtime(settings)
+    with runtime.db.session() as s:
+        account = import_account(s, runtime.box, document)
+        print(f"imported account {account.id} ({account.name})")
+    return 0
+
+
+def cmd_accounts_export(args: argparse.Namespace) -> int:
+    """Print an account file (secrets redacted unless asked for)."""
+    from connector.accounts import export_account
+    from connector.storage.models import Account
+
+    runtime = _runtime(_settings())
+    with runtime.db.session() as s:
+        account = s.get(Account, args.id)
+        if account is None:
+            raise ConfigurationError(f"no account {args.id!r}", field="ID")
+        doc = export_account(account, runtime.box, include_secrets=args.include_secrets)
+    print(json.dumps(doc, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_accounts_list(args: argparse.Namespace) -> int:
+    """List accounts."""
+    from connector.accounts import list_accounts
+
+    runtime = _runtime(_settings())
+    with runtime.db.session() as s:
+        for a in list_accounts(s):
+            flag = "  (CRM needs re-authorisation)" if a.crm_needs_reauth else ""
+            print(f"{a.id}\t{a.name}\t{a.carrier_kind}\t{a.crm_kind}{flag}")
+    return 0
+
+
+def cmd_simulate_call(args: argparse.Namespace) -> int:
+    """Simulate a missed call on a sandbox account and run its jobs here, now."""
+    from connector.explain import explain
+    from connector.simulate import simulate_call
+    from connector.web import create_app
+
+    settings = _settings()
+    runtime = _runtime(settings, immediate_queue=True)
+    if settings.demo:
+        ensure_demo_account(runtime)
+    status, call_id = simulate_call(
+        runtime, create_app(runtime), args.account, args.from_number, args.outcome
+    )
+    if status >= 400:
+        print(f"the webhook answered {status}", file=sys.stderr)
+        return 1
+    if call_id is None:
+        print("answered call: nothing to do")
+        return 0
+    print(explain(runtime, call_id))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    """Print what happened to a call and why."""
+    from connector.explain import explain
+
+    runtime = _runtime(_settings())
+    try:
+        print(explain(runtime, args.call_id))
+    except LookupError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every command."""
+    parser = argparse.ArgumentParser(prog="textback", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the web service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=4, help="job threads (SQLite queue)")
+    serve.add_argument("--threads", type=int, default=8, help="HTTP threads")
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="consume jobs only")
+    worker.add_argument("--workers", type=int, default=4, help="job threads")
+    worker.set_defaults(func=cmd_worker)
+
+    db = sub.add_parser("db", help="database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    up.set_defaults(func=cmd_db_upgrade)
+
+    accounts = sub.add_parser("accounts", help="account files")
+    acc_sub = accounts.add_subparsers(dest="accounts_command", required=True)
+    imp = acc_sub.add_parser("import", help="validate and store an account file ('-' = stdin)")
+    imp.add_argument("file")
+    imp.set_defaults(func=cmd_accounts_import)
+    exp = acc_sub.add_parser("export", help="print an account file")
+    exp.add_argument("id")
+    exp.add_argument("--include-secrets", action="store_true")
+    exp.set_defaults(func=cmd_accounts_export)
+    lst = acc_sub.add_parser("list", help="list accounts")
+    lst.set_defaults(func=cmd_accounts_list)
+
+    sim = sub.add_parser("simulate-call", help="simulate a missed call on a sandbox account")
+    sim.add_argument("account")
+    sim.add_argument("--from", dest="from_number", required=True)
+    sim.add_argument("--outcome", default="no-answer")
+    sim.set_defaults(func=cmd_simulate_call)
+
+    exp2 = sub.add_parser("explain", help="why a call was or was not texted")
+    exp2.add_argument("call_id")
+    exp2.set_defaults(func=cmd_explain)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``textback`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigurationError as exc:
+        print(f"textback: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

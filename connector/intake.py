@@ -1,0 +1,130 @@
+"""What the webhook views store before they answer: quick, idempotent writes, no provider calls.
+
+Each function returns whether the event was new, so a re-delivered webhook enqueues nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connector.events import InboundMessage, MessageStatusUpdate, MissedCall
+from connector.policy import is_opt_out
+from connector.storage.models import Account, Call, Message, OptOut, WebhookReceipt
+
+
+def record_missed_call(session: Session, account: Account, event: MissedCall) -> tuple[Call, bool]:
+    """Store the missed call once per provider call id; later callbacks only fill gaps."""
+    existing = session.scalar(
+        select(Call).where(
+            Call.account_id == account.id,
+            Call.carrier == event.carrier,
+            Call.event_id == event.event_id,
+        )
+    )
+    if existing is not None:
+        _fill_gaps(existing, event)
+        return existing, False
+    call = Call(
+        account_id=account.id,
+        carrier=event.carrier,
+        event_id=event.event_id,
+        caller=event.caller,
+        caller_raw=event.caller_raw[:64],
+        called=event.called,
+        outcome=event.outcome.value,
+        occurred_at=event.occurred_at,
+        ring_seconds=event.ring_seconds,
+        voicemail=event.voicemail,
+        attestation=event.attestation,
+    )
+    try:
+        with session.begin_nested():
+            session.add(call)
+    except IntegrityError:  # the same call's other callback won the race
+        existing = session.scalar(
+            select(Call).where(
+                Call.account_id == account.id,
+                Call.carrier == event.carrier,
+                Call.event_id == event.event_id,
+            )
+        )
+        assert existing is not None  # noqa: S101 - the unique constraint just said so
+        return existing, False
+    return call, True
+
+
+def _fill_gaps(call: Call, event: MissedCall) -> None:
+    if call.state != "received":
+        return
+    if event.voicemail and not call.voicemail:
+        call.voicemail = True
+    if call.ring_seconds is None and event.ring_seconds is not None:
+        call.ring_seconds = event.ring_seconds
+    if call.outcome == "unknown" and event.outcome.value != "unknown":
+        call.outcome = event.outcome.value
+
+
+def record_inbound(
+    session: Session, account: Account, event: InboundMessage, business_number: str
+) -> tuple[Message | None, bool]:
+    """Store a customer's text; an opt-out keyword is honoured here, before anything else."""
+    if event.sender is None:
+        return None, False
+    key = f"inbound:{event.carrier}:{event.event_id}"
+    existing = session.scalar(
+        select(Message).where(Message.account_id == account.id, Message.purpose_key == key)
+    )
+    if existing is not None:
+        return existing, False
+    message = Message(
+        account_id=account.id,
+        direction="inbound",
+        purpose_key=key,
+        customer=event.sender,
+        business_number=event.recipient or business_number,
+        body=event.body,
+        status="received",
+        carrier_message_id=event.event_id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        return None, False
+    opted_out = (event.opt_out_type or "").upper() == "STOP" or is_opt_out(event.body)
+    if opted_out and session.get(OptOut, (account.id, event.sender)) is None:
+        with session.begin_nested():
+            session.add(OptOut(account_id=account.id, number=event.sender, source="keyword"))
+    return message, True
+
+
+def record_status(session: Session, account: Account, event: MessageStatusUpdate) -> Message | None:
+    """Apply a delivery report to our message; returns the message when it newly failed."""
+    receipt = WebhookReceipt(
+        account_id=account.id, provider=event.carrier, kind="status", event_id=event.event_id[:200]
+    )
+    try:
+        with session.begin_nested():
+            session.add(receipt)
+    except IntegrityError:
+        return None  # seen before
+    message = session.scalar(
+        select(Message).where(
+            Message.account_id == account.id,
+            Message.carrier_message_id == event.message_id,
+            Message.direction == "outbound",
+        )
+    )
+    if message is None:
+        return None
+    if message.status in ("delivered", "undelivered", "failed") and not event.status.is_final:
+        return None  # late, out-of-order report of an earlier state
+    previously_failed = message.status in ("undelivered", "failed")
+    message.status = event.status.value
+    message.error_code = event.error_code
+    if event.status.is_failure and not previously_failed:
+        message.crm_state = "failure_note"
+        return message
+    return None

@@ -1,0 +1,88 @@
+"""The per-process runtime: settings, database, credential box, queue and adapter cache.
+
+Built once by ``textback serve``, ``textback worker`` and the CLI, and handed to the web app and
+the jobs. Adapters are built from an account's stored (decrypted) credentials and cached until the
+account changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from huey.api import Huey
+
+from carrier_adapters import CARRIERS
+from carrier_adapters.base import CarrierAdapter
+from connector.config import Settings
+from connector.crypto import CredentialBox
+from connector.queue import build_huey
+from connector.sandbox_store import DbCrmStore, DbOutbox
+from connector.storage.db import Database
+from connector.storage.models import Account
+from crm_adapters import CRMS
+from crm_adapters.base import CrmAdapter
+
+
+class Runtime:
+    """Everything a request handler or job needs, built from :class:`Settings`."""
+
+    def __init__(self, settings: Settings, *, immediate_queue: bool = False) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.box = CredentialBox(settings.secret_key)
+        self.huey: Huey = build_huey(settings, immediate=immediate_queue)
+        self._adapters: dict[tuple[str, str, Any], Any] = {}
+        self._lock = threading.Lock()
+        from connector.jobs import Jobs  # jobs import the workflow, which imports this module
+
+        self.jobs = Jobs(self)
+
+    def __repr__(self) -> str:
+        return f"Runtime({self.settings!r})"
+
+    def webhook_url(self, carrier: str, account_id: str, kind: str) -> str:
+        """Our public URL for a carrier webhook of ``kind`` for the account."""
+        return f"{self.settings.public_url}/webhooks/{carrier}/{account_id}/{kind}"
+
+    def carrier_for(self, account: Account) -> CarrierAdapter:
+        """The account's carrier adapter, built once per account version."""
+        key = ("carrier", account.id, account.updated_at)
+        with self._lock:
+            adapter = self._adapters.get(key)
+        if adapter is None:
+            cls = CARRIERS[account.carrier_kind]
+            kwargs: dict[str, Any] = {
+                "api_base_url": account.settings["carrier"].get("api_base_url")
+            }
+            if account.carrier_kind == "sandbox":
+                kwargs["outbox"] = DbOutbox(self.db, account.id)
+            adapter = cls(self.box.open(account.carrier_credentials), **kwargs)
+            with self._lock:
+                self._forget(account.id, "carrier")
+                self._adapters[key] = adapter
+        return adapter  # type: ignore[no-any-return]
+
+    def crm_for(self, account: Account) -> CrmAdapter:
+        """The account's CRM adapter, built once per account version."""
+        key = ("crm", account.id, account.updated_at)
+        with self._lock:
+            adapter = self._adapters.get(key)
+        if adapter is None:
+            cls = CRMS[account.crm_kind]
+            kwargs: dict[str, Any] = {"api_base_url": account.settings["crm"].get("api_base_url")}
+            if account.crm_kind == "sandbox":
+                kwargs["store"] = DbCrmStore(self.db, account.id)
+            adapter = cls(self.box.open(account.crm_credentials), **kwargs)
+            with self._lock:
+                self._forget(account.id, "crm")
+                self._adapters[key] = adapter
+        return adapter  # type: ignore[no-any-return]
+
+    def _forget(self, account_id: str, role: str) -> None:
+        for key in [k for k in self._adapters if k[0] == role and k[1] == account_id]:
+            del self._adapters[key]
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.db.dispose()

@@ -1,0 +1,123 @@
+"""Small pieces the workflow jobs share: leases, the audit trail, CRM links and the retry layer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+)
+
+from connector.errors import RateLimitedError, TransientProviderError
+from connector.events import utcnow
+from connector.storage.models import Call, CallEvent, CrmLink, Message
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LEASE = timedelta(minutes=2)
+#: Longest wait the in-job retry honours; a longer one goes back to the sweeper.
+MAX_INLINE_WAIT = 15.0
+
+
+def take_lease(session: Session, model: type[Call] | type[Message], row_id: str) -> bool:
+    """Claim a call or message for this worker; False when another worker holds it."""
+    now = utcnow()
+    result = session.execute(
+        update(model)
+        .where(
+            model.id == row_id,
+            or_(model.lease_until.is_(None), model.lease_until < now),
+        )
+        .values(lease_until=now + LEASE)
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+
+
+def release_lease(session: Session, model: type[Call] | type[Message], row_id: str) -> None:
+    """Give a claimed call or message back."""
+    session.execute(update(model).where(model.id == row_id).values(lease_until=None))
+    session.commit()
+
+
+def audit(session: Session, call_id: str, step: str, detail: str = "") -> None:
+    """Add a line to the call's audit trail (never message bodies or full numbers)."""
+    session.add(CallEvent(call_id=call_id, step=step, detail=detail))
+
+
+def get_link(session: Session, account_id: str, crm: str, object_type: str, key: str) -> str | None:
+    """The CRM id recorded for one of our objects, if any."""
+    return session.scalar(
+        select(CrmLink.crm_id).where(
+            CrmLink.account_id == account_id,
+            CrmLink.crm == crm,
+            CrmLink.object_type == object_type,
+            CrmLink.local_key == key,
+        )
+    )
+
+
+def set_link(
+    session: Session, account_id: str, crm: str, object_type: str, key: str, crm_id: str
+) -> None:
+    """Record (or replace) the CRM id for one of our objects, committed at once."""
+    row = session.scalar(
+        select(CrmLink).where(
+            CrmLink.account_id == account_id,
+            CrmLink.crm == crm,
+            CrmLink.object_type == object_type,
+            CrmLink.local_key == key,
+        )
+    )
+    if row is None:
+        session.add(
+            CrmLink(
+                account_id=account_id, crm=crm, object_type=object_type, local_key=key,
+                crm_id=crm_id,
+            )
+        )
+    else:
+        row.crm_id = crm_id
+    try:
+        session.commit()
+    except IntegrityError:  # another worker linked it first; theirs stands
+        session.rollback()
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RateLimitedError):
+        return exc.retry_after <= MAX_INLINE_WAIT
+    return isinstance(exc, TransientProviderError)
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, RateLimitedError):
+        return min(exc.retry_after, MAX_INLINE_WAIT)
+    return min(0.5 * 2 ** (state.attempt_number - 1), 4.0)
+
+
+def call_with_retries(fn: Callable[[], T], *, attempts: int = 3) -> T:
+    """Run one provider call, retrying transient failures; the connector's only retry layer."""
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=_wait,
+        retry=retry_if_exception(_is_retryable),
+        reraise=True,
+    )
+    return retrying(fn)
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait before the sweeper tries a failed step again."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))

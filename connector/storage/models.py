@@ -1,0 +1,223 @@
+"""SQLAlchemy 2 models: the database is the source of truth; the queue only wakes workers."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import JSON, TypeDecorator
+
+from connector.events import utcnow
+
+
+def new_id() -> str:
+    """A random id for our own rows."""
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite stores none of the zone by itself)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; every timestamp is stored as an aware UTC datetime."""
+
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Account(Base):
+    """A business: its settings (account file minus secrets) and encrypted credentials."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    carrier_kind: Mapped[str] = mapped_column(String(32))
+    crm_kind: Mapped[str] = mapped_column(String(32))
+    settings: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]
+    carrier_credentials: Mapped[str] = mapped_column(Text)  # sealed
+    crm_credentials: Mapped[str] = mapped_column(Text)  # sealed
+    crm_needs_reauth: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookReceipt(Base):
+    """One authentic webhook delivery, unique per provider event, so re-deliveries do nothing."""
+
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (UniqueConstraint("account_id", "provider", "kind", "event_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    provider: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Call(Base):
+    """A missed call and everything the connector did about it."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        UniqueConstraint("account_id", "carrier", "event_id"),
+        Index("ix_calls_account_caller", "account_id", "caller"),
+        Index("ix_calls_state_due", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    carrier: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(200))
+    caller: Mapped[str | None] = mapped_column(String(20))
+    caller_raw: Mapped[str] = mapped_column(String(64), default="")
+    called: Mapped[str | None] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))
+    occurred_at: Mapped[datetime]
+    ring_seconds: Mapped[float | None] = mapped_column(Float)
+    voicemail: Mapped[bool] = mapped_column(Boolean, default=False)
+    attestation: Mapped[str | None] = mapped_column(String(16))
+    # received -> decided -> texted|suppressed -> synced (CRM done) ; failed when stuck for good
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    decision: Mapped[str | None] = mapped_column(String(16))  # text | suppress
+    reason: Mapped[str | None] = mapped_column(String(40))
+    crm_state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Message(Base):
+    """A text in either direction. Outbound rows are written as an intent before the carrier call."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        UniqueConstraint("account_id", "purpose_key"),
+        Index("ix_messages_carrier_id", "account_id", "carrier_message_id"),
+        Index("ix_messages_customer", "account_id", "customer"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
+    direction: Mapped[str] = mapped_column(String(8))  # outbound | inbound
+    # What makes this message unique: "text_back:<call id>" or "inbound:<carrier message id>".
+    purpose_key: Mapped[str] = mapped_column(String(240))
+    customer: Mapped[str] = mapped_column(String(20))
+    business_number: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    # outbound: intent -> sent -> delivered | undelivered | failed ; ambiguous until reconciled
+    status: Mapped[str] = mapped_column(String(16))
+    carrier_message_id: Mapped[str | None] = mapped_column(String(100))
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    segments: Mapped[int | None] = mapped_column(Integer)
+    # How many times we called the carrier for this text; > 0 with no result means reconcile first.
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime | None]
+    crm_state: Mapped[str] = mapped_column(String(16), default="pending")
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CallerState(Base):
+    """Per account and caller: when we last texted them, claimed atomically to stop double texts."""
+
+    __tablename__ = "caller_states"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    last_text_at: Mapped[datetime | None]
+    last_text_call_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class OptOut(Base):
+    """A number that asked this business to stop texting it."""
+
+    __tablename__ = "opt_outs"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))  # keyword, carrier error code ...
+    opted_out_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrmLink(Base):
+    """Our id -> the CRM record made for it, so a retried step never makes a second record."""
+
+    __tablename__ = "crm_links"
+    __table_args__ = (UniqueConstraint("account_id", "crm", "object_type", "local_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    crm: Mapped[str] = mapped_column(String(32))
+    object_type: Mapped[str] = mapped_column(String(32))  # contact, lead, call, message, task
+    local_key: Mapped[str] = mapped_column(String(200))
+    crm_id: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CallEvent(Base):
+    """The audit trail of a call: each step, its outcome and why; what ``textback explain`` prints."""
+
+    __tablename__ = "call_events"
+    __table_args__ = (Index("ix_call_events_call", "call_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    step: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class SandboxRecord(Base):
+    """What the built-in sandbox carrier and CRM 'sent': texts and CRM records, as JSON."""
+
+    __tablename__ = "sandbox_records"
+    __table_args__ = (Index("ix_sandbox_account_kind", "account_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(32))  # sms, contact, call, message, task, lead
+    key: Mapped[str | None] = mapped_column(String(200))
+    data: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,30 @@
+"""The Flask app: webhooks, health and metrics, and the demo page."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from connector.runtime import Runtime
+
+
+def create_app(runtime: Runtime) -> Flask:
+    """Build the web app around a runtime."""
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = runtime.settings.secret_key
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.extensions["textback"] = runtime
+    hops = runtime.settings.trust_proxy_hops
+    if hops:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
+    from connector.web import demo, health, webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(demo.bp)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return app

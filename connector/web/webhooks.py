@@ -1,0 +1,139 @@
+"""The webhook views: resolve account, verify, parse, store, enqueue, answer fast.
+
+``POST /webhooks/<carrier>/<account_id>/<kind>`` for carriers. A bad signature is a 403 and changes
+nothing; a malformed payload a 400; an event we do not
+act on a 200; anything unexpected a 500 so the provider retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import quote
+
+from flask import Blueprint, Response, abort, current_app, request
+
+from carrier_adapters.base import WEBHOOK_KINDS, CallRouting
+from connector.errors import (
+    ConfigurationError,
+    MalformedWebhookError,
+    UnsupportedEventError,
+    WebhookVerificationError,
+)
+from connector.http import WebhookReply, WebhookRequest
+from connector.intake import record_inbound, record_missed_call, record_status
+from connector.runtime import Runtime
+from connector.storage.models import Account
+from connector.web.health import count
+
+bp = Blueprint("webhooks", __name__)
+log = logging.getLogger(__name__)
+
+
+def public_request_url(runtime: Runtime) -> str:
+    """The URL the provider called: ``TEXTBACK_PUBLIC_URL`` + the raw path and query string.
+
+    Providers sign the URL they were configured with, so it is rebuilt from the configured public
+    base, never from Host headers a proxy may have rewritten.
+    """
+    env = request.environ
+    raw = env.get("RAW_URI") or env.get("REQUEST_URI")
+    if not raw:
+        raw = quote(env.get("PATH_INFO", ""), safe="/:@!$&'()*+,;=-._~")
+        if env.get("QUERY_STRING"):
+            raw += "?" + env["QUERY_STRING"]
+    return runtime.settings.public_url + raw
+
+
+def webhook_request(runtime: Runtime) -> WebhookRequest:
+    """The framework-free value the adapters see."""
+    return WebhookRequest.build(
+        method=request.method,
+        url=public_request_url(runtime),
+        headers=dict(request.headers.items()),
+        body=request.get_data(cache=True),
+    )
+
+
+def _answer(reply: WebhookReply) -> Response:
+    return Response(reply.body, status=reply.status, content_type=reply.content_type)
+
+
+@bp.post("/webhooks/<carrier>/<account_id>/<kind>")
+def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
+    """Every carrier webhook."""
+    runtime: Runtime = current_app.extensions["textback"]
+    if kind not in WEBHOOK_KINDS:
+        abort(404)
+    with runtime.db.session() as session:
+        account = session.get(Account, account_id)
+        if account is None or account.carrier_kind != carrier:
+            count("textback_webhooks_total", provider=carrier, kind=kind, status="404")
+            abort(404)
+        adapter = runtime.carrier_for(account)
+        req = webhook_request(runtime)
+        try:
+            adapter.verify_request(req)
+        except WebhookVerificationError:
+            log.warning("webhook signature refused carrier=%s account=%s", carrier, account_id)
+            count("textback_webhooks_total", provider=carrier, kind=kind, status="403")
+            return Response("forbidden\n", status=403, content_type="text/plain")
+        try:
+            reply, enqueue = _handle(runtime, session, account, adapter, kind, req)
+        except MalformedWebhookError as exc:
+            session.rollback()
+            log.warning("malformed webhook carrier=%s kind=%s: %s", carrier, kind, exc)
+            count("textback_webhooks_total", provider=carrier, kind=kind, status="400")
+            return Response(f"malformed webhook: {exc}\n", status=400, content_type="text/plain")
+        except UnsupportedEventError:
+            session.rollback()
+            reply, enqueue = adapter.reply(kind, req), None
+    # Committed: now wake a worker. Should this fail, the sweeper finds the work anyway.
+    if enqueue is not None:
+        try:
+            enqueue()
+        except Exception:  # noqa: BLE001 - the row is stored; the sweeper will pick it up
+            log.exception("enqueue failed; the sweeper will retry")
+    count("textback_webhooks_total", provider=carrier, kind=kind, status=str(reply.status))
+    return _answer(reply)
+
+
+def _handle(runtime, session, account, adapter, kind, req):  # type: ignore[no-untyped-def]
+    """Store what the webhook says; return the reply and what to enqueue after commit."""
+    if kind == "voice":
+        if adapter.is_incoming_call(req):
+            forward_to = tuple(account.settings["carrier"].get("forward_to") or ())
+            if not forward_to:
+                raise ConfigurationError(
+                    "carrier.forward_to is empty: no number to ring", field="carrier.forward_to"
+                )
+            routing = CallRouting(
+                forward_to=forward_to,
+                ring_timeout_seconds=int(account.settings["carrier"]["ring_timeout_seconds"]),
+                action_url=runtime.webhook_url(adapter.name, account.id, "voice"),
+                status_callback_url=runtime.webhook_url(adapter.name, account.id, "voice"),
+            )
+            return adapter.reply("voice", req, routing), None
+        event = adapter.parse_call_event(req)
+        if event is None:
+            return adapter.reply("voice", req), None
+        call, created = record_missed_call(session, account, event)
+        session.commit()
+        call_id = call.id
+        enqueue = (lambda: runtime.jobs.enqueue_text_back(call_id)) if created else None
+        return adapter.reply("voice", req), enqueue
+    if kind == "sms":
+        event = adapter.parse_inbound_message(req)
+        numbers = account.settings["carrier"]["numbers"]
+        message, created = record_inbound(session, account, event, numbers[0])
+        session.commit()
+        if message is None or not created:
+            return adapter.reply("sms", req), None
+        message_id = message.id
+        return adapter.reply("sms", req), lambda: runtime.jobs.enqueue_message_sync(message_id)
+    event = adapter.parse_status(req)
+    failed = record_status(session, account, event)
+    session.commit()
+    if failed is None:
+        return adapter.reply("status", req), None
+    failed_id = failed.id
+    return adapter.reply("status", req), lambda: runtime.jobs.enqueue_message_sync(failed_id)
