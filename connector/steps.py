@@ -51,8 +51,12 @@ def release_lease(session: Session, model: type[Call] | type[Message], row_id: s
 
 
 def audit(session: Session, call_id: str, step: str, detail: str = "") -> None:
-    """Add a line to the call's audit trail (never message bodies or full numbers)."""
+    """Add a line to the call's audit trail (never message bodies or full numbers) and commit.
+
+    Committing here keeps write transactions short: no lock is ever held across a provider call.
+    """
     session.add(CallEvent(call_id=call_id, step=step, detail=detail))
+    session.commit()
 
 
 def get_link(session: Session, account_id: str, crm: str, object_type: str, key: str) -> str | None:
@@ -94,10 +98,15 @@ def set_link(
         session.rollback()
 
 
-def _is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, RateLimitedError):
-        return exc.retry_after <= MAX_INLINE_WAIT
-    return isinstance(exc, TransientProviderError)
+def _retryable(retry_ambiguous: bool) -> Callable[[BaseException], bool]:
+    def check(exc: BaseException) -> bool:
+        if isinstance(exc, RateLimitedError):
+            return exc.retry_after <= MAX_INLINE_WAIT
+        if isinstance(exc, TransientProviderError):
+            return retry_ambiguous or not exc.ambiguous
+        return False
+
+    return check
 
 
 def _wait(state: RetryCallState) -> float:
@@ -107,12 +116,18 @@ def _wait(state: RetryCallState) -> float:
     return min(0.5 * 2 ** (state.attempt_number - 1), 4.0)
 
 
-def call_with_retries(fn: Callable[[], T], *, attempts: int = 3) -> T:
-    """Run one provider call, retrying transient failures; the connector's only retry layer."""
+def call_with_retries(
+    fn: Callable[[], T], *, attempts: int = 3, retry_ambiguous: bool = True
+) -> T:
+    """Run one provider call, retrying transient failures; the connector's only retry layer.
+
+    With ``retry_ambiguous=False`` (text sends) a failure that may have taken effect is raised at
+    once, to be reconciled rather than repeated.
+    """
     retrying = Retrying(
         stop=stop_after_attempt(attempts),
         wait=_wait,
-        retry=retry_if_exception(_is_retryable),
+        retry=retry_if_exception(_retryable(retry_ambiguous)),
         reraise=True,
     )
     return retrying(fn)

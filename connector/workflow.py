@@ -161,7 +161,8 @@ def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> N
                 from_=message.business_number,
                 body=message.body,
                 status_callback_url=status_url,
-            )
+            ),
+            retry_ambiguous=False,
         )
     except TransientProviderError as exc:
         if exc.ambiguous:
