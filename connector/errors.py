@@ -50,16 +50,32 @@ class TransientProviderError(ProviderError):
     was sent): a text send in that state is reconciled, never blindly re-sent.
     """
 
-    def __init__(self, message: str, *, ambiguous: bool = False, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        message: str,
+        *,
+        ambiguous: bool = False,
+        provider: str = "",
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, code=code, status=status)
         self.ambiguous = ambiguous
 
 
 class RateLimitedError(TransientProviderError):
     """The provider throttled us; ``retry_after`` is the wait in seconds it asked for or we computed."""
 
-    def __init__(self, message: str, *, retry_after: float, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float,
+        provider: str = "",
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, code=code, status=status)
         self.retry_after = retry_after
 
 
@@ -74,8 +90,16 @@ class PermanentProviderError(ProviderError):
 class RecipientRejectedError(PermanentProviderError):
     """The recipient cannot be texted: ``reason`` is ``opted_out``, ``not_mobile`` or ``invalid``."""
 
-    def __init__(self, message: str, *, reason: str, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        provider: str = "",
+        code: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, provider=provider, code=code, status=status)
         self.reason = reason
 
 

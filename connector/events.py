@@ -55,7 +55,7 @@ class DeliveryStatus(StrEnum):
         return self.is_failure or self in (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 
 
-_PHONE_FIELDS = frozenset({"caller", "called", "sender", "recipient", "to", "from_"})
+_PHONE_FIELDS = frozenset({"caller", "caller_raw", "called", "sender", "recipient", "to", "from_"})
 _HIDDEN_FIELDS = frozenset({"raw", "body"})
 
 

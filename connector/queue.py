@@ -28,16 +28,16 @@ PRIORITY_TEXT = 100
 PRIORITY_CRM = 10
 
 
-def build_huey(settings: Settings, *, immediate: bool = False) -> Huey:
-    """The Huey instance for the configured queue URL."""
+def build_huey(settings: Settings, *, immediate: bool = False, name: str = "textback") -> Huey:
+    """The Huey instance for the configured queue URL; ``name`` prefixes its Redis keys."""
     if settings.queue_is_redis:
         return PriorityRedisHuey(
-            "textback", url=settings.queue_url, results=False, utc=True, immediate=immediate
+            name, url=settings.queue_url, results=False, utc=True, immediate=immediate
         )
     path = Path(settings.queue_url.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(
-        "textback", filename=str(path), results=False, utc=True, immediate=immediate, timeout=30
+        name, filename=str(path), results=False, utc=True, immediate=immediate, timeout=30
     )
 
 

@@ -27,11 +27,13 @@ from crm_adapters.base import CrmAdapter
 class Runtime:
     """Everything a request handler or job needs, built from :class:`Settings`."""
 
-    def __init__(self, settings: Settings, *, immediate_queue: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, immediate_queue: bool = False, queue_name: str = "textback"
+    ) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
         self.box = CredentialBox(settings.secret_key)
-        self.huey: Huey = build_huey(settings, immediate=immediate_queue)
+        self.huey: Huey = build_huey(settings, immediate=immediate_queue, name=queue_name)
         self._adapters: dict[tuple[str, str, Any], Any] = {}
         self._lock = threading.Lock()
         from connector.jobs import Jobs  # jobs import the workflow, which imports this module

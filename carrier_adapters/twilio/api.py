@@ -1,0 +1,218 @@
+"""Twilio's REST API (2010-04-01 Messages resource) over ``requests``, with error classification.
+
+One attempt per call and no retries here: the connector owns the single retry layer. Exception
+messages carry the HTTP status and Twilio's numeric error code only, never Twilio's ``message``
+text (it often quotes the phone number), the request body or credentials.
+
+References:
+
+- Message resource: https://www.twilio.com/docs/messaging/api/message-resource
+- Error codes: https://www.twilio.com/docs/api/errors (the error body is JSON with ``code``,
+  ``message``, ``more_info`` and ``status``)
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+from connector.errors import (
+    ProviderAuthError,
+    ProviderError,
+    RateLimitedError,
+    RecipientRejectedError,
+    TransientProviderError,
+)
+from connector.events import DeliveryStatus, SendResult
+from connector.http import (
+    DEFAULT_TIMEOUT,
+    classify_status,
+    retry_after_seconds,
+    transport_error,
+)
+
+from .webhooks import CARRIER, DELIVERY_STATUSES
+
+API_VERSION = "2010-04-01"
+
+#: Twilio error codes meaning this recipient cannot be texted; the value is
+#: :attr:`RecipientRejectedError.reason`.
+#: 21610 https://www.twilio.com/docs/api/errors/21610 (recipient replied STOP)
+#: 21614 https://www.twilio.com/docs/api/errors/21614 ('To' is not a mobile number)
+#: 21635 https://www.twilio.com/docs/api/errors/21635 ('To' is a landline)
+#: 30006 https://www.twilio.com/docs/api/errors/30006 (landline or unreachable carrier)
+#: 21211 https://www.twilio.com/docs/api/errors/21211 (invalid 'To' number)
+RECIPIENT_REJECTIONS: Mapping[int, str] = {
+    21610: "opted_out",
+    21614: "not_mobile",
+    21635: "not_mobile",
+    30006: "not_mobile",
+    21211: "invalid",
+}
+#: 20003 https://www.twilio.com/docs/api/errors/20003 (authentication failed)
+AUTH_ERROR_CODES = frozenset({20003})
+#: 20429 https://www.twilio.com/docs/api/errors/20429 (too many concurrent requests)
+RATE_LIMIT_CODES = frozenset({20429})
+#: Wait when a 429 comes without ``Retry-After``; Twilio says a 429 is safe to retry after a
+#: short back-off.
+DEFAULT_RETRY_AFTER = 1.0
+#: How far before ``sent_after`` a message may have been created and still count as ours:
+#: the clocks of this machine and Twilio's differ a little.
+CLOCK_SKEW = timedelta(seconds=60)
+#: Messages list page size when reconciling; the newest page is enough for a recent send.
+RECONCILE_PAGE_SIZE = 50
+
+
+def _error_code(response: requests.Response) -> int | None:
+    """Twilio's numeric ``code`` from a JSON error body, None when there is none."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    code = payload.get("code") if isinstance(payload, dict) else None
+    try:
+        return int(code) if code is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def classify_error(response: requests.Response) -> ProviderError:
+    """The :mod:`connector.errors` error for a non-2xx Twilio response.
+
+    Twilio's code decides first (opted out, landline, invalid number, bad credentials, rate
+    limit), then the HTTP status (429, 401/403, 5xx, other 4xx) through the shared mapping.
+    """
+    status = response.status_code
+    code = _error_code(response)
+    code_text = str(code) if code is not None else None
+    message = f"twilio: HTTP {status}" + (f", error {code}" if code is not None else "")
+    retry_after = response.headers.get("Retry-After")
+    common: dict[str, Any] = {"provider": CARRIER, "code": code_text, "status": status}
+    if code is not None and status < 500 and code in RECIPIENT_REJECTIONS:
+        return RecipientRejectedError(message, reason=RECIPIENT_REJECTIONS[code], **common)
+    if code in AUTH_ERROR_CODES or status == 401:
+        return ProviderAuthError(message, **common)
+    if status == 429 or code in RATE_LIMIT_CODES:
+        return RateLimitedError(
+            message,
+            retry_after=retry_after_seconds(retry_after, DEFAULT_RETRY_AFTER),
+            **common,
+        )
+    return classify_status(
+        CARRIER,
+        status,
+        message,
+        code=code_text,
+        retry_after=retry_after,
+        default_wait=DEFAULT_RETRY_AFTER,
+    )
+
+
+def _segments(value: Any) -> int | None:
+    try:
+        return int(value)  # Twilio sends the count as a string ("1")
+    except (TypeError, ValueError):
+        return None
+
+
+def to_send_result(message: Mapping[str, Any]) -> SendResult:
+    """A :class:`SendResult` from a Message resource (JSON)."""
+    return SendResult(
+        message_id=str(message["sid"]),
+        status=DELIVERY_STATUSES.get(str(message.get("status", "")), DeliveryStatus.UNKNOWN),
+        segments=_segments(message.get("num_segments")),
+        raw=dict(message),
+    )
+
+
+def _rfc2822(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class TwilioRestClient:
+    """The two Messages calls the adapter needs, with Basic auth and our timeouts.
+
+    ``auth`` is ``(AccountSid, AuthToken)`` or ``(ApiKeySid, ApiKeySecret)``; it never shows
+    in ``repr``.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: requests.Session,
+        base_url: str,
+        account_sid: str,
+        auth: tuple[str, str],
+    ) -> None:
+        self._session = session
+        self._auth = auth
+        self.messages_url = f"{base_url}/{API_VERSION}/Accounts/{account_sid}/Messages.json"
+
+    def __repr__(self) -> str:
+        return f"<TwilioRestClient {self.messages_url}>"
+
+    def _request(self, method: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self._session.request(
+                method,
+                self.messages_url,
+                auth=self._auth,
+                timeout=DEFAULT_TIMEOUT,
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.RequestException as exc:
+            raise transport_error(CARRIER, exc) from None
+        if not 200 <= response.status_code < 300:
+            raise classify_error(response)
+        return response
+
+    def create_message(self, form: Mapping[str, str]) -> SendResult:
+        """POST one message; a 2xx whose body we cannot read is an ambiguous failure."""
+        response = self._request("POST", data=dict(form))
+        try:
+            payload = response.json()
+            return to_send_result(payload)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            # Twilio took the message (2xx) but we cannot tell its SID: reconcile, never resend.
+            raise TransientProviderError(
+                f"twilio: HTTP {response.status_code} without a readable message",
+                provider=CARRIER,
+                status=response.status_code,
+                ambiguous=True,
+            ) from None
+
+    def find_message(
+        self, *, to: str, from_: str, body: str, sent_after: datetime
+    ) -> SendResult | None:
+        """The newest message to ``to`` from ``from_`` with exactly ``body``, created at or
+        after ``sent_after`` less :data:`CLOCK_SKEW`; None when the first page has none."""
+        if sent_after.tzinfo is None:
+            raise ValueError("sent_after must be an aware datetime")
+        earliest = sent_after - CLOCK_SKEW
+        response = self._request(
+            "GET", params={"To": to, "From": from_, "PageSize": str(RECONCILE_PAGE_SIZE)}
+        )
+        try:
+            messages = response.json().get("messages") or []
+        except (ValueError, AttributeError):
+            raise TransientProviderError(
+                "twilio: Messages list without a readable body", provider=CARRIER
+            ) from None
+        for message in messages:
+            if not isinstance(message, dict) or message.get("body") != body:
+                continue
+            created = _rfc2822(message.get("date_created"))
+            if created is not None and created >= earliest and message.get("sid"):
+                return to_send_result(message)
+        return None

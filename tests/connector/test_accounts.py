@@ -1,0 +1,116 @@
+"""Account files: validation naming the field, nothing written on refusal, sealed credentials."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from sqlalchemy import select
+
+from connector.accounts import REDACTED, export_account, import_account, parse_account_file
+from connector.crypto import CredentialBox
+from connector.errors import ConfigurationError
+from connector.storage.models import Account
+
+TWILIO_HUBSPOT = {
+    "id": "acme-plumbing",
+    "name": "Acme Plumbing",
+    "timezone": "America/Denver",
+    "carrier": {
+        "kind": "twilio",
+        "credentials": {"account_sid": "AC" + "a" * 32, "auth_token": "tok-twilio-secret-123"},
+        "numbers": ["(415) 555-0100"],
+        "forward_to": ["+1 415 555 0199"],
+    },
+    "crm": {
+        "kind": "hubspot",
+        "credentials": {"access_token": "pat-na1-secret-hubspot-token"},
+        "mapping": {"pipeline": "default", "stage": "appointmentscheduled", "owner_id": "42"},
+    },
+}
+
+
+def test_valid_file_is_stored_with_numbers_normalised_and_secrets_sealed(runtime):
+    with runtime.db.session() as s:
+        import_account(s, runtime.box, TWILIO_HUBSPOT)
+    with runtime.db.session() as s:
+        account = s.get(Account, "acme-plumbing")
+        assert account.settings["carrier"]["numbers"] == ["+14155550100"]
+        assert account.settings["carrier"]["forward_to"] == ["+14155550199"]
+        assert account.settings["carrier"]["ring_timeout_seconds"] == 20
+        assert "tok-twilio-secret-123" not in account.carrier_credentials
+        assert "pat-na1" not in account.crm_credentials
+        assert "credentials" not in account.settings["carrier"]
+        assert runtime.box.open(account.crm_credentials)["access_token"].startswith("pat-na1")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("timezone",), "Mars/Olympus", "timezone"),
+        (("carrier", "numbers"), ["12"], "carrier.numbers.0"),
+        (("carrier", "kind"), "pigeon", "carrier.kind"),
+        (("carrier", "credentials", "account_sid"), None, "carrier.credentials.account_sid"),
+        (("crm", "credentials", "access_token"), None, "crm.credentials.access_token"),
+        (("crm", "mapping", "task_priority"), "URGENT", "crm.mapping.task_priority"),
+        (("id",), "Not A Slug", "id"),
+        (("templates",), {"missed_call": "Hi from {biz}"}, "templates.missed_call"),
+    ],
+)
+def test_bad_file_is_refused_naming_the_field_and_nothing_is_written(runtime, path, value, field):
+    doc = copy.deepcopy(TWILIO_HUBSPOT)
+    target = doc
+    for key in path[:-1]:
+        target = target[key]
+    if value is None:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    with pytest.raises(ConfigurationError) as info:
+        with runtime.db.session() as s:
+            import_account(s, runtime.box, doc)
+    assert field in str(info.value)
+    with runtime.db.session() as s:
+        assert s.scalars(select(Account)).all() == []
+
+
+def test_unknown_field_is_refused():
+    doc = copy.deepcopy(TWILIO_HUBSPOT)
+    doc["crm"]["mapping"]["pipline"] = "typo"
+    with pytest.raises(ConfigurationError, match="crm.mapping.pipline"):
+        parse_account_file(__import__("json").dumps(doc))
+
+
+def test_not_json_is_refused():
+    with pytest.raises(ConfigurationError, match="not JSON"):
+        parse_account_file("{nope")
+
+
+def test_export_redacts_secrets_and_a_redacted_file_reimports_keeping_them(runtime):
+    with runtime.db.session() as s:
+        account = import_account(s, runtime.box, TWILIO_HUBSPOT)
+        exported = export_account(account, runtime.box)
+    assert exported["carrier"]["credentials"]["auth_token"] == REDACTED
+    assert exported["carrier"]["credentials"]["account_sid"] == "AC" + "a" * 32
+    assert exported["crm"]["credentials"]["access_token"] == REDACTED
+    exported["name"] = "Acme Plumbing & Heating"
+    with runtime.db.session() as s:
+        account = import_account(s, runtime.box, exported)
+        full = export_account(account, runtime.box, include_secrets=True)
+    assert full["name"] == "Acme Plumbing & Heating"
+    assert full["carrier"]["credentials"]["auth_token"] == "tok-twilio-secret-123"
+    assert full["crm"]["credentials"]["access_token"] == "pat-na1-secret-hubspot-token"
+
+
+def test_redacted_secret_for_a_new_account_is_refused(runtime):
+    doc = copy.deepcopy(TWILIO_HUBSPOT)
+    doc["carrier"]["credentials"]["auth_token"] = REDACTED
+    with pytest.raises(ConfigurationError, match="auth_token"):
+        with runtime.db.session() as s:
+            import_account(s, runtime.box, doc)
+
+
+def test_credentials_sealed_under_another_key_are_a_clear_error():
+    token = CredentialBox("a" * 40).seal({"x": "y"})
+    with pytest.raises(ConfigurationError, match="TEXTBACK_SECRET_KEY"):
+        CredentialBox("b" * 40).open(token)

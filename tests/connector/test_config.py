@@ -1,0 +1,55 @@
+"""Settings: defaults, and every bad setting named in one error."""
+
+from __future__ import annotations
+
+import pytest
+
+from connector.config import load_settings
+from connector.errors import ConfigurationError
+
+
+def test_defaults_use_sqlite_and_a_queue_file_next_to_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({})
+    assert settings.database_url == "sqlite:///var/textback.db"
+    assert settings.queue_url == "sqlite:///var/textback-queue.db"
+    assert settings.public_url == "http://127.0.0.1:8080"
+    assert not settings.queue_is_redis
+    # With no key configured, one is made once and kept beside the database.
+    assert len(settings.secret_key) >= 32
+    assert load_settings({}).secret_key == settings.secret_key
+    assert (tmp_path / "var" / "secret_key").stat().st_mode & 0o077 == 0
+
+
+def test_every_bad_setting_is_listed_by_name():
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(
+            {
+                "TEXTBACK_DATABASE_URL": "mysql://x",
+                "TEXTBACK_QUEUE_URL": "amqp://x",
+                "TEXTBACK_PUBLIC_URL": "not a url",
+                "TEXTBACK_SECRET_KEY": "short",
+                "TEXTBACK_TRUST_PROXY_HOPS": "-1",
+                "TEXTBACK_PUBLIK_URL": "typo",
+            }
+        )
+    message = str(info.value)
+    for name in (
+        "TEXTBACK_DATABASE_URL", "TEXTBACK_QUEUE_URL", "TEXTBACK_PUBLIC_URL",
+        "TEXTBACK_SECRET_KEY", "TEXTBACK_TRUST_PROXY_HOPS", "TEXTBACK_PUBLIK_URL",
+    ):
+        assert name in message, name
+
+
+def test_redis_and_postgres_urls_are_accepted():
+    settings = load_settings(
+        {
+            "TEXTBACK_DATABASE_URL": "postgresql+psycopg://u:pw@db/textback",
+            "TEXTBACK_QUEUE_URL": "redis://127.0.0.1:6379/0",
+            "TEXTBACK_PUBLIC_URL": "https://hooks.example.com/",
+            "TEXTBACK_SECRET_KEY": "k" * 40,
+        }
+    )
+    assert settings.queue_is_redis
+    assert settings.public_url == "https://hooks.example.com"
+    assert "pw" not in repr(settings) and "k" * 40 not in repr(settings)
