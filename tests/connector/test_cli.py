@@ -1,0 +1,64 @@
+"""The ``textback`` commands, run in-process through ``connector.cli.main``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from connector.cli import main
+from tests.connector.test_accounts import TWILIO_HUBSPOT
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("TEXTBACK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("TEXTBACK_SECRET_KEY", "c" * 40)
+    monkeypatch.setenv("TEXTBACK_PUBLIC_URL", "https://hooks.example.test")
+    assert main(["db", "upgrade"]) == 0
+    return tmp_path
+
+
+def test_accounts_import_list_export(env, capsys):
+    path = env / "acme.json"
+    path.write_text(json.dumps(TWILIO_HUBSPOT))
+    assert main(["accounts", "import", str(path)]) == 0
+    assert main(["accounts", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "acme-plumbing\tAcme Plumbing\ttwilio\thubspot" in out
+    assert main(["accounts", "export", "acme-plumbing"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["carrier"]["credentials"]["auth_token"] == "********"
+    assert exported["carrier"]["numbers"] == ["+14155550100"]
+
+
+def test_bad_account_file_exits_2_naming_the_field(env, capsys):
+    doc = dict(TWILIO_HUBSPOT, timezone="Nowhere/Special")
+    path = env / "bad.json"
+    path.write_text(json.dumps(doc))
+    assert main(["accounts", "import", str(path)]) == 2
+    assert "timezone" in capsys.readouterr().err
+    assert main(["accounts", "list"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_bad_environment_exits_2_naming_the_variable(env, monkeypatch, capsys):
+    monkeypatch.setenv("TEXTBACK_QUEUE_URL", "kafka://nope")
+    assert main(["accounts", "list"]) == 2
+    assert "TEXTBACK_QUEUE_URL" in capsys.readouterr().err
+
+
+def test_simulate_call_on_the_demo_account_then_explain(env, capsys):
+    assert main(["simulate-call", "demo", "--from", "+14155550123"]) == 0
+    out = capsys.readouterr().out
+    assert "decision: text the caller" in out and "text: sent" in out
+    assert "CRM sandbox task" in out
+    call_id = out.split()[1]
+    assert main(["explain", call_id]) == 0
+    assert "crm_synced" in capsys.readouterr().out
+    assert main(["explain", "no-such-call"]) == 1
+
+
+def test_simulated_answered_call_does_nothing(env, capsys):
+    assert main(["simulate-call", "demo", "--from", "+14155550123", "--outcome", "answered"]) == 0
+    assert "answered call: nothing to do" in capsys.readouterr().out
