@@ -1,0 +1,149 @@
+"""The HubSpot CRM adapter: :class:`HubSpotCrm` and the API calls each operation makes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from marshmallow import Schema, fields
+
+from connector.http import DEFAULT_TIMEOUT, WebhookRequest
+from crm_adapters.base import CallLog, CrmAdapter, CrmContact, LeadSpec, MessageLog, TaskSpec
+from crm_adapters.hubspot import activities, deals
+from crm_adapters.hubspot.client import HubSpotApi
+from crm_adapters.hubspot.contacts import ContactFinder
+from crm_adapters.hubspot.webhooks import verify_v3
+
+_SEARCH = "POST /crm/v3/objects/contacts/search"
+_PROPERTY = "POST /crm/v3/properties/contacts"
+_UPSERT = "POST /crm/v3/objects/contacts/batch/upsert"
+
+#: The HubSpot requests each adapter operation makes, in order, on the success path. The
+#: property create happens once per adapter instance (per account and process), before its
+#: first upsert; a 409 conflict on the upsert may add ``POST .../contacts/batch/read``.
+API_CALLS: Mapping[str, tuple[str, ...]] = {
+    "find_or_create_contact:returning": (_SEARCH,),
+    "find_or_create_contact:new": (_SEARCH, _UPSERT),
+    "find_or_create_contact:new_first_in_process": (_SEARCH, _PROPERTY, _UPSERT),
+    "log_call": ("POST /crm/v3/objects/calls",),
+    "log_message": ("POST /crm/v3/objects/communications",),
+    "create_task": ("POST /crm/v3/objects/tasks",),
+    "append_to_task": (
+        "GET /crm/v3/objects/tasks/{taskId}",
+        "PATCH /crm/v3/objects/tasks/{taskId}",
+    ),
+    "set_pipeline_stage:new": ("POST /crm/v3/objects/deals",),
+    "set_pipeline_stage:open": ("GET /crm/v3/objects/deals/{dealId}",),
+    "set_pipeline_stage:closed": (
+        "GET /crm/v3/objects/deals/{dealId}",
+        "POST /crm/v3/objects/deals",
+    ),
+}
+
+
+#: Caller kinds for :func:`api_calls_per_missed_call`.
+CALLER_KINDS = ("new", "in_crm", "linked")
+
+
+def api_calls_per_missed_call(caller: str, *, first_in_process: bool = False) -> int:
+    """HubSpot requests for one missed call as ``connector.crm_sync`` syncs it (text sent).
+
+    ``caller`` is ``"new"`` (unknown to HubSpot: search, upsert, new deal), ``"in_crm"`` (a
+    HubSpot contact the connector has no link for yet: search, new deal) or ``"linked"`` (the
+    connector's ``crm_links`` hold the contact and an open deal: no contact call, one deal
+    read). Every kind then logs the call, the text-back and creates the task.
+    ``first_in_process`` adds the one-off unique-property create of a new adapter instance.
+    """
+    if caller == "new":
+        suffix = "new_first_in_process" if first_in_process else "new"
+        steps = ["find_or_create_contact:" + suffix, "set_pipeline_stage:new"]
+    elif caller == "in_crm":
+        steps = ["find_or_create_contact:returning", "set_pipeline_stage:new"]
+    elif caller == "linked":
+        steps = ["set_pipeline_stage:open"]
+    else:
+        raise ValueError(f"caller must be one of {CALLER_KINDS}")
+    steps += ["log_call", "log_message", "create_task"]
+    return sum(len(API_CALLS[step]) for step in steps)
+
+
+class HubSpotCredentials(Schema):
+    """``crm.credentials`` for HubSpot.
+
+    ``access_token`` is a private-app token (or an OAuth access token); ``client_secret`` is the
+    app's secret, needed only to verify the webhooks HubSpot sends.
+    """
+
+    access_token = fields.String(required=True, metadata={"secret": True})
+    client_secret = fields.String(load_default=None, allow_none=True, metadata={"secret": True})
+
+
+class HubSpotCrm(CrmAdapter):
+    """HubSpot through hubspot-api-client: contacts, calls, SMS, tasks, deals and webhooks.
+
+    ``timeout`` is ``(connect, read)`` seconds for every request. The adapter makes exactly one
+    attempt per request (SDK retries off) and raises classified errors; retrying is the
+    connector's job.
+    """
+
+    name: ClassVar[str] = "hubspot"
+    display_name: ClassVar[str] = "HubSpot"
+    docs_url: ClassVar[str] = "https://developers.hubspot.com/docs/api/crm/understanding-the-crm"
+    default_api_base_url: ClassVar[str] = "https://api.hubapi.com"
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"contacts", "call_log", "message_log", "tasks", "task_queues", "pipeline", "webhooks"}
+    )
+    #: What the private app or OAuth install must grant. Engagements (calls, communications,
+    #: tasks) are covered by the contacts scopes; the schema scope creates the unique property.
+    required_scopes: ClassVar[tuple[str, ...]] = (
+        "crm.objects.contacts.read",
+        "crm.objects.contacts.write",
+        "crm.objects.deals.read",
+        "crm.objects.deals.write",
+        "crm.objects.owners.read",
+        "crm.schemas.contacts.write",
+    )
+    config_schema = HubSpotCredentials
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        *,
+        api_base_url: str | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        super().__init__(credentials, api_base_url=api_base_url)
+        token = str(self.credentials["access_token"])
+        secret = self.credentials.get("client_secret") or ""
+        self._api = HubSpotApi(
+            token, host=self.api_base_url, timeout=timeout, secrets=(token, secret)
+        )
+        self._contacts = ContactFinder(self._api)
+
+    def find_or_create_contact(self, phone: str, name: str | None = None) -> CrmContact:
+        """One search; on a miss, an upsert on the unique phone property (see ``contacts``)."""
+        return self._contacts.find_or_create(phone, name)
+
+    def log_call(self, call: CallLog) -> str:
+        """Create a call engagement on the contact (and deal)."""
+        return activities.log_call(self._api, call)
+
+    def log_message(self, message: MessageLog) -> str:
+        """Create an SMS communication on the contact (and deal)."""
+        return activities.log_message(self._api, message)
+
+    def create_task(self, task: TaskSpec) -> str:
+        """Create a CALL task for the owner, in the task queue when one is set."""
+        return activities.create_task(self._api, task)
+
+    def append_to_task(self, task_id: str, text: str) -> None:
+        """Append a line to the task's notes."""
+        activities.append_to_task(self._api, task_id, text)
+
+    def set_pipeline_stage(self, lead: LeadSpec, existing_id: str | None = None) -> str:
+        """Reuse the open deal ``existing_id`` or create one in the mapped pipeline and stage."""
+        return deals.set_pipeline_stage(self._api, lead, existing_id)
+
+    def verify_request(self, request: WebhookRequest) -> None:
+        """Check HubSpot's signature v3 with the app's ``client_secret``."""
+        verify_v3(request, self.credentials.get("client_secret") or "")

@@ -1,0 +1,326 @@
+"""hubspot-api-client setup and the translation of its exceptions into :mod:`connector.errors`.
+
+One :class:`HubSpotApi` per adapter instance holds the SDK's API objects (each owns a urllib3 pool,
+so they are built once and reused), passes a timeout on every call and has urllib3 retries turned
+off: the connector is the only retry layer (DESIGN.md section 6).
+
+Everything the SDK raises leaves through :meth:`HubSpotApi.translating` as a
+:class:`~connector.errors.ProviderError`. Messages keep HubSpot's own text and ``correlationId``
+(what HubSpot support asks for) but never the access token, the client secret or a full phone
+number, and the SDK exception is not chained (its ``str`` embeds the raw response body).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+
+import hubspot
+import urllib3
+from urllib3.util.retry import Retry
+
+from connector.errors import (
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    RateLimitedError,
+    TransientProviderError,
+)
+from connector.http import retry_after_seconds
+
+PROVIDER = "hubspot"
+
+#: urllib3 retry policy that makes exactly one attempt. ``Retry(total=0)`` turns connect, read,
+#: status and redirect retries off; the SDK hands it to every ``PoolManager`` it builds.
+NO_RETRIES = Retry(total=0, raise_on_redirect=False, raise_on_status=False)
+
+#: Seconds to wait after a 429 without ``Retry-After``, by the body's ``policyName``.
+#: https://developers.hubspot.com/docs/api/usage-details
+#: ``DAILY`` resets at midnight in the portal's own time zone, which we do not know: re-probe
+#: hourly rather than park the work for a day (OAuth apps have no daily limit anyway).
+POLICY_WAIT_SECONDS: Mapping[str, float] = {
+    "TEN_SECONDLY_ROLLING": 10.0,
+    "SECONDLY": 1.0,
+    "DAILY": 3600.0,
+}
+DEFAULT_RATE_LIMIT_WAIT = 10.0
+#: How much of HubSpot's error message an error keeps.
+MAX_MESSAGE_CHARS = 300
+#: Floor for any computed wait, so a ``Retry-After: 0`` never turns into a hot loop.
+MIN_RATE_LIMIT_WAIT = 1.0
+
+# HubSpot's 409 on a contact create names the record that already has the unique value, e.g.
+# {"message": "Contact already exists. Existing ID: 37765128953", "category": "CONFLICT"}.
+# https://github.com/HubSpot/hubspot-api-nodejs/issues/545 (the message format)
+_EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
+
+# A run of at least seven digits, optionally with a leading "+" and single phone punctuation
+# between digits, not glued to letters, digits or hyphens (so UUIDs such as correlationIds
+# survive). Provider messages sometimes echo property values, phone numbers among them.
+_PHONE_LIKE = re.compile(r"(?<![0-9A-Za-z\-])\+?\d(?:[\s().\-]{0,2}\d){6,}(?![0-9A-Za-z\-])")
+
+_LOG = logging.getLogger(__name__)
+
+# The generated SDK logs every response body at DEBUG ("response body: ..."), and bodies hold
+# phone numbers and message texts (DESIGN.md section 8). Keep its loggers at INFO or above unless
+# the operator configured them explicitly.
+_sdk_logger = logging.getLogger("hubspot")
+if _sdk_logger.level == logging.NOTSET:
+    _sdk_logger.setLevel(logging.INFO)
+
+
+class HubSpotConflictError(PermanentProviderError):
+    """HubSpot answered 409: the record exists; ``existing_id`` when HubSpot named it."""
+
+    def __init__(self, message: str, *, existing_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.existing_id = existing_id
+
+
+def mask_phone_numbers(text: str) -> str:
+    """``text`` with every phone-like digit run reduced to its last two digits."""
+
+    def _mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group(0))
+        return "*" * (len(digits) - 2) + digits[-2:]
+
+    return _PHONE_LIKE.sub(_mask, text)
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` without any of ``secrets`` and without full phone numbers."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return mask_phone_numbers(text)
+
+
+def _parse_body(body: Any) -> dict[str, Any]:
+    """HubSpot's JSON error body as a dict; an empty dict for HTML pages and other surprises."""
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if not isinstance(body, str) or not body.strip():
+        return {}
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if not headers:
+        return None
+    getter = getattr(headers, "get", None)
+    if getter is None:
+        return None
+    value = getter(name)
+    if value is None:
+        # urllib3's HTTPHeaderDict is case-insensitive; a plain dict from a test may not be.
+        lowered = {str(k).lower(): v for k, v in dict(headers).items()}
+        value = lowered.get(name.lower())
+    return str(value) if value is not None else None
+
+
+def rate_limit_wait(headers: Any, body: Mapping[str, Any]) -> float:
+    """Seconds to wait after a 429: ``Retry-After`` when present, else from ``policyName``.
+
+    HubSpot does not reliably send ``Retry-After``; its error body names the policy that tripped.
+    https://developers.hubspot.com/docs/api/usage-details
+    """
+    policy = str(body.get("policyName") or "").upper()
+    default = POLICY_WAIT_SECONDS.get(policy, DEFAULT_RATE_LIMIT_WAIT)
+    wait = retry_after_seconds(_header(headers, "Retry-After"), default)
+    return max(wait, MIN_RATE_LIMIT_WAIT)
+
+
+def _missing_scopes(body: Mapping[str, Any]) -> list[str]:
+    """Scope names a 403 ``MISSING_SCOPES`` body lists (in ``context`` or per error)."""
+    found: list[str] = []
+    contexts: list[Any] = [body.get("context")]
+    contexts += [e.get("context") for e in body.get("errors") or [] if isinstance(e, dict)]
+    for ctx in contexts:
+        if not isinstance(ctx, dict):
+            continue
+        for key in ("requiredGranularScopes", "requiredScopes", "missingScopes"):
+            for scope in ctx.get(key) or []:
+                if isinstance(scope, str) and scope not in found:
+                    found.append(scope)
+    return found
+
+
+def api_error(
+    status: int,
+    body: Any,
+    headers: Any,
+    *,
+    operation: str,
+    ambiguous: bool,
+    secrets: Sequence[str] = (),
+) -> ProviderError:
+    """Classify one HubSpot error response.
+
+    Statuses: https://developers.hubspot.com/docs/api-reference/error-handling
+    """
+    data = _parse_body(body)
+    category = str(data.get("category") or data.get("errorType") or "") or None
+    # Capped: validation messages can quote the values we sent.
+    raw_message = str(data.get("message") or "").strip()[:MAX_MESSAGE_CHARS] or f"HTTP {status}"
+    correlation = data.get("correlationId")
+    text = f"HubSpot {operation} failed ({status}"
+    text += f" {category}): " if category else "): "
+    text += redact(raw_message, secrets)
+    if correlation:
+        text += f" [correlationId {correlation}]"
+    common: dict[str, Any] = {"provider": PROVIDER, "code": category, "status": status}
+
+    if status == 429:
+        return RateLimitedError(text, retry_after=rate_limit_wait(headers, data), **common)
+    if status == 401:
+        return ProviderAuthError(text, **common)
+    if status == 403:
+        # 403 is a missing scope or a feature outside the portal's tier, not a revoked install.
+        scopes = _missing_scopes(data)
+        if scopes or category == "MISSING_SCOPES" or "scope" in raw_message.lower():
+            needed = ", ".join(scopes) if scopes else "see the HubSpot app settings"
+            text += f" (missing scopes: {needed}; reinstall the app with them)"
+        return PermanentProviderError(text, **common)
+    if status == 409:
+        match = _EXISTING_ID.search(raw_message)
+        return HubSpotConflictError(text, existing_id=match.group(1) if match else None, **common)
+    if status == 423 or status >= 500:
+        # 423: record locked during an import or merge; 5xx: HubSpot's side. Both pass.
+        return TransientProviderError(text, ambiguous=ambiguous and status >= 500, **common)
+    return PermanentProviderError(text, **common)
+
+
+def transport_error(
+    exc: BaseException, *, operation: str, ambiguous: bool
+) -> TransientProviderError:
+    """A timeout or connection failure from urllib3.
+
+    A failure while connecting means the request never left, so it is never ambiguous; a read
+    timeout or a dropped connection after sending is ambiguous for writes (``ambiguous``).
+    """
+    reason: BaseException = getattr(exc, "reason", None) or exc
+    never_sent = isinstance(
+        reason, urllib3.exceptions.ConnectTimeoutError | urllib3.exceptions.NewConnectionError
+    )
+    return TransientProviderError(
+        f"HubSpot {operation} failed: {type(reason).__name__}",
+        provider=PROVIDER,
+        ambiguous=ambiguous and not never_sent,
+    )
+
+
+def _api_exception_classes() -> tuple[type[BaseException], ...]:
+    # Every SDK sub-package generates its own ApiException (NotFoundException, ServiceException
+    # ... subclass it); collect those of the packages this adapter calls.
+    from hubspot.crm.contacts import exceptions as contacts
+    from hubspot.crm.deals import exceptions as deals
+    from hubspot.crm.objects.calls import exceptions as calls
+    from hubspot.crm.objects.communications import exceptions as communications
+    from hubspot.crm.objects.tasks import exceptions as tasks
+    from hubspot.crm.properties import exceptions as properties
+
+    modules = (contacts, deals, calls, communications, tasks, properties)
+    return tuple(m.ApiException for m in modules)
+
+
+_API_EXCEPTIONS = _api_exception_classes()
+
+
+class HubSpotApi:
+    """The SDK API objects one adapter uses, built lazily, sharing one configuration.
+
+    ``timeout`` is ``(connect, read)`` seconds and goes on every call as ``_request_timeout``.
+    """
+
+    def __init__(
+        self,
+        access_token: str,
+        *,
+        host: str,
+        timeout: tuple[float, float],
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self._client = hubspot.HubSpot(access_token=access_token, host=host, retry=NO_RETRIES)
+        self.timeout = timeout
+        self._secrets = tuple(s for s in secrets if s)
+
+    def __repr__(self) -> str:
+        return "<HubSpotApi>"
+
+    @cached_property
+    def contacts_search(self) -> Any:
+        """``hubspot.crm.contacts.SearchApi``."""
+        return self._client.crm.contacts.search_api
+
+    @cached_property
+    def contacts_batch(self) -> Any:
+        """``hubspot.crm.contacts.BatchApi`` (upsert, read by unique property)."""
+        return self._client.crm.contacts.batch_api
+
+    @cached_property
+    def properties(self) -> Any:
+        """``hubspot.crm.properties.CoreApi``."""
+        return self._client.crm.properties.core_api
+
+    @cached_property
+    def calls(self) -> Any:
+        """``hubspot.crm.objects.calls.BasicApi``."""
+        return self._client.crm.objects.calls.basic_api
+
+    @cached_property
+    def communications(self) -> Any:
+        """``hubspot.crm.objects.communications.BasicApi``."""
+        return self._client.crm.objects.communications.basic_api
+
+    @cached_property
+    def tasks(self) -> Any:
+        """``hubspot.crm.objects.tasks.BasicApi``."""
+        return self._client.crm.objects.tasks.basic_api
+
+    @cached_property
+    def deals(self) -> Any:
+        """``hubspot.crm.deals.BasicApi``."""
+        return self._client.crm.deals.basic_api
+
+    @contextmanager
+    def translating(self, operation: str, *, ambiguous: bool) -> Iterator[None]:
+        """Turn whatever the SDK raises inside the block into a :class:`ProviderError`.
+
+        ``ambiguous`` says whether the call may have taken effect when the answer was lost
+        (true for creates that HubSpot would not de-duplicate).
+        """
+        try:
+            yield
+        except urllib3.exceptions.HTTPError as exc:
+            error: ProviderError = transport_error(exc, operation=operation, ambiguous=ambiguous)
+            _LOG.warning("hubspot %s: transport failure %s", operation, type(exc).__name__)
+            raise error from None
+        except _API_EXCEPTIONS as exc:
+            status = int(getattr(exc, "status", 0) or 0)
+            if status == 0:
+                # The SDK reports TLS failures as ApiException(status=0).
+                error = TransientProviderError(
+                    f"HubSpot {operation} failed: connection error",
+                    provider=PROVIDER,
+                    ambiguous=False,
+                )
+            else:
+                error = api_error(
+                    status,
+                    getattr(exc, "body", None),
+                    getattr(exc, "headers", None),
+                    operation=operation,
+                    ambiguous=ambiguous,
+                    secrets=self._secrets,
+                )
+            _LOG.info("hubspot %s: HTTP %s (%s)", operation, status, type(error).__name__)
+            raise error from None
