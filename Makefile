@@ -20,9 +20,10 @@ run: $(STAMP)
 	$(BIN)/textback db upgrade
 	$(BIN)/textback serve --host 127.0.0.1 --port 8080
 
-## test: install with test extras, lint, run the whole suite
+## test: install with test extras, lint, type-check, run the whole suite
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

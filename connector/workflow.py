@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select, update
@@ -145,9 +146,9 @@ def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> N
     carrier = runtime.carrier_for(account)
     if message.send_attempts > 0 and message.status in ("intent", "ambiguous"):
         found = _reconcile(runtime, session, call, message)
-        if found is None:
-            return  # rescheduled or waiting for the carrier's status callback
-        if found is not False:
+        if found is Reconciled.WAIT:
+            return  # rescheduled, or waiting for the carrier's status callback
+        if isinstance(found, SendResult):
             _mark_sent(session, call, message, found, "reconciled: the carrier had sent it")
             return
     message.send_attempts += 1
@@ -187,14 +188,21 @@ def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> N
     _mark_sent(session, call, message, result, "carrier accepted the text")
 
 
+class Reconciled(Enum):
+    """What reconciling an unsettled send found, when it found no text."""
+
+    WAIT = "wait"  # too early to tell, or the carrier cannot say: try later
+    ABSENT = "absent"  # the carrier has no such text: safe to send
+
+
 def _reconcile(
     runtime: Runtime, session: Session, call: Call, message: Message
-) -> SendResult | bool | None:
-    """A SendResult when the carrier has the text, False when it has not, None to wait."""
+) -> SendResult | Reconciled:
+    """The carrier's record of the text when it has one, else whether to send or wait."""
     last = message.last_attempt_at or message.created_at
     if utcnow() - last < RECONCILE_AFTER:
         runtime.jobs.enqueue_text_back(call.id, delay=RECONCILE_AFTER.total_seconds())
-        return None
+        return Reconciled.WAIT
     account = session.get(Account, call.account_id)
     assert account is not None  # noqa: S101
     carrier = runtime.carrier_for(account)
@@ -212,15 +220,14 @@ def _reconcile(
         message.status = "ambiguous"
         call.state = "texted"
         session.commit()
-        return None
+        return Reconciled.WAIT
     except ProviderError as exc:
         audit(session, call.id, "reconcile_failed", type(exc).__name__)
-        session.commit()
         runtime.jobs.enqueue_text_back(call.id, delay=RECONCILE_AFTER.total_seconds())
-        return None
+        return Reconciled.WAIT
     if found is None:
         audit(session, call.id, "reconciled", "the carrier has no such text; sending")
-        return False
+        return Reconciled.ABSENT
     return found
 
 
