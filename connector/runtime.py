@@ -49,41 +49,33 @@ class Runtime:
 
     def carrier_for(self, account: Account) -> CarrierAdapter:
         """The account's carrier adapter, built once per account version."""
-        key = ("carrier", account.id, account.updated_at)
-        with self._lock:
-            adapter = self._adapters.get(key)
-        if adapter is None:
-            cls = CARRIERS[account.carrier_kind]
-            kwargs: dict[str, Any] = {
-                "api_base_url": account.settings["carrier"].get("api_base_url")
-            }
-            if account.carrier_kind == "sandbox":
-                kwargs["outbox"] = DbOutbox(self.db, account.id)
-            adapter = cls(self.box.open(account.carrier_credentials), **kwargs)
-            with self._lock:
-                self._forget(account.id, "carrier")
-                self._adapters[key] = adapter
-        return adapter  # type: ignore[no-any-return]
+        return self._adapter("carrier", account)  # type: ignore[no-any-return]
 
     def crm_for(self, account: Account) -> CrmAdapter:
         """The account's CRM adapter, built once per account version."""
-        key = ("crm", account.id, account.updated_at)
+        return self._adapter("crm", account)  # type: ignore[no-any-return]
+
+    def _adapter(self, role: str, account: Account) -> Any:
+        key = (role, account.id, account.updated_at)
         with self._lock:
             adapter = self._adapters.get(key)
-        if adapter is None:
-            cls = CRMS[account.crm_kind]
-            kwargs: dict[str, Any] = {"api_base_url": account.settings["crm"].get("api_base_url")}
-            if account.crm_kind == "sandbox":
+        if adapter is not None:
+            return adapter
+        kind = account.carrier_kind if role == "carrier" else account.crm_kind
+        cls = CARRIERS[kind] if role == "carrier" else CRMS[kind]
+        sealed = account.carrier_credentials if role == "carrier" else account.crm_credentials
+        kwargs: dict[str, Any] = {"api_base_url": account.settings[role].get("api_base_url")}
+        if kind == "sandbox":  # the built-in sandbox records into this database
+            if role == "carrier":
+                kwargs["outbox"] = DbOutbox(self.db, account.id)
+            else:
                 kwargs["store"] = DbCrmStore(self.db, account.id)
-            adapter = cls(self.box.open(account.crm_credentials), **kwargs)
-            with self._lock:
-                self._forget(account.id, "crm")
-                self._adapters[key] = adapter
-        return adapter  # type: ignore[no-any-return]
-
-    def _forget(self, account_id: str, role: str) -> None:
-        for key in [k for k in self._adapters if k[0] == role and k[1] == account_id]:
-            del self._adapters[key]
+        adapter = cls(self.box.open(sealed), **kwargs)
+        with self._lock:
+            for stale in [k for k in self._adapters if k[0] == role and k[1] == account.id]:
+                del self._adapters[stale]
+            self._adapters[key] = adapter
+        return adapter
 
     def close(self) -> None:
         """Release database connections."""
