@@ -90,6 +90,15 @@ class CarrierAdapter(ABC):
         Raises :class:`~connector.errors.MalformedWebhookError` when required fields are missing.
         """
 
+    def route(self, kind: str, request: WebhookRequest) -> str:
+        """Which kind of event this authentic request really carries.
+
+        Some carriers send several kinds to one URL (Telnyx posts inbound messages and delivery
+        reports to the same messaging webhook); they override this to return ``voice``, ``sms``
+        or ``status``. The default trusts the URL's kind.
+        """
+        return kind
+
     def is_incoming_call(self, request: WebhookRequest) -> bool:
         """True when the voice webhook is a new incoming call to be answered with forwarding."""
         return False

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import marshmallow
 
@@ -100,6 +101,40 @@ class LeadSpec:
     pipeline: str | None
     stage: str | None
     owner_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OAuthTokens:
+    """An OAuth installation's tokens; ``expires_at`` is when the access token stops working."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime | None = None
+    extra: Mapping[str, Any] | None = None  # provider fields worth keeping (account id, scopes)
+
+    def __repr__(self) -> str:
+        return f"OAuthTokens(<hidden>, expires_at={self.expires_at!r})"
+
+
+class TokenStore(Protocol):
+    """Where an OAuth adapter keeps its tokens; the connector provides it, encrypted at rest.
+
+    ``locked()`` holds a per-installation lock that is honoured by every ``textback worker``
+    process on every machine, so a refresh with a rotating refresh token happens once. ``load``
+    inside the lock reads the latest tokens; ``save`` stores the new pair atomically.
+    """
+
+    def locked(self) -> AbstractContextManager[None]:
+        """The per-installation lock."""
+
+    def load(self) -> OAuthTokens:
+        """The current tokens."""
+
+    def save(self, tokens: OAuthTokens) -> None:
+        """Replace the tokens (both at once)."""
+
+    def mark_disconnected(self, reason: str) -> None:
+        """The installation is gone (uninstalled, revoked): stop calling the CRM."""
 
 
 class CrmAdapter(ABC):

@@ -78,6 +78,7 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
             count("textback_webhooks_total", provider=carrier, kind=kind, status="403")
             return Response("forbidden\n", status=403, content_type="text/plain")
         try:
+            kind = adapter.route(kind, req)
             reply, enqueue = _handle(runtime, session, account, adapter, kind, req)
         except MalformedWebhookError as exc:
             session.rollback()
