@@ -18,6 +18,7 @@ import marshmallow
 import requests
 
 from connector.events import (
+    AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
@@ -64,6 +65,9 @@ class CarrierAdapter(ABC):
     config_schema: ClassVar[type[marshmallow.Schema]]
     call_outcomes: ClassVar[Mapping[str, CallOutcome]]
     delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]]
+    #: True when the carrier itself answers STOP (and START, HELP) with a confirmation text, so
+    #: the connector must not send a second one. An account can override it.
+    confirms_opt_outs: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -102,6 +106,22 @@ class CarrierAdapter(ABC):
     def is_incoming_call(self, request: WebhookRequest) -> bool:
         """True when the voice webhook is a new incoming call to be answered with forwarding."""
         return False
+
+    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
+        """The answered call a voice webhook reports (either direction), else None.
+
+        Used to cancel a pending text when the business called back or the customer got through.
+        Carriers whose events cannot tell return None.
+        """
+        return None
+
+    def lookup_line_type(self, number: str) -> str | None:
+        """The number's line type (``mobile``, ``landline``, ``fixedVoip`` ...) per the carrier.
+
+        Raises ``NotImplementedError`` for carriers without a lookup, and the usual provider
+        errors; None when the carrier does not know.
+        """
+        raise NotImplementedError
 
     @abstractmethod
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:

@@ -8,163 +8,22 @@ sealed with :class:`~connector.crypto.CredentialBox` before they reach the datab
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from marshmallow import (
-    RAISE,
-    Schema,
-    ValidationError,
-    fields,
-    validate,
-    validates,
-    validates_schema,
-)
+from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import secret_fields
+from connector.account_schema import REDACTED, AccountSchema
 from connector.crypto import CredentialBox
 from connector.errors import ConfigurationError
-from connector.phone import to_e164
 from connector.storage.models import Account
 from crm_adapters import CRMS
 
 #: What ``export`` writes in place of a secret; ``import`` keeps the stored value when it sees it.
-REDACTED = "********"
-
-DEFAULT_TEMPLATE = (
-    "Sorry we missed your call, this is {business_name}. What can we help with today? "
-    "Reply here and our team will follow up. Reply STOP to opt out."
-)
-
-
-class E164(fields.String):
-    """A phone number, normalised to E.164 on load; anything unparseable is refused."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs)
-        number = to_e164(text)
-        if number is None:
-            raise ValidationError("not a valid phone number (use E.164, e.g. +14155550100)")
-        return number
-
-
-class CarrierSchema(Schema):
-    """``carrier``: which carrier, its credentials, the business numbers and call forwarding."""
-
-    class Meta:
-        unknown = RAISE
-
-    kind = fields.String(required=True, validate=validate.OneOf(sorted(CARRIERS)))
-    credentials = fields.Dict(keys=fields.String(), required=True)
-    numbers = fields.List(E164(), required=True, validate=validate.Length(min=1))
-    forward_to = fields.List(E164(), load_default=list)
-    ring_timeout_seconds = fields.Integer(load_default=20, validate=validate.Range(min=5, max=60))
-    api_base_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
-
-
-class CrmMappingSchema(Schema):
-    """``crm.mapping``: where records go in the CRM."""
-
-    class Meta:
-        unknown = RAISE
-
-    pipeline = fields.String(load_default=None, allow_none=True)
-    stage = fields.String(load_default=None, allow_none=True)
-    owner_id = fields.String(load_default=None, allow_none=True)
-    task_queue_id = fields.String(load_default=None, allow_none=True)
-    lead_source = fields.String(load_default=None, allow_none=True)
-    task_priority = fields.String(
-        load_default="HIGH", validate=validate.OneOf(["LOW", "MEDIUM", "HIGH"])
-    )
-    task_due_minutes = fields.Integer(load_default=15, validate=validate.Range(min=0, max=10080))
-
-
-class CrmSchema(Schema):
-    """``crm``: which CRM, its credentials and the field mapping."""
-
-    class Meta:
-        unknown = RAISE
-
-    kind = fields.String(required=True, validate=validate.OneOf(sorted(CRMS)))
-    credentials = fields.Dict(keys=fields.String(), required=True)
-    api_base_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
-    mapping = fields.Nested(CrmMappingSchema, load_default=lambda: CrmMappingSchema().load({}))
-
-
-class TemplatesSchema(Schema):
-    """``templates``: the texts we send. Placeholders: ``{business_name}``."""
-
-    class Meta:
-        unknown = RAISE
-
-    missed_call = fields.String(load_default=DEFAULT_TEMPLATE, validate=validate.Length(1, 1600))
-
-    @validates("missed_call")
-    def _check_placeholders(self, value: str, **_: Any) -> None:
-        unknown = set(re.findall(r"{(\w*)}", value)) - {"business_name"}
-        if unknown:
-            raise ValidationError(f"unknown placeholder(s): {', '.join(sorted(unknown))}")
-
-
-class PolicySchema(Schema):
-    """``policy``: who gets a text."""
-
-    class Meta:
-        unknown = RAISE
-
-    cooldown_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0, max=24 * 30))
-
-
-class AccountSchema(Schema):
-    """The whole account file."""
-
-    class Meta:
-        unknown = RAISE
-
-    id = fields.String(
-        required=True,
-        validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{1,63}$", error="lowercase letters, digits, -"),
-    )
-    name = fields.String(required=True, validate=validate.Length(1, 200))
-    timezone = fields.String(load_default="UTC")
-    carrier = fields.Nested(CarrierSchema, required=True)
-    crm = fields.Nested(CrmSchema, required=True)
-    hours = fields.Dict(load_default=dict)
-    templates = fields.Nested(TemplatesSchema, load_default=lambda: TemplatesSchema().load({}))
-    policy = fields.Nested(PolicySchema, load_default=lambda: PolicySchema().load({}))
-    routing = fields.Dict(load_default=dict)
-
-    @validates("timezone")
-    def _check_tz(self, value: str, **_: Any) -> None:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValidationError("not an IANA time zone, e.g. America/Chicago") from None
-
-    @validates_schema
-    def _check_credentials(self, data: dict[str, Any], **_: Any) -> None:
-        errors: dict[str, Any] = {}
-        for section, registry in (("carrier", CARRIERS), ("crm", CRMS)):
-            part = data.get(section) or {}
-            adapter = registry.get(part.get("kind", ""))
-            if adapter is None:
-                continue
-            creds = {k: v for k, v in part.get("credentials", {}).items() if v != REDACTED}
-            schema = adapter.config_schema(partial=tuple(
-                k for k, v in part.get("credentials", {}).items() if v == REDACTED
-            ))
-            try:
-                schema.load(creds, unknown=RAISE)
-            except ValidationError as exc:
-                errors[section] = {"credentials": exc.normalized_messages()}
-        if errors:
-            raise ValidationError(errors)
-
 
 def _flatten(messages: Any, prefix: str = "") -> list[str]:
     if isinstance(messages, Mapping):

@@ -1,8 +1,9 @@
 """The CRM jobs: each step idempotent through ``crm_links``, so a retry never duplicates a record.
 
 For a missed call: contact, lead (deal) in its pipeline stage, the call logged, the text logged,
-the follow-up task. For a customer's reply: logged on the same contact and added to the task.
-For a failed delivery: a line on the task.
+the follow-up task; what is written depends on the decision's reason (a spam call is only logged,
+a repeat call inside a burst adds a line to the first call's task). For a customer's reply: logged
+on the same contact and added to the task. For a failed delivery: a line on the task.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from connector.crm_text import call_title, local_time, task_body, task_subject, text_line
 from connector.errors import (
     ConfigurationError,
     PermanentProviderError,
@@ -32,55 +33,22 @@ from connector.steps import (
     set_link,
     take_lease,
 )
-from connector.storage.models import Account, Call, Message
-from crm_adapters.base import CallLog, CrmAdapter, LeadSpec, MessageLog, TaskSpec
+from connector.storage.models import Account, Call, ContactProfile, Message
+from connector.workflow import NO_CRM_REASONS
+from crm_adapters.base import CallLog, CrmAdapter, CrmContact, LeadSpec, MessageLog, TaskSpec
 
 if TYPE_CHECKING:
     from connector.runtime import Runtime
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 10
-
-OUTCOME_WORDS = {
-    "no-answer": "rang out with no answer",
-    "busy": "got a busy line",
-    "failed": "could not be connected",
-    "canceled": "hung up while it was ringing",
-    "rejected": "was rejected",
-    "voicemail": "went to voicemail",
-    "after-hours": "called after hours",
-    "unknown": "ended in a state the carrier did not explain",
-}
-REASON_WORDS = {
-    "caller_withheld": "the caller ID was withheld",
-    "opted_out": "this number has opted out of texts",
-    "cooldown": "we already texted this number recently",
-    "unknown_outcome": "the call's outcome was unclear",
-    "no_business_number": "the account has no number to text from",
-}
+#: Reasons whose call is logged on the contact and nothing more.
+LOG_ONLY_REASONS = frozenset({"likely_spam"})
+SYNCABLE_STATES = ("texted", "suppressed", "text_failed", "cancelled", "scheduled")
 
 
-def _local(account: Account, when: object) -> str:
-    return when.astimezone(ZoneInfo(account.timezone)).strftime("%a %d %b %Y %H:%M %Z")  # type: ignore[attr-defined]
-
-
-def task_body(account: Account, call: Call, text: Message | None) -> str:
-    """What the rep reads on the follow-up task: who, when, what happened, what we texted."""
-    lines = [
-        f"Missed call from {call.caller or call.caller_raw or 'a withheld number'} "
-        f"to {call.called or 'the business line'} at {_local(account, call.occurred_at)}.",
-        f"What happened: the caller {OUTCOME_WORDS.get(call.outcome, call.outcome)}"
-        + (f" (rang {call.ring_seconds:.0f} s)" if call.ring_seconds else "")
-        + ("; a voicemail was left." if call.voicemail else "."),
-    ]
-    if text is not None and text.status in ("sent", "delivered", "ambiguous", "intent"):
-        lines.append(f'Texted at {_local(account, text.updated_at)}: "{text.body}"')
-    elif text is not None:
-        lines.append(f"The text-back failed ({text.error_code or 'carrier error'}).")
-    else:
-        lines.append(f"Not texted: {REASON_WORDS.get(call.reason or '', call.reason)}.")
-    lines.append(f"textback call {call.id}")
-    return "\n".join(lines)
+class NotReady(Exception):
+    """A step depends on work not done yet (another call's task); the sweeper comes back."""
 
 
 def sync_call(runtime: Runtime, call_id: str) -> None:
@@ -89,19 +57,22 @@ def sync_call(runtime: Runtime, call_id: str) -> None:
         call = session.get(Call, call_id)
         if call is None or call.crm_state == "done" or call.caller is None:
             return
-        if call.state in ("received", "decided"):
-            return  # the text step is not settled; it enqueues us when it is
+        if call.state not in SYNCABLE_STATES or call.reason in NO_CRM_REASONS:
+            return
         if not take_lease(session, Call, call_id):
             return
         try:
             _sync_call(runtime, session, call)
+        except NotReady as exc:
+            call.crm_state = "retry"
+            call.next_attempt_at = utcnow() + timedelta(seconds=30)
+            audit(session, call.id, "crm_waiting", str(exc))
         except ProviderError as exc:
             _step_failed(session, call, exc)
         except ConfigurationError as exc:
             call.crm_state = "failed"
             call.last_error = f"configuration: {exc}"
             audit(session, call.id, "crm_failed", f"configuration: {exc.field}")
-            session.commit()
         finally:
             release_lease(session, Call, call_id)
 
@@ -120,16 +91,35 @@ def _step_failed(session: Session, call: Call, exc: ProviderError) -> None:
         call.crm_state = "retry"
         call.next_attempt_at = utcnow() + backoff(call.attempts)
     audit(session, call.id, "crm_" + call.crm_state, call.last_error)
+
+
+def _remember_profile(session: Session, account_id: str, number: str, contact: CrmContact) -> None:
+    profile = session.get(ContactProfile, (account_id, number))
+    if profile is None:
+        session.add(ContactProfile(account_id=account_id, number=number,
+                                   first_name=contact.first_name, language=contact.language))
+    else:
+        profile.first_name, profile.language = contact.first_name, contact.language
     session.commit()
 
 
-def _contact_id(session: Session, account: Account, crm: CrmAdapter, number: str) -> str:
+def contact_id_for(session: Session, account: Account, crm: CrmAdapter, number: str) -> str:
+    """The CRM contact of a number: from our map, else found or created (and remembered)."""
     contact_id = get_link(session, account.id, crm.name, "contact", number)
     if contact_id is None:
         contact = call_with_retries(lambda: crm.find_or_create_contact(number))
         contact_id = contact.id
         set_link(session, account.id, crm.name, "contact", number, contact_id)
+        _remember_profile(session, account.id, number, contact)
     return contact_id
+
+
+def _text_of(session: Session, call: Call) -> Message | None:
+    return session.scalar(
+        select(Message).where(
+            Message.account_id == call.account_id, Message.purpose_key == f"text_back:{call.id}"
+        )
+    )
 
 
 def _sync_call(runtime: Runtime, session: Session, call: Call) -> None:
@@ -138,22 +128,15 @@ def _sync_call(runtime: Runtime, session: Session, call: Call) -> None:
     crm = runtime.crm_for(account)
     mapping = account.settings["crm"]["mapping"]
     owner = mapping.get("owner_id")
-    text = session.scalar(
-        select(Message).where(
-            Message.account_id == account.id, Message.purpose_key == f"text_back:{call.id}"
-        )
-    )
-    contact_id = _contact_id(session, account, crm, call.caller)
+    text = _text_of(session, call)
+    contact_id = contact_id_for(session, account, crm, call.caller)
+    full = call.reason not in LOG_ONLY_REASONS and call.reason != "burst"
 
     lead_id = get_link(session, account.id, crm.name, "lead", call.caller)
-    if "pipeline" in crm.capabilities:
-        spec = LeadSpec(
-            contact_id=contact_id,
-            name=f"Missed call {call.caller}",
-            pipeline=mapping.get("pipeline"),
-            stage=mapping.get("stage"),
-            owner_id=owner,
-        )
+    if full and "pipeline" in crm.capabilities:
+        spec = LeadSpec(contact_id=contact_id, name=f"Missed call {call.caller}",
+                        pipeline=mapping.get("pipeline"), stage=mapping.get("stage"),
+                        owner_id=owner)
         new_lead = call_with_retries(lambda: crm.set_pipeline_stage(spec, lead_id))
         if new_lead != lead_id:
             set_link(session, account.id, crm.name, "lead", call.caller, new_lead)
@@ -161,80 +144,93 @@ def _sync_call(runtime: Runtime, session: Session, call: Call) -> None:
             lead_id = new_lead
 
     if get_link(session, account.id, crm.name, "call", call.id) is None:
-        log_entry = CallLog(
-            contact_id=contact_id,
-            caller=call.caller,
-            called=call.called or "",
-            outcome=CallOutcome(call.outcome),
-            occurred_at=call.occurred_at,
-            title=f"Missed call ({OUTCOME_WORDS.get(call.outcome, call.outcome)})",
-            body=task_body(account, call, text),
-            owner_id=owner,
-            deal_id=lead_id,
+        entry = CallLog(
+            contact_id=contact_id, caller=call.caller, called=call.called or "",
+            outcome=CallOutcome(call.outcome), occurred_at=call.occurred_at,
+            title=call_title(call), body=task_body(account, call, text), owner_id=owner,
+            deal_id=lead_id if full else None,
         )
-        set_link(
-            session, account.id, crm.name, "call", call.id,
-            call_with_retries(lambda: crm.log_call(log_entry)),
-        )
+        set_link(session, account.id, crm.name, "call", call.id,
+                 call_with_retries(lambda: crm.log_call(entry)))
         audit(session, call.id, "crm_call_logged")
 
     if text is not None and text.status in ("sent", "delivered", "ambiguous"):
-        _log_message(session, account, crm, text, contact_id, lead_id, owner)
+        log_message(session, account, crm, text, contact_id, lead_id, owner)
 
-    if get_link(session, account.id, crm.name, "task", call.id) is None:
+    if call.reason == "burst":
+        _note_on_leader_task(session, account, crm, call)
+    elif full:
+        _task(session, account, crm, call, text, contact_id, lead_id, mapping)
+
+    call.crm_state = "waiting_text" if call.state == "scheduled" else "done"
+    call.last_error = None
+    audit(session, call.id, "crm_synced" if call.crm_state == "done" else "crm_synced_partly",
+          f"contact {contact_id}")
+    log.info("call synced to %s call=%s caller=%s", crm.name, call.id, mask(call.caller))
+
+
+def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text: Message | None,
+          contact_id: str, lead_id: str | None, mapping: dict) -> None:  # type: ignore[type-arg]
+    assert call.caller is not None  # noqa: S101
+    task_id = get_link(session, account.id, crm.name, "task", call.id)
+    if task_id is None:
         task = TaskSpec(
-            contact_id=contact_id,
-            subject=f"Call back {call.caller}: missed call",
+            contact_id=contact_id, subject=task_subject(call),
             body=task_body(account, call, text),
             due_at=utcnow() + timedelta(minutes=int(mapping.get("task_due_minutes", 15))),
-            owner_id=owner,
-            priority=mapping.get("task_priority", "HIGH"),
-            queue_id=mapping.get("task_queue_id"),
-            deal_id=lead_id,
+            owner_id=mapping.get("owner_id"), priority=mapping.get("task_priority", "HIGH"),
+            queue_id=mapping.get("task_queue_id"), deal_id=lead_id,
         )
         task_id = call_with_retries(lambda: crm.create_task(task))
         set_link(session, account.id, crm.name, "task", call.id, task_id)
         # Replies and delivery failures from this caller are added to their latest task.
         set_link(session, account.id, crm.name, "latest_task", call.caller, task_id)
         audit(session, call.id, "crm_task_created", f"task {task_id}")
+        if call.state != "scheduled":  # the body already tells the text's fate
+            set_link(session, account.id, crm.name, "task_note", f"text:{call.id}", task_id)
+    elif call.state != "scheduled" and get_link(
+        session, account.id, crm.name, "task_note", f"text:{call.id}"
+    ) is None:
+        line = text_line(account, call, text)  # the held text went, or was cancelled
+        call_with_retries(lambda: crm.append_to_task(task_id, line))
+        set_link(session, account.id, crm.name, "task_note", f"text:{call.id}", task_id)
 
-    call.crm_state = "done"
-    call.last_error = None
-    audit(session, call.id, "crm_synced", f"contact {contact_id}")
-    session.commit()
-    log.info("call synced to %s call=%s caller=%s", crm.name, call.id, mask(call.caller))
+
+def _note_on_leader_task(session: Session, account: Account, crm: CrmAdapter, call: Call) -> None:
+    if get_link(session, account.id, crm.name, "task_note", f"burst:{call.id}") is not None:
+        return
+    leader = call.burst_leader_id or ""
+    task_id = get_link(session, account.id, crm.name, "task", leader)
+    if task_id is None:
+        raise NotReady(f"the first call's task ({leader}) is not made yet")
+    calls = 1 + int(session.scalar(
+        select(func.count()).select_from(Call).where(
+            Call.burst_leader_id == leader, Call.occurred_at <= call.occurred_at)) or 0)
+    note = (f"Called again at {local_time(account, call.occurred_at)}: {calls} calls in a row "
+            f"from this number; one text covers them.")
+    call_with_retries(lambda: crm.append_to_task(task_id, note))
+    set_link(session, account.id, crm.name, "task_note", f"burst:{call.id}", task_id)
 
 
-def _log_message(
-    session: Session,
-    account: Account,
-    crm: CrmAdapter,
-    message: Message,
-    contact_id: str,
-    lead_id: str | None,
-    owner: str | None,
-) -> None:
+def log_message(session: Session, account: Account, crm: CrmAdapter, message: Message,
+                contact_id: str, lead_id: str | None, owner: str | None) -> None:
+    """Log one text on the contact, once."""
     if get_link(session, account.id, crm.name, "message", message.id) is not None:
         return
     inbound = message.direction == "inbound"
     entry = MessageLog(
-        contact_id=contact_id,
-        direction=message.direction,
-        body=message.body,
+        contact_id=contact_id, direction=message.direction, body=message.body,
         occurred_at=message.created_at,
         sender=message.customer if inbound else message.business_number,
         recipient=message.business_number if inbound else message.customer,
-        owner_id=owner,
-        deal_id=lead_id,
+        owner_id=owner, deal_id=lead_id,
     )
-    set_link(
-        session, account.id, crm.name, "message", message.id,
-        call_with_retries(lambda: crm.log_message(entry)),
-    )
+    set_link(session, account.id, crm.name, "message", message.id,
+             call_with_retries(lambda: crm.log_message(entry)))
 
 
 def sync_message(runtime: Runtime, message_id: str) -> None:
-    """Job: log a customer's reply on their contact and add it to their open task."""
+    """Job: log a reply (or our compliance answer) on the contact, add it to the open task."""
     with runtime.db.session() as session:
         message = session.get(Message, message_id)
         if message is None or message.crm_state == "done":
@@ -244,7 +240,7 @@ def sync_message(runtime: Runtime, message_id: str) -> None:
         try:
             _sync_message(runtime, session, message)
         except ProviderError as exc:
-            message.crm_state = "retry" if not isinstance(exc, PermanentProviderError) else "failed"
+            message.crm_state = "failed" if isinstance(exc, PermanentProviderError) else "retry"
             session.commit()
             log.warning("message sync failed message=%s error=%s", message.id, type(exc).__name__)
         finally:
@@ -257,26 +253,38 @@ def _sync_message(runtime: Runtime, session: Session, message: Message) -> None:
     crm = runtime.crm_for(account)
     owner = account.settings["crm"]["mapping"].get("owner_id")
     task_id = get_link(session, account.id, crm.name, "latest_task", message.customer)
-    if message.direction == "inbound":
-        contact_id = _contact_id(session, account, crm, message.customer)
-        lead_id = get_link(session, account.id, crm.name, "lead", message.customer)
-        _log_message(session, account, crm, message, contact_id, lead_id, owner)
-        if task_id and get_link(session, account.id, crm.name, "task_note", message.id) is None:
-            when = _local(account, message.created_at)
-            note = f'Customer replied at {when}: "{message.body}"'
-            call_with_retries(lambda: crm.append_to_task(task_id, note))
-            set_link(session, account.id, crm.name, "task_note", message.id, task_id)
-    elif message.crm_state == "failure_note":
+    noted = get_link(session, account.id, crm.name, "task_note", message.id) is not None
+    if message.crm_state == "failure_note":
         if task_id is None:
             call = session.get(Call, message.call_id) if message.call_id else None
             if call is not None and call.crm_state not in ("done", "failed", "needs_reauth"):
                 return  # the task is not made yet; the sweeper brings this back
-        elif get_link(session, account.id, crm.name, "task_note", message.id) is None:
-            note = (
-                f"The text-back to {message.customer} was not delivered "
-                f"(status {message.status}, carrier code {message.error_code or '-'})."
-            )
+        elif not noted:
+            note = (f"The text-back to {message.customer} was not delivered "
+                    f"(status {message.status}, carrier code {message.error_code or '-'}).")
+            call_with_retries(lambda: crm.append_to_task(task_id, note))
+            set_link(session, account.id, crm.name, "task_note", message.id, task_id)
+    else:
+        contact_id = contact_id_for(session, account, crm, message.customer)
+        lead_id = get_link(session, account.id, crm.name, "lead", message.customer)
+        log_message(session, account, crm, message, contact_id, lead_id, owner)
+        if message.intent in ("opt_out", "opt_in"):
+            _mark_contact(session, account, crm, message, contact_id)
+        if message.direction == "inbound" and task_id and not noted:
+            note = f'Customer replied at {local_time(account, message.created_at)}: "{message.body}"'
             call_with_retries(lambda: crm.append_to_task(task_id, note))
             set_link(session, account.id, crm.name, "task_note", message.id, task_id)
     message.crm_state = "done"
     session.commit()
+
+
+def _mark_contact(session: Session, account: Account, crm: CrmAdapter, message: Message,
+                  contact_id: str) -> None:
+    key = f"optmark:{message.id}"
+    if get_link(session, account.id, crm.name, "task_note", key) is not None:
+        return
+    try:
+        call_with_retries(lambda: crm.set_opt_out(contact_id, message.intent == "opt_out"))
+    except NotImplementedError:
+        log.info("%s cannot mark opt-outs on contacts; the keyword text is logged instead", crm.name)
+    set_link(session, account.id, crm.name, "task_note", key, contact_id)

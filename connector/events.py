@@ -55,7 +55,9 @@ class DeliveryStatus(StrEnum):
         return self.is_failure or self in (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 
 
-_PHONE_FIELDS = frozenset({"caller", "caller_raw", "called", "sender", "recipient", "to", "from_"})
+_PHONE_FIELDS = frozenset(
+    {"caller", "caller_raw", "called", "sender", "recipient", "to", "from_", "customer"}
+)
 _HIDDEN_FIELDS = frozenset({"raw", "body"})
 
 
@@ -104,6 +106,27 @@ class MissedCall:
     voicemail: bool = False
     attestation: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require_aware(self.occurred_at, "occurred_at")
+
+    def __repr__(self) -> str:
+        return _safe_repr(self)
+
+
+@dataclass(frozen=True, repr=False)
+class AnsweredCall:
+    """A call between a business number and a customer that someone answered.
+
+    ``direction`` is ``inbound`` (the customer called and was answered) or ``outbound`` (the
+    business called the customer back and they picked up). It cancels a pending text-back.
+    """
+
+    carrier: str
+    event_id: str
+    customer: str
+    direction: str
+    occurred_at: datetime
 
     def __post_init__(self) -> None:
         _require_aware(self.occurred_at, "occurred_at")

@@ -6,9 +6,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from connector.crm_sync import OUTCOME_WORDS, REASON_WORDS
+from connector.crm_text import OUTCOME_WORDS, REASON_WORDS
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, CallEvent, CrmLink, Message
+from connector.templates import sms_encoding
 
 
 def explain(runtime: Runtime, call_id: str) -> str:
@@ -51,6 +52,12 @@ def explain(runtime: Runtime, call_id: str) -> str:
                 f"  decision: not texted, reason {call.reason}: "
                 f"{REASON_WORDS.get(call.reason or '', '')}"
             )
+        if call.decision_trace:
+            lines.append("  rules, in order, with the facts they used:")
+            for rule, passed, facts in call.decision_trace:
+                lines.append(f"    [{'pass' if passed else 'STOP'}] {rule}: {facts}")
+        if call.reason in ("called_back", "answered_later", "opted_out") and call.decision == "text":
+            lines.append(f"  cancelled before sending: {REASON_WORDS.get(call.reason, '')}")
         if text is not None:
             lines.append(
                 f"  text: {text.status}"
@@ -58,6 +65,13 @@ def explain(runtime: Runtime, call_id: str) -> str:
                 + (f", error {text.error_code}" if text.error_code else "")
                 + f", {text.send_attempts} send attempt(s)"
             )
+            lines.append(
+                f"  template: {call.scenario} ({call.language}); {sms_encoding(text.body)}"
+                + (f"; send at {call.send_at.astimezone(tz):%Y-%m-%d %H:%M %Z}"
+                   if call.send_at else "")
+            )
+        if call.line_type:
+            lines.append(f"  line type: {call.line_type}")
         lines.append(f"  state: {call.state}; CRM: {call.crm_state}"
                      + (f" (last error: {call.last_error})" if call.last_error else ""))
         for link in links:

@@ -9,9 +9,19 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector.events import InboundMessage, MessageStatusUpdate, MissedCall
-from connector.policy import is_opt_out
-from connector.storage.models import Account, Call, Message, OptOut, WebhookReceipt
+from connector.compose import compose
+from connector.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall, utcnow
+from connector.optout import Intent, classify, normalise
+from connector.storage.models import (
+    Account,
+    Call,
+    CallActivity,
+    ConsentEvent,
+    Message,
+    OptOut,
+    WebhookReceipt,
+)
+from connector.workflow import record_opt_out
 
 
 def record_missed_call(session: Session, account: Account, event: MissedCall) -> tuple[Call, bool]:
@@ -67,24 +77,36 @@ def _fill_gaps(call: Call, event: MissedCall) -> None:
 
 
 def record_inbound(
-    session: Session, account: Account, event: InboundMessage, business_number: str
-) -> tuple[Message | None, bool]:
-    """Store a customer's text; an opt-out keyword is honoured here, before anything else."""
+    session: Session,
+    account: Account,
+    event: InboundMessage,
+    business_number: str,
+    *,
+    carrier_confirms: bool,
+) -> tuple[Message | None, bool, list[str]]:
+    """Store a customer's text; STOP, START and HELP are honoured here, before anything else.
+
+    Returns the message, whether it was new, and the ids of compliance replies to send (none
+    when the carrier answers these keywords itself).
+    """
     if event.sender is None:
-        return None, False
+        return None, False, []
     key = f"inbound:{event.carrier}:{event.event_id}"
     existing = session.scalar(
         select(Message).where(Message.account_id == account.id, Message.purpose_key == key)
     )
     if existing is not None:
-        return existing, False
+        return existing, False, []
+    intent = _intent(event)
+    business = event.recipient or business_number
     message = Message(
         account_id=account.id,
         direction="inbound",
         purpose_key=key,
         customer=event.sender,
-        business_number=event.recipient or business_number,
+        business_number=business,
         body=event.body,
+        intent=intent.value,
         status="received",
         carrier_message_id=event.event_id,
     )
@@ -92,12 +114,54 @@ def record_inbound(
         with session.begin_nested():
             session.add(message)
     except IntegrityError:
-        return None, False
-    opted_out = (event.opt_out_type or "").upper() == "STOP" or is_opt_out(event.body)
-    if opted_out and session.get(OptOut, (account.id, event.sender)) is None:
+        return None, False, []
+    keyword = normalise(event.body)[:40] or (event.opt_out_type or "")
+    reply_scenario: str | None = None
+    if intent is Intent.OPT_OUT:
+        if record_opt_out(session, account.id, event.sender, keyword or "STOP", business):
+            reply_scenario = "opt_out_confirmation"
+    elif intent is Intent.OPT_IN:
+        opted = session.get(OptOut, (account.id, event.sender))
+        if opted is not None:  # "yes" from a subscribed customer is just a reply
+            session.delete(opted)
+            session.add(ConsentEvent(account_id=account.id, number=event.sender,
+                                     action="opt_in", source=keyword, business_number=business))
+            reply_scenario = "opt_in_confirmation"
+    elif intent is Intent.HELP:
+        session.add(ConsentEvent(account_id=account.id, number=event.sender, action="help",
+                                 source=keyword, business_number=business))
+        reply_scenario = "help"
+    replies: list[str] = []
+    if reply_scenario and not carrier_confirms:
+        session.flush()
+        body, _ = compose(session, account, event.sender, business, reply_scenario, utcnow())
+        reply = Message(
+            account_id=account.id, direction="outbound", purpose_key=f"reply:{message.id}",
+            customer=event.sender, business_number=business, body=body, status="intent",
+        )
+        session.add(reply)
+        session.flush()
+        replies.append(reply.id)
+    return message, True, replies
+
+
+def _intent(event: InboundMessage) -> Intent:
+    # Twilio's Advanced Opt-Out names the keyword class it matched; trust it when present.
+    carrier_says = {"STOP": Intent.OPT_OUT, "START": Intent.OPT_IN, "HELP": Intent.HELP}
+    return carrier_says.get((event.opt_out_type or "").upper()) or classify(event.body)
+
+
+def record_answered_call(session: Session, account: Account, event: AnsweredCall) -> bool:
+    """Remember an answered call (it cancels a pending text); False when seen before."""
+    try:
         with session.begin_nested():
-            session.add(OptOut(account_id=account.id, number=event.sender, source="keyword"))
-    return message, True
+            session.add(CallActivity(
+                account_id=account.id, carrier=event.carrier, event_id=event.event_id[:200],
+                customer=event.customer, direction=event.direction, at=event.occurred_at,
+            ))
+    except IntegrityError:
+        return False
+    return True
 
 
 def record_status(session: Session, account: Account, event: MessageStatusUpdate) -> Message | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from huey import crontab
 from sqlalchemy import or_, select
 
-from connector import crm_sync, workflow
+from connector import crm_sync, replies, workflow
 from connector.events import utcnow
 from connector.queue import PRIORITY_CRM, PRIORITY_TEXT
 from connector.storage.models import Call, Message
@@ -40,13 +40,20 @@ class Jobs:
         self._message_sync = huey.task(priority=PRIORITY_CRM, name="message_sync")(
             lambda message_id: crm_sync.sync_message(runtime, message_id)
         )
+        self._reply = huey.task(priority=PRIORITY_TEXT, name="send_reply")(
+            lambda message_id: replies.send_reply(runtime, message_id)
+        )
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(
             lambda: sweep(runtime)
         )
 
-    def enqueue_text_back(self, call_id: str, *, delay: float | None = None) -> None:
-        """Decide about and text back a missed call."""
-        if delay:
+    def enqueue_text_back(
+        self, call_id: str, *, delay: float | None = None, eta: datetime | None = None
+    ) -> None:
+        """Decide about and text back a missed call (now, after ``delay`` s, or at ``eta``)."""
+        if eta is not None:
+            self._text_back.schedule(args=(call_id,), eta=eta)
+        elif delay:
             self._text_back.schedule(args=(call_id,), delay=delay)
         else:
             self._text_back(call_id)
@@ -58,6 +65,10 @@ class Jobs:
     def enqueue_message_sync(self, message_id: str) -> None:
         """Log a reply, or note a delivery failure, in the CRM."""
         self._message_sync(message_id)
+
+    def enqueue_reply(self, message_id: str) -> None:
+        """Send a compliance reply (opt-out or opt-in confirmation, help)."""
+        self._reply(message_id)
 
 
 def sweep(runtime: Runtime) -> int:
@@ -74,17 +85,20 @@ def sweep(runtime: Runtime) -> int:
         due = or_(Call.next_attempt_at.is_(None), Call.next_attempt_at <= now)
         texts = s.scalars(
             select(Call.id).where(
-                Call.state.in_(("received", "decided")),
+                or_(
+                    Call.state.in_(("received", "decided")) & (Call.updated_at < stalled),
+                    (Call.state == "scheduled") & (Call.send_at < stalled),
+                ),
                 Call.created_at > horizon,
-                Call.updated_at < stalled,
                 not_leased,
                 due,
             )
         ).all()
         crm = s.scalars(
             select(Call.id).where(
-                Call.state.in_(("texted", "suppressed", "text_failed")),
-                Call.crm_state.in_(("pending", "retry")),
+                Call.state.in_(("texted", "suppressed", "text_failed", "cancelled")),
+                Call.crm_state.in_(("pending", "retry", "waiting_text")),
+                Call.reason.not_in(workflow.NO_CRM_REASONS),
                 Call.caller.is_not(None),
                 Call.created_at > horizon,
                 Call.updated_at < stalled,
@@ -92,13 +106,28 @@ def sweep(runtime: Runtime) -> int:
                 due,
             )
         ).all()
+        free = or_(Message.lease_until.is_(None), Message.lease_until < now)
         messages = s.scalars(
             select(Message.id).where(
                 Message.crm_state.in_(("pending", "retry", "failure_note")),
-                or_(Message.direction == "inbound", Message.crm_state == "failure_note"),
+                or_(
+                    Message.direction == "inbound",
+                    Message.crm_state == "failure_note",
+                    Message.purpose_key.startswith("reply:") & (Message.status == "sent"),
+                ),
                 Message.created_at > horizon,
                 Message.updated_at < stalled,
-                or_(Message.lease_until.is_(None), Message.lease_until < now),
+                free,
+            )
+        ).all()
+        reply_ids = s.scalars(
+            select(Message.id).where(
+                Message.purpose_key.startswith("reply:"),
+                Message.status == "intent",
+                Message.send_attempts == 0,
+                Message.created_at > horizon,
+                Message.updated_at < stalled,
+                free,
             )
         ).all()
     for call_id in texts:
@@ -107,7 +136,9 @@ def sweep(runtime: Runtime) -> int:
         runtime.jobs.enqueue_crm_sync(call_id)
     for message_id in messages:
         runtime.jobs.enqueue_message_sync(message_id)
-    count = len(texts) + len(crm) + len(messages)
+    for message_id in reply_ids:
+        runtime.jobs.enqueue_reply(message_id)
+    count = len(texts) + len(crm) + len(messages) + len(reply_ids)
     if count:
         log.info("sweeper re-enqueued %d job(s)", count)
     return count

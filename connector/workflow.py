@@ -2,11 +2,13 @@
 
 A retried or re-delivered job never texts twice: the intent row is unique per call, a caller's
 cooldown is claimed atomically, and a send whose outcome was ambiguous is reconciled against the
-carrier's records before anything is sent again.
+carrier's records before anything is sent again. A delayed or held text is re-checked just before
+it goes: an opt-out, a call back or an answered repeat call cancels it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import timedelta
 from enum import Enum
@@ -17,16 +19,31 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector import policy
+from connector.compose import compose
 from connector.errors import (
-    ProviderAuthError,
     ProviderError,
     RecipientRejectedError,
     TransientProviderError,
 )
-from connector.events import CallOutcome, SendResult, utcnow
+from connector.events import SendResult, utcnow
+from connector.facts import (
+    business_number_for,
+    cached_line_type,
+    gather,
+    is_opted_out,
+    remember_line_type,
+)
 from connector.phone import mask
 from connector.steps import audit, call_with_retries, release_lease, take_lease
-from connector.storage.models import Account, Call, CallerState, Message, OptOut
+from connector.storage.models import (
+    Account,
+    Call,
+    CallActivity,
+    CallerState,
+    ConsentEvent,
+    Message,
+    OptOut,
+)
 
 if TYPE_CHECKING:
     from connector.runtime import Runtime
@@ -35,14 +52,8 @@ log = logging.getLogger(__name__)
 
 #: A send whose outcome is unknown is reconciled only once the carrier has had time to list it.
 RECONCILE_AFTER = timedelta(seconds=30)
-
-
-def business_number_for(account: Account, call: Call) -> str | None:
-    """The number the text goes out from: the one that was called, if it is the account's."""
-    numbers: list[str] = account.settings["carrier"]["numbers"]
-    if call.called in numbers:
-        return call.called
-    return numbers[0] if numbers else None
+#: Calls suppressed for these reasons never reach the CRM (noise, or nobody to file them under).
+NO_CRM_REASONS = frozenset({"caller_withheld", "internal_number", "blocklisted", "misdial"})
 
 
 def _claim_cooldown(session: Session, account: Account, call: Call, cooldown: timedelta) -> bool:
@@ -71,22 +82,49 @@ def _claim_cooldown(session: Session, account: Account, call: Call, cooldown: ti
     return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
 
 
-def _decide(session: Session, account: Account, call: Call) -> policy.Decision:
-    cooldown = timedelta(hours=float(account.settings["policy"]["cooldown_hours"]))
-    state = session.get(CallerState, (account.id, call.caller)) if call.caller else None
-    last_text_at = state.last_text_at if state and state.last_text_call_id != call.id else None
-    facts = policy.CallFacts(
-        outcome=CallOutcome(call.outcome),
-        caller=call.caller,
-        business_number=business_number_for(account, call),
-        opted_out=bool(call.caller and session.get(OptOut, (account.id, call.caller))),
-        last_text_at=last_text_at,
-        now=utcnow(),
-        cooldown=cooldown,
-    )
-    decision = policy.decide(facts)
-    if decision.texts and not _claim_cooldown(session, account, call, cooldown):
-        decision = policy.Decision(policy.Action.SUPPRESS, policy.Reason.COOLDOWN)
+def _line_type(runtime: Runtime, session: Session, account: Account, call: Call) -> str | None:
+    """The caller's line type, from the cache or one carrier lookup; None when unknown."""
+    assert call.caller is not None  # noqa: S101
+    now = utcnow()
+    ttl = timedelta(days=int(account.settings["policy"].get("line_type_ttl_days", 30)))
+    known = cached_line_type(session, account.id, call.caller, ttl, now)
+    if known is not None:
+        return known
+    carrier = runtime.carrier_for(account)
+    try:
+        found = call_with_retries(lambda: carrier.lookup_line_type(call.caller or ""))
+    except NotImplementedError:
+        return None
+    except ProviderError as exc:
+        audit(session, call.id, "line_type_lookup_failed", type(exc).__name__)
+        return None
+    if found:
+        remember_line_type(session, account.id, call.caller, found, now)
+        session.commit()
+    return found
+
+
+def decide_call(runtime: Runtime, session: Session, account: Account, call: Call
+                ) -> policy.Decision:
+    """Gather the facts, run the policy (twice when a line-type lookup is needed), claim."""
+    settings = policy.settings_from(account.settings["policy"], account.settings["templates"])
+    now = utcnow()
+    facts = policy_facts = gather(session, account, call, settings, now)
+    decision = policy.decide(facts, settings)
+    if decision.texts and account.settings["policy"].get("line_type_lookup", True):
+        line_type = _line_type(runtime, session, account, call)
+        if line_type is not None:
+            call.line_type = line_type
+            policy_facts = dataclasses.replace(facts, line_type=line_type)
+            decision = policy.decide(policy_facts, settings)
+    if decision.texts and not _claim_cooldown(session, account, call, settings.cooldown):
+        decision = policy.Decision(
+            policy.Action.SUPPRESS, policy.Reason.COOLDOWN,
+            trace=decision.trace + (policy.RuleCheck(
+                "cooldown claim", False, "another call from this number took the text"),),
+        )
+    if decision.reason is policy.Reason.BURST:
+        call.burst_leader_id = policy_facts.burst_leader
     return decision
 
 
@@ -94,7 +132,7 @@ def send_text_back(runtime: Runtime, call_id: str) -> None:
     """Job: decide about a missed call and, when it is to be texted, text the caller once."""
     with runtime.db.session() as session:
         call = session.get(Call, call_id)
-        if call is None or call.state not in ("received", "decided"):
+        if call is None or call.state not in ("received", "decided", "scheduled"):
             return
         if not take_lease(session, Call, call_id):
             return
@@ -102,47 +140,102 @@ def send_text_back(runtime: Runtime, call_id: str) -> None:
             _run(runtime, session, call)
         finally:
             release_lease(session, Call, call_id)
-    runtime.jobs.enqueue_crm_sync(call_id)
+        to_crm = call.reason not in NO_CRM_REASONS and call.state != "decided"
+    if to_crm:
+        runtime.jobs.enqueue_crm_sync(call_id)
 
 
 def _run(runtime: Runtime, session: Session, call: Call) -> None:
     account = session.get(Account, call.account_id)
     assert account is not None  # noqa: S101 - foreign key
     if call.state == "received":
-        decision = _decide(session, account, call)
-        call.decision = decision.action.value
-        call.reason = decision.reason.value
-        call.state = "decided" if decision.texts else "suppressed"
-        audit(session, call.id, "decided", f"{decision.action.value}: {decision.reason.value}")
-        if decision.texts:
-            body = policy.render_template(
-                account.settings["templates"]["missed_call"], business_name=account.name
-            )
-            session.add(
-                Message(
-                    account_id=account.id,
-                    call_id=call.id,
-                    direction="outbound",
-                    purpose_key=f"text_back:{call.id}",
-                    customer=call.caller,
-                    business_number=business_number_for(account, call),
-                    body=body,
-                    status="intent",
-                )
-            )
-            audit(session, call.id, "text_intent", "intent written before the carrier call")
+        _decide_and_write_intent(runtime, session, account, call)
+    if call.state == "scheduled":
+        if call.send_at is not None and utcnow() < call.send_at - timedelta(seconds=1):
+            runtime.jobs.enqueue_text_back(call.id, eta=call.send_at)
+            return
+        call.state = "decided"
         session.commit()
-    if call.state == "decided":
+    if call.state == "decided" and not _cancelled(session, account, call):
         _send(runtime, session, account, call)
 
 
-def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> None:
+def _decide_and_write_intent(runtime: Runtime, session: Session, account: Account, call: Call
+                             ) -> None:
+    decision = decide_call(runtime, session, account, call)
+    call.decision = decision.action.value
+    call.reason = decision.reason.value
+    call.decision_trace = [[c.rule, c.passed, c.facts] for c in decision.trace]
+    call.state = "suppressed"
+    audit(session, call.id, "decided", f"{decision.action.value}: {decision.reason.value}")
+    if not decision.texts:
+        return
+    assert call.caller is not None and decision.scenario is not None  # noqa: S101
+    business_number = business_number_for(account, call)
+    now = utcnow()
+    body, language = compose(session, account, call.caller, business_number, decision.scenario,
+                             now)
+    call.scenario, call.language, call.send_at = decision.scenario, language, decision.send_at
+    session.add(Message(
+        account_id=account.id, call_id=call.id, direction="outbound",
+        purpose_key=f"text_back:{call.id}", customer=call.caller,
+        business_number=business_number or "", body=body, status="intent",
+    ))
+    if decision.send_at is not None and decision.send_at > now + timedelta(seconds=1):
+        call.state = "scheduled"
+        call.next_attempt_at = decision.send_at
+        audit(session, call.id, "text_scheduled", f"for {decision.send_at:%Y-%m-%d %H:%M} UTC")
+        runtime.jobs.enqueue_text_back(call.id, eta=decision.send_at)
+    else:
+        call.state = "decided"
+        audit(session, call.id, "text_intent", "intent written before the carrier call")
+
+
+def _cancelled(session: Session, account: Account, call: Call) -> bool:
+    """Cancel a text that should no longer go: opted out since, called back, got through."""
+    message = _text_of(session, call)
+    reason: policy.Reason | None = None
+    if is_opted_out(session, account.id, call.caller):
+        reason = policy.Reason.OPTED_OUT
+    else:
+        answered = session.scalar(
+            select(CallActivity.direction).where(
+                CallActivity.account_id == account.id,
+                CallActivity.customer == call.caller,
+                CallActivity.at >= call.occurred_at,
+            ).order_by(CallActivity.at).limit(1)
+        )
+        if answered == "outbound":
+            reason = policy.Reason.CALLED_BACK
+        elif answered == "inbound":
+            reason = policy.Reason.ANSWERED_LATER
+    if reason is None or message.send_attempts > 0:
+        return False
+    message.status = "cancelled"
+    call.state, call.reason = "cancelled", reason.value
+    audit(session, call.id, "text_cancelled", reason.value)
+    return True
+
+
+def _text_of(session: Session, call: Call) -> Message:
     message = session.scalar(
         select(Message).where(
-            Message.account_id == account.id, Message.purpose_key == f"text_back:{call.id}"
+            Message.account_id == call.account_id, Message.purpose_key == f"text_back:{call.id}"
         )
     )
     assert message is not None  # noqa: S101 - written with the decision
+    return message
+
+
+class Reconciled(Enum):
+    """What reconciling an unsettled send found, when it found no text."""
+
+    WAIT = "wait"  # too early to tell, or the carrier cannot say: try later
+    ABSENT = "absent"  # the carrier has no such text: safe to send
+
+
+def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> None:
+    message = _text_of(session, call)
     carrier = runtime.carrier_for(account)
     if message.send_attempts > 0 and message.status in ("intent", "ambiguous"):
         found = _reconcile(runtime, session, call, message)
@@ -158,9 +251,7 @@ def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> N
     try:
         result = call_with_retries(
             lambda: carrier.send_sms(
-                to=message.customer,
-                from_=message.business_number,
-                body=message.body,
+                to=message.customer, from_=message.business_number, body=message.body,
                 status_callback_url=status_url,
             ),
             retry_ambiguous=False,
@@ -169,30 +260,20 @@ def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> N
         if exc.ambiguous:
             message.status = "ambiguous"
             audit(session, call.id, "text_ambiguous", f"{type(exc).__name__}; will reconcile")
-            session.commit()
             runtime.jobs.enqueue_text_back(call.id, delay=RECONCILE_AFTER.total_seconds())
             return
         _mark_failed(session, call, message, exc, retry=True)
         return
     except RecipientRejectedError as exc:
         if exc.reason == "opted_out":
-            _record_opt_out(session, account.id, message.customer, f"carrier:{exc.code}")
-        _mark_failed(session, call, message, exc, retry=False)
-        return
-    except ProviderAuthError as exc:
+            record_opt_out(session, account.id, message.customer, f"carrier:{exc.code}",
+                           message.business_number)
         _mark_failed(session, call, message, exc, retry=False)
         return
     except ProviderError as exc:
         _mark_failed(session, call, message, exc, retry=False)
         return
     _mark_sent(session, call, message, result, "carrier accepted the text")
-
-
-class Reconciled(Enum):
-    """What reconciling an unsettled send found, when it found no text."""
-
-    WAIT = "wait"  # too early to tell, or the carrier cannot say: try later
-    ABSENT = "absent"  # the carrier has no such text: safe to send
 
 
 def _reconcile(
@@ -209,17 +290,14 @@ def _reconcile(
     try:
         found = call_with_retries(
             lambda: carrier.find_sent_message(
-                to=message.customer,
-                from_=message.business_number,
-                body=message.body,
+                to=message.customer, from_=message.business_number, body=message.body,
                 sent_after=last - timedelta(minutes=2),
             )
         )
     except NotImplementedError:
-        audit(session, call.id, "text_ambiguous", "carrier cannot list texts; awaiting status")
         message.status = "ambiguous"
         call.state = "texted"
-        session.commit()
+        audit(session, call.id, "text_ambiguous", "carrier cannot list texts; awaiting status")
         return Reconciled.WAIT
     except ProviderError as exc:
         audit(session, call.id, "reconcile_failed", type(exc).__name__)
@@ -239,7 +317,6 @@ def _mark_sent(
     message.segments = result.segments
     call.state = "texted"
     audit(session, call.id, "texted", detail)
-    session.commit()
     log.info("text-back sent call=%s to=%s", call.id, mask(message.customer))
 
 
@@ -252,16 +329,20 @@ def _mark_failed(
         call.next_attempt_at = utcnow() + timedelta(seconds=30 * message.send_attempts)
         call.last_error = detail
         audit(session, call.id, "text_retry_later", detail)
-        session.commit()
         return
     message.status = "failed"
     message.error_code = exc.code
     call.state = "text_failed"
     call.last_error = detail
     audit(session, call.id, "text_failed", detail)
-    session.commit()
 
 
-def _record_opt_out(session: Session, account_id: str, number: str, source: str) -> None:
-    if session.get(OptOut, (account_id, number)) is None:
-        session.add(OptOut(account_id=account_id, number=number, source=source))
+def record_opt_out(session: Session, account_id: str, number: str, source: str,
+                   business_number: str | None) -> bool:
+    """Opt a number out for this business and log it; False when it already was."""
+    if session.get(OptOut, (account_id, number)) is not None:
+        return False
+    session.add(OptOut(account_id=account_id, number=number, source=source[:40]))
+    session.add(ConsentEvent(account_id=account_id, number=number, action="opt_out",
+                             source=source[:60], business_number=business_number))
+    return True

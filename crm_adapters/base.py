@@ -189,6 +189,11 @@ class CrmAdapter(ABC):
         still open it is reused and its id returned, otherwise a new one is made.
         """
 
+    def set_opt_out(self, contact_id: str, opted_out: bool) -> None:
+        """Mark the contact as opted out of texts (or back in). ``NotImplementedError`` when the
+        CRM has no place for it; the connector then notes it on the contact's activity instead."""
+        raise NotImplementedError
+
     def verify_request(self, request: WebhookRequest) -> None:
         """Raise :class:`~connector.errors.WebhookVerificationError` unless a CRM webhook is authentic."""
         from connector.errors import WebhookVerificationError

@@ -23,6 +23,7 @@ from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
 from connector.events import (
+    AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
@@ -33,7 +34,7 @@ from connector.events import (
 from connector.http import WebhookReply, WebhookRequest
 
 from . import webhooks
-from .api import TwilioRestClient
+from .api import LOOKUPS_BASE_URL, TwilioRestClient
 
 
 class TwilioCredentials(marshmallow.Schema):
@@ -96,6 +97,9 @@ class TwilioCarrier(CarrierAdapter):
     call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
     #: https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
     delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
+    #: Twilio answers STOP, START and HELP itself on US and Canadian long codes:
+    #: https://www.twilio.com/docs/messaging/tutorials/advanced-opt-out
+    confirms_opt_outs: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -110,11 +114,16 @@ class TwilioCarrier(CarrierAdapter):
             auth = (creds["api_key_sid"], creds["api_key_secret"])
         else:
             auth = (creds["account_sid"], creds["auth_token"])
+        # Lookup has its own host; a non-default api_base_url (a stub, a proxy) serves both.
+        lookups = LOOKUPS_BASE_URL if self.api_base_url == self.default_api_base_url else (
+            self.api_base_url
+        )
         self._api = TwilioRestClient(
             session=self.session,
             base_url=self.api_base_url,
             account_sid=creds["account_sid"],
             auth=auth,
+            lookups_base_url=lookups,
         )
 
     # -- webhooks ------------------------------------------------------------------------
@@ -130,6 +139,14 @@ class TwilioCarrier(CarrierAdapter):
     def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
         """The missed call in a ``<Dial action>`` or status callback, None when answered."""
         return webhooks.parse_call_event(request)
+
+    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
+        """A forwarded call someone picked up, or the business's call back that was answered."""
+        return webhooks.parse_answered_call(request)
+
+    def lookup_line_type(self, number: str) -> str | None:
+        """The line type per Twilio Lookup v2 (a paid request; the connector caches it)."""
+        return self._api.lookup_line_type(number)
 
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
         """The customer's text in an incoming-message webhook."""

@@ -17,6 +17,7 @@ import email.utils
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -65,6 +66,8 @@ DEFAULT_RETRY_AFTER = 1.0
 CLOCK_SKEW = timedelta(seconds=60)
 #: Messages list page size when reconciling; the newest page is enough for a recent send.
 RECONCILE_PAGE_SIZE = 50
+#: Lookup v2 lives on its own host: https://www.twilio.com/docs/lookup/v2-api
+LOOKUPS_BASE_URL = "https://lookups.twilio.com"
 
 
 def _error_code(response: requests.Response) -> int | None:
@@ -153,19 +156,21 @@ class TwilioRestClient:
         base_url: str,
         account_sid: str,
         auth: tuple[str, str],
+        lookups_base_url: str = LOOKUPS_BASE_URL,
     ) -> None:
         self._session = session
         self._auth = auth
         self.messages_url = f"{base_url}/{API_VERSION}/Accounts/{account_sid}/Messages.json"
+        self.lookups_url = f"{lookups_base_url}/v2/PhoneNumbers"
 
     def __repr__(self) -> str:
         return f"<TwilioRestClient {self.messages_url}>"
 
-    def _request(self, method: str, **kwargs: Any) -> requests.Response:
+    def _request(self, method: str, url: str | None = None, **kwargs: Any) -> requests.Response:
         try:
             response = self._session.request(
                 method,
-                self.messages_url,
+                url or self.messages_url,
                 auth=self._auth,
                 timeout=DEFAULT_TIMEOUT,
                 allow_redirects=False,
@@ -216,3 +221,21 @@ class TwilioRestClient:
             if created is not None and created >= earliest and message.get("sid"):
                 return to_send_result(message)
         return None
+
+    def lookup_line_type(self, number: str) -> str | None:
+        """Lookup v2 ``line_type_intelligence.type`` (``mobile``, ``landline``, ``fixedVoip`` ...).
+
+        https://www.twilio.com/docs/lookup/v2-api/line-type-intelligence ; None when Twilio
+        does not know (it reports an ``error_code`` instead, e.g. 60601 for Canadian numbers
+        without approval).
+        """
+        response = self._request(
+            "GET", f"{self.lookups_url}/{quote(number)}",
+            params={"Fields": "line_type_intelligence"},
+        )
+        try:
+            info = response.json().get("line_type_intelligence") or {}
+        except (ValueError, AttributeError):
+            return None
+        kind = info.get("type") if isinstance(info, dict) else None
+        return str(kind) if kind else None

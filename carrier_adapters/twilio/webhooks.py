@@ -25,6 +25,7 @@ from xml.etree import ElementTree as ET
 from carrier_adapters.base import CallRouting
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import (
+    AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
@@ -268,6 +269,45 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
         voicemail=_left_voicemail(form),
         attestation=form.get("StirVerstat") or None,
         raw=dict(form),
+    )
+
+
+def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
+    """A call between the business and a customer that a person answered, else None.
+
+    Two shapes count: the ``<Dial action>`` of a forwarded call that was bridged (the customer
+    got through), and a status callback of an outbound call (``Direction`` ``outbound-api`` or
+    ``outbound-dial``, the business calling back) that was picked up. The parent of an inbound
+    call always "completes" because Twilio itself answers it, so that says nothing.
+    """
+    form = request.form
+    if "CallSid" not in form:
+        return None
+    dial_status = (form.get("DialCallStatus") or "").strip().lower()
+    if dial_status in ("completed", "answered"):
+        if form.get("DialBridged", "true").strip().lower() == "false":
+            return None
+        customer = to_e164(form.get("From"))
+        direction = "inbound"
+    elif (form.get("Direction") or "").startswith("outbound") and "DialCallStatus" not in form:
+        status = (form.get("CallStatus") or "").strip().lower()
+        answered = status == "in-progress" or (
+            status == "completed" and (_seconds(form.get("CallDuration")) or 0) > 0
+        )
+        if not answered:
+            return None
+        customer = to_e164(form.get("To"))
+        direction = "outbound"
+    else:
+        return None
+    if customer is None:
+        return None
+    return AnsweredCall(
+        carrier=CARRIER,
+        event_id=f"{form['CallSid']}:{direction}",
+        customer=customer,
+        direction=direction,
+        occurred_at=_timestamp(form.get("Timestamp")),
     )
 
 

@@ -92,7 +92,7 @@ class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (
         UniqueConstraint("account_id", "carrier", "event_id"),
-        Index("ix_calls_account_caller", "account_id", "caller"),
+        Index("ix_calls_account_caller", "account_id", "caller", "occurred_at"),
         Index("ix_calls_state_due", "state", "next_attempt_at"),
     )
 
@@ -112,6 +112,13 @@ class Call(Base):
     state: Mapped[str] = mapped_column(String(16), default="received")
     decision: Mapped[str | None] = mapped_column(String(16))  # text | suppress
     reason: Mapped[str | None] = mapped_column(String(40))
+    # The policy's rule-by-rule trace: [[rule, passed, facts], ...], for ``textback explain``.
+    decision_trace: Mapped[list | None] = mapped_column(JSON)  # type: ignore[type-arg]
+    scenario: Mapped[str | None] = mapped_column(String(40))
+    language: Mapped[str | None] = mapped_column(String(8))
+    send_at: Mapped[datetime | None]
+    burst_leader_id: Mapped[str | None] = mapped_column(String(32))
+    line_type: Mapped[str | None] = mapped_column(String(24))
     crm_state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -140,6 +147,8 @@ class Message(Base):
     customer: Mapped[str] = mapped_column(String(20))
     business_number: Mapped[str] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text)
+    # inbound: what the text asked for (opt_out, opt_in, help, none); see connector.optout
+    intent: Mapped[str | None] = mapped_column(String(16))
     # outbound: intent -> sent -> delivered | undelivered | failed ; ambiguous until reconciled
     status: Mapped[str] = mapped_column(String(16))
     carrier_message_id: Mapped[str | None] = mapped_column(String(100))
@@ -178,6 +187,70 @@ class OptOut(Base):
     number: Mapped[str] = mapped_column(String(20), primary_key=True)
     source: Mapped[str] = mapped_column(String(40))  # keyword, carrier error code ...
     opted_out_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LineType(Base):
+    """A carrier line-type lookup (mobile, landline ...), cached per account and number."""
+
+    __tablename__ = "line_types"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    line_type: Mapped[str] = mapped_column(String(24))
+    looked_up_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ContactProfile(Base):
+    """What the CRM told us about a caller that templates use (first name, language)."""
+
+    __tablename__ = "contact_profiles"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[str] = mapped_column(String(20), primary_key=True)
+    first_name: Mapped[str | None] = mapped_column(String(100))
+    language: Mapped[str | None] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ConsentEvent(Base):
+    """The consent and opt-out log: who, what (opt_out, opt_in, help), how, when, which number."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_account_number", "account_id", "number", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    number: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(60))  # the keyword, a carrier code, an admin
+    business_number: Mapped[str | None] = mapped_column(String(20))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CallActivity(Base):
+    """Answered calls either way between a business number and a customer.
+
+    A pending text is cancelled when the business calls the customer back or the customer calls
+    again and is answered; these rows are how the workflow knows.
+    """
+
+    __tablename__ = "call_activity"
+    __table_args__ = (
+        UniqueConstraint("account_id", "carrier", "event_id"),
+        Index("ix_call_activity_customer", "account_id", "customer", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    carrier: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(200))
+    customer: Mapped[str] = mapped_column(String(20))
+    direction: Mapped[str] = mapped_column(String(8))  # inbound | outbound
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CrmLink(Base):

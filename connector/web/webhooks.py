@@ -20,7 +20,12 @@ from connector.errors import (
     WebhookVerificationError,
 )
 from connector.http import WebhookReply, WebhookRequest
-from connector.intake import record_inbound, record_missed_call, record_status
+from connector.intake import (
+    record_answered_call,
+    record_inbound,
+    record_missed_call,
+    record_status,
+)
 from connector.runtime import Runtime
 from connector.storage.models import Account
 from connector.web.health import count
@@ -114,6 +119,10 @@ def _handle(runtime, session, account, adapter, kind, req):  # type: ignore[no-u
                 status_callback_url=runtime.webhook_url(adapter.name, account.id, "voice"),
             )
             return adapter.reply("voice", req, routing), None
+        answered = adapter.parse_answered_call(req)
+        if answered is not None:
+            record_answered_call(session, account, answered)
+            session.commit()
         event = adapter.parse_call_event(req)
         if event is None:
             return adapter.reply("voice", req), None
@@ -125,12 +134,22 @@ def _handle(runtime, session, account, adapter, kind, req):  # type: ignore[no-u
     if kind == "sms":
         event = adapter.parse_inbound_message(req)
         numbers = account.settings["carrier"]["numbers"]
-        message, created = record_inbound(session, account, event, numbers[0])
+        confirms = account.settings["policy"].get("carrier_confirms_opt_out")
+        message, created, replies = record_inbound(
+            session, account, event, numbers[0],
+            carrier_confirms=adapter.confirms_opt_outs if confirms is None else bool(confirms),
+        )
         session.commit()
         if message is None or not created:
             return adapter.reply("sms", req), None
         message_id = message.id
-        return adapter.reply("sms", req), lambda: runtime.jobs.enqueue_message_sync(message_id)
+
+        def enqueue() -> None:
+            for reply_id in replies:  # compliance replies first: they are the customer's answer
+                runtime.jobs.enqueue_reply(reply_id)
+            runtime.jobs.enqueue_message_sync(message_id)
+
+        return adapter.reply("sms", req), enqueue
     event = adapter.parse_status(req)
     failed = record_status(session, account, event)
     session.commit()

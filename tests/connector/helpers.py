@@ -54,9 +54,19 @@ def post(client: Any, account_id: str, kind: str, payload: dict[str, Any], secre
     return client.post(f"/webhooks/sandbox/{account_id}/{kind}", data=body, headers=headers)
 
 
-def missed(call_id: str = "CALL1", caller: str = CALLER, outcome: str = "no-answer") -> dict[str, Any]:
-    """A sandbox voice event for a missed call."""
-    return {"call_id": call_id, "from": caller, "to": BUSINESS, "outcome": outcome}
+def missed(call_id: str = "CALL1", caller: str = CALLER, outcome: str = "no-answer",
+           **extra: Any) -> dict[str, Any]:
+    """A sandbox voice event for a missed call; ``minutes_ago`` moves it into the past."""
+    event = {"call_id": call_id, "from": caller, "to": BUSINESS, "outcome": outcome}
+    minutes_ago = extra.pop("minutes_ago", None)
+    if minutes_ago is not None:
+        from datetime import timedelta
+
+        from connector.events import utcnow
+
+        event["occurred_at"] = (utcnow() - timedelta(minutes=minutes_ago)).isoformat()
+    event.update(extra)
+    return event
 
 
 def records(runtime: Any, account_id: str, kind: str) -> list[dict[str, Any]]:

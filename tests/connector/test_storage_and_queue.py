@@ -131,7 +131,8 @@ def test_concurrent_calls_from_one_caller_get_one_text(tmp_path, database_url, w
         assert len(records(rt, "acme", "sms")) == 1
         with rt.db.session() as s:
             reasons = sorted(c.reason for c in s.scalars(select(Call)))
-        assert reasons == ["cooldown"] * 5 + ["missed"]
+        assert reasons.count("missed") == 1
+        assert set(reasons) - {"missed"} <= {"burst", "cooldown"}
     finally:
         rt.close()
 

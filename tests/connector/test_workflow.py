@@ -110,7 +110,7 @@ def test_unknown_account_is_404(app, webhook_secret):
 
 def test_repeat_caller_inside_cooldown_is_not_texted_twice(app, runtime, acme, webhook_secret):
     client = app.test_client()
-    post(client, acme, "voice", missed("CALL1"), webhook_secret)
+    post(client, acme, "voice", missed("CALL1", minutes_ago=40), webhook_secret)
     post(client, acme, "voice", missed("CALL2"), webhook_secret)
     assert len(records(runtime, acme, "sms")) == 1
     with runtime.db.session() as s:
@@ -125,7 +125,7 @@ def test_repeat_caller_inside_cooldown_is_not_texted_twice(app, runtime, acme, w
 
 def test_repeat_caller_after_cooldown_is_texted_again(app, runtime, acme, webhook_secret):
     client = app.test_client()
-    post(client, acme, "voice", missed("CALL1"), webhook_secret)
+    post(client, acme, "voice", missed("CALL1", minutes_ago=40), webhook_secret)
     with runtime.db.session() as s:
         from connector.storage.models import CallerState
 
@@ -155,7 +155,8 @@ def test_stop_reply_opts_out_and_later_calls_are_not_texted(app, runtime, acme, 
     with runtime.db.session() as s:
         second = s.scalar(select(Call).where(Call.event_id == "CALL2"))
         assert second.reason == "opted_out"
-    assert len(records(runtime, acme, "sms")) == 1
+    sms = records(runtime, acme, "sms")  # the text-back, then the one opt-out confirmation
+    assert len(sms) == 2 and "START" in sms[1]["body"] and "Acme Plumbing" in sms[1]["body"]
 
 
 def test_reply_is_logged_on_the_contact_and_shown_on_the_task(app, runtime, acme, webhook_secret):
@@ -328,7 +329,7 @@ def test_opted_out_error_from_the_carrier_records_the_opt_out(
 
 def test_explain_says_what_happened_and_why(app, runtime, acme, webhook_secret):
     client = app.test_client()
-    post(client, acme, "voice", missed("CALL1"), webhook_secret)
+    post(client, acme, "voice", missed("CALL1", minutes_ago=40), webhook_secret)
     post(client, acme, "voice", missed("CALL2", outcome="busy"), webhook_secret)
     with runtime.db.session() as s:
         first, second = (

@@ -1,0 +1,262 @@
+"""The account file's schema (DESIGN.md section 2), validated with marshmallow.
+
+Every section has defaults, so a minimal file (id, name, carrier, crm) is complete. Unknown
+fields are refused, so a typo is named rather than silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
+
+from carrier_adapters import CARRIERS
+from carrier_adapters.base import secret_fields
+from connector.events import CallOutcome
+from connector.hours import WEEKDAYS, parse_intervals
+from connector.phone import to_e164
+from connector.templates import (
+    DEFAULT_TEXTS,
+    LANGUAGES,
+    TemplateError,
+    validate_template,
+)
+from crm_adapters import CRMS
+
+#: What ``export`` writes in place of a secret; ``import`` keeps the stored value when it sees it.
+REDACTED = "********"
+TEXTABLE_OUTCOMES = [
+    o.value for o in CallOutcome if o not in (CallOutcome.ANSWERED, CallOutcome.UNKNOWN)
+]
+
+
+class E164(fields.String):
+    """A phone number, normalised to E.164 on load; anything unparseable is refused."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        number = to_e164(text)
+        if number is None:
+            raise ValidationError("not a valid phone number (use E.164, e.g. +14155550100)")
+        return number
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class CarrierSchema(_Strict):
+    """``carrier``: which carrier, its credentials, the business numbers and call forwarding."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(sorted(CARRIERS)))
+    credentials = fields.Dict(keys=fields.String(), required=True)
+    numbers = fields.List(E164(), required=True, validate=validate.Length(min=1))
+    forward_to = fields.List(E164(), load_default=list)
+    ring_timeout_seconds = fields.Integer(load_default=20, validate=validate.Range(min=5, max=60))
+    api_base_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
+
+
+class CrmMappingSchema(_Strict):
+    """``crm.mapping``: where records go in the CRM."""
+
+    pipeline = fields.String(load_default=None, allow_none=True)
+    stage = fields.String(load_default=None, allow_none=True)
+    owner_id = fields.String(load_default=None, allow_none=True)
+    task_queue_id = fields.String(load_default=None, allow_none=True)
+    lead_source = fields.String(load_default=None, allow_none=True)
+    task_priority = fields.String(
+        load_default="HIGH", validate=validate.OneOf(["LOW", "MEDIUM", "HIGH"])
+    )
+    task_due_minutes = fields.Integer(load_default=15, validate=validate.Range(min=0, max=10080))
+
+
+class CrmSchema(_Strict):
+    """``crm``: which CRM, its credentials and the field mapping."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(sorted(CRMS)))
+    credentials = fields.Dict(keys=fields.String(), required=True)
+    api_base_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    mapping = fields.Nested(CrmMappingSchema, load_default=lambda: CrmMappingSchema().load({}))
+
+
+class BusinessSchema(_Strict):
+    """``business``: what the templates may mention besides the business name."""
+
+    booking_link = fields.Url(load_default=None, allow_none=True)
+    emergency_number = fields.String(load_default=None, allow_none=True)
+    callback_number = E164(load_default=None, allow_none=True)
+
+
+class IntervalsField(fields.List):
+    """``[["08:00", "12:00"], ["13:00", "17:00"]]``: sorted, non-overlapping, end after start."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(fields.List(fields.String(validate=validate.Regexp(
+            r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$", error="times are HH:MM")),
+            validate=validate.Length(equal=2)), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        spans = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            parse_intervals(spans)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        return spans
+
+
+class HolidaySchema(_Strict):
+    """A date the business is closed, with a name."""
+
+    date = fields.Date(required=True)
+    name = fields.String(required=True)
+
+
+class OverrideSchema(_Strict):
+    """A date with hours of its own: ``open: []`` is "closed today", more hours is "open late"."""
+
+    date = fields.Date(required=True)
+    open = IntervalsField(required=True)
+    note = fields.String(load_default="")
+
+
+class ScheduleSchema(_Strict):
+    """One set of hours; no ``weekly`` means open around the clock."""
+
+    weekly = fields.Dict(keys=fields.String(validate=validate.OneOf(WEEKDAYS)),
+                         values=IntervalsField(), load_default=dict)
+    holidays = fields.List(fields.Nested(HolidaySchema), load_default=list)
+    overrides = fields.List(fields.Nested(OverrideSchema), load_default=list)
+
+
+class HoursSchema(ScheduleSchema):
+    """``hours``: the account's schedule, and optional schedules per business number."""
+
+    per_number = fields.Dict(keys=E164(), values=fields.Nested(ScheduleSchema), load_default=dict)
+
+
+class TemplatesSchema(_Strict):
+    """``templates``: which scenario text each situation uses, and the texts (per language)."""
+
+    language = fields.String(load_default="en", validate=validate.OneOf(LANGUAGES))
+    language_by_number = fields.Dict(keys=E164(), values=fields.String(
+        validate=validate.OneOf(LANGUAGES)), load_default=dict)
+    missed_call = fields.String(load_default="general")
+    voicemail = fields.String(load_default=None, allow_none=True)
+    after_hours = fields.String(load_default="after_hours")
+    texts = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$")),
+        values=fields.Dict(keys=fields.String(validate=validate.OneOf(LANGUAGES)),
+                           values=fields.String(validate=validate.Length(1, 1600))),
+        load_default=dict,
+    )
+
+    @validates_schema
+    def _check_texts(self, data: dict[str, Any], **_: Any) -> None:
+        texts = {name: dict(langs) for name, langs in DEFAULT_TEXTS.items()}
+        for name, langs in data.get("texts", {}).items():
+            texts.setdefault(name, {}).update(langs)
+        errors: dict[str, Any] = {}
+        first = {data.get("missed_call"), data.get("voicemail"), data.get("after_hours")} - {None}
+        for use in ("missed_call", "voicemail", "after_hours"):
+            name = data.get(use)
+            if name is not None and name not in texts:
+                errors[use] = [f"no template named {name!r}"]
+        for name, langs in data.get("texts", {}).items():
+            for lang, text in langs.items():
+                try:
+                    validate_template(text, first_message=name in first
+                                      or name in ("general", "contractor", "appointment",
+                                                  "after_hours", "emergency"))
+                except TemplateError as exc:
+                    errors.setdefault("texts", {}).setdefault(name, {})[lang] = [str(exc)]
+        if errors:
+            raise ValidationError(errors)
+
+
+class QuietHoursSchema(_Strict):
+    """Quiet hours in the recipient's local time, and what to do inside them."""
+
+    start = fields.String(load_default="08:00", validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
+    end = fields.String(load_default="21:00", validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
+    mode = fields.String(load_default="send", validate=validate.OneOf(["send", "hold"]))
+
+
+class SpamSchema(_Strict):
+    """What makes a call likely spam."""
+
+    failed_attestation = fields.Boolean(load_default=True)
+    unattested = fields.Boolean(load_default=True)
+    short_calls = fields.Integer(load_default=2, validate=validate.Range(min=1, max=100))
+
+
+class PolicySchema(_Strict):
+    """``policy``: who gets a text, and when."""
+
+    texted_outcomes = fields.List(fields.String(validate=validate.OneOf(TEXTABLE_OUTCOMES)),
+                                  load_default=lambda: list(TEXTABLE_OUTCOMES))
+    min_ring_seconds = fields.Float(load_default=3.0, validate=validate.Range(min=0, max=60))
+    cooldown_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0, max=24 * 30))
+    burst_window_minutes = fields.Float(load_default=15.0, validate=validate.Range(min=0, max=1440))
+    text_countries = fields.List(fields.String(validate=validate.Regexp(r"^[A-Z]{2}$")),
+                                 load_default=lambda: ["US", "CA"])
+    internal_numbers = fields.List(E164(), load_default=list)
+    blocklist = fields.List(E164(), load_default=list)
+    spam = fields.Nested(SpamSchema, load_default=lambda: SpamSchema().load({}))
+    send_delay_seconds = fields.Float(load_default=0.0, validate=validate.Range(min=0, max=3600))
+    quiet_hours = fields.Nested(QuietHoursSchema,
+                                load_default=lambda: QuietHoursSchema().load({}))
+    line_type_lookup = fields.Boolean(load_default=True)
+    line_type_ttl_days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=365))
+    # None: trust the carrier's own behaviour (Twilio replies to STOP by itself).
+    carrier_confirms_opt_out = fields.Boolean(load_default=None, allow_none=True)
+    human_conversation_hours = fields.Float(load_default=12.0,
+                                            validate=validate.Range(min=0, max=720))
+
+
+class AccountSchema(_Strict):
+    """The whole account file."""
+
+    id = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[a-z0-9][a-z0-9-]{1,63}$", error="lowercase letters, digits, -"),
+    )
+    name = fields.String(required=True, validate=validate.Length(1, 200))
+    timezone = fields.String(load_default="UTC")
+    carrier = fields.Nested(CarrierSchema, required=True)
+    crm = fields.Nested(CrmSchema, required=True)
+    business = fields.Nested(BusinessSchema, load_default=lambda: BusinessSchema().load({}))
+    hours = fields.Nested(HoursSchema, load_default=lambda: HoursSchema().load({}))
+    templates = fields.Nested(TemplatesSchema, load_default=lambda: TemplatesSchema().load({}))
+    policy = fields.Nested(PolicySchema, load_default=lambda: PolicySchema().load({}))
+    routing = fields.Dict(load_default=dict)
+
+    @validates("timezone")
+    def _check_tz(self, value: str, **_: Any) -> None:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError("not an IANA time zone, e.g. America/Chicago") from None
+
+    @validates_schema
+    def _check_credentials(self, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, Any] = {}
+        for section, registry in (("carrier", CARRIERS), ("crm", CRMS)):
+            part = data.get(section) or {}
+            adapter = registry.get(part.get("kind", ""))
+            if adapter is None:
+                continue
+            given = part.get("credentials", {})
+            redacted = tuple(k for k, v in given.items() if v == REDACTED)
+            try:
+                adapter.config_schema(partial=redacted).load(
+                    {k: v for k, v in given.items() if v != REDACTED}, unknown=RAISE
+                )
+            except ValidationError as exc:
+                errors[section] = {"credentials": exc.normalized_messages()}
+        if errors:
+            raise ValidationError(errors)
+
+
+__all__ = ["REDACTED", "AccountSchema", "secret_fields"]

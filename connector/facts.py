@@ -1,0 +1,167 @@
+"""Gather what the policy needs to know about a missed call: the I/O half of the decision.
+
+Each fact is one indexed read (primary keys or the ``(account, caller, time)`` index), so a
+decision stays fast with many opt-outs and calls stored; ``bench/policy_decision.py`` measures it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from phonenumbers import timezone as number_timezones
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connector.events import CallOutcome
+from connector.hours import BusinessHours
+from connector.phone import region_of
+from connector.policy import CallFacts, PolicySettings
+from connector.storage.models import (
+    Account,
+    Call,
+    CallerState,
+    ContactProfile,
+    LineType,
+    Message,
+    OptOut,
+)
+
+
+def business_number_for(account: Account, call: Call) -> str | None:
+    """The number the text goes out from: the one that was called, if it is the account's."""
+    numbers: list[str] = account.settings["carrier"]["numbers"]
+    if call.called in numbers:
+        return call.called
+    return numbers[0] if numbers else None
+
+
+def recipient_zone(number: str | None, fallback: ZoneInfo) -> ZoneInfo:
+    """The caller's time zone from the number's country and area code, when it has just one."""
+    if not number:
+        return fallback
+    try:
+        zones = number_timezones.time_zones_for_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return fallback
+    usable = [z for z in zones if z != "Etc/Unknown"]
+    if len(usable) == 1:
+        return ZoneInfo(usable[0])
+    # Several zones (a country-wide or ambiguous prefix): only trust them if they agree now.
+    if usable:
+        offsets = {datetime.now(ZoneInfo(z)).utcoffset() for z in usable}
+        if len(offsets) == 1:
+            return ZoneInfo(usable[0])
+    return fallback
+
+
+def is_opted_out(session: Session, account_id: str, number: str | None) -> bool:
+    """True when the number has opted out of this business's texts."""
+    return bool(number) and session.get(OptOut, (account_id, number)) is not None
+
+
+def gather(
+    session: Session,
+    account: Account,
+    call: Call,
+    settings: PolicySettings,
+    now: datetime,
+    *,
+    line_type: str | None = None,
+) -> CallFacts:
+    """The facts about ``call`` at ``now``."""
+    tz = ZoneInfo(account.timezone)
+    hours = BusinessHours.from_settings(account.timezone, account.settings.get("hours"))
+    business_number = business_number_for(account, call)
+    caller = call.caller
+    last_text_at = burst_leader = None
+    short_calls = 0
+    human = False
+    if caller:
+        state = session.get(CallerState, (account.id, caller))
+        if state is not None and state.last_text_call_id != call.id:
+            last_text_at = state.last_text_at
+        window_start = call.occurred_at - settings.burst_window
+        burst_leader = session.scalar(
+            select(Call.id)
+            .where(
+                Call.account_id == account.id,
+                Call.caller == caller,
+                Call.occurred_at >= window_start,
+                Call.occurred_at <= call.occurred_at,
+                Call.id != call.id,
+                Call.reason.in_(("missed", "cooldown", "landline", "opted_out")),
+            )
+            .order_by(Call.occurred_at)
+            .limit(1)
+        )
+        short_calls = session.scalar(
+            select(func.count())
+            .select_from(Call)
+            .where(
+                Call.account_id == account.id,
+                Call.caller == caller,
+                Call.occurred_at >= window_start,
+                Call.occurred_at <= call.occurred_at,
+                Call.outcome == CallOutcome.CANCELED.value,
+                Call.ring_seconds < settings.min_ring_seconds,
+            )
+        ) or 0
+        human_window = timedelta(
+            hours=float(account.settings["policy"].get("human_conversation_hours", 12))
+        )
+        human = session.scalar(
+            select(Message.id)
+            .where(
+                Message.account_id == account.id,
+                Message.customer == caller,
+                Message.purpose_key.startswith("human:"),
+                Message.created_at >= now - human_window,
+            )
+            .limit(1)
+        ) is not None
+    return CallFacts(
+        outcome=CallOutcome(call.outcome),
+        caller=caller,
+        caller_country=region_of(caller) if caller else None,
+        business_number=business_number,
+        ring_seconds=call.ring_seconds,
+        voicemail=call.voicemail,
+        attestation=call.attestation,
+        now=now,
+        business_open=hours.is_open(call.occurred_at, business_number),
+        opted_out=is_opted_out(session, account.id, caller),
+        last_text_at=last_text_at,
+        burst_leader=burst_leader,
+        short_calls_recent=int(short_calls),
+        in_human_conversation=human,
+        recipient_tz=recipient_zone(caller, tz),
+        line_type=line_type,
+    )
+
+
+def cached_line_type(
+    session: Session, account_id: str, number: str, ttl: timedelta, now: datetime
+) -> str | None:
+    """A line type looked up within the TTL, else None."""
+    row = session.get(LineType, (account_id, number))
+    if row is None or now - row.looked_up_at > ttl:
+        return None
+    return row.line_type
+
+
+def remember_line_type(session: Session, account_id: str, number: str, line_type: str,
+                       now: datetime) -> None:
+    """Cache a lookup result (replacing an expired one)."""
+    row = session.get(LineType, (account_id, number))
+    if row is None:
+        session.add(LineType(account_id=account_id, number=number, line_type=line_type,
+                             looked_up_at=now))
+    else:
+        row.line_type, row.looked_up_at = line_type, now
+
+
+def contact_profile(session: Session, account_id: str, number: str) -> ContactProfile | None:
+    """What the CRM told us about the caller, if anything."""
+    return session.get(ContactProfile, (account_id, number))

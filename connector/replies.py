@@ -1,0 +1,61 @@
+"""Compliance replies to a customer's keyword: opt-out and opt-in confirmations, and HELP.
+
+Written as an outbound message row (the intent) by the webhook view, sent here once. These go
+out even to a number that just opted out: the one confirmation the rules allow.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from connector.errors import ProviderError, TransientProviderError
+from connector.events import utcnow
+from connector.steps import call_with_retries, release_lease, take_lease
+from connector.storage.models import Account, Message
+
+if TYPE_CHECKING:
+    from connector.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def send_reply(runtime: Runtime, message_id: str) -> None:
+    """Job: send one compliance reply; an ambiguous failure is never re-sent."""
+    with runtime.db.session() as session:
+        message = session.get(Message, message_id)
+        if message is None or message.status != "intent" or message.send_attempts > 0:
+            return
+        if not take_lease(session, Message, message_id):
+            return
+        try:
+            account = session.get(Account, message.account_id)
+            assert account is not None  # noqa: S101
+            carrier = runtime.carrier_for(account)
+            message.send_attempts += 1
+            message.last_attempt_at = utcnow()
+            session.commit()
+            try:
+                result = call_with_retries(
+                    lambda: carrier.send_sms(
+                        to=message.customer, from_=message.business_number, body=message.body,
+                        status_callback_url=runtime.webhook_url(carrier.name, account.id,
+                                                                "status"),
+                    ),
+                    retry_ambiguous=False,
+                )
+            except TransientProviderError as exc:
+                message.status = "ambiguous" if exc.ambiguous else "failed"
+                message.error_code = exc.code
+            except ProviderError as exc:
+                message.status, message.error_code = "failed", exc.code
+            else:
+                message.status = "sent"
+                message.carrier_message_id = result.message_id
+                message.segments = result.segments
+            session.commit()
+        finally:
+            release_lease(session, Message, message_id)
+        sent = message.status == "sent"
+    if sent:
+        runtime.jobs.enqueue_message_sync(message_id)
