@@ -23,6 +23,7 @@ from marshmallow import Schema, fields
 from carrier_adapters.base import CallRouting, CarrierAdapter
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import (
+    AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
@@ -79,6 +80,8 @@ class SandboxCredentials(Schema):
     """``carrier.credentials`` for the sandbox."""
 
     webhook_secret = fields.String(required=True, metadata={"secret": True})
+    #: Numbers the sandbox's line-type lookup reports as landlines (everything else is mobile).
+    landlines = fields.List(fields.String(), load_default=list)
 
 
 class SandboxCarrier(CarrierAdapter):
@@ -156,7 +159,7 @@ class SandboxCarrier(CarrierAdapter):
         data = self._payload(request)
         self._require(data, "call_id", "outcome")
         outcome = self.call_outcomes.get(str(data["outcome"]), CallOutcome.UNKNOWN)
-        if outcome is CallOutcome.ANSWERED:
+        if outcome is CallOutcome.ANSWERED or data.get("direction") == "outbound":
             return None
         caller_raw = str(data.get("from") or "")
         return MissedCall(
@@ -172,6 +175,26 @@ class SandboxCarrier(CarrierAdapter):
             raw=data,
         )
 
+    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
+        """``outcome: answered`` events: the customer got through (``direction`` inbound, the
+        default) or the business called them back (``direction: outbound``, customer in ``to``)."""
+        data = self._payload(request)
+        if data.get("outcome") != "answered" or not data.get("call_id"):
+            return None
+        direction = "outbound" if data.get("direction") == "outbound" else "inbound"
+        customer = to_e164(str(data.get("to" if direction == "outbound" else "from") or ""))
+        if customer is None:
+            return None
+        return AnsweredCall(
+            carrier=self.name, event_id=f"{data['call_id']}:{direction}", customer=customer,
+            direction=direction, occurred_at=self._when(data.get("occurred_at")),
+        )
+
+    def lookup_line_type(self, number: str) -> str | None:
+        """``landline`` for the numbers listed in the credentials' ``landlines``, else mobile."""
+        landlines = {to_e164(n) for n in self.credentials.get("landlines", [])}
+        return "landline" if number in landlines else "mobile"
+
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
         data = self._payload(request)
         self._require(data, "message_id", "from", "to")
@@ -182,6 +205,7 @@ class SandboxCarrier(CarrierAdapter):
             recipient=to_e164(str(data["to"])),
             body=str(data.get("body") or ""),
             received_at=self._when(data.get("received_at")),
+            opt_out_type=data.get("opt_out_type"),
             raw=data,
         )
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.crm_text import call_title, local_time, task_body, task_subject, text_line
@@ -96,9 +97,14 @@ def _step_failed(session: Session, call: Call, exc: ProviderError) -> None:
 def _remember_profile(session: Session, account_id: str, number: str, contact: CrmContact) -> None:
     profile = session.get(ContactProfile, (account_id, number))
     if profile is None:
-        session.add(ContactProfile(account_id=account_id, number=number,
-                                   first_name=contact.first_name, language=contact.language))
-    else:
+        try:
+            with session.begin_nested():
+                session.add(ContactProfile(account_id=account_id, number=number,
+                                           first_name=contact.first_name,
+                                           language=contact.language))
+        except IntegrityError:
+            profile = session.get(ContactProfile, (account_id, number), populate_existing=True)
+    if profile is not None:
         profile.first_name, profile.language = contact.first_name, contact.language
     session.commit()
 

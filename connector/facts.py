@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import phonenumbers
 from phonenumbers import timezone as number_timezones
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.events import CallOutcome
@@ -156,9 +157,14 @@ def remember_line_type(session: Session, account_id: str, number: str, line_type
     """Cache a lookup result (replacing an expired one)."""
     row = session.get(LineType, (account_id, number))
     if row is None:
-        session.add(LineType(account_id=account_id, number=number, line_type=line_type,
-                             looked_up_at=now))
-    else:
+        try:
+            with session.begin_nested():
+                session.add(LineType(account_id=account_id, number=number, line_type=line_type,
+                                     looked_up_at=now))
+            return
+        except IntegrityError:  # another worker looked the same number up just now
+            row = session.get(LineType, (account_id, number), populate_existing=True)
+    if row is not None:
         row.line_type, row.looked_up_at = line_type, now
 
 

@@ -126,7 +126,8 @@ class SandboxCrm(CrmAdapter):
         for record in self.store.all("contact"):
             if to_e164(str(record.get("phone", ""))) == e164:
                 return CrmContact(
-                    id=str(record["id"]), phone=e164, first_name=record.get("first_name")
+                    id=str(record["id"]), phone=e164, first_name=record.get("first_name"),
+                    last_name=record.get("last_name"), language=record.get("language"),
                 )
         first, _, last = (name or "").partition(" ")
         before = {r["id"] for r in self.store.all("contact")}
@@ -205,6 +206,12 @@ class SandboxCrm(CrmAdapter):
                 "closed": False,
             },
         )
+
+    def set_opt_out(self, contact_id: str, opted_out: bool) -> None:
+        self._maybe_fail()
+        if self.store.get("contact", contact_id) is None:
+            raise classify_status(self.name, 404, "sandbox contact not found")
+        self.store.update("contact", contact_id, {"sms_opted_out": opted_out})
 
     def verify_request(self, request: WebhookRequest) -> None:
         secret = self.credentials.get("webhook_secret") or ""

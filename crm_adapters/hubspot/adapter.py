@@ -12,6 +12,7 @@ from crm_adapters.base import CallLog, CrmAdapter, CrmContact, LeadSpec, Message
 from crm_adapters.hubspot import activities, deals
 from crm_adapters.hubspot.client import HubSpotApi
 from crm_adapters.hubspot.contacts import ContactFinder
+from crm_adapters.hubspot.optout import OptOutMarker
 from crm_adapters.hubspot.webhooks import verify_v3
 
 _SEARCH = "POST /crm/v3/objects/contacts/search"
@@ -119,6 +120,7 @@ class HubSpotCrm(CrmAdapter):
             token, host=self.api_base_url, timeout=timeout, secrets=(token, secret)
         )
         self._contacts = ContactFinder(self._api)
+        self._opt_outs = OptOutMarker(self._api)
 
     def find_or_create_contact(self, phone: str, name: str | None = None) -> CrmContact:
         """One search; on a miss, an upsert on the unique phone property (see ``contacts``)."""
@@ -143,6 +145,10 @@ class HubSpotCrm(CrmAdapter):
     def set_pipeline_stage(self, lead: LeadSpec, existing_id: str | None = None) -> str:
         """Reuse the open deal ``existing_id`` or create one in the mapped pipeline and stage."""
         return deals.set_pipeline_stage(self._api, lead, existing_id)
+
+    def set_opt_out(self, contact_id: str, opted_out: bool) -> None:
+        """Set the app's ``textback_sms_opt_out`` contact property (see ``optout``)."""
+        self._opt_outs.mark(contact_id, opted_out)
 
     def verify_request(self, request: WebhookRequest) -> None:
         """Check HubSpot's signature v3 with the app's ``client_secret``."""

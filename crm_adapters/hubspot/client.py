@@ -267,6 +267,11 @@ class HubSpotApi:
         return self._client.crm.contacts.batch_api
 
     @cached_property
+    def contacts_basic(self) -> Any:
+        """``hubspot.crm.contacts.BasicApi`` (update one contact)."""
+        return self._client.crm.contacts.basic_api
+
+    @cached_property
     def properties(self) -> Any:
         """``hubspot.crm.properties.CoreApi``."""
         return self._client.crm.properties.core_api
