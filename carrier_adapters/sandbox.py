@@ -172,6 +172,7 @@ class SandboxCarrier(CarrierAdapter):
             caller_raw=caller_raw,
             ring_seconds=data.get("ring_seconds"),
             voicemail=bool(data.get("voicemail", False)),
+            attestation=data.get("attestation"),
             raw=data,
         )
 

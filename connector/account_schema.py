@@ -6,6 +6,7 @@ fields are refused, so a typo is named rather than silently ignored.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -106,17 +107,28 @@ class IntervalsField(fields.List):
         return spans
 
 
+class IsoDate(fields.String):
+    """A calendar date kept as its ISO text (``2026-12-25``), so the account stays plain JSON."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise ValidationError("not a date: use YYYY-MM-DD") from None
+
+
 class HolidaySchema(_Strict):
     """A date the business is closed, with a name."""
 
-    date = fields.Date(required=True)
+    date = IsoDate(required=True)
     name = fields.String(required=True)
 
 
 class OverrideSchema(_Strict):
     """A date with hours of its own: ``open: []`` is "closed today", more hours is "open late"."""
 
-    date = fields.Date(required=True)
+    date = IsoDate(required=True)
     open = IntervalsField(required=True)
     note = fields.String(load_default="")
 

@@ -121,9 +121,13 @@ def cmd_accounts_import(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
     document = parse_account_file(text)
     runtime = _runtime(settings)
+    from connector.compose import template_report
+
     with runtime.db.session() as s:
         account = import_account(s, runtime.box, document)
         print(f"imported account {account.id} ({account.name})")
+        for line in template_report(account):
+            print(f"  {line}")
     return 0
 
 

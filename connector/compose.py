@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from connector.facts import contact_profile
 from connector.hours import BusinessHours, describe_next_open
 from connector.storage.models import Account
-from connector.templates import DEFAULT_TEXTS, LANGUAGES, render
+from connector.templates import DEFAULT_TEXTS, LANGUAGES, render, sms_encoding
 
 
 def account_texts(account: Account) -> dict[str, dict[str, str]]:
@@ -64,3 +64,25 @@ def compose(
         ),
     }
     return render(variants[language], values, language), language
+
+
+SAMPLE_VALUES = {
+    "first_name": "Alex",
+    "booking_link": "https://book.example.com/acme",
+    "emergency_number": "911",
+    "next_open": "tomorrow at 8:00 AM",
+}
+
+
+def template_report(account: Account) -> list[str]:
+    """How each text the account would send encodes: GSM-7 or UCS-2, and its segments.
+
+    Shown when the account is saved (``textback accounts import``), with sample values for the
+    placeholders the CRM or the clock fill in later.
+    """
+    lines = []
+    for name, variants in sorted(account_texts(account).items()):
+        for language, text in sorted(variants.items()):
+            body = render(text, {"business_name": account.name, **SAMPLE_VALUES}, language)
+            lines.append(f"template {name} ({language}): {sms_encoding(body)}")
+    return lines

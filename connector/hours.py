@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -119,7 +119,7 @@ class BusinessHours:
 
     def is_open(self, at: datetime, business_number: str | None = None) -> bool:
         """True when the business is open at the instant ``at`` (aware)."""
-        local = at.astimezone(self.tz)
+        local = at.astimezone(UTC).astimezone(self.tz)  # via UTC: never keep a skipped wall time
         return _contains(self.schedule_for(business_number).intervals_on(local.date()),
                          local.time())
 
@@ -139,9 +139,10 @@ class BusinessHours:
                     if end is None or local.time() < end:
                         return at  # open now
                     continue
-                # Wall-clock times skipped by a DST jump normalise forward through UTC.
-                candidate = opening.astimezone(self.tz)
-                if candidate < closing:
+                # Wall-clock times skipped by a DST jump normalise forward through UTC; an
+                # interval that lies wholly inside the skipped hour never opens that day.
+                candidate = opening.astimezone(UTC).astimezone(self.tz)
+                if candidate < closing and self.is_open(candidate, business_number):
                     return candidate
         return None
 

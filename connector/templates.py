@@ -101,12 +101,12 @@ def validate_template(
 ) -> None:
     """Refuse unknown placeholders, first messages that don't name the business, fake persons."""
     names = placeholders_in(text)
+    if "" in names:
+        raise TemplateError("empty placeholder {}: name what goes there, e.g. {business_name}")
     unknown = names - PLACEHOLDERS
     if unknown:
         shown = ", ".join("{" + n + "}" for n in sorted(unknown))
         raise TemplateError(f"unknown placeholder(s): {shown}")
-    if "" in names:
-        raise TemplateError("empty placeholder {}")
     if first_message and "business_name" not in names and not (
         business_name and business_name.lower() in text.lower()
     ):
