@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import timezone as number_timezones
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,6 +28,9 @@ from connector.storage.models import (
     Message,
     OptOut,
 )
+
+#: Earlier calls a repeat call inside the burst window is folded into: the ones with a task.
+BURST_LEADER_REASONS = frozenset({"missed", "cooldown", "landline", "opted_out"})
 
 
 def business_number_for(account: Account, call: Call) -> str | None:
@@ -84,31 +87,26 @@ def gather(
         if state is not None and state.last_text_call_id != call.id:
             last_text_at = state.last_text_at
         window_start = call.occurred_at - settings.burst_window
-        burst_leader = session.scalar(
-            select(Call.id)
+        # One read of this caller's calls in the window serves the burst and the spam rules.
+        recent = session.execute(
+            select(Call.id, Call.reason, Call.outcome, Call.ring_seconds, Call.occurred_at)
             .where(
                 Call.account_id == account.id,
                 Call.caller == caller,
                 Call.occurred_at >= window_start,
                 Call.occurred_at <= call.occurred_at,
-                Call.id != call.id,
-                Call.reason.in_(("missed", "cooldown", "landline", "opted_out")),
             )
             .order_by(Call.occurred_at)
-            .limit(1)
+            .limit(200)
+        ).all()
+        burst_leader = next(
+            (r.id for r in recent if r.id != call.id and r.reason in BURST_LEADER_REASONS), None
         )
-        short_calls = session.scalar(
-            select(func.count())
-            .select_from(Call)
-            .where(
-                Call.account_id == account.id,
-                Call.caller == caller,
-                Call.occurred_at >= window_start,
-                Call.occurred_at <= call.occurred_at,
-                Call.outcome == CallOutcome.CANCELED.value,
-                Call.ring_seconds < settings.min_ring_seconds,
-            )
-        ) or 0
+        short_calls = sum(
+            1 for r in recent
+            if r.outcome == CallOutcome.CANCELED.value
+            and r.ring_seconds is not None and r.ring_seconds < settings.min_ring_seconds
+        )
         human_window = timedelta(
             hours=float(account.settings["policy"].get("human_conversation_hours", 12))
         )

@@ -15,7 +15,8 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from connector import policy
@@ -61,11 +62,14 @@ def _claim_cooldown(session: Session, account: Account, call: Call, cooldown: ti
     assert call.caller is not None  # noqa: S101 - decided callers always have a number
     now = utcnow()
     if session.get(CallerState, (account.id, call.caller)) is None:
-        try:
-            with session.begin_nested():
-                session.add(CallerState(account_id=account.id, number=call.caller))
-        except IntegrityError:
-            pass
+        # INSERT ... ON CONFLICT DO NOTHING: one statement on SQLite and PostgreSQL alike.
+        dialect_insert = pg_insert if session.bind and session.bind.dialect.name == "postgresql" \
+            else sqlite_insert
+        session.execute(
+            dialect_insert(CallerState)
+            .values(account_id=account.id, number=call.caller)
+            .on_conflict_do_nothing()
+        )
     result = session.execute(
         update(CallerState)
         .where(
