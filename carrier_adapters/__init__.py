@@ -1,12 +1,14 @@
 """Carrier adapters, keyed by the ``carrier.kind`` of the account file."""
 
+from carrier_adapters.bandwidth import BandwidthCarrier
 from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.plivo import PlivoCarrier
 from carrier_adapters.sandbox import SandboxCarrier
 from carrier_adapters.twilio import TwilioCarrier
 
 CARRIERS: dict[str, type[CarrierAdapter]] = {
-    SandboxCarrier.name: SandboxCarrier,
-    TwilioCarrier.name: TwilioCarrier,
+    adapter.name: adapter
+    for adapter in (SandboxCarrier, TwilioCarrier, PlivoCarrier, BandwidthCarrier)
 }
 
 __all__ = ["CARRIERS", "CallRouting", "CarrierAdapter"]

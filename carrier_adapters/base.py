@@ -68,6 +68,9 @@ class CarrierAdapter(ABC):
     #: True when the carrier itself answers STOP (and START, HELP) with a confirmation text, so
     #: the connector must not send a second one. An account can override it.
     confirms_opt_outs: ClassVar[bool] = False
+    #: Delivery-report error codes that mean the recipient opted out with the carrier; a status
+    #: callback carrying one records the opt-out in our own ledger.
+    opt_out_error_codes: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,

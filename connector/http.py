@@ -98,7 +98,7 @@ class WebhookRequest:
 class WebhookReply:
     """What to answer the provider: a body, its content type and the status code."""
 
-    body: bytes = b""
+    body: bytes = field(default=b"", repr=False)  # may carry credentials (Bandwidth BXML)
     content_type: str = "text/plain"
     status: int = 200
 

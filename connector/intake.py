@@ -164,8 +164,12 @@ def record_answered_call(session: Session, account: Account, event: AnsweredCall
     return True
 
 
-def record_status(session: Session, account: Account, event: MessageStatusUpdate) -> Message | None:
-    """Apply a delivery report to our message; returns the message when it newly failed."""
+def record_status(session: Session, account: Account, event: MessageStatusUpdate,
+                  opt_out_codes: frozenset[str] = frozenset()) -> Message | None:
+    """Apply a delivery report to our message; returns the message when it newly failed.
+
+    A failure whose code means "opted out with the carrier" also opts the number out here.
+    """
     receipt = WebhookReceipt(
         account_id=account.id, provider=event.carrier, kind="status", event_id=event.event_id[:200]
     )
@@ -188,6 +192,9 @@ def record_status(session: Session, account: Account, event: MessageStatusUpdate
     previously_failed = message.status in ("undelivered", "failed")
     message.status = event.status.value
     message.error_code = event.error_code
+    if event.error_code and event.error_code in opt_out_codes:
+        record_opt_out(session, account.id, message.customer, f"carrier:{event.error_code}",
+                       message.business_number)
     if event.status.is_failure and not previously_failed:
         message.crm_state = "failure_note"
         return message

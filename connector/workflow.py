@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from connector import policy
 from connector.compose import compose
 from connector.errors import (
+    PermanentProviderError,
+    ProviderAuthError,
     ProviderError,
     RecipientRejectedError,
     TransientProviderError,
@@ -298,10 +300,12 @@ def _reconcile(
                 sent_after=last - timedelta(minutes=2),
             )
         )
-    except NotImplementedError:
+    except (NotImplementedError, ProviderAuthError, PermanentProviderError) as exc:
+        # The carrier cannot (or will not let us) list texts: its status callback settles it.
         message.status = "ambiguous"
         call.state = "texted"
-        audit(session, call.id, "text_ambiguous", "carrier cannot list texts; awaiting status")
+        audit(session, call.id, "text_ambiguous",
+              f"cannot list texts ({type(exc).__name__}); awaiting the status callback")
         return Reconciled.WAIT
     except ProviderError as exc:
         audit(session, call.id, "reconcile_failed", type(exc).__name__)

@@ -97,6 +97,8 @@ class TwilioCarrier(CarrierAdapter):
     call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
     #: https://www.twilio.com/docs/messaging/api/message-resource#message-status-values
     delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
+    #: https://www.twilio.com/docs/api/errors/21610
+    opt_out_error_codes: ClassVar[frozenset[str]] = frozenset({"21610"})
     #: Twilio answers STOP, START and HELP itself on US and Canadian long codes:
     #: https://www.twilio.com/docs/messaging/tutorials/advanced-opt-out
     confirms_opt_outs: ClassVar[bool] = True

@@ -253,6 +253,25 @@ class CallActivity(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Installation(Base):
+    """A CRM's OAuth installation for an account: sealed tokens, expiry, and whether it is live."""
+
+    __tablename__ = "installations"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    crm: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[str] = mapped_column(Text)  # sealed OAuthTokens
+    expires_at: Mapped[datetime | None]
+    # The CRM's own id for the installing account (Jobber account, HubSpot portal, HCP company),
+    # which CRM webhooks carry instead of ours.
+    external_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | disconnected
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
 class CrmLink(Base):
     """Our id -> the CRM record made for it, so a retried step never makes a second record."""
 

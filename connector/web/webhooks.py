@@ -151,7 +151,7 @@ def _handle(runtime, session, account, adapter, kind, req):  # type: ignore[no-u
 
         return adapter.reply("sms", req), enqueue
     event = adapter.parse_status(req)
-    failed = record_status(session, account, event)
+    failed = record_status(session, account, event, adapter.opt_out_error_codes)
     session.commit()
     if failed is None:
         return adapter.reply("status", req), None

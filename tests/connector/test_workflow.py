@@ -353,3 +353,17 @@ def test_full_numbers_and_bodies_stay_out_of_the_logs(
     post(client, acme, "voice", missed(), "wrong")
     assert CALLER not in caplog.text and "4471" not in caplog.text
     assert webhook_secret not in caplog.text
+
+
+def test_opt_out_reported_in_a_delivery_failure_enters_the_ledger(
+    app, runtime, acme, webhook_secret, monkeypatch
+):
+    from carrier_adapters.sandbox import SandboxCarrier
+
+    monkeypatch.setattr(SandboxCarrier, "opt_out_error_codes", frozenset({"21610"}))
+    client = app.test_client()
+    post(client, acme, "voice", missed(), webhook_secret)
+    sent_id = records(runtime, acme, "sms")[0]["id"]
+    post(client, acme, "status", {"message_id": sent_id, "status": "failed",
+                                  "error_code": "21610"}, webhook_secret)
+    assert count(runtime, OptOut, account_id=acme, number=CALLER) == 1

@@ -1,0 +1,307 @@
+"""Bandwidth's Messaging v2 API over ``requests``: authentication, sends, message search and
+error classification.
+
+One attempt per call and no retries here: the connector owns the single retry layer. Exception
+messages carry the HTTP status and Bandwidth's error ``type`` only, never its ``description``
+(it may quote numbers), the request body or credentials.
+
+References:
+
+- Create Message: https://dev.bandwidth.com/apis/messaging/#operation/createMessage
+  (``POST /api/v2/users/{accountId}/messages``, HTTP 202 with the Message object; errors are
+  ``{"type", "description", "fieldErrors"}``; https://dev.bandwidth.com/docs/messaging/errors/)
+- List Messages: https://dev.bandwidth.com/docs/messaging/getMessage/ (message records hold
+  no text: "Bandwidth does not store text message content")
+- Credentials: https://dev.bandwidth.com/docs/account/credentials/ (OAuth 2.0 client
+  credentials; legacy API users with Basic auth are deprecated,
+  https://dev.bandwidth.com/docs/account/credentials/legacy)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+from connector.errors import (
+    ProviderAuthError,
+    ProviderError,
+    RateLimitedError,
+    RecipientRejectedError,
+    TransientProviderError,
+)
+from connector.events import DeliveryStatus, SendResult
+from connector.http import DEFAULT_TIMEOUT, classify_status, retry_after_seconds, transport_error
+
+from .webhooks import CARRIER
+
+#: Bandwidth's OAuth 2.0 token endpoint (its OpenAPI ``securitySchemes``); a URL, not a secret.
+DEFAULT_TOKEN_URL = "https://api.bandwidth.com/api/v1/oauth2/token"  # noqa: S105
+#: A token is renewed this long before it expires (Bandwidth's own SDKs use 60 s).
+TOKEN_MARGIN = 60.0
+#: Token lifetime assumed when the token response gives none.
+DEFAULT_TOKEN_LIFETIME = 3600.0
+#: Wait when a 429 comes without ``Retry-After``: Bandwidth's 429 on sends means the account's
+#: message queue (about 15 minutes of traffic) is full, so a one-second retry would not help.
+DEFAULT_RETRY_AFTER = 60.0
+CLOCK_SKEW = timedelta(seconds=60)
+PAGE_SIZE = 100
+MAX_PAGES = 5
+#: List Messages ``messageStatus`` values, as our delivery statuses.
+LIST_STATUSES: Mapping[str, DeliveryStatus] = {
+    "RECEIVED": DeliveryStatus.QUEUED,  # "Bandwidth has received your request to send"
+    "ACCEPTED": DeliveryStatus.QUEUED,
+    "QUEUED": DeliveryStatus.QUEUED,
+    "SENDING": DeliveryStatus.QUEUED,
+    "SENT": DeliveryStatus.SENT,
+    "DELIVERED": DeliveryStatus.DELIVERED,
+    "FAILED": DeliveryStatus.FAILED,
+    "UNDELIVERED": DeliveryStatus.UNDELIVERED,
+}
+
+
+def _error_type(response: requests.Response) -> str | None:
+    """Bandwidth's error ``type`` (``request-validation``, ``unauthorized``...), if any."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    value = payload.get("type") if isinstance(payload, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _rejects_recipient(response: requests.Response) -> bool:
+    """True when a 400's ``fieldErrors`` blame the ``to`` field (the number is not valid)."""
+    try:
+        errors = response.json().get("fieldErrors") or []
+    except (ValueError, AttributeError):
+        return False
+    return any(isinstance(e, dict) and str(e.get("fieldName", "")).startswith("to") for e in errors)
+
+
+def classify_error(response: requests.Response) -> ProviderError:
+    """The :mod:`connector.errors` error for a non-2xx Bandwidth response.
+
+    Delivery refusals (opt-out 4775, landline or invalid 4720...) come later in
+    ``message-failed`` callbacks; at send time only a 400 whose field errors name ``to`` is
+    a rejected recipient. Then the HTTP status decides through the shared mapping.
+    """
+    status = response.status_code
+    kind = _error_type(response)
+    message = f"bandwidth: HTTP {status}" + (f", {kind}" if kind else "")
+    common: dict[str, Any] = {"provider": CARRIER, "code": kind, "status": status}
+    if status == 400 and _rejects_recipient(response):
+        return RecipientRejectedError(message, reason="invalid", **common)
+    if status == 429:
+        return RateLimitedError(
+            message,
+            retry_after=retry_after_seconds(response.headers.get("Retry-After"), DEFAULT_RETRY_AFTER),
+            **common,
+        )
+    return classify_status(CARRIER, status, message, code=kind, default_wait=DEFAULT_RETRY_AFTER)
+
+
+class OAuthToken:
+    """Bandwidth API credentials (client id and secret) turned into cached bearer tokens.
+
+    ``POST {token_url}`` with the client id and secret as Basic auth and
+    ``grant_type=client_credentials`` returns ``access_token`` and ``expires_in``. The token is
+    shared by the threads using this adapter and renewed :data:`TOKEN_MARGIN` seconds early.
+    Failures here happen before any text is sent, so they are never ambiguous.
+    """
+
+    def __init__(
+        self, *, session: requests.Session, token_url: str, client_id: str, client_secret: str
+    ) -> None:
+        self._session = session
+        self._url = token_url
+        self._auth = (client_id, client_secret)
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires = 0.0
+
+    def __repr__(self) -> str:
+        return "<OAuthToken>"
+
+    def get(self) -> str:
+        """A valid access token, fetched when there is none or it is about to expire."""
+        with self._lock:
+            if self._token is not None and time.monotonic() < self._expires - TOKEN_MARGIN:
+                return self._token
+            self._token, lifetime = self._fetch()
+            self._expires = time.monotonic() + lifetime
+            return self._token
+
+    def invalidate(self) -> None:
+        """Forget the token (refused by the API): the next call fetches a new one."""
+        with self._lock:
+            self._token = None
+
+    def _fetch(self) -> tuple[str, float]:
+        try:
+            response = self._session.post(
+                self._url,
+                auth=self._auth,
+                data={"grant_type": "client_credentials"},
+                timeout=DEFAULT_TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise TransientProviderError(
+                f"bandwidth: token request {type(exc).__name__}", provider=CARRIER
+            ) from None
+        status = response.status_code
+        if status in (400, 401, 403):  # invalid_client and the like: the credentials are wrong
+            raise ProviderAuthError(
+                f"bandwidth: token request HTTP {status}", provider=CARRIER, status=status
+            )
+        if not 200 <= status < 300:
+            error = classify_status(CARRIER, status, f"bandwidth: token request HTTP {status}")
+            if isinstance(error, TransientProviderError):
+                error.ambiguous = False  # nothing was sent yet
+            raise error
+        try:
+            body = response.json()
+            token = str(body["access_token"])
+            lifetime = float(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise TransientProviderError("bandwidth: token response unreadable", provider=CARRIER) from None
+        return token, lifetime
+
+
+class BandwidthRestClient:
+    """The two Messaging v2 calls the adapter needs.
+
+    ``auth`` is an :class:`OAuthToken` (API credentials) or a ``(username, password)`` pair
+    (legacy API user, HTTP Basic). Neither shows in ``repr``.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: requests.Session,
+        base_url: str,
+        account_id: str,
+        auth: OAuthToken | tuple[str, str],
+    ) -> None:
+        self._session = session
+        self._auth = auth
+        self.messages_url = f"{base_url}/api/v2/users/{account_id}/messages"
+
+    def __repr__(self) -> str:
+        return f"<BandwidthRestClient {self.messages_url}>"
+
+    def _request(self, method: str, **kwargs: Any) -> requests.Response:
+        headers: dict[str, str] = {}
+        basic: tuple[str, str] | None = None
+        if isinstance(self._auth, OAuthToken):
+            headers["Authorization"] = f"Bearer {self._auth.get()}"
+        else:
+            basic = self._auth
+        try:
+            response = self._session.request(
+                method,
+                self.messages_url,
+                auth=basic,
+                headers=headers,
+                timeout=DEFAULT_TIMEOUT,
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.RequestException as exc:
+            raise transport_error(CARRIER, exc) from None
+        if response.status_code == 401 and isinstance(self._auth, OAuthToken):
+            self._auth.invalidate()
+        if not 200 <= response.status_code < 300:
+            raise classify_error(response)
+        return response
+
+    def create_message(self, payload: Mapping[str, Any]) -> SendResult:
+        """POST one message; a 2xx without a readable ``id`` is an ambiguous failure."""
+        response = self._request("POST", json=dict(payload))
+        try:
+            body = response.json()
+            message_id = str(body["id"])
+            if not message_id:
+                raise ValueError("empty id")
+        except (ValueError, KeyError, TypeError):
+            # Bandwidth accepted the message (2xx) but we cannot tell its id: reconcile.
+            raise TransientProviderError(
+                f"bandwidth: HTTP {response.status_code} without a readable message id",
+                provider=CARRIER,
+                status=response.status_code,
+                ambiguous=True,
+            ) from None
+        segments = body.get("segmentCount")
+        return SendResult(
+            message_id=message_id,
+            status=DeliveryStatus.QUEUED,  # 202 Accepted: queued for sending
+            segments=segments if isinstance(segments, int) else None,
+            raw=body,
+        )
+
+    def find_message(self, *, to: str, from_: str, sent_after: datetime) -> SendResult | None:
+        """The outbound message from ``from_`` to ``to`` received by Bandwidth at or after
+        ``sent_after`` less :data:`CLOCK_SKEW`, or None when the search finds none.
+
+        Message records hold no text, so the match is on the numbers, the direction and the
+        time. When more pages remain after :data:`MAX_PAGES` without a match, a
+        :class:`TransientProviderError` is raised rather than a misleading None.
+        """
+        if sent_after.tzinfo is None:
+            raise ValueError("sent_after must be an aware datetime")
+        earliest = sent_after - CLOCK_SKEW
+        params = {
+            "sourceTn": from_,
+            "destinationTn": to,
+            "messageDirection": "OUTBOUND",
+            "fromDateTime": earliest.astimezone(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "limit": str(PAGE_SIZE),
+        }
+        for _ in range(MAX_PAGES):
+            response = self._request("GET", params=params)
+            try:
+                body = response.json()
+                messages = body.get("messages") or []
+                next_token = (body.get("pageInfo") or {}).get("nextPageToken")
+            except (ValueError, AttributeError):
+                raise TransientProviderError(
+                    "bandwidth: message list without a readable body", provider=CARRIER
+                ) from None
+            for item in messages:
+                if not isinstance(item, dict) or item.get("messageDirection") != "OUTBOUND":
+                    continue
+                if item.get("sourceTn") != from_ or item.get("destinationTn") != to:
+                    continue
+                received = _iso(item.get("receiveTime"))
+                if received is None or received < earliest or not item.get("messageId"):
+                    continue
+                segments = item.get("segmentCount")
+                return SendResult(
+                    message_id=str(item["messageId"]),
+                    status=LIST_STATUSES.get(str(item.get("messageStatus")), DeliveryStatus.UNKNOWN),
+                    segments=segments if isinstance(segments, int) else None,
+                    raw=item,
+                )
+            if not next_token:
+                return None
+            params["pageToken"] = str(next_token)
+        raise TransientProviderError(
+            f"bandwidth: no match in the first {MAX_PAGES} pages of messages", provider=CARRIER
+        )
+
+
+def _iso(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

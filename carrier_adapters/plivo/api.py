@@ -1,0 +1,179 @@
+"""Plivo's Message API over ``requests``, with error classification.
+
+One attempt per call and no retries here: the connector owns the single retry layer. Exception
+messages carry the HTTP status only: Plivo's error body is ``{"api_id": ..., "error": "<free
+text>"}`` and the text may quote the numbers, so it is never copied into an exception.
+
+References:
+
+- Send a message: https://www.plivo.com/docs/messaging/api/message/send-a-message
+  (``POST /v1/Account/{auth_id}/Message/``, HTTP 202 ``{"message": "message(s) queued",
+  "message_uuid": [...], "api_id": ...}``)
+- List all messages: https://www.plivo.com/docs/messaging/api/message/list-all-messages
+  (``GET`` with ``message_direction``, ``message_time__gte`` in UTC, ``limit`` <= 20, ``offset``;
+  response ``{"meta": {...}, "objects": [...]}``)
+- The Message object: https://www.plivo.com/docs/messaging/api/message/the-message-object
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+from connector.errors import ProviderError, TransientProviderError
+from connector.events import DeliveryStatus, SendResult
+from connector.http import DEFAULT_TIMEOUT, classify_status, transport_error
+from connector.phone import to_e164
+
+from .webhooks import CARRIER, DELIVERY_STATUSES
+
+API_VERSION = "v1"
+#: Wait when a 429 comes without ``Retry-After``. Plivo documents the message list as limited
+#: to 20 requests a minute (one every 3 s).
+DEFAULT_RETRY_AFTER = 5.0
+#: How far before ``sent_after`` a message may have been created and still count as ours.
+CLOCK_SKEW = timedelta(seconds=60)
+#: Plivo's maximum page size for the message list.
+PAGE_SIZE = 20
+#: Pages read when reconciling before giving up (a busy account in a short window).
+MAX_PAGES = 5
+
+
+def classify_error(response: requests.Response) -> ProviderError:
+    """The :mod:`connector.errors` error for a non-2xx Plivo response.
+
+    Plivo's synchronous errors carry no numeric code, only free text, so the HTTP status
+    decides (429 rate limited, 401/403 credentials, 5xx transient and ambiguous, other 4xx
+    permanent). Refusals tied to the recipient (opted out: code 200, invalid number: 50) come
+    later, as ``ErrorCode`` in the status callback.
+    """
+    status = response.status_code
+    return classify_status(
+        CARRIER,
+        status,
+        f"plivo: HTTP {status}",
+        retry_after=response.headers.get("Retry-After"),
+        default_wait=DEFAULT_RETRY_AFTER,
+    )
+
+
+def _plivo_time(value: object) -> datetime | None:
+    """A ``message_time`` such as ``2026-04-14 15:05:02+00:00`` (UTC when it has no offset)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class PlivoRestClient:
+    """The Message API calls the adapter needs, with Basic auth (Auth ID, Auth Token).
+
+    The credentials never show in ``repr``.
+    """
+
+    def __init__(self, *, session: requests.Session, base_url: str, auth_id: str, auth_token: str) -> None:
+        self._session = session
+        self._auth = (auth_id, auth_token)
+        self.messages_url = f"{base_url}/{API_VERSION}/Account/{auth_id}/Message/"
+
+    def __repr__(self) -> str:
+        return "<PlivoRestClient>"
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self._session.request(
+                method,
+                url,
+                auth=self._auth,
+                timeout=DEFAULT_TIMEOUT,
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.RequestException as exc:
+            raise transport_error(CARRIER, exc) from None
+        if not 200 <= response.status_code < 300:
+            raise classify_error(response)
+        return response
+
+    def send_message(self, payload: Mapping[str, Any]) -> SendResult:
+        """POST one message; a 2xx without a readable ``message_uuid`` is ambiguous."""
+        response = self._request("POST", self.messages_url, json=dict(payload))
+        try:
+            body = response.json()
+            uuids = body["message_uuid"]
+            message_id = str(uuids[0] if isinstance(uuids, list) else uuids)
+            if not message_id:
+                raise ValueError("empty message_uuid")
+        except (ValueError, KeyError, TypeError, IndexError):
+            # Plivo took the message (2xx) but we cannot tell its id: reconcile, never resend.
+            raise TransientProviderError(
+                f"plivo: HTTP {response.status_code} without a readable message_uuid",
+                provider=CARRIER,
+                status=response.status_code,
+                ambiguous=True,
+            ) from None
+        # One uuid per destination; we send to one. Plivo does not say how many units
+        # (segments) the text takes until the status callback (``Units``).
+        return SendResult(
+            message_id=message_id,
+            status=DeliveryStatus.QUEUED,
+            raw=body if isinstance(body, dict) else {},
+        )
+
+    def find_message(self, *, to: str, from_: str, sent_after: datetime) -> SendResult | None:
+        """The outbound message from ``from_`` to ``to`` created at or after ``sent_after`` less
+        :data:`CLOCK_SKEW`, or None when Plivo lists none.
+
+        Plivo's message records carry no text, so the match is on the two numbers, the
+        direction and the time. Up to :data:`MAX_PAGES` pages are read; when there are more and
+        none matched, a :class:`TransientProviderError` is raised rather than a None the
+        connector would take for "never sent".
+        """
+        if sent_after.tzinfo is None:
+            raise ValueError("sent_after must be an aware datetime")
+        earliest = sent_after - CLOCK_SKEW
+        params = {
+            "message_direction": "outbound",
+            "message_time__gte": earliest.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            "limit": str(PAGE_SIZE),
+        }
+        want_to, want_from = to_e164(to), to_e164(from_)
+        for page in range(MAX_PAGES):
+            params["offset"] = str(page * PAGE_SIZE)
+            response = self._request("GET", self.messages_url, params=params)
+            try:
+                body = response.json()
+                objects = body.get("objects") or []
+                has_next = bool((body.get("meta") or {}).get("next"))
+            except (ValueError, AttributeError):
+                raise TransientProviderError(
+                    "plivo: message list without a readable body", provider=CARRIER
+                ) from None
+            for item in objects:
+                if not isinstance(item, dict) or item.get("message_direction") != "outbound":
+                    continue
+                if to_e164(str(item.get("to_number") or "")) != want_to:
+                    continue
+                if to_e164(str(item.get("from_number") or "")) != want_from:
+                    continue
+                created = _plivo_time(item.get("message_time"))
+                if created is None or created < earliest or not item.get("message_uuid"):
+                    continue
+                state = str(item.get("message_state") or "")
+                return SendResult(
+                    message_id=str(item["message_uuid"]),
+                    status=DELIVERY_STATUSES.get(state, DeliveryStatus.UNKNOWN),
+                    segments=item.get("units") if isinstance(item.get("units"), int) else None,
+                    raw=item,
+                )
+            if not has_next:
+                return None
+        raise TransientProviderError(
+            f"plivo: no match in the first {MAX_PAGES} pages of messages", provider=CARRIER
+        )

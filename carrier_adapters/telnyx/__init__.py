@@ -1,0 +1,198 @@
+"""The Telnyx carrier adapter: Call Control or TeXML voice webhooks in, the Messaging API out.
+
+How a missed call reaches us depends on the account's voice product:
+
+- **TeXML**: the number's TeXML application requests its instructions from our ``voice``
+  webhook (set the application's method to POST); we answer ``<Dial action=...>`` to the
+  forwarding numbers and Telnyx posts ``DialCallStatus`` to ``action`` when the dial ends.
+- **Call Control**: the business's own Call Control application forwards calls (``transfer``)
+  and its connection posts events to our ``voice`` webhook; ``call.hangup`` tells us which
+  calls nobody answered (see :mod:`.voice`).
+
+Texts go out through ``POST /v2/messages`` with our ``status`` webhook as the message's
+``webhook_url``. The messaging profile's own webhook (inbound texts *and* delivery reports) may
+point at either our ``sms`` or ``status`` URL: :meth:`TelnyxCarrier.route` sorts them by
+``event_type``. Every webhook is verified with Ed25519 (see :mod:`.webhooks`).
+
+Docs: https://developers.telnyx.com/docs/voice/programmable-voice/voice-api-webhooks and
+https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+import marshmallow
+import requests
+from marshmallow import fields, validate
+
+from carrier_adapters.base import CallRouting, CarrierAdapter
+from connector.events import (
+    AnsweredCall,
+    CallOutcome,
+    DeliveryStatus,
+    InboundMessage,
+    MessageStatusUpdate,
+    MissedCall,
+    SendResult,
+)
+from connector.http import WebhookReply, WebhookRequest
+
+from . import voice, webhooks
+from .api import TelnyxRestClient
+
+
+class TelnyxCredentials(marshmallow.Schema):
+    """``carrier.credentials`` for Telnyx.
+
+    The API key (Mission Control, API Keys) authenticates our REST calls. The public key
+    (Mission Control, Keys & Credentials, Public Key; Base64 of 32 bytes) verifies Telnyx's
+    webhook signatures; it is public, so it is not flagged secret.
+    """
+
+    api_key = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"secret": True, "description": "API key (v2), sent as a Bearer token"},
+    )
+    public_key = fields.String(
+        required=True,
+        metadata={"description": "Webhook signing public key (Base64, Ed25519)"},
+    )
+    messaging_profile_id = fields.String(
+        load_default=None,
+        metadata={"description": "Messaging profile to send through (optional)"},
+    )
+
+    @marshmallow.validates("public_key")
+    def _ed25519_key(self, value: str, **kwargs: Any) -> None:
+        try:
+            webhooks.load_public_key(value)
+        except ValueError as exc:
+            raise marshmallow.ValidationError(
+                f"must be the account's Ed25519 public key in Base64 ({exc})"
+            ) from None
+
+
+class TelnyxCarrier(CarrierAdapter):
+    """Telnyx: verify Ed25519 signatures, map voice and messaging webhooks, send SMS."""
+
+    name: ClassVar[str] = "telnyx"
+    display_name: ClassVar[str] = "Telnyx"
+    docs_url: ClassVar[str] = "https://developers.telnyx.com/api-reference/callbacks/call-hangup"
+    default_api_base_url: ClassVar[str] = "https://api.telnyx.com"
+    config_schema: ClassVar[type[marshmallow.Schema]] = TelnyxCredentials
+    #: Call Control ``hangup_cause`` and TeXML ``CallStatus``/``DialCallStatus`` values:
+    #: https://developers.telnyx.com/api-reference/callbacks/call-hangup and
+    #: https://developers.telnyx.com/docs/voice/programmable-voice/texml-verbs/dial
+    call_outcomes: ClassVar[Mapping[str, CallOutcome]] = voice.CALL_OUTCOMES
+    #: ``to[].status`` of an outbound message:
+    #: https://developers.telnyx.com/api-reference/messages/send-a-message
+    delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
+    #: Telnyx blocks STOP (and START unblocks) on its own, but its default list lacks REVOKE
+    #: and OPTOUT and has no HELP answer, so the connector's confirmations stay on: a second
+    #: confirmation after STOP cannot reach the customer anyway (Telnyx refuses it, 40300).
+    #: https://developers.telnyx.com/docs/messaging/messages/advanced-opt-in-out
+    confirms_opt_outs: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        *,
+        api_base_url: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        super().__init__(credentials, api_base_url=api_base_url, session=session)
+        self._public_key = webhooks.load_public_key(self.credentials["public_key"])
+        self._api = TelnyxRestClient(
+            session=self.session,
+            base_url=self.api_base_url,
+            api_key=self.credentials["api_key"],
+        )
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def verify_request(self, request: WebhookRequest) -> None:
+        """Check ``telnyx-signature-ed25519`` over ``"{telnyx-timestamp}|{body}"`` (300 s window)."""
+        webhooks.verify_signature(request, self._public_key)
+
+    def route(self, kind: str, request: WebhookRequest) -> str:
+        """Sort JSON events by ``event_type``: messaging profiles post inbound texts and
+        delivery reports to one URL (see :func:`.webhooks.route`)."""
+        return webhooks.route(kind, request)
+
+    def is_incoming_call(self, request: WebhookRequest) -> bool:
+        """True for a TeXML instruction request of a new call (Call Control: never)."""
+        return voice.is_incoming_call(request)
+
+    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
+        """The missed call in a ``call.hangup`` event or TeXML callback, None when answered."""
+        return voice.parse_call_event(request)
+
+    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
+        """A TeXML call someone picked up (forwarded, or the business calling back)."""
+        return voice.parse_answered_call(request)
+
+    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
+        """The customer's text in a ``message.received`` event."""
+        return webhooks.parse_inbound_message(request)
+
+    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
+        """The delivery report in a ``message.sent``/``message.finalized`` event."""
+        return webhooks.parse_status(request)
+
+    def reply(
+        self,
+        kind: str,
+        request: WebhookRequest | None = None,
+        routing: CallRouting | None = None,
+    ) -> WebhookReply:
+        """TeXML for ``voice`` (``<Dial>`` with routing, else ``<Hangup/>``; an empty 200 to a
+        Call Control event, whose body Telnyx ignores); an empty 200 for ``sms`` and ``status``
+        (Telnyx messaging sends no reply from a webhook answer)."""
+        if kind == "voice":
+            if routing is not None:
+                return voice.dial_texml(routing)
+            if request is not None and webhooks.is_json(request):
+                return WebhookReply(b"", "text/plain")
+            return voice.hangup_texml()
+        if kind in ("sms", "status"):
+            return WebhookReply(b"", "text/plain")
+        raise ValueError(f"unknown webhook kind {kind!r}")
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_sms(
+        self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
+    ) -> SendResult:
+        """Send one message; raise a classified :mod:`connector.errors` error on failure.
+
+        ``webhook_url`` sends this message's delivery reports to our ``status`` webhook first
+        (the messaging profile's URL is the failover). ``messaging_profile_id``, when
+        configured, is sent too; the ``from`` number must belong to that profile.
+        """
+        message: dict[str, Any] = {"from": from_, "to": to, "text": body, "type": "SMS"}
+        profile = self.credentials.get("messaging_profile_id")
+        if profile:
+            message["messaging_profile_id"] = profile
+        if status_callback_url:
+            message["webhook_url"] = status_callback_url
+        return self._api.create_message(message)
+
+    def find_sent_message(
+        self, *, to: str, from_: str, body: str, sent_after: datetime
+    ) -> SendResult | None:
+        """Not available: raises ``NotImplementedError``.
+
+        The Messaging API retrieves a message by id only. The one search Telnyx has, detail
+        records (``GET /v2/detail_records``, record type ``messaging``), is a billing record:
+        it carries no text to match and appears after a delay, so an empty answer would not
+        prove the text was never sent, and the connector would send it twice. The connector
+        waits for the ``message.sent``/``message.finalized`` webhook instead.
+        """
+        raise NotImplementedError("telnyx cannot search sent messages; await the status webhook")
+
+
+__all__ = ["TelnyxCarrier", "TelnyxCredentials"]

@@ -1,0 +1,153 @@
+"""Telnyx's Messaging API (``POST /v2/messages``) over ``requests``, with error classification.
+
+One attempt per call, no retries here: the connector owns the single retry layer. Exception
+messages carry the HTTP status and Telnyx's error code only, never its ``detail`` (it quotes
+both phone numbers: "Messages cannot be sent from '{from}' to '{to}' ..."), the request body or
+the API key.
+
+References:
+
+- Send a message: https://developers.telnyx.com/api-reference/messages/send-a-message
+- Error body ``{"errors": [{"code", "title", "detail"}]}`` and general codes (``10009``
+  authentication failed, ``10011`` too many requests):
+  https://developers.telnyx.com/development/api-fundamentals/api-errors
+- Messaging codes (``40300`` blocked by STOP, ``40001`` landline ...):
+  https://developers.telnyx.com/docs/messaging/messages/error-codes
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from connector.errors import (
+    ProviderAuthError,
+    ProviderError,
+    RateLimitedError,
+    RecipientRejectedError,
+    TransientProviderError,
+)
+from connector.events import DeliveryStatus, SendResult
+from connector.http import DEFAULT_TIMEOUT, classify_status, retry_after_seconds, transport_error
+
+from .webhooks import CARRIER, DELIVERY_STATUSES
+
+MESSAGES_PATH = "/v2/messages"
+
+#: Telnyx codes meaning this recipient cannot be texted; the value is
+#: :attr:`RecipientRejectedError.reason`. ``40300`` is the block rule a STOP created on the
+#: messaging profile; Telnyx answers it with a 4xx whose status varies by validation stage, so
+#: the code decides, not the status. ``40001`` (landline or non-routable) and ``40012``
+#: (invalid destination) are delivery errors, normally seen in ``message.finalized``; mapped
+#: here too in case the API reports them at once. ``40310`` is an invalid ``to`` (HTTP 400).
+RECIPIENT_REJECTIONS: Mapping[str, str] = {
+    "40300": "opted_out",
+    "40001": "not_mobile",
+    "40012": "invalid",
+    "40310": "invalid",
+}
+#: ``10009`` authentication failed (invalid or missing API key).
+AUTH_ERROR_CODES = frozenset({"10009"})
+#: ``10011`` too many requests.
+RATE_LIMIT_CODES = frozenset({"10011"})
+#: Wait when a 429 comes without ``Retry-After``.
+DEFAULT_RETRY_AFTER = 1.0
+
+
+def _error_code(response: requests.Response) -> str | None:
+    """The first ``errors[].code`` of a JSON error body, None when there is none."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        return None
+    code = errors[0].get("code")
+    if code is None:
+        return None
+    return str(code).strip() or None
+
+
+def classify_error(response: requests.Response) -> ProviderError:
+    """The :mod:`connector.errors` error for a non-2xx Telnyx response.
+
+    Telnyx's code decides first (STOP block, landline, invalid number, bad key, throttling),
+    then the HTTP status through the shared mapping (429, 401/403, 5xx, other 4xx).
+    """
+    status = response.status_code
+    code = _error_code(response)
+    message = f"telnyx: HTTP {status}" + (f", error {code}" if code else "")
+    common: dict[str, Any] = {"provider": CARRIER, "code": code, "status": status}
+    if code is not None and status < 500 and code in RECIPIENT_REJECTIONS:
+        return RecipientRejectedError(message, reason=RECIPIENT_REJECTIONS[code], **common)
+    if code in AUTH_ERROR_CODES or status == 401:
+        return ProviderAuthError(message, **common)
+    retry_after = response.headers.get("Retry-After")
+    if status == 429 or code in RATE_LIMIT_CODES:
+        return RateLimitedError(
+            message, retry_after=retry_after_seconds(retry_after, DEFAULT_RETRY_AFTER), **common
+        )
+    return classify_status(
+        CARRIER, status, message, code=code, retry_after=retry_after,
+        default_wait=DEFAULT_RETRY_AFTER,
+    )
+
+
+def to_send_result(message: Mapping[str, Any]) -> SendResult:
+    """A :class:`SendResult` from the ``data`` of a send response (``OutboundMessagePayload``)."""
+    recipients = message.get("to")
+    first = recipients[0] if isinstance(recipients, list) and recipients else {}
+    status = str(first.get("status") or "") if isinstance(first, dict) else ""
+    parts = message.get("parts")
+    return SendResult(
+        message_id=str(message["id"]),
+        status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
+        segments=parts if isinstance(parts, int) and parts > 0 else None,
+        raw=dict(message),
+    )
+
+
+class TelnyxRestClient:
+    """The one Messaging call the adapter makes, with the Bearer API key and our timeouts.
+
+    The API key never shows in ``repr``.
+    """
+
+    def __init__(self, *, session: requests.Session, base_url: str, api_key: str) -> None:
+        self._session = session
+        self._api_key = api_key
+        self.messages_url = f"{base_url}{MESSAGES_PATH}"
+
+    def __repr__(self) -> str:
+        return f"<TelnyxRestClient {self.messages_url}>"
+
+    def create_message(self, body: Mapping[str, Any]) -> SendResult:
+        """POST one message; a 2xx whose body we cannot read is an ambiguous failure."""
+        try:
+            response = self._session.post(
+                self.messages_url,
+                json=dict(body),
+                headers={
+                    "Authorization": f"Bearer {self._api_key}",
+                    "Accept": "application/json",
+                },
+                timeout=DEFAULT_TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise transport_error(CARRIER, exc) from None
+        if not 200 <= response.status_code < 300:
+            raise classify_error(response)
+        try:
+            return to_send_result(response.json()["data"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            # Telnyx took the message (2xx) but we cannot tell its id: reconcile, never resend.
+            raise TransientProviderError(
+                f"telnyx: HTTP {response.status_code} without a readable message",
+                provider=CARRIER,
+                status=response.status_code,
+                ambiguous=True,
+            ) from None

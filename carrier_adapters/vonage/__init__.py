@@ -1,0 +1,229 @@
+"""The Vonage carrier adapter: Voice API webhooks in, the Messages API out.
+
+How a missed call reaches us: the number's Vonage application has our ``voice`` webhook as its
+answer URL (method POST) and event URL. For a new call we answer with an NCCO ``connect`` to the
+forwarding number whose ``eventUrl`` is our ``voice`` webhook plus a sealed call context (see
+:mod:`.context`); the forwarded leg's final status (``unanswered``, ``timeout``, ``busy``,
+``rejected``, ``failed``, ``cancelled``) tells us the call was missed, and the context tells us
+who called. Texts go out through the Messages API (``POST /v1/messages``), our ``status``
+webhook as the message's ``webhook_url``; inbound texts arrive on the application's (or the
+account's) Messages inbound URL, our ``sms`` webhook.
+
+Every webhook carries a JWT signed HS256 with the account's signature secret; see
+:func:`.webhooks.verify_request`.
+
+Docs: https://developer.vonage.com/en/voice/voice-api/webhook-reference and
+https://developer.vonage.com/en/messages/concepts/messages-status-callbacks
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+import marshmallow
+import requests
+from marshmallow import fields, validate
+
+from carrier_adapters.base import CallRouting, CarrierAdapter
+from connector.events import (
+    AnsweredCall,
+    CallOutcome,
+    DeliveryStatus,
+    InboundMessage,
+    MessageStatusUpdate,
+    MissedCall,
+    SendResult,
+)
+from connector.http import WebhookReply, WebhookRequest
+
+from . import tokens, webhooks
+from .api import VonageRestClient
+
+
+class VonageCredentials(marshmallow.Schema):
+    """``carrier.credentials`` for Vonage.
+
+    The signature secret (Dashboard, API settings) verifies webhooks. Texts are sent with the
+    Vonage application's id and private key (a JWT per request) or, without an application,
+    with the API key and secret (Basic auth, account-level webhooks).
+    """
+
+    api_key = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"description": "API key; webhook tokens name it in their api_key claim"},
+    )
+    signature_secret = fields.String(
+        required=True,
+        validate=validate.Length(min=1),
+        metadata={"secret": True, "description": "Signature secret (HS256 webhook tokens)"},
+    )
+    api_secret = fields.String(
+        load_default=None,
+        metadata={"secret": True, "description": "API secret, for Basic auth (optional)"},
+    )
+    application_id = fields.String(
+        load_default=None,
+        metadata={"description": "Vonage application id, for JWT auth (optional)"},
+    )
+    private_key = fields.String(
+        load_default=None,
+        metadata={"secret": True, "description": "The application's private key, PEM"},
+    )
+
+    @marshmallow.validates("private_key")
+    def _rsa_key(self, value: str | None, **kwargs: Any) -> None:
+        if value is None:
+            return
+        try:
+            tokens.load_private_key(value)
+        except ValueError as exc:
+            raise marshmallow.ValidationError(
+                f"must be the application's private key ({exc})"
+            ) from None
+
+    @marshmallow.validates_schema
+    def _one_way_to_send(self, data: Mapping[str, Any], **kwargs: Any) -> None:
+        if bool(data.get("application_id")) != bool(data.get("private_key")):
+            raise marshmallow.ValidationError(
+                "application_id and private_key are given together or not at all",
+                field_name="private_key" if data.get("application_id") else "application_id",
+            )
+        if not data.get("application_id") and not data.get("api_secret"):
+            raise marshmallow.ValidationError(
+                "give application_id and private_key, or api_secret, to send texts",
+                field_name="api_secret",
+            )
+
+
+class VonageCarrier(CarrierAdapter):
+    """Vonage: verify signed-JWT webhooks, map Voice and Messages webhooks, send SMS."""
+
+    name: ClassVar[str] = "vonage"
+    display_name: ClassVar[str] = "Vonage"
+    docs_url: ClassVar[str] = "https://developer.vonage.com/en/voice/voice-api/webhook-reference"
+    default_api_base_url: ClassVar[str] = "https://api.nexmo.com"
+    config_schema: ClassVar[type[marshmallow.Schema]] = VonageCredentials
+    #: Voice event ``status`` values:
+    #: https://developer.vonage.com/en/voice/voice-api/webhook-reference#event-webhook
+    call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
+    #: Messages API status values:
+    #: https://developer.vonage.com/en/messages/concepts/messages-status-callbacks
+    delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        *,
+        api_base_url: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        super().__init__(credentials, api_base_url=api_base_url, session=session)
+        creds = self.credentials
+        self._signature_secret: str = creds["signature_secret"]
+        if creds.get("application_id"):
+            key = tokens.load_private_key(creds["private_key"])
+            app_id = creds["application_id"]
+
+            def authorization() -> str:
+                return f"Bearer {tokens.application_token(app_id, key)}"
+
+        else:
+            basic = base64.b64encode(
+                f"{creds['api_key']}:{creds['api_secret']}".encode()
+            ).decode("ascii")
+
+            def authorization() -> str:
+                return f"Basic {basic}"
+
+        self._api = VonageRestClient(
+            session=self.session, base_url=self.api_base_url, authorization=authorization
+        )
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def verify_request(self, request: WebhookRequest) -> None:
+        """Check the HS256 JWT, its freshness (300 s), API key, application and payload_hash."""
+        webhooks.verify_request(
+            request,
+            signature_secret=self._signature_secret,
+            api_key=self.credentials["api_key"],
+            application_id=self.credentials.get("application_id"),
+        )
+
+    def route(self, kind: str, request: WebhookRequest) -> str:
+        """Tell inbound texts and status reports apart should both arrive on one URL."""
+        return webhooks.route(kind, request)
+
+    def is_incoming_call(self, request: WebhookRequest) -> bool:
+        """True for the answer webhook of a new call."""
+        return webhooks.is_incoming_call(request)
+
+    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
+        """The missed call in a Voice event, None when answered or still ringing."""
+        return webhooks.parse_call_event(request, self._signature_secret)
+
+    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
+        """A forwarded call the business picked up, or a call back the customer answered."""
+        return webhooks.parse_answered_call(request, self._signature_secret)
+
+    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
+        """The customer's text in a Messages API inbound webhook."""
+        return webhooks.parse_inbound_message(request)
+
+    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
+        """The delivery report in a Messages API status webhook."""
+        return webhooks.parse_status(request)
+
+    def reply(
+        self,
+        kind: str,
+        request: WebhookRequest | None = None,
+        routing: CallRouting | None = None,
+    ) -> WebhookReply:
+        """An NCCO ``connect`` for a new call with routing; an empty 200 otherwise (Vonage reads
+        no answer to event and Messages webhooks)."""
+        if kind == "voice" and routing is not None:
+            return webhooks.connect_ncco(request, routing, self._signature_secret)
+        if kind in ("voice", "sms", "status"):
+            return WebhookReply(b"", "text/plain")
+        raise ValueError(f"unknown webhook kind {kind!r}")
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_sms(
+        self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
+    ) -> SendResult:
+        """Send one SMS through the Messages API; raise a classified error on failure.
+
+        Numbers go out in Vonage's spelling, E.164 without ``+``; ``webhook_url`` sends this
+        message's status reports to our ``status`` webhook.
+        """
+        message: dict[str, Any] = {
+            "message_type": "text",
+            "channel": "sms",
+            "to": webhooks.vonage_number(to),
+            "from": webhooks.vonage_number(from_),
+            "text": body,
+        }
+        if status_callback_url:
+            message["webhook_url"] = status_callback_url
+        return self._api.send_message(message)
+
+    def find_sent_message(
+        self, *, to: str, from_: str, body: str, sent_after: datetime
+    ) -> SendResult | None:
+        """Not available: raises ``NotImplementedError``.
+
+        The Messages API has no message list. Vonage's Reports API can search records, but it
+        is a separate product whose records are not promised to be there seconds after a send;
+        an empty answer would not prove the text was never sent, and the connector would send
+        it twice. The connector waits for the status webhook instead.
+        """
+        raise NotImplementedError("vonage cannot search sent messages; await the status webhook")
+
+
+__all__ = ["VonageCarrier", "VonageCredentials"]
