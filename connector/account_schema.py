@@ -71,6 +71,13 @@ class CrmMappingSchema(_Strict):
         load_default="HIGH", validate=validate.OneOf(["LOW", "MEDIUM", "HIGH"])
     )
     task_due_minutes = fields.Integer(load_default=15, validate=validate.Range(min=0, max=10080))
+    # Housecall Pro: the new customer's notification preference, the company, the lead's tag.
+    notifications_enabled = fields.Boolean(load_default=None, allow_none=True)
+    company_id = fields.String(load_default=None, allow_none=True)
+    lead_tag = fields.String(load_default=None, allow_none=True)
+    # Jobber: the follow-up as a task (default) or an assessment on the request.
+    follow_up = fields.String(load_default="task", validate=validate.OneOf(["task", "assessment"]))
+    graphql_version = fields.String(load_default=None, allow_none=True)
 
 
 class CrmSchema(_Strict):

@@ -24,6 +24,7 @@ from connector.errors import (
     ProviderError,
 )
 from connector.events import CallOutcome, utcnow
+from connector.locks import named_lock
 from connector.phone import mask
 from connector.steps import (
     audit,
@@ -112,11 +113,19 @@ def _remember_profile(session: Session, account_id: str, number: str, contact: C
 def contact_id_for(session: Session, account: Account, crm: CrmAdapter, number: str) -> str:
     """The CRM contact of a number: from our map, else found or created (and remembered)."""
     contact_id = get_link(session, account.id, crm.name, "contact", number)
-    if contact_id is None:
-        contact = call_with_retries(lambda: crm.find_or_create_contact(number))
-        contact_id = contact.id
-        set_link(session, account.id, crm.name, "contact", number, contact_id)
-        _remember_profile(session, account.id, number, contact)
+    if contact_id is not None:
+        return contact_id
+    # One find-or-create per caller at a time: CRMs without an upsert (Jobber, Housecall Pro)
+    # would otherwise make two contacts for two quick calls from a new number.
+    lock = f"contact:{account.id}:{crm.name}:{number}"
+    with named_lock(session.get_bind(), lock):  # type: ignore[arg-type]
+        session.expire_all()
+        contact_id = get_link(session, account.id, crm.name, "contact", number)
+        if contact_id is None:
+            contact = call_with_retries(lambda: crm.find_or_create_contact(number))
+            contact_id = contact.id
+            set_link(session, account.id, crm.name, "contact", number, contact_id)
+            _remember_profile(session, account.id, number, contact)
     return contact_id
 
 
@@ -144,6 +153,9 @@ def _sync_call(runtime: Runtime, session: Session, call: Call) -> None:
                         pipeline=mapping.get("pipeline"), stage=mapping.get("stage"),
                         owner_id=owner)
         new_lead = call_with_retries(lambda: crm.set_pipeline_stage(spec, lead_id))
+        note = crm.pipeline_note(new_lead)
+        if note:
+            audit(session, call.id, "crm_pipeline", note)
         if new_lead != lead_id:
             set_link(session, account.id, crm.name, "lead", call.caller, new_lead)
             audit(session, call.id, "crm_lead", f"lead {new_lead}")

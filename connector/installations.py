@@ -1,38 +1,25 @@
 """OAuth installations: the database-backed :class:`~crm_adapters.base.TokenStore`.
 
 Tokens are sealed with the credential key. The per-installation lock that guards a refresh with
-a rotating refresh token must hold across ``textback worker`` processes on several machines:
-on PostgreSQL it is a session advisory lock (``pg_advisory_lock``), on SQLite (one machine by
-nature) an exclusive ``flock`` on a lock file beside the database, plus a thread lock.
+a rotating refresh token holds across ``textback worker`` processes on several machines
+(:func:`connector.locks.named_lock`).
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from connector.crypto import CredentialBox
 from connector.events import utcnow
+from connector.locks import named_lock
 from connector.storage.db import Database
 from connector.storage.models import Installation
 from crm_adapters.base import OAuthTokens
-
-_thread_locks: dict[tuple[str, str], threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
-
-
-def _thread_lock(key: tuple[str, str]) -> threading.Lock:
-    with _thread_locks_guard:
-        return _thread_locks.setdefault(key, threading.Lock())
 
 
 def seal_tokens(box: CredentialBox, tokens: OAuthTokens) -> str:
@@ -97,32 +84,9 @@ class DbTokenStore:
                 "link (textback accounts install-link)", provider=self.crm)
         return row  # type: ignore[no-any-return]
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> AbstractContextManager[None]:
         """Hold the installation's lock, across threads, processes and (PostgreSQL) machines."""
-        key = (self.account_id, self.crm)
-        with _thread_lock(key):
-            if self.db.engine.dialect.name == "postgresql":
-                lock_id = int.from_bytes(
-                    hashlib.sha256(f"textback:{self.account_id}:{self.crm}".encode()).digest()[:8],
-                    "big", signed=True)
-                with self.db.engine.connect() as conn:
-                    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_id})
-                    conn.commit()
-                    try:
-                        yield
-                    finally:
-                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
-                        conn.commit()
-            else:
-                path = Path(self.db.engine.url.database or "var/textback.db")
-                lock_file = path.with_name(f"{path.name}.{self.account_id}.{self.crm}.lock")
-                with open(lock_file, "a+") as handle:
-                    fcntl.flock(handle, fcntl.LOCK_EX)
-                    try:
-                        yield
-                    finally:
-                        fcntl.flock(handle, fcntl.LOCK_UN)
+        return named_lock(self.db.engine, f"installation:{self.account_id}:{self.crm}")
 
     def load(self) -> OAuthTokens:
         """The current tokens (read fresh from the database)."""

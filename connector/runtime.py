@@ -7,6 +7,7 @@ account changes.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from typing import Any
 
@@ -16,6 +17,7 @@ from carrier_adapters import CARRIERS
 from carrier_adapters.base import CarrierAdapter
 from connector.config import Settings
 from connector.crypto import CredentialBox
+from connector.installations import DbTokenStore
 from connector.queue import build_huey
 from connector.sandbox_store import DbCrmStore, DbOutbox
 from connector.storage.db import Database
@@ -62,7 +64,7 @@ class Runtime:
         if adapter is not None:
             return adapter
         kind = account.carrier_kind if role == "carrier" else account.crm_kind
-        cls = CARRIERS[kind] if role == "carrier" else CRMS[kind]
+        cls: Any = CARRIERS[kind] if role == "carrier" else CRMS[kind]
         sealed = account.carrier_credentials if role == "carrier" else account.crm_credentials
         kwargs: dict[str, Any] = {"api_base_url": account.settings[role].get("api_base_url")}
         if kind == "sandbox":  # the built-in sandbox records into this database
@@ -70,6 +72,12 @@ class Runtime:
                 kwargs["outbox"] = DbOutbox(self.db, account.id)
             else:
                 kwargs["store"] = DbCrmStore(self.db, account.id)
+        if role == "crm":
+            kwargs.update(cls.options_from_mapping(account.settings["crm"].get("mapping") or {}))
+            if cls.accepts_token_store:
+                kwargs["token_store"] = DbTokenStore(self.db, self.box, account.id, kind)
+            if "timezone" in inspect.signature(cls.__init__).parameters:
+                kwargs["timezone"] = account.timezone
         adapter = cls(self.box.open(sealed), **kwargs)
         with self._lock:
             for stale in [k for k in self._adapters if k[0] == role and k[1] == account.id]:

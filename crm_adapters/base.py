@@ -148,6 +148,22 @@ class CrmAdapter(ABC):
     required_scopes: ClassVar[tuple[str, ...]] = ()
     #: Credential schema; secret fields carry ``metadata={"secret": True}``.
     config_schema: ClassVar[type[marshmallow.Schema]]
+    #: True for adapters that take OAuth tokens from a ``token_store`` keyword argument.
+    accepts_token_store: ClassVar[bool] = False
+
+    @staticmethod
+    def options_from_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
+        """Constructor keyword arguments the adapter takes from the account's ``crm.mapping``."""
+        return {}
+
+    def uses_oauth(self) -> bool:
+        """True when this instance authenticates with installation tokens (not a pasted key)."""
+        return False
+
+    def pipeline_note(self, lead_id: str) -> str | None:
+        """Why the last ``set_pipeline_stage`` left a lead where it is, if the CRM has rules
+        about moving it (Housecall Pro only moves forward); None otherwise."""
+        return None
 
     def __init__(
         self,

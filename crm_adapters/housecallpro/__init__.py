@@ -1,0 +1,27 @@
+"""Housecall Pro CRM adapter (REST over ``requests``).
+
+Modules: ``adapter`` (:class:`HousecallProCrm`, its credentials and :data:`API_CALLS`),
+``client`` (auth schemes, requests, paging), ``errors`` (error shapes and classification),
+``customers`` (find or create by phone), ``leads`` (the follow-up lead and its forward-only
+pipeline status), ``notes`` (the activity log in the customer's notes), ``webhooks``
+(``Api-Signature`` and event parsing) and ``oauth`` (partner install and refresh).
+"""
+
+from crm_adapters.housecallpro.adapter import (
+    API_CALLS,
+    HcpEmployee,
+    HousecallProCredentials,
+    HousecallProCrm,
+)
+from crm_adapters.housecallpro.leads import PipelineDecision, PipelineStatus
+from crm_adapters.housecallpro.webhooks import HcpWebhookEvent
+
+__all__ = [
+    "API_CALLS",
+    "HcpEmployee",
+    "HcpWebhookEvent",
+    "HousecallProCredentials",
+    "HousecallProCrm",
+    "PipelineDecision",
+    "PipelineStatus",
+]

@@ -1,0 +1,325 @@
+"""The Housecall Pro CRM adapter: :class:`HousecallProCrm`, its credentials and API call budget.
+
+How the connector's steps land in Housecall Pro (``connector.crm_sync`` order):
+
+1. ``find_or_create_contact`` -> a **customer** (:mod:`.customers`).
+2. ``set_pipeline_stage`` -> a **lead** for that customer, assigned to ``LeadSpec.owner_id``
+   (the account's employee), tagged as ours, its pipeline status moved forward to the mapped
+   one (:mod:`.leads`). An open lead is reused: the one the connector passes back, else an open
+   lead of ours found on the customer. Its id comes back as ``deal_id`` in every later step.
+3. ``log_call`` / ``log_message`` -> entries in the **customer's notes** (:mod:`.notes`); the API
+   has no activity object and no notes on customers or leads.
+4. ``create_task`` -> Housecall Pro has no task object: the follow-up *is* the lead. With a
+   ``deal_id`` (always, from the connector) the task's details go to the customer's notes under
+   that lead and the lead id is returned as the task id; without one a lead is made with the
+   details as its note. ``TaskSpec.owner_id`` is the employee id; there is no priority and no
+   task queue.
+5. ``append_to_task`` -> reads the lead for its customer and appends to the customer's notes.
+
+So one Housecall Pro lead serves both the pipeline step and the follow-up.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import marshmallow
+import requests
+from marshmallow import Schema, fields, validates_schema
+
+from connector.errors import ConfigurationError, PermanentProviderError
+from connector.http import DEFAULT_TIMEOUT, WebhookRequest
+from crm_adapters.base import (
+    CallLog,
+    CrmAdapter,
+    CrmContact,
+    LeadSpec,
+    MessageLog,
+    TaskSpec,
+    TokenStore,
+)
+from crm_adapters.housecallpro import notes, webhooks
+from crm_adapters.housecallpro.client import HcpClient, OAuthApp
+from crm_adapters.housecallpro.customers import CustomerFinder
+from crm_adapters.housecallpro.errors import PROVIDER
+from crm_adapters.housecallpro.leads import Leads, PipelineDecision, PipelineStatus
+
+_NOTES = ("GET /customers/{customer_id}", "PUT /customers/{customer_id}")
+
+#: The Housecall Pro requests each operation makes, in order, on the success path. The status
+#: listing is cached per adapter for ten minutes (``:first`` variants include it); a notes
+#: entry already present skips the ``PUT``.
+API_CALLS: Mapping[str, tuple[str, ...]] = {
+    "find_or_create_contact:returning": ("GET /customers",),
+    "find_or_create_contact:new": ("GET /customers", "POST /customers"),
+    "set_pipeline_stage:new": ("GET /leads", "POST /leads", "PUT /pipeline/statuses"),
+    "set_pipeline_stage:new:first": (
+        "GET /pipeline/statuses",
+        "GET /leads",
+        "POST /leads",
+        "PUT /pipeline/statuses",
+    ),
+    "set_pipeline_stage:open": ("GET /leads/{id}",),
+    "log_call": _NOTES,
+    "log_message": _NOTES,
+    "create_task:on_lead": _NOTES,
+    "create_task:new_lead": ("POST /leads",),
+    "append_to_task": ("GET /leads/{id}", *_NOTES),
+}
+
+#: How many pipeline decisions an adapter remembers for :meth:`HousecallProCrm.pipeline_decision`.
+DECISIONS_KEPT = 512
+
+
+class HousecallProCredentials(Schema):
+    """``crm.credentials`` for Housecall Pro: exactly one of two schemes.
+
+    - ``api_key``: a company API key (MAX plan, My Apps > API Key Management) or a partner's
+      Application API key, sent as ``Authorization: Token``.
+    - ``client_id`` + ``client_secret``: a partner OAuth app; the tokens come from the OAuth
+      install and live in the connector's token store, never here.
+
+    ``webhook_signing_secret`` is the signing secret of the company's webhook settings, needed
+    only to accept webhooks.
+    """
+
+    api_key = fields.String(load_default=None, allow_none=True, metadata={"secret": True})
+    client_id = fields.String(load_default=None, allow_none=True)
+    client_secret = fields.String(load_default=None, allow_none=True, metadata={"secret": True})
+    webhook_signing_secret = fields.String(
+        load_default=None, allow_none=True, metadata={"secret": True}
+    )
+
+    @validates_schema
+    def _exactly_one_scheme(self, data: dict[str, Any], **kwargs: Any) -> None:
+        partial = kwargs.get("partial")
+        if partial is True:
+            return
+        kept = set(partial or ())  # fields an export redacted: present, just not shown
+        has = {n for n in ("api_key", "client_id", "client_secret") if data.get(n) or n in kept}
+        oauth = has & {"client_id", "client_secret"}
+        if "api_key" in has and oauth:
+            raise marshmallow.ValidationError(
+                "give either api_key (API key) or client_id and client_secret (OAuth), not both",
+                field_name="api_key",
+            )
+        if oauth == {"client_id"}:
+            raise marshmallow.ValidationError(
+                "required with client_id (OAuth)", field_name="client_secret"
+            )
+        if oauth == {"client_secret"}:
+            raise marshmallow.ValidationError(
+                "required with client_secret (OAuth)", field_name="client_id"
+            )
+        if not has:
+            raise marshmallow.ValidationError(
+                "required: a Housecall Pro API key, or client_id and client_secret for OAuth",
+                field_name="api_key",
+            )
+
+
+@dataclass(frozen=True)
+class HcpEmployee:
+    """An active employee, for the setup page's "assign follow-ups to" choice."""
+
+    id: str
+    name: str
+    email: str | None
+    role: str | None
+
+
+class HousecallProCrm(CrmAdapter):
+    """Housecall Pro over ``requests``: customers, leads, pipeline statuses, notes, webhooks.
+
+    Account settings beyond the credentials are keyword arguments (see
+    :meth:`options_from_mapping`): ``lead_source`` for new customers and leads,
+    ``notifications_enabled`` for new customers (None leaves Housecall Pro's default),
+    ``company_id`` (``X-Company-Id``, one location of a multi-location company) and
+    ``lead_tag`` (marks our leads so a lost link still finds them; None turns that off).
+    ``token_store`` is required for OAuth credentials. One attempt per request; the connector
+    retries.
+    """
+
+    name: ClassVar[str] = "housecallpro"
+    display_name: ClassVar[str] = "Housecall Pro"
+    docs_url: ClassVar[str] = "https://docs.housecallpro.com/"
+    default_api_base_url: ClassVar[str] = "https://api.housecallpro.com"
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"contacts", "call_log", "message_log", "tasks", "pipeline", "webhooks"}
+    )
+    config_schema = HousecallProCredentials
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        *,
+        api_base_url: str | None = None,
+        token_store: TokenStore | None = None,
+        lead_source: str | None = None,
+        notifications_enabled: bool | None = None,
+        company_id: str | None = None,
+        lead_tag: str | None = "textback",
+        token_url: str | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+    ) -> None:
+        try:
+            super().__init__(credentials, api_base_url=api_base_url)
+        except marshmallow.ValidationError as exc:
+            problems = exc.normalized_messages()
+            fields_named = ", ".join(f"crm.credentials.{k}" for k in problems)
+            raise ConfigurationError(
+                f"Housecall Pro credentials refused: {problems}", field=fields_named
+            ) from None
+        creds = self.credentials
+        secrets = tuple(
+            str(creds[k]) for k in ("api_key", "client_secret", "webhook_signing_secret")
+            if creds.get(k)
+        )
+        app = None
+        if not creds.get("api_key"):
+            if token_store is None:
+                raise ConfigurationError(
+                    "Housecall Pro OAuth credentials need the installation's token store: "
+                    "connect through /oauth/housecallpro/install",
+                    field="crm.credentials.client_id",
+                )
+            app = OAuthApp(
+                str(creds["client_id"]),
+                str(creds["client_secret"]),
+                token_url or f"{self.api_base_url}/oauth/token",
+            )
+        self._oauth = app is not None
+        self._client = HcpClient(
+            base_url=self.api_base_url,
+            api_key=creds.get("api_key") or None,
+            app=app,
+            token_store=token_store if app is not None else None,
+            company_id=company_id,
+            timeout=timeout,
+            session=session,
+            secrets=secrets,
+        )
+        self._customers = CustomerFinder(
+            self._client, lead_source=lead_source, notifications_enabled=notifications_enabled
+        )
+        self._leads = Leads(self._client, lead_source=lead_source, tag=lead_tag)
+        self._notes = notes.CustomerNotes(self._client)
+        self._decisions: OrderedDict[str, PipelineDecision] = OrderedDict()
+        self._decisions_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<HousecallProCrm api_base_url={self.api_base_url!r} auth={self.auth_scheme}>"
+
+    @property
+    def auth_scheme(self) -> str:
+        """``"api_key"`` or ``"oauth"``: which credential the requests carry."""
+        return self._client.scheme
+
+    accepts_token_store: ClassVar[bool] = True
+
+    @staticmethod
+    def options_from_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
+        """Constructor keyword arguments from the account's ``crm.mapping`` (unset keys left out)."""
+        keys = ("lead_source", "notifications_enabled", "company_id", "lead_tag")
+        return {k: mapping[k] for k in keys if mapping.get(k) is not None}
+
+    # -- contacts and activities ------------------------------------------------------------
+
+    def find_or_create_contact(self, phone: str, name: str | None = None) -> CrmContact:
+        """Search ``q`` by national digits, compare mobile/home/work; create on a miss."""
+        return self._customers.find_or_create(phone, name)
+
+    def log_call(self, call: CallLog) -> str:
+        """Append the missed call to the customer's notes; the id names the entry."""
+        ref, entry = notes.call_entry(call)
+        self._notes.append(call.contact_id, ref, entry, operation="call log")
+        return notes.note_record_id(call.contact_id, ref)
+
+    def log_message(self, message: MessageLog) -> str:
+        """Append one text to the customer's notes; the id names the entry."""
+        ref, entry = notes.message_entry(message)
+        self._notes.append(message.contact_id, ref, entry, operation="message log")
+        return notes.note_record_id(message.contact_id, ref)
+
+    # -- follow-up and pipeline -------------------------------------------------------------
+
+    def create_task(self, task: TaskSpec) -> str:
+        """The follow-up is a lead: file the details under ``deal_id``, or make a lead."""
+        if task.deal_id:
+            ref, entry = notes.task_entry(task, task.deal_id)
+            self._notes.append(task.contact_id, ref, entry, operation="task details")
+            return task.deal_id
+        lead = self._leads.create(task.contact_id, task.owner_id, f"{task.subject}\n{task.body}")
+        return str(lead["id"])
+
+    def append_to_task(self, task_id: str, text: str) -> None:
+        """Add a line for the lead ``task_id`` to its customer's notes."""
+        lead = self._leads.get(task_id)
+        customer = (lead or {}).get("customer")
+        customer_id = customer.get("id") if isinstance(customer, dict) else None
+        if not customer_id:
+            raise PermanentProviderError(
+                f"Housecall Pro lead {task_id} is gone or has no customer", provider=PROVIDER,
+                status=404,
+            )
+        ref, entry = notes.task_line(task_id, text)
+        self._notes.append(str(customer_id), ref, entry, operation="task append")
+
+    def set_pipeline_stage(self, lead: LeadSpec, existing_id: str | None = None) -> str:
+        """Reuse or make the customer's lead and move its status forward to ``lead.stage``.
+
+        Never moves a status back; :meth:`pipeline_decision` tells what was done and why.
+        """
+        lead_id, decision = self._leads.set_pipeline_stage(lead, existing_id)
+        with self._decisions_lock:
+            self._decisions[lead_id] = decision
+            self._decisions.move_to_end(lead_id)
+            while len(self._decisions) > DECISIONS_KEPT:
+                self._decisions.popitem(last=False)
+        return lead_id
+
+    def uses_oauth(self) -> bool:
+        """True when this account connects as a partner app (OAuth), not with an API key."""
+        return self._oauth
+
+    def pipeline_note(self, lead_id: str) -> str | None:
+        """The last pipeline decision for ``lead_id`` in words, for the call's audit trail."""
+        decision = self.pipeline_decision(lead_id)
+        if decision is None:
+            return None
+        return f"lead {decision.lead}, status {decision.status}: {decision.reason}"
+
+    def pipeline_decision(self, lead_id: str) -> PipelineDecision | None:
+        """What the last :meth:`set_pipeline_stage` did to ``lead_id`` here, for the audit trail."""
+        with self._decisions_lock:
+            return self._decisions.get(lead_id)
+
+    # -- setup helpers ---------------------------------------------------------------------
+
+    def list_employees(self) -> list[HcpEmployee]:
+        """Active employees (``GET /employees``): their ``id`` is ``crm.mapping.owner_id``."""
+        found = []
+        for e in self._client.paged("/employees", "employees", operation="employee list"):
+            if e.get("id"):
+                name = " ".join(str(e.get(k) or "") for k in ("first_name", "last_name")).strip()
+                found.append(HcpEmployee(str(e["id"]), name, e.get("email"), e.get("role")))
+        return found
+
+    def list_lead_statuses(self) -> list[PipelineStatus]:
+        """The lead pipeline statuses in order (empty without a pipeline): ``crm.mapping.stage``."""
+        return list(self._leads.statuses(refresh=True))
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    def verify_request(self, request: WebhookRequest) -> None:
+        """Check ``Api-Signature`` with the webhook signing secret; refuse all without one."""
+        webhooks.verify(request, self.credentials.get("webhook_signing_secret") or "")
+
+    def parse_webhook(self, request: WebhookRequest) -> webhooks.HcpWebhookEvent:
+        """The lead or customer event of a verified request (see :mod:`.webhooks`)."""
+        return webhooks.parse(request)

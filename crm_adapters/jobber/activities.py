@@ -1,0 +1,178 @@
+"""The timeline (client notes) and the follow-up (a task, or an assessment on the request).
+
+Jobber has no call or SMS activity object; both are notes. Each ``log_*`` call makes exactly one
+``clientCreateNote``; when the lead's request is known the note is linked to the client's
+requests (``linkedTo: {requests: true}``), so it shows on the client and on the request. Jobber
+links by kind, not by id: the note shows on every request of that client. Jobber does not
+de-duplicate creates; the connector's ``crm_links`` does.
+
+The follow-up is a ``taskCreate`` assigned to the configured team member (``assignedTo``), or,
+for accounts that prefer site visits, an ``assessmentCreate`` on the request
+(``teamMemberIdsToAssign``). Assessment ids are handed out as ``assessment:<id>`` so
+:func:`append_to_task` knows which object to edit whatever the setting is later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from connector.errors import PermanentProviderError
+from crm_adapters.base import CallLog, MessageLog, TaskSpec
+from crm_adapters.jobber.client import JobberApi
+from crm_adapters.jobber.documents import (
+    ASSESSMENT_CREATE,
+    ASSESSMENT_EDIT,
+    ASSESSMENT_INSTRUCTIONS,
+    CLIENT_NOTE_CREATE,
+    TASK_CREATE,
+    TASK_EDIT,
+    TASK_INSTRUCTIONS,
+)
+from crm_adapters.jobber.errors import PROVIDER
+
+#: ``follow_up`` settings.
+FOLLOW_UP_TASK = "task"
+FOLLOW_UP_ASSESSMENT = "assessment"
+FOLLOW_UPS = (FOLLOW_UP_TASK, FOLLOW_UP_ASSESSMENT)
+#: Prefix of the ids :func:`create_task` returns for assessments.
+ASSESSMENT_PREFIX = "assessment:"
+#: Length of the follow-up's calendar slot, from its due time.
+SLOT = timedelta(minutes=15)
+
+
+def _utc(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("Jobber timestamps need an aware datetime")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def call_note(call: CallLog) -> str:
+    """The missed call as note text: the connector's title and body, then the call's facts."""
+    facts = f"Call from {call.caller} to {call.called or 'the business line'} at {_when(call.occurred_at)}"
+    facts += f" ({call.outcome.value})."
+    return "\n".join(part for part in (call.title, call.body, facts) if part)
+
+
+def message_note(message: MessageLog) -> str:
+    """One text as note text: direction, numbers and time first (notes have no such fields)."""
+    direction = "Inbound" if message.direction == "inbound" else "Outbound"
+    head = f"{direction} text from {message.sender} to {message.recipient} at {_when(message.occurred_at)}"
+    return f"{head}:\n{message.body}"
+
+
+def _note(api: JobberApi, client_id: str, text: str, request_id: str | None) -> str:
+    note_input: dict[str, Any] = {"message": text}
+    if request_id:
+        note_input["linkedTo"] = {"requests": True}
+    payload = api.mutate(
+        CLIENT_NOTE_CREATE, {"clientId": client_id, "input": note_input}, "clientCreateNote"
+    )
+    return _id_of(payload.get("clientNote"), "clientCreateNote")
+
+
+def log_call(api: JobberApi, call: CallLog) -> str:
+    """One client note for the missed call, linked to the client's requests when there is one."""
+    return _note(api, call.contact_id, call_note(call), call.deal_id)
+
+
+def log_message(api: JobberApi, message: MessageLog) -> str:
+    """One client note for one text."""
+    return _note(api, message.contact_id, message_note(message), message.deal_id)
+
+
+def _id_of(record: Any, operation: str) -> str:
+    if not isinstance(record, Mapping) or not record.get("id"):
+        raise PermanentProviderError(f"Jobber {operation} returned no id", provider=PROVIDER)
+    return str(record["id"])
+
+
+def task_input(task: TaskSpec) -> dict[str, Any]:
+    """``TaskCreateInput``: title, instructions, a slot at the due time, the assignee.
+
+    Jobber tasks have no priority or queue; ``priority`` and ``queue_id`` are not sent.
+    """
+    fields: dict[str, Any] = {
+        "title": task.subject,
+        "instructions": task.body,
+        "startAt": _utc(task.due_at),
+        "endAt": _utc(task.due_at + SLOT),
+        "allDay": False,
+    }
+    if task.owner_id:
+        fields["assignedTo"] = [task.owner_id]
+        fields["emailAssignments"] = True  # the team member hears about it at once
+    return fields
+
+
+def assessment_input(task: TaskSpec, timezone: str) -> dict[str, Any]:
+    """``AssessmentCreateInput``: instructions and a schedule in the account's local time.
+
+    ``LocalDateTimeAttributes`` wants a date, a time and a tz database zone name.
+    """
+    local = task.due_at.astimezone(ZoneInfo(timezone))
+    end = local + SLOT
+
+    def stamp(value: datetime) -> dict[str, str]:
+        return {"date": value.date().isoformat(), "time": value.strftime("%H:%M:%S"),
+                "timezone": timezone}
+
+    schedule: dict[str, Any] = {"startAt": stamp(local), "endAt": stamp(end)}
+    if task.owner_id:
+        schedule["teamMemberIdsToAssign"] = [task.owner_id]
+        schedule["notifyTeam"] = True
+    return {"instructions": f"{task.subject}\n{task.body}", "schedule": schedule}
+
+
+def create_task(api: JobberApi, task: TaskSpec, *, follow_up: str, timezone: str) -> str:
+    """The follow-up: an assessment on the request when so configured and a request exists,
+    otherwise a task on the client."""
+    if follow_up == FOLLOW_UP_ASSESSMENT and task.deal_id:
+        payload = api.mutate(
+            ASSESSMENT_CREATE,
+            {"requestId": task.deal_id, "input": assessment_input(task, timezone)},
+            "assessmentCreate",
+        )
+        return ASSESSMENT_PREFIX + _id_of(payload.get("assessment"), "assessmentCreate")
+    payload = api.mutate(
+        TASK_CREATE, {"clientId": task.contact_id, "input": task_input(task)}, "taskCreate"
+    )
+    return _id_of(payload.get("task"), "taskCreate")
+
+
+def appended(text: str, line: str) -> str:
+    """``text`` with ``line`` as a new last line."""
+    return f"{text}\n{line}" if text else line
+
+
+def append_to_task(api: JobberApi, task_id: str, text: str) -> None:
+    """Read the instructions, add a line, write them back (two calls; last writer wins)."""
+    if task_id.startswith(ASSESSMENT_PREFIX):
+        assessment_id = task_id[len(ASSESSMENT_PREFIX) :]
+        data = api.execute(ASSESSMENT_INSTRUCTIONS, {"id": assessment_id})
+        current = _instructions(data.get("assessment"), "assessment")
+        api.mutate(
+            ASSESSMENT_EDIT,
+            {"assessmentId": assessment_id, "input": {"instructions": appended(current, text)}},
+            "assessmentEdit",
+        )
+        return
+    data = api.execute(TASK_INSTRUCTIONS, {"id": task_id})
+    current = _instructions(data.get("task"), "task")
+    api.mutate(
+        TASK_EDIT, {"taskId": task_id, "input": {"instructions": appended(current, text)}},
+        "taskEdit",
+    )
+
+
+def _instructions(record: Any, kind: str) -> str:
+    # Lookups by id answer null when the record is gone or belongs to another account.
+    if not isinstance(record, Mapping):
+        raise PermanentProviderError(f"Jobber {kind} not found", provider=PROVIDER, status=404)
+    return str(record.get("instructions") or "")

@@ -1,0 +1,273 @@
+"""The Jobber CRM adapter: :class:`JobberCrm` and the GraphQL operations each method sends."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+from marshmallow import Schema, fields
+
+from connector.errors import ConfigurationError
+from connector.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
+from crm_adapters.base import (
+    CallLog,
+    CrmAdapter,
+    CrmContact,
+    LeadSpec,
+    MessageLog,
+    OAuthTokens,
+    TaskSpec,
+    TokenStore,
+)
+from crm_adapters.jobber import activities, contacts, leads, oauth, webhooks
+from crm_adapters.jobber.client import JobberApi
+from crm_adapters.jobber.documents import ACCOUNT, APP_DISCONNECT, USERS
+from crm_adapters.jobber.tokens import TokenManager
+
+#: The ``X-JOBBER-GRAPHQL-VERSION`` every request pins. 2025-04-16 is the newest version in
+#: Jobber's changelog that we could read; its one breaking change since 2025-01-20
+#: (``JobCreateAttributes.jobFormIds``) touches nothing we send. Jobber supports a version for
+#: 12 months after a newer one ships and then upgrades callers to the oldest supported one, so
+#: bump this (``graphql_version=``) after refreshing ``tests/fixtures/jobber`` from an
+#: introspection with the new header; the adapter logs Jobber's deprecation ``warning``.
+#: https://developer.getjobber.com/docs/changelog
+DEFAULT_GRAPHQL_VERSION = "2025-04-16"
+_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+#: The GraphQL operations each adapter method sends, in order, on the success path. A stale
+#: access token adds one ``POST /api/oauth/token`` first, once per hour per installation.
+API_CALLS: Mapping[str, tuple[str, ...]] = {
+    "find_or_create_contact:returning": ("query ClientsByPhone",),
+    "find_or_create_contact:new": ("query ClientsByPhone", "mutation ClientCreate"),
+    "log_call": ("mutation ClientNoteCreate",),
+    "log_message": ("mutation ClientNoteCreate",),
+    "create_task": ("mutation TaskCreate",),
+    "create_task:assessment": ("mutation AssessmentCreate",),
+    "append_to_task": ("query TaskInstructions", "mutation TaskEdit"),
+    "append_to_task:assessment": ("query AssessmentInstructions", "mutation AssessmentEdit"),
+    "set_pipeline_stage:new": ("mutation RequestCreate",),
+    "set_pipeline_stage:open": ("query RequestStatus",),
+    "set_pipeline_stage:closed": ("query RequestStatus", "mutation RequestCreate"),
+}
+
+
+class JobberCredentials(Schema):
+    """``crm.credentials`` for Jobber: the app's OAuth client (Developer Center > Apps).
+
+    The client secret also signs the webhooks Jobber sends. The tokens of an installation are
+    not credentials: they live in the connector's encrypted token store.
+    """
+
+    client_id = fields.String(required=True)
+    client_secret = fields.String(required=True, metadata={"secret": True})
+
+
+@dataclass(frozen=True)
+class JobberUser:
+    """A team member who can own the follow-up (``id`` goes in ``crm.mapping.owner_id``)."""
+
+    id: str
+    name: str
+    email: str | None = None
+    is_admin: bool = False
+
+
+class JobberCrm(CrmAdapter):
+    """Jobber over GraphQL: clients, requests, tasks or assessments, notes, webhooks.
+
+    ``token_store`` holds the installation's OAuth tokens (without one only
+    :meth:`verify_request` works). ``graphql_version`` is the pinned API version. ``follow_up``
+    is ``"task"`` (a task assigned to the owner) or ``"assessment"`` (an assessment on the
+    request, scheduled in ``timezone``, the account's IANA zone). One attempt per request; the
+    connector retries.
+    """
+
+    name: ClassVar[str] = "jobber"
+    display_name: ClassVar[str] = "Jobber"
+    docs_url: ClassVar[str] = "https://developer.getjobber.com/docs"
+    default_api_base_url: ClassVar[str] = "https://api.getjobber.com"
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {"contacts", "call_log", "message_log", "tasks", "pipeline", "webhooks"}
+    )
+    #: Scopes to tick on the app in the Developer Center (Jobber grants them at install, not per
+    #: request): clients and their notes, requests, tasks and assessments (scheduled items), and
+    #: the users list for the setup page. Names as they appear in issued tokens' ``scope`` claim.
+    required_scopes: ClassVar[tuple[str, ...]] = (
+        "read_clients",
+        "write_clients",
+        "read_requests",
+        "write_requests",
+        "read_scheduled_items",
+        "write_scheduled_items",
+        "read_users",
+    )
+    config_schema = JobberCredentials
+
+    accepts_token_store: ClassVar[bool] = True
+
+    @staticmethod
+    def options_from_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
+        """``follow_up`` (task or assessment) and an optional pinned ``graphql_version``."""
+        options = {"follow_up": mapping.get("follow_up") or activities.FOLLOW_UP_TASK}
+        if mapping.get("graphql_version"):
+            options["graphql_version"] = mapping["graphql_version"]
+        return options
+
+    def uses_oauth(self) -> bool:
+        """Jobber apps always connect through OAuth."""
+        return True
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        *,
+        api_base_url: str | None = None,
+        token_store: TokenStore | None = None,
+        graphql_version: str = DEFAULT_GRAPHQL_VERSION,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+        follow_up: str = activities.FOLLOW_UP_TASK,
+        timezone: str = "UTC",
+    ) -> None:
+        super().__init__(credentials, api_base_url=api_base_url)
+        if follow_up not in activities.FOLLOW_UPS:
+            raise ConfigurationError(
+                f"Jobber follow_up must be one of {activities.FOLLOW_UPS}",
+                field="crm.mapping.follow_up",
+            )
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigurationError(f"unknown time zone {timezone!r}", field="timezone") from None
+        if not _VERSION.fullmatch(graphql_version or ""):
+            raise ConfigurationError(
+                f"Jobber API versions are dates (YYYY-MM-DD), not {graphql_version!r}",
+                field="crm.graphql_version",
+            )
+        self.graphql_version = graphql_version
+        self.follow_up = follow_up
+        self.timezone = timezone
+        self.graphql_url = f"{self.api_base_url}/api/graphql"
+        self.token_url = f"{self.api_base_url}/api/oauth/token"
+        self.token_store = token_store
+        self._client_id = str(self.credentials["client_id"])
+        self._client_secret = str(self.credentials["client_secret"])
+        self._session = session or new_session()
+        self._timeout = timeout
+        tokens = TokenManager(token_store, self._refresh) if token_store is not None else None
+        self._api = JobberApi(
+            session=self._session,
+            graphql_url=self.graphql_url,
+            graphql_version=graphql_version,
+            timeout=timeout,
+            tokens=tokens,
+            client_secret=self._client_secret,
+        )
+
+    def __repr__(self) -> str:
+        return f"<JobberCrm api_base_url={self.api_base_url!r} version={self.graphql_version}>"
+
+    def _refresh(self, refresh_token: str) -> OAuthTokens:
+        return oauth.refresh(
+            self._session,
+            self._client_id,
+            self._client_secret,
+            refresh_token,
+            self.token_url,
+            timeout=self._timeout,
+        )
+
+    def token_store_or_raise(self) -> TokenStore:
+        """The installation's token store; ConfigurationError when none was given."""
+        if self.token_store is None:
+            raise ConfigurationError("Jobber needs an OAuth installation", field="crm")
+        return self.token_store
+
+    # -- the CRM contract ------------------------------------------------------------------
+
+    def find_or_create_contact(self, phone: str, name: str | None = None) -> CrmContact:
+        """Search clients, keep exact phone matches, else ``clientCreate`` (see ``contacts``)."""
+        return contacts.find_or_create(self._api, phone, name)
+
+    def log_call(self, call: CallLog) -> str:
+        """One client note for the missed call, shown on the client's requests too."""
+        return activities.log_call(self._api, call)
+
+    def log_message(self, message: MessageLog) -> str:
+        """One client note for one text."""
+        return activities.log_message(self._api, message)
+
+    def create_task(self, task: TaskSpec) -> str:
+        """A task for the owner, or an assessment on the request (``follow_up``)."""
+        return activities.create_task(
+            self._api, task, follow_up=self.follow_up, timezone=self.timezone
+        )
+
+    def append_to_task(self, task_id: str, text: str) -> None:
+        """Add a line to the task's (or assessment's) instructions."""
+        activities.append_to_task(self._api, task_id, text)
+
+    def set_pipeline_stage(self, lead: LeadSpec, existing_id: str | None = None) -> str:
+        """Reuse the open request ``existing_id`` or create one (see ``leads``)."""
+        return leads.set_pipeline_stage(self._api, lead, existing_id)
+
+    def verify_request(self, request: WebhookRequest) -> None:
+        """Check ``X-Jobber-Hmac-SHA256`` with the app's client secret."""
+        webhooks.verify(request, self._client_secret)
+
+    # -- setup and lifecycle ---------------------------------------------------------------
+
+    def list_users(self, *, page_size: int = 50, max_pages: int = 20) -> list[JobberUser]:
+        """Active team members, admins first, for choosing who gets the follow-up."""
+        users: list[JobberUser] = []
+        after: str | None = None
+        for _ in range(max_pages):
+            data = self._api.execute(USERS, {"first": page_size, "after": after})
+            page = data.get("users") or {}
+            for node in page.get("nodes") or []:
+                users.append(
+                    JobberUser(
+                        id=str(node["id"]),
+                        name=str((node.get("name") or {}).get("full") or ""),
+                        email=(node.get("email") or {}).get("raw") or None,
+                        is_admin=bool(node.get("isAccountAdmin")),
+                    )
+                )
+            info = page.get("pageInfo") or {}
+            after = info.get("endCursor")
+            if not info.get("hasNextPage") or not after:
+                break
+        return users
+
+    def account(self) -> oauth.JobberAccount:
+        """The connected account (``query Account``)."""
+        data = self._api.execute(ACCOUNT)
+        account = data.get("account") or {}
+        return oauth.JobberAccount(id=str(account.get("id") or ""), name=str(account.get("name") or ""))
+
+    def disconnect(self) -> None:
+        """``appDisconnect``: Jobber invalidates this installation's tokens."""
+        self._api.mutate(APP_DISCONNECT, {}, "appDisconnect")
+
+
+def api_calls_per_missed_call(caller: str) -> int:
+    """GraphQL requests for one missed call as ``connector.crm_sync`` syncs it (text sent).
+
+    ``caller``: ``"new"`` (search, create, new request), ``"in_crm"`` (search, new request) or
+    ``"linked"`` (client and open request known: one status read). Then the call note, the text
+    note and the task. A due token renewal adds one token request.
+    """
+    if caller == "new":
+        steps = ["find_or_create_contact:new", "set_pipeline_stage:new"]
+    elif caller == "in_crm":
+        steps = ["find_or_create_contact:returning", "set_pipeline_stage:new"]
+    elif caller == "linked":
+        steps = ["set_pipeline_stage:open"]
+    else:
+        raise ValueError("caller must be one of ('new', 'in_crm', 'linked')")
+    steps += ["log_call", "log_message", "create_task"]
+    return sum(len(API_CALLS[step]) for step in steps)
