@@ -158,6 +158,25 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_accounts_install_link(args: argparse.Namespace) -> int:
+    """Print the signed link that connects an account's OAuth CRM (Jobber, Housecall Pro)."""
+    from connector.storage.models import Account
+    from connector.web.oauth import install_link
+    from crm_adapters.oauth import OAUTH_PROVIDERS
+
+    runtime = _runtime(_settings())
+    with runtime.db.session() as s:
+        account = s.get(Account, args.id)
+        if account is None:
+            raise ConfigurationError(f"no account {args.id!r}", field="ID")
+        if account.crm_kind not in OAUTH_PROVIDERS:
+            raise ConfigurationError(
+                f"{account.crm_kind} is connected with credentials in the account file, not an "
+                "install link", field="crm.kind")
+        print(install_link(runtime, account.id, account.crm_kind))
+    return 0
+
+
 def cmd_simulate_call(args: argparse.Namespace) -> int:
     """Simulate a missed call on a sandbox account and run its jobs here, now."""
     from connector.explain import explain
@@ -227,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=cmd_accounts_export)
     lst = acc_sub.add_parser("list", help="list accounts")
     lst.set_defaults(func=cmd_accounts_list)
+    link = acc_sub.add_parser("install-link", help="the signed link that connects an OAuth CRM")
+    link.add_argument("id")
+    link.set_defaults(func=cmd_accounts_install_link)
 
     sim = sub.add_parser("simulate-call", help="simulate a missed call on a sandbox account")
     sim.add_argument("account")

@@ -21,9 +21,11 @@ def create_app(runtime: Runtime) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
-    from connector.web import demo, health, webhooks
+    from connector.web import crm_webhooks, demo, health, oauth, webhooks
 
     app.register_blueprint(webhooks.bp)
+    app.register_blueprint(crm_webhooks.bp)
+    app.register_blueprint(oauth.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(demo.bp)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -1,0 +1,189 @@
+"""Marketplace installs end to end on a fake Jobber: install link, callback, a missed call
+written through the installation's tokens, the APP_DISCONNECT webhook; and the cross-process
+lock that guards rotating refresh tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import multiprocessing
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from connector.installations import DbTokenStore
+from connector.locks import named_lock
+from connector.storage.db import Database
+from connector.storage.models import Installation, WebhookReceipt
+from connector.web.oauth import install_link
+from tests.connector.helpers import add_account, missed, post, sandbox_account
+from tests.fixtures.jobber.fake_jobber import ACCOUNT_ID, URL, FakeJobber
+
+CLIENT_ID = "jobber-client-id-e2e"
+CLIENT_SECRET = "jobber-client-secret-e2e-0042"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "jobber"
+
+
+@pytest.fixture
+def jobber():  # type: ignore[no-untyped-def]
+    with FakeJobber(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture
+def acme(runtime, webhook_secret):  # type: ignore[no-untyped-def]
+    doc = sandbox_account("acme", webhook_secret)
+    doc["crm"] = {"kind": "jobber", "api_base_url": URL,
+                  "credentials": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+                  "mapping": {"owner_id": "Z2lkOi8vSm9iYmVyL1VzZXIvMQ=="}}
+    add_account(runtime, doc)
+    return "acme"
+
+
+def _install(app, runtime) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    link = install_link(runtime, "acme", "jobber")
+    start = client.get(urlsplit(link).path + "?" + urlsplit(link).query)
+    assert start.status_code == 302
+    target = urlsplit(start.headers["Location"])
+    query = parse_qs(target.query)
+    assert target.netloc == "api.getjobber.com" and query["client_id"] == [CLIENT_ID]
+    assert query["redirect_uri"] == ["https://hooks.example.test/oauth/jobber/callback"]
+    done = client.get(f"/oauth/jobber/callback?code=good-code&state={query['state'][0]}")
+    assert done.status_code == 200 and b"Connected" in done.data
+
+
+def _signed_jobber(body: bytes, secret: str = CLIENT_SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return {"X-Jobber-Hmac-SHA256": base64.b64encode(digest).decode(),
+            "Content-Type": "application/json"}
+
+
+def test_install_then_missed_call_then_disconnect(app, runtime, acme, jobber, webhook_secret):
+    _install(app, runtime)
+    with runtime.db.session() as s:
+        row = s.get(Installation, ("acme", "jobber"))
+        assert row.status == "active" and row.external_id == ACCOUNT_ID
+        assert "rt-" not in row.tokens and "eyJ" not in row.tokens  # sealed, not plain
+
+    client = app.test_client()
+    assert post(client, "acme", "voice", missed(), webhook_secret).status_code == 200
+    assert len(jobber.clients) == 1 and len(jobber.requests) == 1
+    assert len(jobber.tasks) == 1 and len(jobber.notes) >= 2
+
+    body = (FIXTURES / "webhook_app_disconnect.json").read_bytes()
+    assert client.post("/webhooks/crm/jobber", data=body,
+                       headers=_signed_jobber(body, "wrong")).status_code == 403
+    for _ in range(2):  # Jobber may deliver twice
+        answer = client.post("/webhooks/crm/jobber", data=body, headers=_signed_jobber(body))
+        assert answer.status_code == 200
+    with runtime.db.session() as s:
+        assert s.get(Installation, ("acme", "jobber")).status == "disconnected"
+        assert len(s.scalars(select(WebhookReceipt).where(WebhookReceipt.kind == "crm")).all()) == 1
+
+
+def test_webhook_for_an_unknown_installation_is_refused(app, acme, jobber):
+    body = (FIXTURES / "webhook_app_disconnect.json").read_bytes()
+    answer = app.test_client().post("/webhooks/crm/jobber", data=body,
+                                    headers=_signed_jobber(body))
+    assert answer.status_code == 403
+
+
+@pytest.mark.parametrize("query", ["token=forged", ""])
+def test_a_forged_install_link_is_refused(app, acme, query):
+    assert app.test_client().get(f"/oauth/jobber/install?{query}").status_code == 403
+
+
+def test_callback_needs_our_state_and_a_code(app, runtime, acme, jobber):
+    client = app.test_client()
+    assert client.get("/oauth/jobber/callback?code=good-code&state=forged").status_code == 403
+    assert client.get("/oauth/jobber/callback?code=good-code").status_code == 400
+    assert client.get("/oauth/jobber/callback?error=access_denied&state=x").status_code == 400
+    with runtime.db.session() as s:
+        assert s.scalars(select(Installation)).all() == []
+
+
+def test_missed_call_without_an_installation_waits_for_reauthorisation(
+    app, runtime, acme, jobber, webhook_secret
+):
+    from connector.storage.models import Account, Call
+
+    post(app.test_client(), "acme", "voice", missed(), webhook_secret)
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call))
+        assert call.state == "texted" and call.crm_state == "needs_reauth"
+        assert s.get(Account, "acme").crm_needs_reauth is True
+
+
+def test_token_store_round_trip(runtime, acme):
+    from connector.installations import save_installation
+    from crm_adapters.base import OAuthTokens
+
+    save_installation(runtime.db, runtime.box, "acme", "jobber",
+                      OAuthTokens("access-1", "refresh-1"), "ext-1")
+    store = DbTokenStore(runtime.db, runtime.box, "acme", "jobber")
+    with store.locked():
+        assert store.load().refresh_token == "refresh-1"
+        store.save(OAuthTokens("access-2", "refresh-2"))
+    assert store.load().access_token == "access-2"
+    store.mark_disconnected("test")
+    assert not store.is_active()
+
+
+def _hold(url: str, name: str, log: str, delay: float) -> None:
+    db = Database(url)
+    with named_lock(db.engine, name):
+        with open(log, "a") as f:
+            f.write(f"in {time.monotonic()}\n")
+        time.sleep(delay)
+        with open(log, "a") as f:
+            f.write(f"out {time.monotonic()}\n")
+    db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_named_lock_holds_across_processes(request, tmp_path, backend):
+    url = (f"sqlite:///{tmp_path / 'lock.db'}" if backend == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    log = str(tmp_path / "log")
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_hold, args=(url, "installation:acme:jobber", log, 0.3))
+               for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(30)
+        assert w.exitcode == 0
+    events = [line.split() for line in Path(log).read_text().splitlines()]
+    assert [kind for kind, _ in events] == ["in", "out"] * 3  # never two inside at once
+
+
+def test_housecallpro_webhook_is_verified_per_account_and_deduplicated(app, runtime,
+                                                                        webhook_secret):
+    from crm_adapters.housecallpro.webhooks import signature
+
+    doc = sandbox_account("hcp-acme", webhook_secret)
+    doc["crm"] = {"kind": "housecallpro", "credentials": {
+        "api_key": "hcp-api-key-0123456789", "webhook_signing_secret": "hcp-signing-secret-42"}}
+    add_account(runtime, doc)
+    body = (Path(__file__).resolve().parents[1] / "fixtures" / "housecallpro"
+            / "webhook_lead_created.json").read_bytes()
+    stamp = str(int(time.time()))
+
+    def send(secret: str):  # type: ignore[no-untyped-def]
+        return app.test_client().post(
+            "/webhooks/crm/housecallpro/hcp-acme", data=body,
+            headers={"Api-Timestamp": stamp, "Api-Signature": signature(secret, stamp, body),
+                     "Content-Type": "application/json"})
+
+    assert send("wrong-secret").status_code == 403
+    assert send("hcp-signing-secret-42").status_code == 200
+    assert send("hcp-signing-secret-42").status_code == 200
+    with runtime.db.session() as s:
+        receipts = s.scalars(select(WebhookReceipt).where(WebhookReceipt.kind == "crm")).all()
+        assert [r.account_id for r in receipts] == ["hcp-acme"]
+    assert app.test_client().post("/webhooks/crm/housecallpro/nobody", data=body).status_code == 404
