@@ -30,6 +30,10 @@ from connector.http import WebhookReply, WebhookRequest, new_session
 
 #: Webhook kinds, the last segment of ``/webhooks/<carrier>/<account_id>/<kind>``.
 WEBHOOK_KINDS = ("voice", "sms", "status")
+#: What ``route()`` returns for a provider's subscription handshake (RingCentral's
+#: ``Validation-Token``): the connector answers it with ``reply(HANDSHAKE, request)`` and stores
+#: nothing.
+HANDSHAKE = "handshake"
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,8 @@ class WebhookReply:
     body: bytes = field(default=b"", repr=False)  # may carry credentials (Bandwidth BXML)
     content_type: str = "text/plain"
     status: int = 200
+    #: Extra response headers (RingCentral's subscription handshake echoes ``Validation-Token``).
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
 def new_session() -> requests.Session:

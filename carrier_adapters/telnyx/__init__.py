@@ -96,6 +96,8 @@ class TelnyxCarrier(CarrierAdapter):
     #: confirmation after STOP cannot reach the customer anyway (Telnyx refuses it, 40300).
     #: https://developers.telnyx.com/docs/messaging/messages/advanced-opt-in-out
     confirms_opt_outs: ClassVar[bool] = False
+    #: 40300 "Blocked due to STOP message": the recipient opted out with Telnyx.
+    opt_out_error_codes: ClassVar[frozenset[str]] = frozenset({"40300"})
 
     def __init__(
         self,
@@ -134,6 +136,11 @@ class TelnyxCarrier(CarrierAdapter):
     def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
         """A TeXML call someone picked up (forwarded, or the business calling back)."""
         return voice.parse_answered_call(request)
+
+    def lookup_line_type(self, number: str) -> str | None:
+        """The line type per Telnyx Number Lookup (``type=carrier``, a paid request; the
+        connector caches it)."""
+        return self._api.lookup_line_type(number)
 
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
         """The customer's text in a ``message.received`` event."""

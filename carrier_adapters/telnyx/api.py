@@ -13,12 +13,14 @@ References:
   https://developers.telnyx.com/development/api-fundamentals/api-errors
 - Messaging codes (``40300`` blocked by STOP, ``40001`` landline ...):
   https://developers.telnyx.com/docs/messaging/messages/error-codes
+- Number lookup: https://developers.telnyx.com/api-reference/number-lookup/lookup-phone-number-data
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -35,6 +37,24 @@ from connector.http import DEFAULT_TIMEOUT, classify_status, retry_after_seconds
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
 MESSAGES_PATH = "/v2/messages"
+NUMBER_LOOKUP_PATH = "/v2/number_lookup"
+
+#: Number lookup ``data.carrier.type`` in the connector's vocabulary (Twilio Lookup's, which
+#: :data:`connector.policy.UNTEXTABLE_LINE_TYPES` is written in). ``fixed line or mobile``
+#: cannot be told apart, so it is not called a landline; ``unknown`` is no answer.
+LINE_TYPES: Mapping[str, str] = {
+    "fixed line": "landline",
+    "mobile": "mobile",
+    "voip": "voip",
+    "fixed line or mobile": "fixedLineOrMobile",
+    "toll free": "tollFree",
+    "premium rate": "premium",
+    "shared cost": "sharedCost",
+    "personal number": "personal",
+    "pager": "pager",
+    "uan": "uan",
+    "voicemail": "voicemail",
+}
 
 #: Telnyx codes meaning this recipient cannot be texted; the value is
 #: :attr:`RecipientRejectedError.reason`. ``40300`` is the block rule a STOP created on the
@@ -120,27 +140,30 @@ class TelnyxRestClient:
         self._session = session
         self._api_key = api_key
         self.messages_url = f"{base_url}{MESSAGES_PATH}"
+        self.lookup_url = f"{base_url}{NUMBER_LOOKUP_PATH}"
 
     def __repr__(self) -> str:
         return f"<TelnyxRestClient {self.messages_url}>"
 
-    def create_message(self, body: Mapping[str, Any]) -> SendResult:
-        """POST one message; a 2xx whose body we cannot read is an ambiguous failure."""
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self._session.post(
-                self.messages_url,
-                json=dict(body),
-                headers={
-                    "Authorization": f"Bearer {self._api_key}",
-                    "Accept": "application/json",
-                },
+            response = self._session.request(
+                method,
+                url,
+                headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
                 timeout=DEFAULT_TIMEOUT,
                 allow_redirects=False,
+                **kwargs,
             )
         except requests.RequestException as exc:
             raise transport_error(CARRIER, exc) from None
         if not 200 <= response.status_code < 300:
             raise classify_error(response)
+        return response
+
+    def create_message(self, body: Mapping[str, Any]) -> SendResult:
+        """POST one message; a 2xx whose body we cannot read is an ambiguous failure."""
+        response = self._request("POST", self.messages_url, json=dict(body))
         try:
             return to_send_result(response.json()["data"])
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -151,3 +174,16 @@ class TelnyxRestClient:
                 status=response.status_code,
                 ambiguous=True,
             ) from None
+
+    def lookup_line_type(self, number: str) -> str | None:
+        """``data.carrier.type`` of a carrier lookup (a paid request), in the connector's
+        vocabulary (:data:`LINE_TYPES`); None when Telnyx does not know."""
+        response = self._request(
+            "GET", f"{self.lookup_url}/{quote(number)}", params={"type": "carrier"}
+        )
+        try:
+            carrier = response.json()["data"]["carrier"]
+            kind = carrier.get("type") if isinstance(carrier, dict) else None
+        except (ValueError, KeyError, TypeError):
+            return None
+        return LINE_TYPES.get(str(kind).strip().lower()) if kind else None

@@ -113,6 +113,11 @@ class VonageCarrier(CarrierAdapter):
     #: Messages API status values:
     #: https://developer.vonage.com/en/messages/concepts/messages-status-callbacks
     delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
+    #: A text to an opted-out number is accepted (202) and then ``rejected`` in the status
+    #: webhook (https://developer.vonage.com/en/opt-out-assist/guides/messaging-opted-out-numbers).
+    #: 1050 "Number barred: blacklisted" is our reading of that error; the page's Messages API
+    #: example is the place to confirm it.
+    opt_out_error_codes: ClassVar[frozenset[str]] = frozenset({"1050"})
 
     def __init__(
         self,

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, request
 
-from carrier_adapters.base import WEBHOOK_KINDS, CallRouting
+from carrier_adapters.base import HANDSHAKE, WEBHOOK_KINDS, CallRouting
 from connector.errors import (
     ConfigurationError,
     MalformedWebhookError,
@@ -60,7 +60,9 @@ def webhook_request(runtime: Runtime) -> WebhookRequest:
 
 
 def _answer(reply: WebhookReply) -> Response:
-    return Response(reply.body, status=reply.status, content_type=reply.content_type)
+    response = Response(reply.body, status=reply.status, content_type=reply.content_type)
+    response.headers.update(dict(reply.headers))
+    return response
 
 
 @bp.post("/webhooks/<carrier>/<account_id>/<kind>")
@@ -105,6 +107,8 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
 
 def _handle(runtime, session, account, adapter, kind, req):  # type: ignore[no-untyped-def]
     """Store what the webhook says; return the reply and what to enqueue after commit."""
+    if kind == HANDSHAKE:
+        return adapter.reply(HANDSHAKE, req), None
     if kind == "voice":
         if adapter.is_incoming_call(req):
             forward_to = tuple(account.settings["carrier"].get("forward_to") or ())

@@ -1070,3 +1070,168 @@ def test_nothing_secret_is_logged(
     for secret in (API_KEY, CALLER, CALLER[1:], SEND["body"], bad.headers[SIG]):
         assert secret not in caplog.text
 
+
+
+# -- line-type lookups -----------------------------------------------------------------------
+
+LOOKUP_URL = f"{API_BASE}/v2/number_lookup/%2B12025550143"
+
+
+def lookup_response(kind: str | None) -> dict[str, Any]:
+    """The documented ``GET /v2/number_lookup/{number}?type=carrier`` answer."""
+    return {
+        "data": {
+            "caller_name": None,
+            "carrier": {"error_code": None, "mobile_country_code": "310",
+                        "mobile_network_code": "260", "name": "T-Mobile USA", "type": kind,
+                        "normalized_carrier": "T-Mobile"},
+            "country_code": "US",
+            "national_format": "(202) 555-0143",
+            "phone_number": CALLER,
+            "portability": {"line_type": kind, "ported_status": "N"},
+            "record_type": "number_lookup",
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("telnyx_type", "expected"),
+    [
+        ("mobile", "mobile"),
+        ("fixed line", "landline"),
+        ("voip", "voip"),
+        ("toll free", "tollFree"),
+        ("premium rate", "premium"),
+        ("shared cost", "sharedCost"),
+        ("pager", "pager"),
+        ("voicemail", "voicemail"),
+        ("fixed line or mobile", "fixedLineOrMobile"),
+        ("unknown", None),
+        (None, None),
+    ],
+)
+def test_line_type_lookup(
+    adapter: TelnyxCarrier, http: responses.RequestsMock, telnyx_type: str | None,
+    expected: str | None,
+) -> None:
+    http.add(
+        responses.GET,
+        LOOKUP_URL,
+        json=lookup_response(telnyx_type),
+        match=[
+            matchers.query_param_matcher({"type": "carrier"}),
+            matchers.header_matcher({"Authorization": f"Bearer {API_KEY}"}),
+        ],
+    )
+    assert adapter.lookup_line_type(CALLER) == expected
+
+
+def test_landline_lookup_feeds_the_policys_untextable_set(
+    adapter: TelnyxCarrier, http: responses.RequestsMock
+) -> None:
+    from connector.policy import UNTEXTABLE_LINE_TYPES
+
+    http.add(responses.GET, LOOKUP_URL, json=lookup_response("fixed line"))
+    assert adapter.lookup_line_type(CALLER) in UNTEXTABLE_LINE_TYPES
+
+
+def test_line_type_lookup_errors_are_classified(
+    adapter: TelnyxCarrier, http: responses.RequestsMock
+) -> None:
+    http.add(responses.GET, LOOKUP_URL, json=telnyx_error("10009"), status=401)
+    with pytest.raises(ProviderAuthError):
+        adapter.lookup_line_type(CALLER)
+    http.replace(responses.GET, LOOKUP_URL, body="not json", status=200)
+    assert adapter.lookup_line_type(CALLER) is None
+
+
+# -- end to end through the connector's webhook views ----------------------------------------
+
+ACCOUNT = "acme-plumbing"
+PUBLIC = "https://hooks.example.test"  # TEXTBACK_PUBLIC_URL of the test settings
+
+
+def register_carrier(monkeypatch: pytest.MonkeyPatch, adapter: type[CarrierAdapter]) -> None:
+    """Make ``adapter`` a known ``carrier.kind`` for one test.
+
+    Until ``carrier_adapters.CARRIERS`` lists it, the registry and the account schema's list
+    of kinds (built from the registry at import) are extended here; once it is registered,
+    this does nothing.
+    """
+    from carrier_adapters import CARRIERS
+    from connector import account_schema
+
+    monkeypatch.setitem(CARRIERS, adapter.name, adapter)
+    for validator in account_schema.CarrierSchema._declared_fields["kind"].validators:
+        choices = getattr(validator, "choices", None)
+        if choices is not None and adapter.name not in choices:
+            monkeypatch.setattr(validator, "choices", [*choices, adapter.name])
+
+
+@pytest.fixture
+def client(app, runtime, monkeypatch):  # type: ignore[no-untyped-def]
+    """The app with a Telnyx account on the sandbox CRM."""
+    from connector.accounts import import_account
+
+    register_carrier(monkeypatch, TelnyxCarrier)
+    doc = {
+        "id": ACCOUNT,
+        "name": "Acme Plumbing",
+        "timezone": "America/New_York",
+        "carrier": {
+            "kind": "telnyx",
+            "credentials": credentials(),
+            "numbers": [BUSINESS],
+            "forward_to": [FORWARD],
+            "api_base_url": API_BASE,
+        },
+        "crm": {
+            "kind": "sandbox",
+            "credentials": {"webhook_secret": "crm-secret-0123456789"},
+            "mapping": {"pipeline": "default", "stage": "new", "owner_id": "owner-7"},
+        },
+    }
+    with runtime.db.session() as s:
+        import_account(s, runtime.box, doc)
+    return app.test_client()
+
+
+def post(client, kind: str, scenario: str | bytes, *, key: Ed25519PrivateKey = SIGNING_KEY):  # type: ignore[no-untyped-def]
+    request = signed(
+        fixture_body(scenario) if isinstance(scenario, str) else scenario, kind=kind, key=key
+    )
+    return client.post(
+        f"/webhooks/telnyx/{ACCOUNT}/{kind}", data=request.body, headers=dict(request.headers)
+    )
+
+
+def test_end_to_end_missed_call_text_and_shared_messaging_url(client, runtime, http) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from connector.storage.models import Message, OptOut
+
+    http.add(responses.POST, MESSAGES_URL, json=message_response(), status=200)
+    http.add(responses.GET, LOOKUP_URL, json=lookup_response("mobile"))
+
+    incoming = post(client, "voice", "voice_texml_incoming_call")
+    assert incoming.status_code == 200 and incoming.mimetype == "text/xml"
+    dial = parse_xml(incoming.data).find("Dial")
+    assert dial is not None and dial.get("action") == f"{PUBLIC}/webhooks/telnyx/{ACCOUNT}/voice"
+    assert [n.text for n in dial.findall("Number")] == [FORWARD]
+
+    assert post(client, "voice", "voice_cc_hangup_timeout", key=OTHER_KEY).status_code == 403
+    for _ in range(2):  # Telnyx re-delivers; one text all the same
+        assert post(client, "voice", "voice_cc_hangup_timeout").status_code == 200
+    lookup, send = http.calls  # the caller's line type first (Number Lookup), then the text
+    assert lookup.request.method == "GET" and lookup.request.url.startswith(LOOKUP_URL)
+    sent = json.loads(send.request.body)
+    assert (sent["to"], sent["from"]) == (CALLER, BUSINESS)
+    assert sent["webhook_url"] == f"{PUBLIC}/webhooks/telnyx/{ACCOUNT}/status"
+
+    # The messaging profile posts delivery reports and inbound texts to one URL, ours for sms.
+    assert post(client, "sms", "status_delivered").status_code == 200
+    assert post(client, "status", "sms_inbound_revoke").status_code == 200
+    with runtime.db.session() as s:
+        message = s.scalar(select(Message).where(Message.carrier_message_id == MESSAGE_ID))
+        assert message is not None and message.status == "delivered"
+        assert s.get(OptOut, (ACCOUNT, CALLER)) is not None  # REVOKE, which Telnyx ignores
