@@ -72,6 +72,9 @@ class CarrierAdapter(ABC):
     #: True when the carrier itself answers STOP (and START, HELP) with a confirmation text, so
     #: the connector must not send a second one. An account can override it.
     confirms_opt_outs: ClassVar[bool] = False
+    #: False for call-event sources without a messaging API (CallRail): the account file then
+    #: names an SMS carrier in ``carrier.sms``.
+    sends_sms: ClassVar[bool] = True
     #: Delivery-report error codes that mean the recipient opted out with the carrier; a status
     #: callback carrying one records the opt-out in our own ledger.
     opt_out_error_codes: ClassVar[frozenset[str]] = frozenset()

@@ -48,6 +48,14 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+class SmsCarrierSchema(_Strict):
+    """``carrier.sms``: another carrier that sends the texts (and takes replies and reports)."""
+
+    kind = fields.String(required=True, validate=validate.OneOf(sorted(CARRIERS)))
+    credentials = fields.Dict(keys=fields.String(), required=True)
+    api_base_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
+
+
 class CarrierSchema(_Strict):
     """``carrier``: which carrier, its credentials, the business numbers and call forwarding."""
 
@@ -57,6 +65,15 @@ class CarrierSchema(_Strict):
     forward_to = fields.List(E164(), load_default=list)
     ring_timeout_seconds = fields.Integer(load_default=20, validate=validate.Range(min=5, max=60))
     api_base_url = fields.Url(load_default=None, allow_none=True, require_tld=False)
+    sms = fields.Nested(SmsCarrierSchema, load_default=None, allow_none=True)
+
+    @validates_schema
+    def _needs_sms(self, data: dict[str, Any], **_: Any) -> None:
+        adapter = CARRIERS.get(data.get("kind", ""))
+        if adapter is not None and not adapter.sends_sms and not data.get("sms"):
+            raise ValidationError(
+                f"{adapter.display_name} reports calls but cannot send texts: name the SMS "
+                "carrier for the same business number here", field_name="sms")
 
 
 class CrmMappingSchema(_Strict):
@@ -261,9 +278,13 @@ class AccountSchema(_Strict):
     @validates_schema
     def _check_credentials(self, data: dict[str, Any], **_: Any) -> None:
         errors: dict[str, Any] = {}
-        for section, registry in (("carrier", CARRIERS), ("crm", CRMS)):
-            part = data.get(section) or {}
-            adapter = registry.get(part.get("kind", ""))
+        sms = (data.get("carrier") or {}).get("sms")
+        sections = [("carrier", CARRIERS, data.get("carrier") or {}),
+                    ("crm", CRMS, data.get("crm") or {})]
+        if sms:
+            sections.append(("carrier.sms", CARRIERS, sms))
+        for section, registry, part in sections:
+            adapter = registry.get(part.get("kind", ""))  # type: ignore[attr-defined]
             if adapter is None:
                 continue
             given = part.get("credentials", {})
@@ -273,7 +294,9 @@ class AccountSchema(_Strict):
                     {k: v for k, v in given.items() if v != REDACTED}, unknown=RAISE
                 )
             except ValidationError as exc:
-                errors[section] = {"credentials": exc.normalized_messages()}
+                where = errors.setdefault("carrier", {}).setdefault("sms", {}) \
+                    if section == "carrier.sms" else errors.setdefault(section, {})
+                where["credentials"] = exc.normalized_messages()
         if errors:
             raise ValidationError(errors)
 

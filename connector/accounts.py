@@ -80,12 +80,15 @@ def import_account(session: Session, box: CredentialBox, document: Mapping[str, 
     existing = session.get(Account, data["id"])
     carrier_creds = dict(data["carrier"].pop("credentials"))
     crm_creds = dict(data["crm"].pop("credentials"))
-    if existing is not None:
-        carrier_creds = _merge_redacted(carrier_creds, box.open(existing.carrier_credentials))
-        crm_creds = _merge_redacted(crm_creds, box.open(existing.crm_credentials))
-    else:
-        carrier_creds = _merge_redacted(carrier_creds, {})
-        crm_creds = _merge_redacted(crm_creds, {})
+    sms = data["carrier"].get("sms")
+    sms_creds = dict(sms.pop("credentials")) if sms else None
+    stored_sms = box.open(existing.sms_credentials) if existing and existing.sms_credentials \
+        else {}
+    carrier_creds = _merge_redacted(
+        carrier_creds, box.open(existing.carrier_credentials) if existing else {})
+    crm_creds = _merge_redacted(crm_creds, box.open(existing.crm_credentials) if existing else {})
+    if sms_creds is not None:
+        sms_creds = _merge_redacted(sms_creds, stored_sms)
     settings = {k: v for k, v in data.items() if k not in ("id", "name", "timezone")}
     account = existing or Account(id=data["id"])
     account.name = data["name"]
@@ -95,6 +98,7 @@ def import_account(session: Session, box: CredentialBox, document: Mapping[str, 
     account.settings = json.loads(json.dumps(settings))
     account.carrier_credentials = box.seal(carrier_creds)
     account.crm_credentials = box.seal(crm_creds)
+    account.sms_credentials = box.seal(sms_creds) if sms_creds is not None else None
     account.crm_needs_reauth = False
     if existing is None:
         session.add(account)
@@ -114,6 +118,13 @@ def export_account(account: Account, box: CredentialBox, *, include_secrets: boo
             secret = secret_fields(registry[settings[section]["kind"]].config_schema)
             creds = {k: (REDACTED if k in secret else v) for k, v in creds.items()}
         settings[section]["credentials"] = creds
+    sms = settings["carrier"].get("sms")
+    if sms and account.sms_credentials:
+        creds = box.open(account.sms_credentials)
+        if not include_secrets:
+            secret = secret_fields(CARRIERS[sms["kind"]].config_schema)
+            creds = {k: (REDACTED if k in secret else v) for k, v in creds.items()}
+        sms["credentials"] = creds
     return {"id": account.id, "name": account.name, "timezone": account.timezone, **settings}
 
 

@@ -31,7 +31,7 @@ def send_reply(runtime: Runtime, message_id: str) -> None:
         try:
             account = session.get(Account, message.account_id)
             assert account is not None  # noqa: S101
-            carrier = runtime.carrier_for(account)
+            carrier = runtime.sms_carrier_for(account)
             message.send_attempts += 1
             message.last_attempt_at = utcnow()
             session.commit()

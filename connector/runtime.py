@@ -53,6 +53,22 @@ class Runtime:
         """The account's carrier adapter, built once per account version."""
         return self._adapter("carrier", account)  # type: ignore[no-any-return]
 
+    def sms_carrier_for(self, account: Account) -> CarrierAdapter:
+        """The adapter that sends the account's texts: ``carrier.sms`` when set, else the
+        carrier itself."""
+        if account.settings["carrier"].get("sms"):
+            return self._adapter("sms", account)  # type: ignore[no-any-return]
+        return self.carrier_for(account)
+
+    def adapter_for_webhook(self, account: Account, carrier: str) -> CarrierAdapter | None:
+        """The adapter a ``/webhooks/<carrier>/<account>/...`` request belongs to, if any."""
+        if carrier == account.carrier_kind:
+            return self.carrier_for(account)
+        sms = account.settings["carrier"].get("sms")
+        if sms and sms["kind"] == carrier:
+            return self.sms_carrier_for(account)
+        return None
+
     def crm_for(self, account: Account) -> CrmAdapter:
         """The account's CRM adapter, built once per account version."""
         return self._adapter("crm", account)  # type: ignore[no-any-return]
@@ -63,12 +79,15 @@ class Runtime:
             adapter = self._adapters.get(key)
         if adapter is not None:
             return adapter
-        kind = account.carrier_kind if role == "carrier" else account.crm_kind
-        cls: Any = CARRIERS[kind] if role == "carrier" else CRMS[kind]
-        sealed = account.carrier_credentials if role == "carrier" else account.crm_credentials
-        kwargs: dict[str, Any] = {"api_base_url": account.settings[role].get("api_base_url")}
+        section = (account.settings["carrier"]["sms"] if role == "sms"
+                   else account.settings[role])
+        kind = section["kind"]
+        cls: Any = CRMS[kind] if role == "crm" else CARRIERS[kind]
+        sealed = {"carrier": account.carrier_credentials, "crm": account.crm_credentials,
+                  "sms": account.sms_credentials or ""}[role]
+        kwargs: dict[str, Any] = {"api_base_url": section.get("api_base_url")}
         if kind == "sandbox":  # the built-in sandbox records into this database
-            if role == "carrier":
+            if role != "crm":
                 kwargs["outbox"] = DbOutbox(self.db, account.id)
             else:
                 kwargs["store"] = DbCrmStore(self.db, account.id)

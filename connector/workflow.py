@@ -96,7 +96,7 @@ def _line_type(runtime: Runtime, session: Session, account: Account, call: Call)
     known = cached_line_type(session, account.id, call.caller, ttl, now)
     if known is not None:
         return known
-    carrier = runtime.carrier_for(account)
+    carrier = runtime.sms_carrier_for(account)
     try:
         found = call_with_retries(lambda: carrier.lookup_line_type(call.caller or ""))
     except NotImplementedError:
@@ -242,7 +242,7 @@ class Reconciled(Enum):
 
 def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> None:
     message = _text_of(session, call)
-    carrier = runtime.carrier_for(account)
+    carrier = runtime.sms_carrier_for(account)
     if message.send_attempts > 0 and message.status in ("intent", "ambiguous"):
         found = _reconcile(runtime, session, call, message)
         if found is Reconciled.WAIT:
@@ -292,7 +292,7 @@ def _reconcile(
         return Reconciled.WAIT
     account = session.get(Account, call.account_id)
     assert account is not None  # noqa: S101
-    carrier = runtime.carrier_for(account)
+    carrier = runtime.sms_carrier_for(account)
     try:
         found = call_with_retries(
             lambda: carrier.find_sent_message(

@@ -66,6 +66,9 @@ class Account(Base):
     crm_kind: Mapped[str] = mapped_column(String(32))
     settings: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]
     carrier_credentials: Mapped[str] = mapped_column(Text)  # sealed
+    # Sealed credentials of a separate SMS carrier (carrier.sms), for call-event sources that
+    # cannot text (CallRail) or accounts that text through another provider.
+    sms_credentials: Mapped[str | None] = mapped_column(Text)
     crm_credentials: Mapped[str] = mapped_column(Text)  # sealed
     crm_needs_reauth: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -73,10 +73,10 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
         abort(404)
     with runtime.db.session() as session:
         account = session.get(Account, account_id)
-        if account is None or account.carrier_kind != carrier:
+        adapter = runtime.adapter_for_webhook(account, carrier) if account else None
+        if adapter is None:
             count("textback_webhooks_total", provider=carrier, kind=kind, status="404")
             abort(404)
-        adapter = runtime.carrier_for(account)
         req = webhook_request(runtime)
         try:
             adapter.verify_request(req)

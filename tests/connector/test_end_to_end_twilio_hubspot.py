@@ -157,3 +157,41 @@ def test_answered_call_and_bad_signature_change_nothing(client, twilio_api, hubs
     assert forged.status_code == 403
     assert len(twilio_api.calls) == 0
     assert hubspot.records("contacts") == [] and hubspot.requests == []
+
+
+def test_a_call_source_can_text_through_another_carrier(app, runtime, twilio_api, webhook_secret):
+    """Calls reported by one provider, texts sent (and replies taken) through Twilio."""
+    from tests.connector.helpers import missed, post, records, sandbox_account
+
+    doc = sandbox_account("acme-two", webhook_secret)
+    doc["carrier"]["numbers"] = [BUSINESS]
+    doc["carrier"]["sms"] = {"kind": "twilio", "api_base_url": TWILIO_API,
+                             "credentials": {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN}}
+    with runtime.db.session() as s:
+        import_account(s, runtime.box, doc)
+    client = app.test_client()
+    assert post(client, "acme-two", "voice", missed(caller=CALLER), webhook_secret).status_code == 200
+    sends = [c for c in twilio_api.calls if c.request.method == "POST"]
+    assert len(sends) == 1 and parse_qs(sends[0].request.body)["To"] == [CALLER]
+    assert parse_qs(sends[0].request.body)["StatusCallback"] == [
+        f"{PUBLIC}/webhooks/twilio/acme-two/status"]
+    assert records(runtime, "acme-two", "sms") == []  # the sandbox carrier only reports calls
+    path = "/webhooks/twilio/acme-two/sms"
+    body = fixture_body("sms_inbound")
+    params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+    signature = RequestValidator(AUTH_TOKEN).compute_signature(PUBLIC + path, params)
+    reply = client.post(path, data=body, headers={"X-Twilio-Signature": signature,
+                                                  "Content-Type": "application/x-www-form-urlencoded"})
+    assert reply.status_code == 200
+    assert client.post("/webhooks/plivo/acme-two/sms", data=body).status_code == 404
+
+
+def test_a_source_that_cannot_text_needs_an_sms_carrier(runtime, webhook_secret, monkeypatch):
+    from carrier_adapters.sandbox import SandboxCarrier
+    from connector.accounts import validate_account
+    from connector.errors import ConfigurationError
+    from tests.connector.helpers import sandbox_account
+
+    monkeypatch.setattr(SandboxCarrier, "sends_sms", False)
+    with pytest.raises(ConfigurationError, match="carrier.sms"):
+        validate_account(sandbox_account("x1", webhook_secret))
