@@ -84,6 +84,9 @@ class CrmMappingSchema(_Strict):
     owner_id = fields.String(load_default=None, allow_none=True)
     task_queue_id = fields.String(load_default=None, allow_none=True)
     lead_source = fields.String(load_default=None, allow_none=True)
+    # A link to a contact in the CRM for alerts, e.g.
+    # "https://app.hubspot.com/contacts/123456/record/0-1/{contact_id}".
+    record_url = fields.String(load_default=None, allow_none=True)
     task_priority = fields.String(
         load_default="HIGH", validate=validate.OneOf(["LOW", "MEDIUM", "HIGH"])
     )
@@ -251,6 +254,63 @@ class PolicySchema(_Strict):
                                             validate=validate.Range(min=0, max=720))
 
 
+class OwnerSchema(_Strict):
+    """A person who owns follow-ups: their CRM user id, and how to reach them with alerts."""
+
+    id = fields.String(required=True)  # the CRM's user id (HubSpot owner, Jobber user, HCP employee)
+    name = fields.String(required=True)
+    mobile = E164(load_default=None, allow_none=True)
+    email = fields.Email(load_default=None, allow_none=True)
+    alerts = fields.List(fields.String(validate=validate.OneOf(["sms", "email"])),
+                         load_default=None, allow_none=True)
+    away = fields.Boolean(load_default=False)
+
+    @validates_schema
+    def _reachable(self, data: dict[str, Any], **_: Any) -> None:
+        for channel, field in (("sms", "mobile"), ("email", "email")):
+            if channel in (data.get("alerts") or []) and not data.get(field):
+                raise ValidationError(f"{channel} alerts need a {field}", field_name=field)
+
+
+class EscalationSchema(_Strict):
+    """``routing.escalation``: when nobody answers a customer's reply."""
+
+    minutes = fields.Float(load_default=15.0, validate=validate.Range(min=1, max=24 * 60))
+    business_hours_only = fields.Boolean(load_default=False)
+    second_level_minutes = fields.Float(load_default=None, allow_none=True,
+                                        validate=validate.Range(min=1, max=24 * 60))
+
+
+class RoutingSchema(_Strict):
+    """``routing``: who owns a missed call, who hears about it, and who is next when nobody
+    answers."""
+
+    owners = fields.List(fields.Nested(OwnerSchema), load_default=list)
+    default_owner = fields.String(load_default=None, allow_none=True)
+    by_number = fields.Dict(keys=E164(), values=fields.String(), load_default=dict)
+    after_hours_owner = fields.String(load_default=None, allow_none=True)
+    round_robin = fields.List(fields.String(), load_default=list)
+    backup_owner = fields.String(load_default=None, allow_none=True)
+    manager = fields.String(load_default=None, allow_none=True)
+    escalation = fields.Nested(EscalationSchema, load_default=lambda: EscalationSchema().load({}))
+
+    @validates_schema
+    def _known_owners(self, data: dict[str, Any], **_: Any) -> None:
+        ids = [o["id"] for o in data.get("owners", [])]
+        if len(ids) != len(set(ids)):
+            raise ValidationError("owner ids must be unique", field_name="owners")
+        named = {"default_owner": data.get("default_owner"),
+                 "after_hours_owner": data.get("after_hours_owner"),
+                 "backup_owner": data.get("backup_owner"), "manager": data.get("manager")}
+        errors = {k: [f"no owner with id {v!r}"] for k, v in named.items() if v and v not in ids}
+        unknown = [v for v in [*data.get("round_robin", []), *data.get("by_number", {}).values()]
+                   if v not in ids]
+        if unknown:
+            errors["round_robin"] = [f"no owner with id {v!r}" for v in unknown]
+        if errors:
+            raise ValidationError(errors)
+
+
 class AccountSchema(_Strict):
     """The whole account file."""
 
@@ -266,7 +326,7 @@ class AccountSchema(_Strict):
     hours = fields.Nested(HoursSchema, load_default=lambda: HoursSchema().load({}))
     templates = fields.Nested(TemplatesSchema, load_default=lambda: TemplatesSchema().load({}))
     policy = fields.Nested(PolicySchema, load_default=lambda: PolicySchema().load({}))
-    routing = fields.Dict(load_default=dict)
+    routing = fields.Nested(RoutingSchema, load_default=lambda: RoutingSchema().load({}))
 
     @validates("timezone")
     def _check_tz(self, value: str, **_: Any) -> None:

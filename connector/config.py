@@ -33,6 +33,7 @@ class Settings:
     trust_proxy_hops: int
     log_level: str
     demo: bool
+    smtp_url: str | None = None
 
     @property
     def queue_is_redis(self) -> bool:
@@ -42,7 +43,8 @@ class Settings:
     def __repr__(self) -> str:
         return (
             f"Settings(database_url={_redact_url(self.database_url)!r}, "
-            f"queue_url={_redact_url(self.queue_url)!r}, public_url={self.public_url!r})"
+            f"queue_url={_redact_url(self.queue_url)!r}, public_url={self.public_url!r}, "
+            f"smtp_url={_redact_url(self.smtp_url) if self.smtp_url else None!r})"
         )
 
 
@@ -64,6 +66,17 @@ class _EnvSchema(Schema):
         validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]),
     )
     DEMO = fields.Boolean(load_default=True)
+    SMTP_URL = fields.String(load_default=None, allow_none=True)
+
+    @validates("SMTP_URL")
+    def _check_smtp(self, value: str | None, **_: object) -> None:
+        if value is None:
+            return
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValidationError("must look like smtp://user:password@host:587?from=alerts@x.com")
+        if "from=" not in parts.query:
+            raise ValidationError("needs a from= address, e.g. ?from=alerts@example.com")
 
     @validates("DATABASE_URL")
     def _check_db(self, value: str, **_: object) -> None:
@@ -153,4 +166,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trust_proxy_hops=data["TRUST_PROXY_HOPS"],
         log_level=data["LOG_LEVEL"],
         demo=data["DEMO"],
+        smtp_url=data["SMTP_URL"],
     )

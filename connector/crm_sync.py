@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector.conversation import on_customer_reply
 from connector.crm_text import call_title, local_time, task_body, task_subject, text_line
 from connector.errors import (
     ConfigurationError,
@@ -142,7 +143,7 @@ def _sync_call(runtime: Runtime, session: Session, call: Call) -> None:
     assert account is not None and call.caller is not None  # noqa: S101
     crm = runtime.crm_for(account)
     mapping = account.settings["crm"]["mapping"]
-    owner = mapping.get("owner_id")
+    owner = call.owner_id or mapping.get("owner_id")
     text = _text_of(session, call)
     contact_id = contact_id_for(session, account, crm, call.caller)
     full = call.reason not in LOG_ONLY_REASONS and call.reason != "burst"
@@ -196,7 +197,8 @@ def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text:
             contact_id=contact_id, subject=task_subject(call),
             body=task_body(account, call, text),
             due_at=utcnow() + timedelta(minutes=int(mapping.get("task_due_minutes", 15))),
-            owner_id=mapping.get("owner_id"), priority=mapping.get("task_priority", "HIGH"),
+            owner_id=call.owner_id or mapping.get("owner_id"),
+            priority=mapping.get("task_priority", "HIGH"),
             queue_id=mapping.get("task_queue_id"), deal_id=lead_id,
         )
         task_id = call_with_retries(lambda: crm.create_task(task))
@@ -268,8 +270,14 @@ def sync_message(runtime: Runtime, message_id: str) -> None:
 def _sync_message(runtime: Runtime, session: Session, message: Message) -> None:
     account = session.get(Account, message.account_id)
     assert account is not None  # noqa: S101
+    if message.direction == "inbound" and message.intent in (None, "none") and \
+            message.crm_state == "pending":
+        on_customer_reply(runtime, session, message)  # alerts first: they must not wait for the CRM
     crm = runtime.crm_for(account)
     owner = account.settings["crm"]["mapping"].get("owner_id")
+    call = session.get(Call, message.call_id) if message.call_id else None
+    if call is not None and call.owner_id:
+        owner = call.owner_id  # a relayed reply is logged as that owner's text
     task_id = get_link(session, account.id, crm.name, "latest_task", message.customer)
     noted = get_link(session, account.id, crm.name, "task_note", message.id) is not None
     if message.crm_state == "failure_note":

@@ -147,6 +147,34 @@ class BusinessHours:
         return None
 
 
+def add_open_time(hours: BusinessHours, start: datetime, delta: timedelta,
+                  business_number: str | None = None) -> datetime:
+    """The instant ``delta`` of open business time after ``start`` (closed time does not count).
+
+    Walks open intervals day by day; if the business never opens again within the look-ahead,
+    the plain ``start + delta`` is returned rather than never.
+    """
+    remaining = delta
+    cursor = start
+    schedule = hours.schedule_for(business_number)
+    for _ in range(LOOKAHEAD_DAYS):
+        local = cursor.astimezone(UTC).astimezone(hours.tz)
+        for begin, end in schedule.intervals_on(local.date()):
+            opens = datetime.combine(local.date(), begin, tzinfo=hours.tz).astimezone(UTC)
+            closes = (datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=hours.tz)
+                      if end is None else datetime.combine(local.date(), end, tzinfo=hours.tz)
+                      ).astimezone(UTC)
+            span_start = max(opens, cursor.astimezone(UTC))
+            if span_start >= closes:
+                continue
+            if closes - span_start >= remaining:
+                return span_start + remaining
+            remaining -= closes - span_start
+        next_day = local.date() + timedelta(days=1)
+        cursor = datetime.combine(next_day, time(0), tzinfo=hours.tz).astimezone(UTC)
+    return start + delta
+
+
 def describe_next_open(when: datetime | None, now: datetime, tz: ZoneInfo,
                        language: str = "en") -> str:
     """Words for ``{next_open}``: "at 8:00 AM", "tomorrow at 8:00 AM", "Monday at 9:00 AM"."""

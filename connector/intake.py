@@ -10,8 +10,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.compose import compose
+from connector.conversation import latest_call, mark_human_response
 from connector.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall, utcnow
 from connector.optout import Intent, classify, normalise
+from connector.routing import Owner, owner_by_mobile
 from connector.storage.models import (
     Account,
     Call,
@@ -97,8 +99,11 @@ def record_inbound(
     )
     if existing is not None:
         return existing, False, []
-    intent = _intent(event)
     business = event.recipient or business_number
+    owner = owner_by_mobile(account, event.sender)
+    if owner is not None:
+        return _relay_owner_reply(session, account, event, key, business, owner)
+    intent = _intent(event)
     message = Message(
         account_id=account.id,
         direction="inbound",
@@ -145,6 +150,41 @@ def record_inbound(
     return message, True, replies
 
 
+def _relay_owner_reply(session: Session, account: Account, event: InboundMessage, key: str,
+                       business: str, owner: Owner) -> tuple[Message | None, bool, list[str]]:
+    """An owner answered an alert text: relay their words to that alert's customer.
+
+    The customer is the one in the latest alert this account sent to this owner from this
+    business number; nothing else is considered, so a reply can never reach another account's
+    customer. With no alert to answer, the text is kept and nothing is sent.
+    """
+    alert = session.scalar(
+        select(Message).where(
+            Message.account_id == account.id, Message.direction == "outbound",
+            Message.purpose_key.startswith("alert:"), Message.customer == event.sender,
+            Message.business_number == business,
+        ).order_by(Message.created_at.desc()).limit(1))
+    call = session.get(Call, alert.call_id) if alert is not None and alert.call_id else None
+    inbound = Message(
+        account_id=account.id, direction="inbound", purpose_key=key, customer=event.sender or "",
+        business_number=business, body=event.body, intent="owner", status="received",
+        carrier_message_id=event.event_id, crm_state="done", call_id=call.id if call else None,
+    )
+    session.add(inbound)
+    session.flush()
+    if call is None or call.caller is None:
+        return inbound, True, []
+    relay = Message(
+        account_id=account.id, call_id=call.id, direction="outbound",
+        purpose_key=f"human:{inbound.id}", customer=call.caller, business_number=business,
+        body=event.body, status="intent",
+    )
+    session.add(relay)
+    session.flush()
+    mark_human_response(session, call, utcnow(), f"{owner.name} replied by text")
+    return inbound, True, [relay.id]
+
+
 def _intent(event: InboundMessage) -> Intent:
     # Twilio's Advanced Opt-Out names the keyword class it matched; trust it when present.
     carrier_says = {"STOP": Intent.OPT_OUT, "START": Intent.OPT_IN, "HELP": Intent.HELP}
@@ -161,6 +201,10 @@ def record_answered_call(session: Session, account: Account, event: AnsweredCall
             ))
     except IntegrityError:
         return False
+    if event.direction == "outbound":  # the business called the customer back: a human answered
+        call = latest_call(session, account.id, event.customer, event.occurred_at)
+        if call is not None:
+            mark_human_response(session, call, event.occurred_at, "the business called back")
     return True
 
 

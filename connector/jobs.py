@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from huey import crontab
 from sqlalchemy import or_, select
 
-from connector import crm_sync, replies, workflow
+from connector import conversation, crm_sync, replies, workflow
 from connector.events import utcnow
 from connector.queue import PRIORITY_CRM, PRIORITY_TEXT
 from connector.storage.models import Call, Message
@@ -43,6 +43,9 @@ class Jobs:
         self._reply = huey.task(priority=PRIORITY_TEXT, name="send_reply")(
             lambda message_id: replies.send_reply(runtime, message_id)
         )
+        self._escalation = huey.task(priority=PRIORITY_TEXT, name="escalate")(
+            lambda timer_id: conversation.fire(runtime, timer_id)
+        )
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(
             lambda: sweep(runtime)
         )
@@ -65,6 +68,10 @@ class Jobs:
     def enqueue_message_sync(self, message_id: str) -> None:
         """Log a reply, or note a delivery failure, in the CRM."""
         self._message_sync(message_id)
+
+    def enqueue_escalation(self, timer_id: int, *, eta: datetime) -> None:
+        """Fire an escalation timer at its due time (the sweeper covers a lost job)."""
+        self._escalation.schedule(args=(timer_id,), eta=eta)
 
     def enqueue_reply(self, message_id: str) -> None:
         """Send a compliance reply (opt-out or opt-in confirmation, help)."""
@@ -139,6 +146,7 @@ def sweep(runtime: Runtime) -> int:
     for message_id in reply_ids:
         runtime.jobs.enqueue_reply(message_id)
     count = len(texts) + len(crm) + len(messages) + len(reply_ids)
+    count += conversation.fire_due(runtime)
     if count:
         log.info("sweeper re-enqueued %d job(s)", count)
     return count

@@ -1,7 +1,8 @@
-"""Compliance replies to a customer's keyword: opt-out and opt-in confirmations, and HELP.
+"""Sending the texts that are not text-backs: compliance replies to a keyword (opt-out and
+opt-in confirmations, HELP), owners' replies relayed to a customer, and alerts to owners.
 
-Written as an outbound message row (the intent) by the webhook view, sent here once. These go
-out even to a number that just opted out: the one confirmation the rules allow.
+Each is written first as an outbound message row (the intent) and sent here once. A compliance
+confirmation goes out even to a number that just opted out: the one the rules allow.
 """
 
 from __future__ import annotations
@@ -56,6 +57,6 @@ def send_reply(runtime: Runtime, message_id: str) -> None:
             session.commit()
         finally:
             release_lease(session, Message, message_id)
-        sent = message.status == "sent"
-    if sent:
+        to_crm = message.status == "sent" and not message.purpose_key.startswith("alert:")
+    if to_crm:  # compliance replies and relayed owner replies go on the record; alerts do not
         runtime.jobs.enqueue_message_sync(message_id)

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from connector import policy
+from connector.alerts import raise_alert
 from connector.compose import compose
 from connector.errors import (
     PermanentProviderError,
@@ -36,7 +37,9 @@ from connector.facts import (
     is_opted_out,
     remember_line_type,
 )
+from connector.hours import BusinessHours
 from connector.phone import mask
+from connector.routing import choose_owner, owners
 from connector.steps import audit, call_with_retries, release_lease, take_lease
 from connector.storage.models import (
     Account,
@@ -57,6 +60,9 @@ log = logging.getLogger(__name__)
 RECONCILE_AFTER = timedelta(seconds=30)
 #: Calls suppressed for these reasons never reach the CRM (noise, or nobody to file them under).
 NO_CRM_REASONS = frozenset({"caller_withheld", "internal_number", "blocklisted", "misdial"})
+#: ... and these get no owner of their own (spam, or folded into an earlier call's task).
+NO_OWNER_REASONS = NO_CRM_REASONS | {"likely_spam", "burst"}
+
 
 
 def _claim_cooldown(session: Session, account: Account, call: Call, cooldown: timedelta) -> bool:
@@ -147,8 +153,18 @@ def send_text_back(runtime: Runtime, call_id: str) -> None:
         finally:
             release_lease(session, Call, call_id)
         to_crm = call.reason not in NO_CRM_REASONS and call.state != "decided"
+        if call.state == "texted":
+            _alert_owner(runtime, session, call)
     if to_crm:
         runtime.jobs.enqueue_crm_sync(call_id)
+
+
+def _alert_owner(runtime: Runtime, session: Session, call: Call) -> None:
+    account = session.get(Account, call.account_id)
+    assert account is not None  # noqa: S101
+    owner = owners(account).get(call.owner_id or "")
+    if owner is not None:
+        raise_alert(runtime, session, account, call, owner, "texted", key="texted")
 
 
 def _run(runtime: Runtime, session: Session, call: Call) -> None:
@@ -173,7 +189,13 @@ def _decide_and_write_intent(runtime: Runtime, session: Session, account: Accoun
     call.reason = decision.reason.value
     call.decision_trace = [[c.rule, c.passed, c.facts] for c in decision.trace]
     call.state = "suppressed"
-    audit(session, call.id, "decided", f"{decision.action.value}: {decision.reason.value}")
+    if call.reason not in NO_OWNER_REASONS:
+        number = business_number_for(account, call)
+        hours = BusinessHours.from_settings(account.timezone, account.settings.get("hours"))
+        owner = choose_owner(session, account, number, hours.is_open(call.occurred_at, number))
+        call.owner_id = owner.id if owner else None
+    audit(session, call.id, "decided", f"{decision.action.value}: {decision.reason.value}"
+          + (f"; owner {call.owner_id}" if call.owner_id else ""))
     if not decision.texts:
         return
     assert call.caller is not None and decision.scenario is not None  # noqa: S101

@@ -205,6 +205,11 @@ class CrmAdapter(ABC):
         still open it is reused and its id returned, otherwise a new one is made.
         """
 
+    def raise_task_priority(self, task_id: str) -> None:
+        """Make the task high priority (escalation). ``NotImplementedError`` when the CRM's tasks
+        have no priority; the note on the task still says it was escalated."""
+        raise NotImplementedError
+
     def set_opt_out(self, contact_id: str, opted_out: bool) -> None:
         """Mark the contact as opted out of texts (or back in). ``NotImplementedError`` when the
         CRM has no place for it; the connector then notes it on the contact's activity instead."""

@@ -207,6 +207,10 @@ class SandboxCrm(CrmAdapter):
             },
         )
 
+    def raise_task_priority(self, task_id: str) -> None:
+        self._maybe_fail()
+        self.store.update("task", task_id, {"priority": "HIGH", "escalated": True})
+
     def set_opt_out(self, contact_id: str, opted_out: bool) -> None:
         self._maybe_fail()
         if self.store.get("contact", contact_id) is None:

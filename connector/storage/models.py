@@ -122,6 +122,11 @@ class Call(Base):
     send_at: Mapped[datetime | None]
     burst_leader_id: Mapped[str | None] = mapped_column(String(32))
     line_type: Mapped[str | None] = mapped_column(String(24))
+    # Who owns the follow-up (a routing.owners id, which is the CRM user id), and the clock of
+    # the conversation: the customer's first reply and the first human response after it.
+    owner_id: Mapped[str | None] = mapped_column(String(100))
+    customer_replied_at: Mapped[datetime | None]
+    human_responded_at: Mapped[datetime | None]
     crm_state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -273,6 +278,36 @@ class Installation(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | disconnected
     status_reason: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class RoutingState(Base):
+    """Where a round-robin team's rotation stands, so it is fair across restarts."""
+
+    __tablename__ = "routing_state"
+
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    team: Mapped[str] = mapped_column(String(64), primary_key=True)
+    turns: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EscalationTimer(Base):
+    """A durable timer: when due and still open, the next person is alerted, once."""
+
+    __tablename__ = "escalation_timers"
+    __table_args__ = (
+        UniqueConstraint("call_id", "level"),
+        Index("ix_escalation_due", "fired_at", "cancelled_at", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    level: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime]
+    fired_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
 
 
 class CrmLink(Base):

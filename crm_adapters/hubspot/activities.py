@@ -158,3 +158,12 @@ def append_to_task(api: HubSpotApi, task_id: str, text: str) -> None:
         api.tasks.update(
             task_id=task_id, simple_public_object_input=update, _request_timeout=api.timeout
         )
+
+
+def raise_task_priority(api: HubSpotApi, task_id: str) -> None:
+    """``PATCH`` ``hs_task_priority`` to HIGH (an escalation); idempotent."""
+    update = tasks_sdk.SimplePublicObjectInput(properties={"hs_task_priority": "HIGH"})
+    with api.translating("task priority", ambiguous=False):
+        api.tasks.update(
+            task_id=task_id, simple_public_object_input=update, _request_timeout=api.timeout
+        )

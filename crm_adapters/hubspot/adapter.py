@@ -146,6 +146,10 @@ class HubSpotCrm(CrmAdapter):
         """Reuse the open deal ``existing_id`` or create one in the mapped pipeline and stage."""
         return deals.set_pipeline_stage(self._api, lead, existing_id)
 
+    def raise_task_priority(self, task_id: str) -> None:
+        """Set the task's priority to HIGH."""
+        activities.raise_task_priority(self._api, task_id)
+
     def set_opt_out(self, contact_id: str, opted_out: bool) -> None:
         """Set the app's ``textback_sms_opt_out`` contact property (see ``optout``)."""
         self._opt_outs.mark(contact_id, opted_out)

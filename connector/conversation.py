@@ -1,0 +1,157 @@
+"""A human owns every conversation: alerts on replies, owners' replies relayed to the customer,
+escalation when nobody answers, and the time to the first human response.
+
+Escalation timers are rows with a due time: they survive restarts, fire from a scheduled job or,
+failing that, the minute sweeper, and a conditional update makes each fire exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connector.alerts import raise_alert
+from connector.events import utcnow
+from connector.hours import BusinessHours, add_open_time
+from connector.routing import Owner, owners
+from connector.steps import audit, get_link
+from connector.storage.models import Account, Call, EscalationTimer, Message
+
+if TYPE_CHECKING:
+    from connector.runtime import Runtime
+
+log = logging.getLogger(__name__)
+#: A customer's text counts as a reply to the latest missed call from them within this window.
+REPLY_WINDOW = timedelta(days=7)
+
+
+def latest_call(session: Session, account_id: str, customer: str, before: datetime) -> Call | None:
+    """The customer's most recent missed call before ``before``, within the reply window."""
+    return session.scalar(
+        select(Call).where(
+            Call.account_id == account_id, Call.caller == customer,
+            Call.occurred_at <= before, Call.occurred_at >= before - REPLY_WINDOW,
+        ).order_by(Call.occurred_at.desc()).limit(1))
+
+
+def owner_of(account: Account, call: Call) -> Owner | None:
+    """The call's owner as configured in ``routing.owners``."""
+    return owners(account).get(call.owner_id or "")
+
+
+def mark_human_response(session: Session, call: Call, at: datetime, how: str) -> None:
+    """A person answered: stop escalation and record when (only the first response counts)."""
+    if call.human_responded_at is None:
+        call.human_responded_at = at
+        audit(session, call.id, "human_responded", how)
+    session.execute(update(EscalationTimer).where(
+        EscalationTimer.call_id == call.id, EscalationTimer.fired_at.is_(None),
+        EscalationTimer.cancelled_at.is_(None)).values(cancelled_at=at))
+    session.commit()
+
+
+def on_customer_reply(runtime: Runtime, session: Session, message: Message) -> None:
+    """The customer replied: note it on the call, alert the owner, start the escalation clock."""
+    account = session.get(Account, message.account_id)
+    assert account is not None  # noqa: S101
+    call = latest_call(session, account.id, message.customer, message.created_at)
+    if call is None:
+        return
+    message.call_id = message.call_id or call.id
+    if call.customer_replied_at is None:
+        call.customer_replied_at = message.created_at
+    session.commit()
+    owner = owner_of(account, call)
+    if owner is not None:
+        raise_alert(runtime, session, account, call, owner, "reply", key=f"reply-{message.id}",
+                    reply=message.body)
+    if call.human_responded_at is None:
+        arm(runtime, session, account, call, message.created_at, level=1)
+
+
+def arm(runtime: Runtime, session: Session, account: Account, call: Call, start: datetime,
+        *, level: int) -> None:
+    """Start escalation timer ``level`` for the call (once per level)."""
+    settings = (account.settings.get("routing") or {}).get("escalation") or {}
+    minutes = settings.get("minutes", 15) if level == 1 else settings.get("second_level_minutes")
+    if not minutes:
+        return
+    delta = timedelta(minutes=float(minutes))
+    if settings.get("business_hours_only"):
+        hours = BusinessHours.from_settings(account.timezone, account.settings.get("hours"))
+        due = add_open_time(hours, start, delta, call.called)
+    else:
+        due = start + delta
+    try:
+        with session.begin_nested():
+            timer = EscalationTimer(account_id=account.id, call_id=call.id, level=level,
+                                    due_at=due)
+            session.add(timer)
+    except IntegrityError:
+        return  # armed already
+    session.commit()
+    audit(session, call.id, "escalation_armed", f"level {level} due {due:%Y-%m-%d %H:%M} UTC")
+    runtime.jobs.enqueue_escalation(timer.id, eta=due)
+
+
+def fire(runtime: Runtime, timer_id: int) -> bool:
+    """Job: fire one timer if it is due and still open; True when this call fired it."""
+    now = utcnow()
+    with runtime.db.session() as session:
+        won = session.execute(update(EscalationTimer).where(
+            EscalationTimer.id == timer_id, EscalationTimer.due_at <= now,
+            EscalationTimer.fired_at.is_(None), EscalationTimer.cancelled_at.is_(None),
+        ).values(fired_at=now)).rowcount == 1  # type: ignore[attr-defined]
+        session.commit()
+        if not won:
+            return False
+        timer = session.get(EscalationTimer, timer_id)
+        assert timer is not None  # noqa: S101
+        call = session.get(Call, timer.call_id)
+        account = session.get(Account, timer.account_id)
+        assert call is not None and account is not None  # noqa: S101
+        _escalate(runtime, session, account, call, timer)
+    return True
+
+
+def _escalate(runtime: Runtime, session: Session, account: Account, call: Call,
+              timer: EscalationTimer) -> None:
+    routing = account.settings.get("routing") or {}
+    people = owners(account)
+    target_id = (routing.get("backup_owner") or routing.get("manager")) if timer.level == 1 \
+        else routing.get("manager")
+    target = people.get(target_id or "")
+    minutes = (routing.get("escalation") or {}).get("minutes", 15)
+    audit(session, call.id, "escalated",
+          f"level {timer.level} to {target.name if target else 'nobody configured'}")
+    if target is not None:
+        raise_alert(runtime, session, account, call, target, "escalated",
+                    key=f"escalation-{timer.level}")
+    crm = runtime.crm_for(account)
+    task_id = get_link(session, account.id, crm.name, "task", call.id)
+    if task_id:
+        note = (f"Escalated{' to ' + target.name if target else ''}: no one answered the "
+                f"customer's reply within {minutes:g} minutes.")
+        try:
+            crm.append_to_task(task_id, note)
+            crm.raise_task_priority(task_id)
+        except NotImplementedError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the alert went; the CRM note can be lost
+            log.warning("escalation note failed call=%s: %s", call.id, type(exc).__name__)
+    if timer.level == 1:
+        arm(runtime, session, account, call, timer.due_at, level=2)
+
+
+def fire_due(runtime: Runtime) -> int:
+    """The sweeper's part: fire every due, open timer (a scheduled job may have been lost)."""
+    with runtime.db.session() as session:
+        due = session.scalars(select(EscalationTimer.id).where(
+            EscalationTimer.fired_at.is_(None), EscalationTimer.cancelled_at.is_(None),
+            EscalationTimer.due_at <= utcnow())).all()
+    return sum(1 for timer_id in due if fire(runtime, timer_id))
