@@ -213,6 +213,27 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print an account's numbers for a period, or write them as CSV."""
+    from connector.report import build, parse_day
+    from connector.report_output import format_table, write_csv
+
+    since = parse_day(args.since, "--since")
+    until = parse_day(args.until, "--until") if args.until else None
+    runtime = _runtime(_settings())
+    with runtime.db.session() as s:
+        report = build(s, args.account, since, until, args.by)
+    if args.csv == "-":
+        write_csv(report, sys.stdout)
+    elif args.csv:
+        with open(args.csv, "w", newline="", encoding="utf-8") as out:
+            write_csv(report, out)
+        print(f"wrote {len(report.rows)} row(s) to {args.csv}")
+    else:
+        print(format_table(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
     parser = argparse.ArgumentParser(prog="textback", description=__doc__)
@@ -259,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     exp2 = sub.add_parser("explain", help="why a call was or was not texted")
     exp2.add_argument("call_id")
     exp2.set_defaults(func=cmd_explain)
+
+    rep = sub.add_parser("report", help="an account's numbers for a period (table or CSV)")
+    rep.add_argument("account")
+    rep.add_argument("--since", required=True, help="first day, YYYY-MM-DD (account's time zone)")
+    rep.add_argument("--until", help="last day, inclusive (default: today)")
+    rep.add_argument("--by", choices=("account", "number", "template", "day"), default="account")
+    rep.add_argument("--csv", metavar="FILE", help="write CSV to FILE ('-' = stdout)")
+    rep.set_defaults(func=cmd_report)
     return parser
 
 

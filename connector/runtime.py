@@ -18,6 +18,7 @@ from carrier_adapters.base import CarrierAdapter
 from connector.config import Settings
 from connector.crypto import CredentialBox
 from connector.installations import DbTokenStore
+from connector.metrics import InstrumentedCrm
 from connector.queue import build_huey
 from connector.sandbox_store import DbCrmStore, DbOutbox
 from connector.storage.db import Database
@@ -70,8 +71,8 @@ class Runtime:
         return None
 
     def crm_for(self, account: Account) -> CrmAdapter:
-        """The account's CRM adapter, built once per account version."""
-        return self._adapter("crm", account)  # type: ignore[no-any-return]
+        """The account's CRM adapter, built once per account version; its calls are timed."""
+        return InstrumentedCrm(self._adapter("crm", account))  # type: ignore[return-value]
 
     def _adapter(self, role: str, account: Account) -> Any:
         key = (role, account.id, account.updated_at)

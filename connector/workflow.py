@@ -38,6 +38,7 @@ from connector.facts import (
     remember_line_type,
 )
 from connector.hours import BusinessHours
+from connector.metrics import observe_text_latency
 from connector.phone import mask
 from connector.routing import choose_owner, owners
 from connector.steps import audit, call_with_retries, release_lease, take_lease
@@ -302,6 +303,7 @@ def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> N
         _mark_failed(session, call, message, exc, retry=False)
         return
     _mark_sent(session, call, message, result, "carrier accepted the text")
+    observe_text_latency((utcnow() - call.occurred_at).total_seconds())
 
 
 def _reconcile(

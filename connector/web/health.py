@@ -1,27 +1,49 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus text format)."""
+"""``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus text format, see ``connector.metrics``)."""
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
+import functools
+import time
+from collections.abc import Callable
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
+from werkzeug.exceptions import HTTPException
+
+from connector.metrics import REGISTRY, count, observe_webhook_latency
+
+__all__ = ["bp", "count", "timed_webhook"]
 
 bp = Blueprint("health", __name__)
 
-_lock = threading.Lock()
-_counters: Counter[tuple[str, tuple[tuple[str, str], ...]]] = Counter()
 
-HELP = {
-    "textback_webhooks_total": "Webhooks received, by provider, kind and HTTP status.",
-}
+def timed_webhook(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Time a webhook view into ``textback_webhook_latency_seconds{provider, kind}``.
 
+    The labels are the view's ``carrier`` and ``kind`` URL arguments. Aborts (404 for an unknown
+    carrier, account or kind) are not observed, so strangers' URLs never become time series;
+    answers and unexpected errors (500) are.
+    """
 
-def count(name: str, **labels: str) -> None:
-    """Add one to a labelled counter."""
-    with _lock:
-        _counters[(name, tuple(sorted(labels.items())))] += 1
+    def observe(kwargs: dict[str, Any], start: float) -> None:
+        observe_webhook_latency(str(kwargs.get("carrier")), str(kwargs.get("kind")),
+                                time.perf_counter() - start)
+
+    @functools.wraps(view)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            response = view(*args, **kwargs)
+        except HTTPException:
+            raise  # an abort: not observed
+        except Exception:
+            observe(kwargs, start)
+            raise
+        observe(kwargs, start)
+        return response
+
+    return timed
 
 
 @bp.get("/healthz")
@@ -51,16 +73,5 @@ def readyz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Counters in the Prometheus text exposition format."""
-    lines: list[str] = []
-    with _lock:
-        items = sorted(_counters.items())
-    seen: set[str] = set()
-    for (name, labels), value in items:
-        if name not in seen:
-            lines.append(f"# HELP {name} {HELP.get(name, name)}")
-            lines.append(f"# TYPE {name} counter")
-            seen.add(name)
-        label_text = ",".join(f'{k}="{v}"' for k, v in labels)
-        lines.append(f"{name}{{{label_text}}} {value}")
-    return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+    """Counters and histograms in the Prometheus text exposition format."""
+    return Response(REGISTRY.render(), mimetype="text/plain; version=0.0.4")

@@ -28,7 +28,7 @@ from connector.intake import (
 )
 from connector.runtime import Runtime
 from connector.storage.models import Account
-from connector.web.health import count
+from connector.web.health import count, timed_webhook
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ def _answer(reply: WebhookReply) -> Response:
 
 
 @bp.post("/webhooks/<carrier>/<account_id>/<kind>")
+@timed_webhook
 def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
     """Every carrier webhook."""
     runtime: Runtime = current_app.extensions["textback"]

@@ -54,3 +54,24 @@ def test_demo_page_simulates_a_call_and_shows_what_happened(app, runtime):
 def test_demo_page_without_a_demo_account_points_to_the_docs(app):
     page = app.test_client().get("/").get_data(as_text=True)
     assert "No demo account is loaded" in page
+
+
+def test_metrics_time_texts_and_crm_calls(app, runtime, webhook_secret):
+    import re
+
+    from tests.connector.helpers import add_account, sandbox_account
+
+    def figure(text: str, pattern: str) -> float:
+        match = re.search(pattern + r" ([0-9.e+]+)$", text, re.MULTILINE)
+        return float(match.group(1)) if match else 0.0
+
+    add_account(runtime, sandbox_account("acme", webhook_secret))
+    client = app.test_client()
+    text_count = r"textback_text_latency_seconds_count"
+    crm_count = r'textback_crm_call_latency_seconds_count\{operation="create_task",provider="sandbox"\}'
+    before = client.get("/metrics").get_data(as_text=True)
+    post(client, "acme", "voice", missed(), webhook_secret)
+    after = client.get("/metrics").get_data(as_text=True)
+    # The registry is per process, so compare before and after this call.
+    assert figure(after, text_count) == figure(before, text_count) + 1
+    assert figure(after, crm_count) == figure(before, crm_count) + 1
