@@ -177,6 +177,20 @@ def cmd_accounts_install_link(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users_add(args: argparse.Namespace) -> int:
+    """Add (or reset) a user of the conversation and dashboard pages."""
+    import getpass
+
+    from connector.users import add_user
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    runtime = _runtime(_settings())
+    with runtime.db.session() as s:
+        user = add_user(s, args.email, args.name or args.email, password, args.account)
+        print(f"user {user.email} can sign in" + (f" to {args.account}" if args.account else ""))
+    return 0
+
+
 def cmd_simulate_call(args: argparse.Namespace) -> int:
     """Simulate a missed call on a sandbox account and run its jobs here, now."""
     from connector.explain import explain
@@ -270,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     link = acc_sub.add_parser("install-link", help="the signed link that connects an OAuth CRM")
     link.add_argument("id")
     link.set_defaults(func=cmd_accounts_install_link)
+
+    users = sub.add_parser("users", help="who may sign in to the pages")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="add or reset a user")
+    add.add_argument("email")
+    add.add_argument("--name")
+    add.add_argument("--account", help="the account they see (default: all)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.set_defaults(func=cmd_users_add)
 
     sim = sub.add_parser("simulate-call", help="simulate a missed call on a sandbox account")
     sim.add_argument("account")

@@ -31,6 +31,7 @@ REASON_WORDS = {
     "burst": "they called several times in a row; one text covers them",
     "cooldown": "we already texted this number recently",
     "in_conversation": "a team member is already talking with them",
+    "automation_paused": "a team member paused automated texts to this caller",
     "landline": "the number is a landline: call them back",
     "no_business_number": "the account has no number to text from",
     "called_back": "the business called them back first",

@@ -120,6 +120,7 @@ def gather(
             )
             .limit(1)
         ) is not None
+    profile = session.get(ContactProfile, (account.id, caller)) if caller else None
     return CallFacts(
         outcome=CallOutcome(call.outcome),
         caller=caller,
@@ -137,6 +138,7 @@ def gather(
         in_human_conversation=human,
         recipient_tz=recipient_zone(caller, tz),
         line_type=line_type,
+        automation_paused=bool(profile and profile.automation_paused),
     )
 
 

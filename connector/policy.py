@@ -39,6 +39,7 @@ class Reason(StrEnum):
     BURST = "burst"
     COOLDOWN = "cooldown"
     IN_CONVERSATION = "in_conversation"
+    AUTOMATION_PAUSED = "automation_paused"
     LANDLINE = "landline"
     NO_BUSINESS_NUMBER = "no_business_number"
     # After the decision, before the (delayed or held) text went out:
@@ -99,6 +100,7 @@ class CallFacts:
     in_human_conversation: bool
     recipient_tz: ZoneInfo
     line_type: str | None = None  # None: not looked up (yet)
+    automation_paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,10 @@ def decide(facts: CallFacts, settings: PolicySettings) -> Decision:
                  "a team member is talking with the caller" if facts.in_human_conversation
                  else "no human conversation under way"):
         return stop(Reason.IN_CONVERSATION)
+    if not check("automation not paused", not facts.automation_paused,
+                 "a team member paused automated texts to this caller" if facts.automation_paused
+                 else "not paused"):
+        return stop(Reason.AUTOMATION_PAUSED)
     untextable = facts.line_type in UNTEXTABLE_LINE_TYPES
     if not check("can take texts", not untextable,
                  f"line type {facts.line_type or 'not looked up'}"):

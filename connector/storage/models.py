@@ -221,6 +221,8 @@ class ContactProfile(Base):
     number: Mapped[str] = mapped_column(String(20), primary_key=True)
     first_name: Mapped[str | None] = mapped_column(String(100))
     language: Mapped[str | None] = mapped_column(String(16))
+    # The "pause automation" switch on the conversation page: no automated texts to this caller.
+    automation_paused: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -308,6 +310,20 @@ class EscalationTimer(Base):
     due_at: Mapped[datetime]
     fired_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
+
+
+class User(Base):
+    """Someone who may sign in to the conversation and dashboard pages."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    # The account they see; None means every account (an operator).
+    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CrmLink(Base):

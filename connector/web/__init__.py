@@ -15,17 +15,21 @@ def create_app(runtime: Runtime) -> Flask:
     app = Flask(__name__)
     app.config["SECRET_KEY"] = runtime.settings.secret_key
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = runtime.settings.public_url.startswith("https://")
     app.extensions["textback"] = runtime
     hops = runtime.settings.trust_proxy_hops
     if hops:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
-    from connector.web import crm_webhooks, demo, health, oauth, webhooks
+    from connector.web import crm_webhooks, demo, health, oauth, pages, webhooks
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(crm_webhooks.bp)
     app.register_blueprint(oauth.bp)
+    app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(demo.bp)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

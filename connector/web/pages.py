@@ -1,0 +1,216 @@
+"""The signed-in pages: conversations (list, thread, reply box, pause switch) and the dashboard.
+
+Sign-in is by email and password (``textback users add``); a user sees their own account, or
+every account when they were added without one. Every form carries a CSRF token bound to the
+session. Customers' texts are shown here (that is the point) but never logged.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from sqlalchemy import or_, select
+from werkzeug.wrappers import Response
+
+from connector.conversation import mark_human_response
+from connector.events import utcnow
+from connector.runtime import Runtime
+from connector.storage.models import Account, Call, ContactProfile, Message, User
+from connector.users import authenticate
+
+bp = Blueprint("pages", __name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _runtime() -> Runtime:
+    return cast(Runtime, current_app.extensions["textback"])
+
+
+def csrf_token() -> str:
+    """The session's CSRF token, made on first use."""
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return str(session["csrf"])
+
+
+def _check_csrf() -> None:
+    given = request.form.get("csrf", "")
+    if not given or not secrets.compare_digest(given, session.get("csrf", "")):
+        abort(400, "the form expired: reload the page and try again")
+
+
+def login_required(view: F) -> F:
+    """Redirect to the sign-in page when nobody is signed in; check CSRF on every POST."""
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if "user_id" not in session:
+            return redirect(url_for("pages.login", next=request.path))
+        if request.method == "POST":
+            _check_csrf()
+        return view(*args, **kwargs)
+    return cast(F, wrapper)
+
+
+def _visible_accounts(db_session: Any) -> list[Account]:
+    user = db_session.get(User, session["user_id"])
+    if user is None:
+        abort(403)
+    query = select(Account).order_by(Account.name)
+    if user.account_id is not None:
+        query = query.where(Account.id == user.account_id)
+    return list(db_session.scalars(query))
+
+
+def _account(db_session: Any, account_id: str | None) -> Account:
+    accounts = _visible_accounts(db_session)
+    if not accounts:
+        abort(404)
+    if account_id is None:
+        return accounts[0]
+    for account in accounts:
+        if account.id == account_id:
+            return account
+    abort(404)  # another account's data is never shown, whatever the URL says
+
+
+@bp.app_context_processor
+def _inject() -> dict[str, Any]:
+    return {"csrf_token": csrf_token, "signed_in": "user_id" in session,
+            "user_name": session.get("user_name")}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    """Sign in with email and password."""
+    error = None
+    if request.method == "POST":
+        _check_csrf()
+        with _runtime().db.session() as s:
+            user = authenticate(s, request.form.get("email", ""), request.form.get("password", ""))
+            if user is not None:
+                session.clear()
+                session["user_id"], session["user_name"] = user.id, user.name
+                session.permanent = True
+                target = request.args.get("next", "")
+                return redirect(target if target.startswith("/") and not target.startswith("//")
+                                else url_for("pages.conversations"))
+        error = "That email and password do not match."
+    return render_template("login.html", error=error), 401 if error else 200
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    """Sign out."""
+    session.clear()
+    return redirect(url_for("pages.login"))
+
+
+@bp.get("/conversations")
+@login_required
+def conversations() -> str:
+    """Recent missed calls of the account, newest first, with where each stands."""
+    with _runtime().db.session() as s:
+        account = _account(s, request.args.get("account"))
+        calls = s.scalars(select(Call).where(Call.account_id == account.id)
+                          .order_by(Call.occurred_at.desc()).limit(100)).all()
+        return render_template("conversations.html", account=account, calls=calls,
+                               accounts=_visible_accounts(s))
+
+
+def _thread(s: Any, account: Account, call: Call) -> list[Message]:
+    since = call.occurred_at - timedelta(days=1)
+    return list(s.scalars(select(Message).where(
+        Message.account_id == account.id,
+        or_(Message.customer == call.caller, Message.call_id == call.id),
+        ~Message.purpose_key.startswith("alert:"),
+        Message.created_at >= since,
+    ).order_by(Message.created_at)))
+
+
+@bp.get("/conversations/<call_id>")
+@login_required
+def thread(call_id: str) -> str:
+    """One conversation: the call, every text both ways, the reply box and the pause switch."""
+    with _runtime().db.session() as s:
+        call = s.get(Call, call_id)
+        if call is None:
+            abort(404)
+        account = _account(s, call.account_id)
+        profile = s.get(ContactProfile, (account.id, call.caller or ""))
+        return render_template("thread.html", account=account, call=call,
+                               messages=_thread(s, account, call),
+                               paused=bool(profile and profile.automation_paused))
+
+
+@bp.post("/conversations/<call_id>/reply")
+@login_required
+def reply(call_id: str) -> Response:
+    """Send the typed reply to the customer from the business number, as a person."""
+    runtime = _runtime()
+    text = request.form.get("body", "").strip()
+    with runtime.db.session() as s:
+        call = s.get(Call, call_id)
+        if call is None or call.caller is None:
+            abort(404)
+        account = _account(s, call.account_id)
+        if not text or len(text) > 1600:
+            abort(400, "a reply needs 1 to 1600 characters")
+        numbers = account.settings["carrier"]["numbers"]
+        message = Message(
+            account_id=account.id, call_id=call.id, direction="outbound",
+            purpose_key=f"human:web:{secrets.token_hex(8)}", customer=call.caller,
+            business_number=call.called if call.called in numbers else numbers[0],
+            body=text, status="intent",
+        )
+        s.add(message)
+        s.flush()
+        mark_human_response(s, call, utcnow(), f"{session.get('user_name')} replied on the page")
+        message_id = message.id
+    runtime.jobs.enqueue_reply(message_id)
+    return redirect(url_for("pages.thread", call_id=call_id))
+
+
+@bp.post("/conversations/<call_id>/pause")
+@login_required
+def pause(call_id: str) -> Response:
+    """Turn automated texts to this caller off (or back on)."""
+    with _runtime().db.session() as s:
+        call = s.get(Call, call_id)
+        if call is None or call.caller is None:
+            abort(404)
+        account = _account(s, call.account_id)
+        profile = s.get(ContactProfile, (account.id, call.caller))
+        if profile is None:
+            profile = ContactProfile(account_id=account.id, number=call.caller)
+            s.add(profile)
+        profile.automation_paused = request.form.get("paused") == "1"
+    return redirect(url_for("pages.thread", call_id=call_id))
+
+
+@bp.get("/dashboard")
+@login_required
+def dashboard() -> str:
+    """The account's numbers per day over the last 30 days, drawn as charts."""
+    from connector.report import build
+
+    with _runtime().db.session() as s:
+        account = _account(s, request.args.get("account"))
+        today = utcnow().date()
+        report = build(s, account.id, today - timedelta(days=29), today, "day")
+        return render_template("dashboard.html", account=account, report=report,
+                               accounts=_visible_accounts(s))
