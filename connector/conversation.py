@@ -155,3 +155,47 @@ def fire_due(runtime: Runtime) -> int:
             EscalationTimer.fired_at.is_(None), EscalationTimer.cancelled_at.is_(None),
             EscalationTimer.due_at <= utcnow())).all()
     return sum(1 for timer_id in due if fire(runtime, timer_id))
+
+
+def poll_completed_tasks(runtime: Runtime) -> int:
+    """The polling fallback for CRM webhooks: a task a rep completed while its escalation clock
+    runs counts as a human response. Returns how many calls it settled."""
+    settled = 0
+    with runtime.db.session() as session:
+        open_calls = session.scalars(select(Call).join(
+            EscalationTimer, EscalationTimer.call_id == Call.id).where(
+            EscalationTimer.fired_at.is_(None), EscalationTimer.cancelled_at.is_(None),
+            Call.human_responded_at.is_(None)).distinct()).all()
+        for call in open_calls:
+            account = session.get(Account, call.account_id)
+            assert account is not None  # noqa: S101
+            crm = runtime.crm_for(account)
+            task_id = get_link(session, account.id, crm.name, "task", call.id)
+            if task_id is None:
+                continue
+            try:
+                done = crm.task_completed(task_id)
+            except NotImplementedError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - polling is best effort; next minute again
+                log.warning("task poll failed call=%s: %s", call.id, type(exc).__name__)
+                continue
+            if done:
+                mark_human_response(session, call, utcnow(), "the CRM task was completed")
+                settled += 1
+    return settled
+
+
+def task_completed_in_crm(runtime: Runtime, account_id: str, crm: str, task_id: str) -> bool:
+    """A CRM webhook said a task was completed: settle the call it belongs to, if any."""
+    from connector.storage.models import CrmLink
+
+    with runtime.db.session() as session:
+        call_id = session.scalar(select(CrmLink.local_key).where(
+            CrmLink.account_id == account_id, CrmLink.crm == crm,
+            CrmLink.object_type == "task", CrmLink.crm_id == task_id))
+        call = session.get(Call, call_id) if call_id else None
+        if call is None:
+            return False
+        mark_human_response(session, call, utcnow(), "the CRM task was completed")
+    return True

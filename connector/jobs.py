@@ -146,6 +146,7 @@ def sweep(runtime: Runtime) -> int:
     for message_id in reply_ids:
         runtime.jobs.enqueue_reply(message_id)
     count = len(texts) + len(crm) + len(messages) + len(reply_ids)
+    count += conversation.poll_completed_tasks(runtime)  # before firing: done tasks don't escalate
     count += conversation.fire_due(runtime)
     if count:
         log.info("sweeper re-enqueued %d job(s)", count)

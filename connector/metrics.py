@@ -284,7 +284,7 @@ def timed_crm_call(provider: str, operation: str, fn: Callable[[], T]) -> T:
 #: The CRM adapter methods that call the CRM, timed per provider and operation.
 CRM_OPERATIONS = frozenset({
     "find_or_create_contact", "log_call", "log_message", "create_task", "append_to_task",
-    "set_pipeline_stage", "set_opt_out", "raise_task_priority",
+    "set_pipeline_stage", "set_opt_out", "raise_task_priority", "task_completed",
 })
 
 

@@ -205,6 +205,11 @@ class CrmAdapter(ABC):
         still open it is reused and its id returned, otherwise a new one is made.
         """
 
+    def task_completed(self, task_id: str) -> bool:
+        """True when a rep has marked the task done (a human responded). ``NotImplementedError``
+        when the CRM cannot say."""
+        raise NotImplementedError
+
     def raise_task_priority(self, task_id: str) -> None:
         """Make the task high priority (escalation). ``NotImplementedError`` when the CRM's tasks
         have no priority; the note on the task still says it was escalated."""

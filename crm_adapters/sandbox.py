@@ -207,6 +207,11 @@ class SandboxCrm(CrmAdapter):
             },
         )
 
+    def task_completed(self, task_id: str) -> bool:
+        self._maybe_fail()
+        task = self.store.get("task", task_id)
+        return bool(task and task.get("status") == "COMPLETED")
+
     def raise_task_priority(self, task_id: str) -> None:
         self._maybe_fail()
         self.store.update("task", task_id, {"priority": "HIGH", "escalated": True})

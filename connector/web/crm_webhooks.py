@@ -10,11 +10,13 @@ once (Jobber allows 1 s).
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Blueprint, Response, abort, current_app
 from sqlalchemy.exc import IntegrityError
 
+from connector.conversation import task_completed_in_crm
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.installations import DbTokenStore, installation_for_external_id
 from connector.runtime import Runtime
@@ -102,4 +104,41 @@ def housecallpro_webhook(account_id: str) -> Response:
         return _text("malformed webhook", 400)
     _first_delivery(runtime, account_id, "housecallpro", event.dedupe_key)
     count("textback_webhooks_total", provider="housecallpro", kind="crm", status="200")
+    return _text("ok", 200)
+
+
+@bp.post("/webhooks/crm/hubspot/<account_id>")
+def hubspot_webhook(account_id: str) -> Response:
+    """HubSpot: signature v3 with the app's client secret; a completed task is a human response.
+
+    HubSpot posts a JSON array of events; the one acted on is a task's ``hs_task_status``
+    changing to COMPLETED (subscribe the app to ``object.propertyChange`` on tasks for it).
+    https://developers.hubspot.com/docs/api/webhooks
+    """
+    runtime: Runtime = current_app.extensions["textback"]
+    with runtime.db.session() as s:
+        account = s.get(Account, account_id)
+        if account is None or account.crm_kind != "hubspot":
+            abort(404)
+        adapter = runtime.crm_for(account)
+    req = webhook_request(runtime)
+    try:
+        adapter.verify_request(req)
+        events = json.loads(req.body)
+        if not isinstance(events, list):
+            raise ValueError("not a list")
+    except WebhookVerificationError:
+        count("textback_webhooks_total", provider="hubspot", kind="crm", status="403")
+        return _text("forbidden", 403)
+    except ValueError:
+        count("textback_webhooks_total", provider="hubspot", kind="crm", status="400")
+        return _text("malformed webhook", 400)
+    for event in events:
+        if not isinstance(event, dict) or not _first_delivery(
+                runtime, account_id, "hubspot", str(event.get("eventId", ""))):
+            continue
+        if (event.get("propertyName") == "hs_task_status"
+                and event.get("propertyValue") == "COMPLETED" and event.get("objectId")):
+            task_completed_in_crm(runtime, account_id, "hubspot", str(event["objectId"]))
+    count("textback_webhooks_total", provider="hubspot", kind="crm", status="200")
     return _text("ok", 200)

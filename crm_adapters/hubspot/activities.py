@@ -167,3 +167,12 @@ def raise_task_priority(api: HubSpotApi, task_id: str) -> None:
         api.tasks.update(
             task_id=task_id, simple_public_object_input=update, _request_timeout=api.timeout
         )
+
+
+def task_completed(api: HubSpotApi, task_id: str) -> bool:
+    """Whether the task's ``hs_task_status`` is COMPLETED."""
+    with api.translating("task read", ambiguous=False):
+        task = api.tasks.get_by_id(
+            task_id=task_id, properties=["hs_task_status"], _request_timeout=api.timeout
+        )
+    return (task.properties or {}).get("hs_task_status") == "COMPLETED"

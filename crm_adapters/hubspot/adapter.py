@@ -146,6 +146,10 @@ class HubSpotCrm(CrmAdapter):
         """Reuse the open deal ``existing_id`` or create one in the mapped pipeline and stage."""
         return deals.set_pipeline_stage(self._api, lead, existing_id)
 
+    def task_completed(self, task_id: str) -> bool:
+        """Whether a rep marked the task completed."""
+        return activities.task_completed(self._api, task_id)
+
     def raise_task_priority(self, task_id: str) -> None:
         """Set the task's priority to HIGH."""
         activities.raise_task_priority(self._api, task_id)

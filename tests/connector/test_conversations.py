@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from connector.events import utcnow
 from connector.jobs import sweep
 from connector.runtime import Runtime
 from connector.storage.models import Call, EscalationTimer, Message
@@ -275,3 +276,53 @@ def test_email_alerts_through_the_deployments_smtp_server(tmp_path, smtp_sink, w
     mail = email.message_from_string(smtp_sink.messages[0])
     assert mail["To"] == "ola@acme.test" and mail["From"] == "alerts@acme.test"
     assert "we texted them" in mail.get_payload(decode=True).decode()
+
+
+def test_a_completed_crm_task_stops_escalation_by_polling(app, runtime, webhook_secret):
+    add_account(runtime, account(webhook_secret, default_owner="101", backup_owner="102"))
+    post(app.test_client(), "acme", "voice", missed(caller=caller(1)), webhook_secret)
+    _reply(app, webhook_secret)
+    from connector.storage.models import SandboxRecord
+
+    with runtime.db.session() as s:  # a rep ticks the task done in the CRM
+        task = s.scalar(select(SandboxRecord).where(SandboxRecord.kind == "task"))
+        task.data = {**task.data, "status": "COMPLETED"}
+    _time_passes(runtime, 60)
+    sweep(runtime)
+    assert sms_to(runtime, SAM) == []
+    assert calls(runtime)[0].human_responded_at is not None
+
+
+def test_hubspot_task_completed_webhook_is_a_human_response(app, runtime, webhook_secret):
+    import json
+    import time as clock
+
+    from connector.storage.models import CrmLink
+    from crm_adapters.hubspot.webhooks import signature_v3
+
+    doc = account(webhook_secret, default_owner="101")
+    doc["crm"] = {"kind": "hubspot", "credentials": {"access_token": "pat-na1-test-token-1",
+                                                     "client_secret": "hubspot-app-secret-1"}}
+    add_account(runtime, doc)
+    with runtime.db.session() as s:
+        s.add(Call(id="c" * 32, account_id="acme", carrier="sandbox", event_id="E1",
+                   caller=caller(1), called=BUSINESS, outcome="no-answer",
+                   occurred_at=utcnow(), state="texted", crm_state="done"))
+        s.flush()
+        s.add(CrmLink(account_id="acme", crm="hubspot", object_type="task", local_key="c" * 32,
+                      crm_id="9001"))
+    body = json.dumps([{"eventId": 7, "subscriptionType": "object.propertyChange",
+                        "objectId": 9001, "propertyName": "hs_task_status",
+                        "propertyValue": "COMPLETED"}]).encode()
+    url = "https://hooks.example.test/webhooks/crm/hubspot/acme"
+    stamp = str(int(clock.time() * 1000))
+
+    def send(secret: str):  # type: ignore[no-untyped-def]
+        return app.test_client().post("/webhooks/crm/hubspot/acme", data=body, headers={
+            "X-HubSpot-Signature-v3": signature_v3(secret, "POST", url, body, stamp),
+            "X-HubSpot-Request-Timestamp": stamp, "Content-Type": "application/json"})
+
+    assert send("wrong").status_code == 403
+    assert calls(runtime)[0].human_responded_at is None
+    assert send("hubspot-app-secret-1").status_code == 200
+    assert calls(runtime)[0].human_responded_at is not None
