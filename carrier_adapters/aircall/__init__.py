@@ -1,0 +1,158 @@
+"""The Aircall adapter: ``call.ended`` webhooks in, Aircall's API messaging out.
+
+How a missed call reaches us: an Aircall webhook (Dashboard > Integrations > Webhook, or
+``POST /v1/webhooks``) subscribed to ``call.ended`` (and ``call.answered``, so an answered call
+cancels a pending text) posts to our ``voice`` URL. An inbound call that ended with
+``answered_at: null`` is missed; ``missed_call_reason`` says why, and ``out_of_opening_hours``
+is after hours.
+
+Texts go out with ``POST /v1/numbers/{id}/messages/send`` from an Aircall number configured for
+API messaging ("proxy mode": it can then no longer text from the Aircall app, and Aircall needs
+the Professional plan). That configuration's ``callbackUrl`` should be our ``sms`` URL: replies
+and status updates arrive there as callbacks, and :meth:`AircallCarrier.route` sorts them.
+
+Authenticity: a ``token`` in the body, no signature (see :mod:`.webhooks`).
+
+Docs: https://developer.aircall.io/docs/webhooks-overview,
+https://support.aircall.io/hc/en-gb/articles/14936017803549 (missed-call reasons) and
+https://developer.aircall.io/docs/send-and-receive-sms-proxy-mode
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+import marshmallow
+import requests
+from marshmallow import fields, validate
+
+from carrier_adapters.base import CallRouting, CarrierAdapter
+from connector.events import (
+    AnsweredCall,
+    CallOutcome,
+    DeliveryStatus,
+    InboundMessage,
+    MessageStatusUpdate,
+    MissedCall,
+    SendResult,
+)
+from connector.http import WebhookReply, WebhookRequest
+
+from . import webhooks
+from .api import AircallRestClient
+
+
+class AircallCredentials(marshmallow.Schema):
+    """``carrier.credentials`` for Aircall.
+
+    ``api_id``/``api_token`` (Company settings > API keys) authenticate the API; ``number_id``
+    is the Aircall number configured for API messaging. ``webhook_token`` is the token of the
+    webhook (shown when it is created); ``messaging_token`` the token returned when the number
+    was configured for messaging, which signs its callbacks.
+    """
+
+    api_id = fields.String(required=True, validate=validate.Length(min=1))
+    api_token = fields.String(required=True, validate=validate.Length(min=1), metadata={"secret": True})
+    number_id = fields.String(
+        required=True, validate=validate.Regexp(r"^\d+\Z", error="must be the numeric Aircall number id")
+    )
+    webhook_token = fields.String(required=True, validate=validate.Length(min=8), metadata={"secret": True})
+    messaging_token = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=8), metadata={"secret": True}
+    )
+
+
+class AircallCarrier(CarrierAdapter):
+    """Aircall: token-checked webhooks, ``call.ended`` missed calls, API messaging."""
+
+    name: ClassVar[str] = "aircall"
+    display_name: ClassVar[str] = "Aircall"
+    docs_url: ClassVar[str] = "https://developer.aircall.io/docs/webhooks-overview"
+    default_api_base_url: ClassVar[str] = "https://api.aircall.io"
+    config_schema: ClassVar[type[marshmallow.Schema]] = AircallCredentials
+    #: ``missed_call_reason``: https://support.aircall.io/hc/en-gb/articles/14936017803549
+    call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
+    #: Message ``status``: https://support.aircall.io/hc/en-gb/articles/20566418489757
+    delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        *,
+        api_base_url: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        super().__init__(credentials, api_base_url=api_base_url, session=session)
+        self._tokens = tuple(
+            t for t in (self.credentials["webhook_token"], self.credentials["messaging_token"]) if t
+        )
+        self._api = AircallRestClient(
+            session=self.session,
+            base_url=self.api_base_url,
+            api_id=self.credentials["api_id"],
+            api_token=self.credentials["api_token"],
+            number_id=self.credentials["number_id"],
+        )
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def verify_request(self, request: WebhookRequest) -> None:
+        """Compare the body's ``token`` with the webhook and messaging tokens."""
+        webhooks.verify(request, self._tokens)
+
+    def route(self, kind: str, request: WebhookRequest) -> str:
+        """``voice``, ``sms`` or ``status`` from the event name."""
+        return webhooks.route(kind, request)
+
+    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
+        """The missed call in a ``call.ended`` event, or None."""
+        return webhooks.parse_call_event(request)
+
+    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
+        """``call.answered`` or an answered ``call.ended``, either direction."""
+        return webhooks.parse_answered_call(request)
+
+    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
+        """The customer's text in ``message.received``."""
+        return webhooks.parse_inbound_message(request)
+
+    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
+        """``message.status_updated`` (webhook) or ``message.updated`` (callback)."""
+        return webhooks.parse_status(request)
+
+    def reply(
+        self,
+        kind: str,
+        request: WebhookRequest | None = None,
+        routing: CallRouting | None = None,
+    ) -> WebhookReply:
+        """An empty 200, quickly: Aircall disables a webhook after repeated failures."""
+        return WebhookReply(b"", "text/plain")
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_sms(
+        self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
+    ) -> SendResult:
+        """Send one text from the configured ``number_id``.
+
+        Aircall sends from the number, not from ``from_``, so the account's business number must
+        be that Aircall number; status updates go to the number's configured ``callbackUrl``, so
+        ``status_callback_url`` is unused.
+        """
+        return self._api.send_message(to=to, body=body)
+
+    def find_sent_message(
+        self, *, to: str, from_: str, body: str, sent_after: datetime
+    ) -> SendResult | None:
+        """Not available: ``NotImplementedError``.
+
+        Aircall does not record texts sent through API messaging on its platform and documents
+        no message list for a number, so an ambiguous send waits for the status callback.
+        """
+        raise NotImplementedError("aircall: no message list to reconcile API-messaging sends")
+
+
+__all__ = ["AircallCarrier", "AircallCredentials"]

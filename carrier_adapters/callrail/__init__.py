@@ -1,0 +1,119 @@
+"""The CallRail adapter: post-call webhooks in; texts go out through the account's SMS carrier.
+
+CallRail is a call-tracking service: its tracking numbers forward calls to the business's own
+line and report each call afterwards. It tells us about the missed call; it sends no texts for
+us, so an account using it names an SMS carrier for the business number in ``carrier.sms``
+(``sends_sms = False`` makes the account schema require it), and the customer's replies and
+delivery reports go to that carrier's webhooks.
+
+Set up: in CallRail, Integrations > Webhooks, for the company, put our ``voice`` URL in the
+**post-call** webhook only (the pre-call webhook reports every call as missed) and copy the
+company's signing key into ``carrier.credentials.signing_key``. Expect the post-call webhook up
+to 20 minutes after the call when recording or transcription is on.
+
+Docs: https://support.callrail.com/hc/en-us/articles/5711246459149-Webhooks and
+https://apidocs.callrail.com/#webhooks
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import marshmallow
+from marshmallow import fields, validate
+
+from carrier_adapters.base import CallRouting, CarrierAdapter
+from connector.errors import PermanentProviderError, UnsupportedEventError
+from connector.events import (
+    AnsweredCall,
+    CallOutcome,
+    DeliveryStatus,
+    InboundMessage,
+    MessageStatusUpdate,
+    MissedCall,
+    SendResult,
+)
+from connector.http import WebhookReply, WebhookRequest
+
+from . import webhooks
+
+
+class CallRailCredentials(marshmallow.Schema):
+    """``carrier.credentials`` for CallRail: the company's webhook signing key.
+
+    ``signature_digest`` stays ``sha1`` unless CallRail's webhooks turn out to be signed with
+    SHA-256 (the header and digest are CallRail's documented scheme as we read it).
+    """
+
+    signing_key = fields.String(
+        required=True,
+        validate=validate.Length(min=8),
+        metadata={"secret": True, "description": "Company webhook signing key (Integrations > Webhooks)"},
+    )
+    signature_digest = fields.String(load_default="sha1", validate=validate.OneOf(webhooks.DIGESTS))
+
+
+class CallRailCarrier(CarrierAdapter):
+    """CallRail: signed post-call webhooks as missed calls; no texting of its own."""
+
+    name: ClassVar[str] = "callrail"
+    display_name: ClassVar[str] = "CallRail"
+    docs_url: ClassVar[str] = "https://support.callrail.com/hc/en-us/articles/5711246459149-Webhooks"
+    #: Not called: CallRail sends no texts for the connector.
+    default_api_base_url: ClassVar[str] = "https://api.callrail.com"
+    config_schema: ClassVar[type[marshmallow.Schema]] = CallRailCredentials
+    #: ``call_type`` of an unanswered post-call:
+    #: https://support.callrail.com/hc/en-us/articles/5711246459149-Webhooks
+    call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
+    delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = {}
+    sends_sms: ClassVar[bool] = False
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def verify_request(self, request: WebhookRequest) -> None:
+        """Check the ``Signature`` header: Base64 HMAC of the raw body under the signing key."""
+        webhooks.verify(request, self.credentials["signing_key"], self.credentials["signature_digest"])
+
+    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
+        """The missed call in a post-call webhook; None for answered calls and pre-call bodies."""
+        return webhooks.parse_call_event(request)
+
+    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
+        """An answered post-call, either direction, else None."""
+        return webhooks.parse_answered_call(request)
+
+    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
+        """Always :class:`UnsupportedEventError`: replies reach the ``carrier.sms`` carrier."""
+        raise UnsupportedEventError("callrail: texts are received by the account's carrier.sms")
+
+    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
+        """Always :class:`UnsupportedEventError`: CallRail sends none of our texts."""
+        raise UnsupportedEventError("callrail: delivery reports come from the account's carrier.sms")
+
+    def reply(
+        self,
+        kind: str,
+        request: WebhookRequest | None = None,
+        routing: CallRouting | None = None,
+    ) -> WebhookReply:
+        """An empty 200."""
+        return WebhookReply(b"", "text/plain")
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_sms(
+        self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
+    ) -> SendResult:
+        """Always :class:`PermanentProviderError`: CallRail is a call-event source only.
+
+        The connector sends through the carrier named in ``carrier.sms`` (``sends_sms`` is
+        False, so the account schema requires one); reaching this is a wiring mistake.
+        """
+        raise PermanentProviderError(
+            "callrail sends no texts: the account's carrier.sms sends them from the business number",
+            provider=self.name,
+        )
+
+
+__all__ = ["CallRailCarrier", "CallRailCredentials"]

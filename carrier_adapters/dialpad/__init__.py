@@ -1,0 +1,174 @@
+"""The Dialpad adapter: JWT-signed call and SMS events in, Dialpad's SMS API out.
+
+How a missed call reaches us: a Dialpad webhook (``POST /api/v2/webhooks`` with our ``voice``
+URL as ``hook_url`` and a ``secret``) and a call event subscription on it
+(``POST /api/v2/subscriptions/call`` with ``call_states`` such as ``["missed", "voicemail",
+"connected"]`` and a company, office, department or user target). An SMS event subscription
+(``direction: "all"``, ``status: true``) on the same webhook brings the customer's replies and
+delivery updates; :meth:`DialpadCarrier.route` sorts them.
+
+Every event body is a compact JWT signed HS256 with the webhook's secret (see
+:mod:`.webhooks`). Dialpad retries call events three times on a 5xx (2, 4, 8 s), SMS events ten
+times, and never on a 4xx (https://developers.dialpad.com/docs/webhook-delivery-failures).
+
+Docs: https://developers.dialpad.com/docs/event-subscriptions,
+https://developers.dialpad.com/docs/call-events, https://developers.dialpad.com/docs/sms-events
+and https://developers.dialpad.com/reference/smssend
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
+
+import marshmallow
+import requests
+from marshmallow import fields, validate, validates_schema
+
+from carrier_adapters.base import CallRouting, CarrierAdapter
+from connector.events import (
+    AnsweredCall,
+    CallOutcome,
+    DeliveryStatus,
+    InboundMessage,
+    MessageStatusUpdate,
+    MissedCall,
+    SendResult,
+)
+from connector.http import WebhookReply, WebhookRequest
+
+from . import webhooks
+from .api import DialpadRestClient
+
+
+class DialpadCredentials(marshmallow.Schema):
+    """``carrier.credentials`` for Dialpad.
+
+    ``api_key`` (a company API key) sends the texts; ``webhook_secret`` is the ``secret`` of the
+    webhook the subscriptions post to. Texts are sent on behalf of ``user_id``, or of a
+    ``sender_group_id`` of ``sender_group_type`` (``office``, ``department``, ``callcenter``)
+    when the business number belongs to a group.
+    """
+
+    api_key = fields.String(required=True, validate=validate.Length(min=1), metadata={"secret": True})
+    webhook_secret = fields.String(
+        required=True, validate=validate.Length(min=16), metadata={"secret": True}
+    )
+    user_id = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^\d+\Z"))
+    sender_group_id = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^\d+\Z"))
+    sender_group_type = fields.String(
+        load_default=None, allow_none=True, validate=validate.OneOf(["office", "department", "callcenter"])
+    )
+
+    @validates_schema
+    def _one_sender(self, data: Mapping[str, Any], **_: Any) -> None:
+        if bool(data.get("sender_group_id")) != bool(data.get("sender_group_type")):
+            raise marshmallow.ValidationError(
+                "sender_group_id and sender_group_type go together", field_name="sender_group_type"
+            )
+        if not data.get("user_id") and not data.get("sender_group_id"):
+            raise marshmallow.ValidationError(
+                "give user_id, or sender_group_id and sender_group_type", field_name="user_id"
+            )
+
+
+class DialpadCarrier(CarrierAdapter):
+    """Dialpad: HS256 JWT events, ``missed``/``voicemail`` call states, the SMS API."""
+
+    name: ClassVar[str] = "dialpad"
+    display_name: ClassVar[str] = "Dialpad"
+    docs_url: ClassVar[str] = "https://developers.dialpad.com/docs/call-events"
+    default_api_base_url: ClassVar[str] = "https://dialpad.com"
+    config_schema: ClassVar[type[marshmallow.Schema]] = DialpadCredentials
+    #: Call ``state``: https://developers.dialpad.com/docs/call-events
+    call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
+    #: SMS ``message_status``: https://developers.dialpad.com/docs/sms-events
+    delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
+
+    def __init__(
+        self,
+        credentials: Mapping[str, Any],
+        *,
+        api_base_url: str | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        super().__init__(credentials, api_base_url=api_base_url, session=session)
+        self._api = DialpadRestClient(
+            session=self.session, base_url=self.api_base_url, api_key=self.credentials["api_key"]
+        )
+
+    def _claims(self, request: WebhookRequest) -> dict[str, Any]:
+        """The verified event: parsing never trusts a body it has not checked itself."""
+        return webhooks.decode(request, self.credentials["webhook_secret"])
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def verify_request(self, request: WebhookRequest) -> None:
+        """Check the body's HS256 JWT signature and, when present, ``iat``/``exp``."""
+        self._claims(request)
+
+    def route(self, kind: str, request: WebhookRequest) -> str:
+        """``voice`` for call events, ``sms`` for inbound texts, ``status`` for updates."""
+        return webhooks.route(kind, self._claims(request))
+
+    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
+        """The missed call in an inbound ``missed``/``voicemail`` call event, or None."""
+        return webhooks.parse_call_event(self._claims(request))
+
+    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
+        """A connected call, either direction, else None."""
+        return webhooks.parse_answered_call(self._claims(request))
+
+    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
+        """The customer's text in an inbound SMS event."""
+        return webhooks.parse_inbound_message(self._claims(request))
+
+    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
+        """A delivery update in an outbound SMS event."""
+        return webhooks.parse_status(self._claims(request))
+
+    def reply(
+        self,
+        kind: str,
+        request: WebhookRequest | None = None,
+        routing: CallRouting | None = None,
+    ) -> WebhookReply:
+        """An empty 200 within Dialpad's 5 s timeout."""
+        return WebhookReply(b"", "text/plain")
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_sms(
+        self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
+    ) -> SendResult:
+        """Send one SMS from ``from_`` on behalf of the configured user or group.
+
+        Delivery updates come through the SMS event subscription, so ``status_callback_url`` is
+        unused. ``infer_country_code`` is off: the numbers are already E.164.
+        """
+        payload: dict[str, Any] = {
+            "to_numbers": [to],
+            "text": body,
+            "from_number": from_,
+            "infer_country_code": False,
+        }
+        if self.credentials["user_id"]:
+            payload["user_id"] = self.credentials["user_id"]
+        else:
+            payload["sender_group_id"] = self.credentials["sender_group_id"]
+            payload["sender_group_type"] = self.credentials["sender_group_type"]
+        return self._api.send_sms(payload)
+
+    def find_sent_message(
+        self, *, to: str, from_: str, body: str, sent_after: datetime
+    ) -> SendResult | None:
+        """Not available: ``NotImplementedError``.
+
+        Dialpad offers no SMS list to search (texts are exported through stats reports), so an
+        ambiguous send waits for the SMS delivery event.
+        """
+        raise NotImplementedError("dialpad: no SMS list to reconcile sends")
+
+
+__all__ = ["DialpadCarrier", "DialpadCredentials"]

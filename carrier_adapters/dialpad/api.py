@@ -1,0 +1,89 @@
+"""Dialpad's SMS API over ``requests``, with error classification.
+
+One attempt per call and no retries here: the connector owns the single retry layer. Only the
+HTTP status goes into exception messages (Dialpad's error text may quote the numbers).
+
+References:
+
+- Send SMS (``POST https://dialpad.com/api/v2/sms``, "on behalf of a user"; rate limit 100 a
+  minute on tier 0): https://developers.dialpad.com/reference/smssend
+- Authentication (``Authorization: Bearer <API key>``):
+  https://developers.dialpad.com/docs/authentication-basics
+- The request fields ``to_numbers``, ``text``, ``user_id``/``sender_group_id`` +
+  ``sender_group_type``, ``from_number``, ``infer_country_code`` and the response's ``id`` and
+  ``message_status`` are from the API reference's schema (*inferred*: the page was only seen in
+  excerpts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+from connector.errors import ProviderError, TransientProviderError
+from connector.events import DeliveryStatus, SendResult
+from connector.http import DEFAULT_TIMEOUT, classify_status, transport_error
+
+from .webhooks import CARRIER, DELIVERY_STATUSES
+
+#: 100 requests a minute: without ``Retry-After`` a throttled send waits for the window to move.
+DEFAULT_RETRY_AFTER = 5.0
+
+
+def classify_error(response: requests.Response) -> ProviderError:
+    """The :mod:`connector.errors` error for a non-2xx Dialpad response (by HTTP status)."""
+    status = response.status_code
+    return classify_status(
+        CARRIER,
+        status,
+        f"dialpad: HTTP {status}",
+        retry_after=response.headers.get("Retry-After"),
+        default_wait=DEFAULT_RETRY_AFTER,
+    )
+
+
+class DialpadRestClient:
+    """``POST /api/v2/sms`` with the company API key (never in ``repr``)."""
+
+    def __init__(self, *, session: requests.Session, base_url: str, api_key: str) -> None:
+        self._session = session
+        self._api_key = api_key
+        self.sms_url = f"{base_url}/api/v2/sms"
+
+    def __repr__(self) -> str:
+        return "<DialpadRestClient>"
+
+    def send_sms(self, payload: Mapping[str, Any]) -> SendResult:
+        """POST one SMS; a 2xx without a readable ``id`` is ambiguous."""
+        try:
+            response = self._session.post(
+                self.sms_url,
+                headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
+                json=dict(payload),
+                timeout=DEFAULT_TIMEOUT,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise transport_error(CARRIER, exc) from None
+        if not 200 <= response.status_code < 300:
+            raise classify_error(response)
+        try:
+            message = response.json()
+            message_id = str(message.get("id") or "")
+            if not message_id:
+                raise ValueError("no message id")
+        except (ValueError, AttributeError):
+            # Dialpad took the text (2xx) but we cannot tell its id: reconcile, never resend.
+            raise TransientProviderError(
+                f"dialpad: HTTP {response.status_code} without a readable message id",
+                provider=CARRIER,
+                status=response.status_code,
+                ambiguous=True,
+            ) from None
+        return SendResult(
+            message_id=message_id,
+            status=DELIVERY_STATUSES.get(str(message.get("message_status") or ""), DeliveryStatus.UNKNOWN),
+            raw=message,
+        )

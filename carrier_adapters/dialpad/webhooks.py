@@ -1,0 +1,267 @@
+"""Dialpad webhooks: HS256 JWT verification, routing and payload parsing.
+
+Dialpad sends every event "in the JWT format ... signed with a secret that you share with
+Dialpad": the request body *is* the compact JWT, and its payload is the event's JSON
+(https://developers.dialpad.com/docs/event-subscriptions; the webhook's ``signature`` is
+``{"type": "jwt", "algo": "HS256", "secret": ...}``). The JWT is verified by hand with
+:mod:`hmac` (no extra dependency): only ``alg`` HS256, the MAC compared in constant time, and
+``iat``/``exp`` checked when present (Dialpad does not document them).
+
+Call events carry ``call_id``, ``state``, ``direction``, ``external_number`` (the caller on
+inbound calls), ``internal_number`` (ours), ``date_started``/``date_connected``/``date_ended``
+(Unix milliseconds), ``entry_point_call_id`` for calls that came through an operator line:
+https://developers.dialpad.com/docs/call-events and
+https://help.dialpad.com/hc/en-us/articles/115005281886. SMS events carry ``id``,
+``created_date``, ``direction``, ``from_number``, ``to_number`` (a list), ``text`` (with the
+``message_content_export`` scope) and, for delivery updates, ``message_status``:
+https://developers.dialpad.com/docs/sms-events
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any
+
+from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.events import (
+    AnsweredCall,
+    CallOutcome,
+    DeliveryStatus,
+    InboundMessage,
+    MessageStatusUpdate,
+    MissedCall,
+    utcnow,
+)
+from connector.http import WebhookRequest
+from connector.phone import to_e164
+from connector.signing import require_fresh
+
+CARRIER = "dialpad"
+#: Seconds an ``iat`` may lie from now, and slack on ``exp``.
+IAT_TOLERANCE = 300.0
+EXP_LEEWAY = 60.0
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+#: ``state`` of a call event that means the inbound call was not answered (*inferred*
+#: spellings: Dialpad's subscription examples use ``missed`` and ``voicemail``).
+CALL_OUTCOMES: Mapping[str, CallOutcome] = MappingProxyType(
+    {
+        "missed": CallOutcome.NO_ANSWER,
+        "voicemail": CallOutcome.VOICEMAIL,
+        "voicemail_uploaded": CallOutcome.VOICEMAIL,
+    }
+)
+#: States that say nothing about a missed call: the call is in progress, was answered, or is
+#: a post-call artefact. A state in neither table on an ended, never-connected inbound call is
+#: reported as ``UNKNOWN`` (recorded, not texted); otherwise it is ignored.
+NOT_MISSED_STATES = frozenset(
+    {
+        "preanswer", "calling", "ringing", "connected", "merged", "hold", "queued", "eavesdrop",
+        "monitor", "barge", "hangup", "blocked", "admin", "parked", "takeover", "all", "postcall",
+        "recording", "transcription", "call_transcription", "recap_summary", "csat", "dispositions",
+    }
+)
+#: ``message_status`` of SMS events (*inferred*: Dialpad's docs name the field, not its values).
+DELIVERY_STATUSES: Mapping[str, DeliveryStatus] = MappingProxyType(
+    {
+        "pending": DeliveryStatus.QUEUED,
+        "queued": DeliveryStatus.QUEUED,
+        "sending": DeliveryStatus.QUEUED,
+        "sent": DeliveryStatus.SENT,
+        "delivered": DeliveryStatus.DELIVERED,
+        "undelivered": DeliveryStatus.UNDELIVERED,
+        "failed": DeliveryStatus.FAILED,
+        "received": DeliveryStatus.RECEIVED,
+    }
+)
+
+
+# -- the JWT ---------------------------------------------------------------------------------
+
+
+def b64url_decode(text: str) -> bytes:
+    """Base64url without padding, as JWTs spell it; ``ValueError`` otherwise."""
+    if not _B64URL.match(text):
+        raise ValueError("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64url") from None
+
+
+def decode(request: WebhookRequest, secret: str, *, now: float | None = None) -> dict[str, Any]:
+    """The claims of the HS256 JWT that is the request body; raises on anything else.
+
+    Only ``alg`` HS256 is accepted (never ``none``, never a public-key algorithm); the MAC is
+    compared in constant time before the claims are read; ``iat`` must be within 300 s and
+    ``exp`` not passed, where present.
+    """
+    try:
+        token = request.body.decode("ascii").strip()
+    except UnicodeDecodeError:
+        raise WebhookVerificationError("dialpad: body is not a JWT") from None
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise WebhookVerificationError("dialpad: body is not a JWT")
+    try:
+        header = json.loads(b64url_decode(parts[0]))
+        given = b64url_decode(parts[2])
+    except ValueError:
+        raise WebhookVerificationError("dialpad: body is not a JWT") from None
+    if base64.urlsafe_b64encode(given).rstrip(b"=").decode() != parts[2]:
+        # Base64url's last character has spare bits: accept only the canonical spelling, so a
+        # signature cannot be varied without invalidating it.
+        raise WebhookVerificationError("dialpad: JWT signature is not canonical base64url")
+    if not isinstance(header, dict) or header.get("alg") != "HS256":
+        raise WebhookVerificationError("dialpad: JWT is not signed with HS256")
+    expected = hmac.new(secret.encode("utf-8"), f"{parts[0]}.{parts[1]}".encode("ascii"), hashlib.sha256)
+    if not hmac.compare_digest(expected.digest(), given):
+        raise WebhookVerificationError("dialpad: JWT signature does not match")
+    try:
+        claims = json.loads(b64url_decode(parts[1]))
+    except ValueError:
+        raise WebhookVerificationError("dialpad: JWT claims are unreadable") from None
+    if not isinstance(claims, dict):
+        raise WebhookVerificationError("dialpad: JWT claims are not an object")
+    _check_times(claims, time.time() if now is None else now)
+    return claims
+
+
+def _check_times(claims: Mapping[str, Any], now: float) -> None:
+    for name in ("iat", "exp"):
+        value = claims.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise WebhookVerificationError(f"dialpad: JWT {name} is not a time")
+    if claims.get("iat") is not None:
+        require_fresh(float(claims["iat"]), tolerance=IAT_TOLERANCE, now=now)
+    if claims.get("exp") is not None and now > float(claims["exp"]) + EXP_LEEWAY:
+        raise WebhookVerificationError("dialpad: JWT expired")
+
+
+# -- routing and parsing ---------------------------------------------------------------------
+
+
+def route(kind: str, claims: Mapping[str, Any]) -> str:
+    """``voice`` for call events; for SMS events ``sms`` when inbound, ``status`` otherwise."""
+    if "call_id" in claims or "state" in claims:
+        return "voice"
+    if claims.get("direction") == "inbound" and ("from_number" in claims or "text" in claims):
+        return "sms"
+    if "message_status" in claims or claims.get("direction") == "outbound":
+        return "status"
+    return kind
+
+
+def parse_time(value: object) -> datetime | None:
+    """Unix milliseconds (or seconds) in UTC, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return datetime.fromtimestamp(number / 1000.0 if number > 1e11 else number, UTC)
+
+
+def _call_id(claims: Mapping[str, Any]) -> str:
+    if not claims.get("call_id"):
+        raise MalformedWebhookError("dialpad: call event lacks call_id")
+    return str(claims["call_id"])
+
+
+def parse_call_event(claims: Mapping[str, Any]) -> MissedCall | None:
+    """The missed call an inbound call event reports, or None.
+
+    ``missed`` and ``voicemail`` states are missed calls. The event id is the entry-point call
+    (the operator or department line the customer dialled) when there is one, so a call that
+    rang several people is one missed call; otherwise the call id. ``occurred_at`` is when the
+    call started ringing, so a later ``connected`` on another leg still cancels the text.
+    """
+    call_id = _call_id(claims)
+    if claims.get("direction") != "inbound":
+        return None
+    state = str(claims.get("state") or "")
+    if state in CALL_OUTCOMES:
+        outcome = CALL_OUTCOMES[state]
+    elif state in NOT_MISSED_STATES or not claims.get("date_ended") or claims.get("date_connected"):
+        return None
+    else:
+        outcome = CallOutcome.UNKNOWN
+    started, ended = parse_time(claims.get("date_started")), parse_time(claims.get("date_ended"))
+    caller_raw = str(claims.get("external_number") or "")
+    return MissedCall(
+        carrier=CARRIER,
+        event_id=str(claims.get("entry_point_call_id") or call_id),
+        caller=to_e164(caller_raw),
+        called=to_e164(str(claims.get("internal_number") or "")),
+        outcome=outcome,
+        occurred_at=started or ended or utcnow(),
+        caller_raw=caller_raw,
+        ring_seconds=(ended - started).total_seconds() if started and ended else None,
+        voicemail=outcome is CallOutcome.VOICEMAIL,
+        raw=dict(claims),
+    )
+
+
+def parse_answered_call(claims: Mapping[str, Any]) -> AnsweredCall | None:
+    """A call event with ``date_connected``: answered, in either direction."""
+    call_id = _call_id(claims)
+    connected = parse_time(claims.get("date_connected"))
+    customer = to_e164(str(claims.get("external_number") or ""))
+    if connected is None or customer is None:
+        return None
+    return AnsweredCall(
+        carrier=CARRIER,
+        event_id=call_id,
+        customer=customer,
+        direction="outbound" if claims.get("direction") == "outbound" else "inbound",
+        occurred_at=connected,
+    )
+
+
+def _message_id(claims: Mapping[str, Any]) -> str:
+    if not claims.get("id"):
+        raise MalformedWebhookError("dialpad: SMS event lacks id")
+    return str(claims["id"])
+
+
+def parse_inbound_message(claims: Mapping[str, Any]) -> InboundMessage:
+    """The customer's text in an inbound SMS event (``text`` needs the content scope)."""
+    message_id = _message_id(claims)
+    if claims.get("direction") != "inbound":
+        raise UnsupportedEventError("dialpad: not an inbound SMS")
+    recipients = claims.get("to_number")
+    recipient = recipients[0] if isinstance(recipients, list) and recipients else recipients
+    return InboundMessage(
+        carrier=CARRIER,
+        event_id=message_id,
+        sender=to_e164(str(claims.get("from_number") or "")),
+        recipient=to_e164(str(recipient or "")),
+        body=str(claims.get("text") or ""),
+        received_at=parse_time(claims.get("created_date")) or utcnow(),
+        media_count=1 if claims.get("mms") else 0,
+        raw=dict(claims),
+    )
+
+
+def parse_status(claims: Mapping[str, Any]) -> MessageStatusUpdate:
+    """A delivery update (an outbound SMS event of a subscription with ``status: true``)."""
+    message_id = _message_id(claims)
+    status = str(claims.get("message_status") or "")
+    return MessageStatusUpdate(
+        carrier=CARRIER,
+        event_id=f"{message_id}:{status}",
+        message_id=message_id,
+        status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
+        occurred_at=utcnow(),  # the event carries the message's creation time, not the update's
+        raw=dict(claims),
+    )
