@@ -65,7 +65,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the web service (and, on the SQLite queue, its job threads)."""
     import waitress
 
-    from connector.queue import make_consumer
     from connector.web import create_app
 
     settings = _settings()
@@ -74,10 +73,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.demo and ensure_demo_account(runtime):
         log.info("no account configured: loaded the demo account (sandbox carrier and CRM)")
     app = create_app(runtime)
-    consumer = None
+    consumers = []
     if not settings.queue_is_redis and args.workers > 0:
-        consumer = make_consumer(runtime.huey, args.workers, embedded=True)
-        consumer.start()
+        consumers = runtime.consumers(args.text_workers, args.workers)
+        for consumer in consumers:
+            consumer.start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     log.info("textback serving on http://%s:%s", args.host, args.port)
     try:
@@ -86,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             _quiet=True,
         )
     finally:
-        if consumer is not None:
+        for consumer in consumers:
             consumer.stop(graceful=True)
         runtime.close()
     return 0
@@ -94,12 +94,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Consume jobs only."""
-    from connector.queue import make_consumer
+    from connector.queue import run_consumers
 
     settings = _settings()
     _check_schema(settings)
     runtime = _runtime(settings)
-    make_consumer(runtime.huey, args.workers, embedded=False).run()
+    run_consumers(runtime.consumers(args.text_workers, args.workers))
     return 0
 
 
@@ -256,12 +256,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=4, help="job threads (SQLite queue)")
+    serve.add_argument("--workers", type=int, default=4,
+                       help="CRM job threads (SQLite queue; 0 runs no jobs here)")
+    serve.add_argument("--text-workers", type=int, default=2,
+                       help="threads kept for texts, alerts and escalations (SQLite queue)")
     serve.add_argument("--threads", type=int, default=8, help="HTTP threads")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="consume jobs only")
-    worker.add_argument("--workers", type=int, default=4, help="job threads")
+    worker.add_argument("--workers", type=int, default=4, help="CRM job threads")
+    worker.add_argument("--text-workers", type=int, default=2,
+                        help="threads kept for texts, alerts and escalations")
     worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database")

@@ -27,17 +27,11 @@ from connector.workflow import record_opt_out
 
 
 def record_missed_call(session: Session, account: Account, event: MissedCall) -> tuple[Call, bool]:
-    """Store the missed call once per provider call id; later callbacks only fill gaps."""
-    existing = session.scalar(
-        select(Call).where(
-            Call.account_id == account.id,
-            Call.carrier == event.carrier,
-            Call.event_id == event.event_id,
-        )
-    )
-    if existing is not None:
-        _fill_gaps(existing, event)
-        return existing, False
+    """Store the missed call once per provider call id; later callbacks only fill gaps.
+
+    The insert comes first (the common case is a new call); the unique constraint turns a
+    repeat into a read of the row that is already there.
+    """
     call = Call(
         account_id=account.id,
         carrier=event.carrier,
@@ -54,7 +48,7 @@ def record_missed_call(session: Session, account: Account, event: MissedCall) ->
     try:
         with session.begin_nested():
             session.add(call)
-    except IntegrityError:  # the same call's other callback won the race
+    except IntegrityError:  # seen before (a re-delivery, or the same call's other callback)
         existing = session.scalar(
             select(Call).where(
                 Call.account_id == account.id,
@@ -63,6 +57,7 @@ def record_missed_call(session: Session, account: Account, event: MissedCall) ->
             )
         )
         assert existing is not None  # noqa: S101 - the unique constraint just said so
+        _fill_gaps(existing, event)
         return existing, False
     return call, True
 

@@ -30,14 +30,14 @@ class Jobs:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        huey = runtime.huey
+        huey, crm = runtime.huey, runtime.crm_huey  # the texts lane and the CRM lane
         self._text_back = huey.task(priority=PRIORITY_TEXT, name="text_back")(
             lambda call_id: workflow.send_text_back(runtime, call_id)
         )
-        self._crm_sync = huey.task(priority=PRIORITY_CRM, name="crm_sync")(
+        self._crm_sync = crm.task(priority=PRIORITY_CRM, name="crm_sync")(
             lambda call_id: crm_sync.sync_call(runtime, call_id)
         )
-        self._message_sync = huey.task(priority=PRIORITY_CRM, name="message_sync")(
+        self._message_sync = crm.task(priority=PRIORITY_CRM, name="message_sync")(
             lambda message_id: crm_sync.sync_message(runtime, message_id)
         )
         self._reply = huey.task(priority=PRIORITY_TEXT, name="send_reply")(
@@ -46,7 +46,7 @@ class Jobs:
         self._escalation = huey.task(priority=PRIORITY_TEXT, name="escalate")(
             lambda timer_id: conversation.fire(runtime, timer_id)
         )
-        self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(
+        self._sweep = crm.periodic_task(crontab(minute="*"), name="sweep")(
             lambda: sweep(runtime)
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import phonenumbers
 
 # What carriers put in the caller field when the caller ID is withheld. Twilio documents
@@ -11,6 +13,7 @@ WITHHELD_CALLER_IDS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def to_e164(raw: str | None, default_region: str = "US") -> str | None:
     """Return ``raw`` as an E.164 string, or None when it is withheld, invalid or not a number.
 

@@ -28,16 +28,32 @@ PRIORITY_TEXT = 100
 PRIORITY_CRM = 10
 
 
-def build_huey(settings: Settings, *, immediate: bool = False, name: str = "textback") -> Huey:
-    """The Huey instance for the configured queue URL; ``name`` prefixes its Redis keys."""
+#: The two lanes of work. Texts (text-backs, replies, alerts, escalations) have threads of their
+#: own, so a slow CRM can never hold up a text: with one pool, every thread could be waiting on
+#: the CRM while a text sits in the queue.
+LANES = ("texts", "crm")
+
+
+def build_huey(settings: Settings, *, immediate: bool = False, name: str = "textback",
+               lane: str = "texts") -> Huey:
+    """The Huey instance of one lane for the configured queue URL.
+
+    On Redis the lane is part of the key prefix; on SQLite the CRM lane has a file of its own
+    next to the configured one, so the two lanes never wait on each other's file lock.
+    """
+    if lane not in LANES:
+        raise ValueError(f"unknown queue lane {lane!r}")
+    full_name = name if lane == "texts" else f"{name}-{lane}"
     if settings.queue_is_redis:
         return PriorityRedisHuey(
-            name, url=settings.queue_url, results=False, utc=True, immediate=immediate
+            full_name, url=settings.queue_url, results=False, utc=True, immediate=immediate
         )
     path = Path(settings.queue_url.removeprefix("sqlite:///"))
+    if lane != "texts":
+        path = path.with_name(f"{path.stem}-{lane}{path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(
-        name, filename=str(path), results=False, utc=True, immediate=immediate, timeout=30
+        full_name, filename=str(path), results=False, utc=True, immediate=immediate, timeout=30
     )
 
 
@@ -65,3 +81,20 @@ def make_consumer(huey: Huey, workers: int, *, embedded: bool) -> Consumer:
         worker_type="thread",
         check_worker_health=not embedded,
     )
+
+
+def run_consumers(consumers: list[Consumer]) -> None:
+    """Run several embedded consumers in this process until SIGTERM or SIGINT (``textback
+    worker``), then stop them gracefully: jobs under way finish."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    for consumer in consumers:
+        consumer.start()
+    log.info("consumers running: %s", ", ".join(c.huey.name for c in consumers))
+    stop.wait()
+    for consumer in consumers:
+        consumer.stop(graceful=True)

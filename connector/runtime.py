@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import time
 from typing import Any
 
 from huey.api import Huey
@@ -26,6 +27,9 @@ from connector.storage.models import Account
 from crm_adapters import CRMS
 from crm_adapters.base import CrmAdapter
 
+#: How long the webhook path may use an account it read before reading it again.
+ACCOUNT_CACHE_SECONDS = 2.0
+
 
 class Runtime:
     """Everything a request handler or job needs, built from :class:`Settings`."""
@@ -37,7 +41,10 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.box = CredentialBox(settings.secret_key)
         self.huey: Huey = build_huey(settings, immediate=immediate_queue, name=queue_name)
+        self.crm_huey: Huey = build_huey(settings, immediate=immediate_queue, name=queue_name,
+                                         lane="crm")
         self._adapters: dict[tuple[str, str, Any], Any] = {}
+        self._accounts: dict[str, tuple[float, Account | None]] = {}
         self._lock = threading.Lock()
         from connector.jobs import Jobs  # jobs import the workflow, which imports this module
 
@@ -45,6 +52,32 @@ class Runtime:
 
     def __repr__(self) -> str:
         return f"Runtime({self.settings!r})"
+
+    def consumers(self, text_workers: int, crm_workers: int, *, embedded: bool = True) -> list:
+        """Thread-pool consumers for both lanes (the texts lane's size is its own)."""
+        from connector.queue import make_consumer
+
+        return [make_consumer(self.huey, text_workers, embedded=embedded),
+                make_consumer(self.crm_huey, crm_workers, embedded=embedded)]
+
+    def account(self, account_id: str) -> Account | None:
+        """An account read through a short cache (the webhook hot path reads one per request).
+
+        The row comes back detached and is only read; an import is seen within
+        :data:`ACCOUNT_CACHE_SECONDS`.
+        """
+        now = time.monotonic()
+        with self._lock:
+            hit = self._accounts.get(account_id)
+        if hit is not None and now - hit[0] < ACCOUNT_CACHE_SECONDS:
+            return hit[1]
+        with self.db.session() as s:
+            account = s.get(Account, account_id)
+            if account is not None:
+                s.expunge(account)
+        with self._lock:
+            self._accounts[account_id] = (now, account)
+        return account
 
     def webhook_url(self, carrier: str, account_id: str, kind: str) -> str:
         """Our public URL for a carrier webhook of ``kind`` for the account."""

@@ -27,7 +27,6 @@ from connector.intake import (
     record_status,
 )
 from connector.runtime import Runtime
-from connector.storage.models import Account
 from connector.web.health import count, timed_webhook
 
 bp = Blueprint("webhooks", __name__)
@@ -72,8 +71,8 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
     runtime: Runtime = current_app.extensions["textback"]
     if kind not in WEBHOOK_KINDS:
         abort(404)
+    account = runtime.account(account_id)
     with runtime.db.session() as session:
-        account = session.get(Account, account_id)
         adapter = runtime.adapter_for_webhook(account, carrier) if account else None
         if adapter is None:
             count("textback_webhooks_total", provider=carrier, kind=kind, status="404")

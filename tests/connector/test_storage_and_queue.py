@@ -142,6 +142,7 @@ def queued_runtime(tmp_path, queue_url) -> Iterator[Runtime]:  # type: ignore[no
     rt = _runtime(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", queue_url)
     yield rt
     rt.huey.flush()
+    rt.crm_huey.flush()
     rt.close()
 
 
@@ -162,6 +163,41 @@ def test_consumer_threads_run_jobs_from_the_queue(queued_runtime):
         assert ran_on == ["hello"]
     finally:
         consumer.stop(graceful=True)
+
+
+def test_the_two_lanes_are_separate_queues(queued_runtime):
+    texts, crm = queued_runtime.huey, queued_runtime.crm_huey
+    assert texts.name != crm.name
+    assert queued_runtime.jobs._text_back.huey is texts
+    assert queued_runtime.jobs._crm_sync.huey is crm and queued_runtime.jobs._sweep.huey is crm
+
+
+def test_a_busy_crm_lane_does_not_hold_up_texts(queued_runtime):
+    """Every CRM thread stuck on a slow CRM: a text still runs at once on its own lane."""
+    release = threading.Event()
+    text_ran = threading.Event()
+
+    @queued_runtime.crm_huey.task(name="slow_crm_probe")
+    def slow() -> None:
+        release.wait(10)
+
+    @queued_runtime.huey.task(name="quick_text_probe")
+    def quick() -> None:
+        text_ran.set()
+
+    consumers = queued_runtime.consumers(1, 2)
+    for consumer in consumers:
+        consumer.start()
+    try:
+        for _ in range(4):
+            slow()
+        time.sleep(0.3)
+        quick()
+        assert text_ran.wait(5), "the text waited for the CRM lane"
+    finally:
+        release.set()
+        for consumer in consumers:
+            consumer.stop(graceful=True)
 
 
 def test_text_jobs_run_before_waiting_crm_jobs(queued_runtime):
@@ -204,8 +240,9 @@ def test_missed_call_through_the_real_queue(tmp_path, queue_url, webhook_secret)
     from connector.web import create_app
 
     rt = _runtime(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", queue_url)
-    consumer = make_consumer(rt.huey, 2, embedded=True)
-    consumer.start()
+    consumers = rt.consumers(1, 2)  # a texts lane and a CRM lane, as textback serve runs them
+    for consumer in consumers:
+        consumer.start()
     try:
         add_account(rt, sandbox_account("acme", webhook_secret))
         assert post(create_app(rt).test_client(), "acme", "voice", missed(),
@@ -216,6 +253,8 @@ def test_missed_call_through_the_real_queue(tmp_path, queue_url, webhook_secret)
         assert len(records(rt, "acme", "sms")) == 1
         assert len(records(rt, "acme", "task")) == 1
     finally:
-        consumer.stop(graceful=True)
+        for consumer in consumers:
+            consumer.stop(graceful=True)
         rt.huey.flush()
+        rt.crm_huey.flush()
         rt.close()
