@@ -5,7 +5,7 @@ Each function returns whether the event was new, so a re-delivered webhook enque
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Boolean, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -21,45 +21,62 @@ from connector.storage.models import (
     ConsentEvent,
     Message,
     OptOut,
+    UTCDateTime,
     WebhookReceipt,
+    new_id,
 )
 from connector.workflow import record_opt_out
 
+_CALL_COLUMNS = (
+    "id", "account_id", "carrier", "event_id", "caller", "caller_raw", "called", "outcome",
+    "occurred_at", "ring_seconds", "voicemail", "attestation", "state", "crm_state", "attempts",
+    "created_at", "updated_at",
+)
+# Written as SQL (valid on SQLite and PostgreSQL alike) so the hot path skips statement
+# compilation; the typed bind parameters keep the UTC handling of the models.
+_COLUMNS_SQL = ", ".join(_CALL_COLUMNS)
+_VALUES_SQL = ", ".join(":" + c for c in _CALL_COLUMNS)
+_INSERT_CALL = text(
+    f"INSERT INTO calls ({_COLUMNS_SQL}) VALUES ({_VALUES_SQL}) "  # noqa: S608 - constants only
+    "ON CONFLICT (account_id, carrier, event_id) DO NOTHING RETURNING id"
+).bindparams(
+    *(bindparam(c, type_=UTCDateTime()) for c in ("occurred_at", "created_at", "updated_at")),
+    bindparam("voicemail", type_=Boolean()),
+)
 
-def record_missed_call(session: Session, account: Account, event: MissedCall) -> tuple[Call, bool]:
+
+def record_missed_call(session: Session, account: Account, event: MissedCall) -> tuple[str, bool]:
     """Store the missed call once per provider call id; later callbacks only fill gaps.
 
-    The insert comes first (the common case is a new call); the unique constraint turns a
-    repeat into a read of the row that is already there.
+    One ``INSERT ... ON CONFLICT DO NOTHING`` (the webhook hot path: no savepoint, no ORM
+    flush); when the call was already there, its row is read and gaps filled. Returns the
+    call's id and whether this event created it.
     """
-    call = Call(
-        account_id=account.id,
-        carrier=event.carrier,
-        event_id=event.event_id,
-        caller=event.caller,
-        caller_raw=event.caller_raw[:64],
-        called=event.called,
-        outcome=event.outcome.value,
-        occurred_at=event.occurred_at,
-        ring_seconds=event.ring_seconds,
-        voicemail=event.voicemail,
-        attestation=event.attestation,
-    )
-    try:
-        with session.begin_nested():
-            session.add(call)
-    except IntegrityError:  # seen before (a re-delivery, or the same call's other callback)
-        existing = session.scalar(
-            select(Call).where(
-                Call.account_id == account.id,
-                Call.carrier == event.carrier,
-                Call.event_id == event.event_id,
-            )
+    now = utcnow()
+    created = session.execute(
+        _INSERT_CALL,
+        {
+            "id": new_id(), "account_id": account.id, "carrier": event.carrier,
+            "event_id": event.event_id, "caller": event.caller,
+            "caller_raw": event.caller_raw[:64], "called": event.called,
+            "outcome": event.outcome.value, "occurred_at": event.occurred_at,
+            "ring_seconds": event.ring_seconds, "voicemail": event.voicemail,
+            "attestation": event.attestation, "state": "received", "crm_state": "pending",
+            "attempts": 0, "created_at": now, "updated_at": now,
+        },
+    ).scalar()
+    if created is not None:
+        return str(created), True
+    call = session.scalar(
+        select(Call).where(
+            Call.account_id == account.id,
+            Call.carrier == event.carrier,
+            Call.event_id == event.event_id,
         )
-        assert existing is not None  # noqa: S101 - the unique constraint just said so
-        _fill_gaps(existing, event)
-        return existing, False
-    return call, True
+    )
+    assert call is not None  # noqa: S101 - the conflict says it is there
+    _fill_gaps(call, event)
+    return call.id, False
 
 
 def _fill_gaps(call: Call, event: MissedCall) -> None:

@@ -130,9 +130,8 @@ def _handle(runtime, session, account, adapter, kind, req):  # type: ignore[no-u
         event = adapter.parse_call_event(req)
         if event is None:
             return adapter.reply("voice", req), None
-        call, created = record_missed_call(session, account, event)
+        call_id, created = record_missed_call(session, account, event)
         session.commit()
-        call_id = call.id
         enqueue = (lambda: runtime.jobs.enqueue_text_back(call_id)) if created else None
         return adapter.reply("voice", req), enqueue
     if kind == "sms":

@@ -117,9 +117,8 @@ def test_concurrent_calls_from_one_caller_get_one_text(tmp_path, database_url, w
             for n in range(6):
                 event = MissedCall("sandbox", f"CA{n}", CALLER, "+14155550100",
                                    CallOutcome.NO_ANSWER, utcnow())
-                call, _ = record_missed_call(s, account, event)
-                s.flush()
-                ids.append(call.id)
+                call_id, _ = record_missed_call(s, account, event)
+                ids.append(call_id)
         barrier = threading.Barrier(len(ids))
 
         def run(call_id: str) -> None:
