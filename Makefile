@@ -48,6 +48,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/webhook_latency.py
 	$(BIN)/python bench/text_latency.py
 	$(BIN)/python bench/hubspot_calls.py
+	$(BIN)/python bench/queue_pickup.py
+	$(BIN)/python bench/policy_decision.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
