@@ -6,12 +6,12 @@ decision stays fast with many opt-outs and calls stored; ``bench/policy_decision
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import timezone as number_timezones
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -81,11 +81,34 @@ def gather(
     caller = call.caller
     last_text_at = burst_leader = None
     short_calls = 0
-    human = False
+    human = opted_out = paused = False
     if caller:
-        state = session.get(CallerState, (account.id, caller))
-        if state is not None and state.last_text_call_id != call.id:
-            last_text_at = state.last_text_at
+        human_window = timedelta(
+            hours=float(account.settings["policy"].get("human_conversation_hours", 12))
+        )
+        # The per-caller facts in one round trip: each is a keyed or indexed lookup.
+        keyed = select(
+            select(OptOut.number).where(OptOut.account_id == account.id,
+                                        OptOut.number == caller).exists().label("opted_out"),
+            select(CallerState.last_text_at).where(
+                CallerState.account_id == account.id, CallerState.number == caller,
+                or_(CallerState.last_text_call_id.is_(None),
+                    CallerState.last_text_call_id != call.id),
+            ).scalar_subquery().label("last_text_at"),
+            select(ContactProfile.automation_paused).where(
+                ContactProfile.account_id == account.id, ContactProfile.number == caller,
+            ).scalar_subquery().label("paused"),
+            select(Message.id).where(
+                Message.account_id == account.id, Message.customer == caller,
+                Message.purpose_key.startswith("human:"),
+                Message.created_at >= now - human_window,
+            ).exists().label("human"),
+        )
+        row = session.execute(keyed).one()
+        opted_out, paused, human = bool(row.opted_out), bool(row.paused), bool(row.human)
+        last_text_at = row.last_text_at
+        if last_text_at is not None and last_text_at.tzinfo is None:  # SQLite keeps no zone
+            last_text_at = last_text_at.replace(tzinfo=UTC)
         window_start = call.occurred_at - settings.burst_window
         # One read of this caller's calls in the window serves the burst and the spam rules.
         recent = session.execute(
@@ -107,20 +130,6 @@ def gather(
             if r.outcome == CallOutcome.CANCELED.value
             and r.ring_seconds is not None and r.ring_seconds < settings.min_ring_seconds
         )
-        human_window = timedelta(
-            hours=float(account.settings["policy"].get("human_conversation_hours", 12))
-        )
-        human = session.scalar(
-            select(Message.id)
-            .where(
-                Message.account_id == account.id,
-                Message.customer == caller,
-                Message.purpose_key.startswith("human:"),
-                Message.created_at >= now - human_window,
-            )
-            .limit(1)
-        ) is not None
-    profile = session.get(ContactProfile, (account.id, caller)) if caller else None
     return CallFacts(
         outcome=CallOutcome(call.outcome),
         caller=caller,
@@ -131,14 +140,14 @@ def gather(
         attestation=call.attestation,
         now=now,
         business_open=hours.is_open(call.occurred_at, business_number),
-        opted_out=is_opted_out(session, account.id, caller),
+        opted_out=opted_out,
         last_text_at=last_text_at,
         burst_leader=burst_leader,
         short_calls_recent=int(short_calls),
         in_human_conversation=human,
         recipient_tz=recipient_zone(caller, tz),
         line_type=line_type,
-        automation_paused=bool(profile and profile.automation_paused),
+        automation_paused=paused,
     )
 
 
