@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -162,3 +163,39 @@ def transport_error(provider: str, exc: requests.RequestException) -> TransientP
     return TransientProviderError(
         f"{provider}: {type(exc).__name__}", provider=provider, ambiguous=ambiguous
     )
+
+
+class CachedToken:
+    """An access token fetched on demand and reused until shortly before it expires.
+
+    Thread-safe; shared by the threads that use one adapter. Subclasses implement
+    :meth:`_fetch`, returning the token and its lifetime in seconds (OAuth2 ``expires_in``).
+    """
+
+    #: Renew this many seconds before the token expires.
+    margin: float = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._expires = 0.0
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+    def _fetch(self) -> tuple[str, float]:
+        raise NotImplementedError
+
+    def get(self) -> str:
+        """A valid access token, fetched when there is none or it is about to expire."""
+        with self._lock:
+            if self._token is not None and time.monotonic() < self._expires - self.margin:
+                return self._token
+            self._token, lifetime = self._fetch()
+            self._expires = time.monotonic() + lifetime
+            return self._token
+
+    def invalidate(self) -> None:
+        """Forget the token (the API refused it): the next call fetches a new one."""
+        with self._lock:
+            self._token = None

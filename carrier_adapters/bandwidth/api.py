@@ -19,8 +19,6 @@ References:
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,7 +33,7 @@ from connector.errors import (
     TransientProviderError,
 )
 from connector.events import DeliveryStatus, SendResult
-from connector.http import DEFAULT_TIMEOUT, classify_status, retry_after_seconds, transport_error
+from connector.http import DEFAULT_TIMEOUT, CachedToken, classify_status, retry_after_seconds, transport_error
 
 from .webhooks import CARRIER
 
@@ -105,7 +103,7 @@ def classify_error(response: requests.Response) -> ProviderError:
     return classify_status(CARRIER, status, message, code=kind, default_wait=DEFAULT_RETRY_AFTER)
 
 
-class OAuthToken:
+class OAuthToken(CachedToken):
     """Bandwidth API credentials (client id and secret) turned into cached bearer tokens.
 
     ``POST {token_url}`` with the client id and secret as Basic auth and
@@ -120,26 +118,9 @@ class OAuthToken:
         self._session = session
         self._url = token_url
         self._auth = (client_id, client_secret)
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires = 0.0
+        super().__init__()
+        self.margin = TOKEN_MARGIN
 
-    def __repr__(self) -> str:
-        return "<OAuthToken>"
-
-    def get(self) -> str:
-        """A valid access token, fetched when there is none or it is about to expire."""
-        with self._lock:
-            if self._token is not None and time.monotonic() < self._expires - TOKEN_MARGIN:
-                return self._token
-            self._token, lifetime = self._fetch()
-            self._expires = time.monotonic() + lifetime
-            return self._token
-
-    def invalidate(self) -> None:
-        """Forget the token (refused by the API): the next call fetches a new one."""
-        with self._lock:
-            self._token = None
 
     def _fetch(self) -> tuple[str, float]:
         try:

@@ -22,8 +22,6 @@ References:
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +36,7 @@ from connector.errors import (
     TransientProviderError,
 )
 from connector.events import DeliveryStatus, SendResult
-from connector.http import DEFAULT_TIMEOUT, classify_status, transport_error
+from connector.http import DEFAULT_TIMEOUT, CachedToken, classify_status, transport_error
 from connector.phone import to_e164
 
 from .webhooks import CARRIER, DELIVERY_STATUSES, parse_time
@@ -109,7 +107,7 @@ def classify_error(response: requests.Response) -> ProviderError:
     )
 
 
-class JwtToken:
+class JwtToken(CachedToken):
     """A RingCentral JWT credential exchanged for cached access tokens.
 
     ``POST /restapi/oauth/token`` with the app's client id and secret as Basic auth and
@@ -126,26 +124,9 @@ class JwtToken:
         self._url = base_url + TOKEN_PATH
         self._auth = (client_id, client_secret)
         self._jwt = jwt
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires = 0.0
+        super().__init__()
+        self.margin = TOKEN_MARGIN
 
-    def __repr__(self) -> str:
-        return "<JwtToken>"
-
-    def get(self) -> str:
-        """A valid access token, fetched when there is none or it is about to expire."""
-        with self._lock:
-            if self._token is not None and time.monotonic() < self._expires - TOKEN_MARGIN:
-                return self._token
-            self._token, lifetime = self._fetch()
-            self._expires = time.monotonic() + lifetime
-            return self._token
-
-    def invalidate(self) -> None:
-        """Forget the token (the API refused it): the next call fetches a new one."""
-        with self._lock:
-            self._token = None
 
     def _fetch(self) -> tuple[str, float]:
         try:
