@@ -22,6 +22,7 @@ import requests
 import responses
 from responses import matchers
 
+import connector.http as connector_http
 from carrier_adapters.bandwidth import BandwidthCarrier
 from carrier_adapters.bandwidth import api as bandwidth_api
 from carrier_adapters.base import CallRouting, CarrierAdapter
@@ -558,7 +559,8 @@ def test_token_is_reused_until_it_nears_expiry(
     stub_token(http, expires_in=3600)
     http.add(responses.POST, MESSAGES_URL, json=message_json(), status=202)
     now = [1000.0]
-    monkeypatch.setattr(bandwidth_api.time, "monotonic", lambda: now[0])
+    # The token cache is the shared one in connector.http; its clock is what moves.
+    monkeypatch.setattr(connector_http.time, "monotonic", lambda: now[0])
     adapter.send_sms(**SEND)
     now[0] += 3000  # 600 s left: still good
     adapter.send_sms(**SEND)
