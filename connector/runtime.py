@@ -7,6 +7,7 @@ account changes.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import threading
 import time
@@ -45,6 +46,10 @@ class Runtime:
                                          lane="crm")
         self._adapters: dict[tuple[str, str, Any], Any] = {}
         self._accounts: dict[str, tuple[float, Account | None]] = {}
+        # Webhook threads enqueue one at a time on the SQLite queue (see Database.write_lock).
+        self.enqueue_lock: Any = (
+            contextlib.nullcontext() if settings.queue_is_redis else threading.Lock()
+        )
         self._lock = threading.Lock()
         from connector.jobs import Jobs  # jobs import the workflow, which imports this module
 

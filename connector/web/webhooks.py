@@ -98,7 +98,8 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
     # Committed: now wake a worker. Should this fail, the sweeper finds the work anyway.
     if enqueue is not None:
         try:
-            enqueue()
+            with runtime.enqueue_lock:
+                enqueue()
         except Exception:  # noqa: BLE001 - the row is stored; the sweeper will pick it up
             log.exception("enqueue failed; the sweeper will retry")
     count("textback_webhooks_total", provider=carrier, kind=kind, status=str(reply.status))
@@ -130,19 +131,21 @@ def _handle(runtime, session, account, adapter, kind, req):  # type: ignore[no-u
         event = adapter.parse_call_event(req)
         if event is None:
             return adapter.reply("voice", req), None
-        call_id, created = record_missed_call(session, account, event)
-        session.commit()
+        with runtime.db.write_lock:
+            call_id, created = record_missed_call(session, account, event)
+            session.commit()
         enqueue = (lambda: runtime.jobs.enqueue_text_back(call_id)) if created else None
         return adapter.reply("voice", req), enqueue
     if kind == "sms":
         event = adapter.parse_inbound_message(req)
         numbers = account.settings["carrier"]["numbers"]
         confirms = account.settings["policy"].get("carrier_confirms_opt_out")
-        message, created, replies = record_inbound(
-            session, account, event, numbers[0],
-            carrier_confirms=adapter.confirms_opt_outs if confirms is None else bool(confirms),
-        )
-        session.commit()
+        with runtime.db.write_lock:
+            message, created, replies = record_inbound(
+                session, account, event, numbers[0],
+                carrier_confirms=adapter.confirms_opt_outs if confirms is None else bool(confirms),
+            )
+            session.commit()
         if message is None or not created:
             return adapter.reply("sms", req), None
         message_id = message.id
@@ -154,8 +157,9 @@ def _handle(runtime, session, account, adapter, kind, req):  # type: ignore[no-u
 
         return adapter.reply("sms", req), enqueue
     event = adapter.parse_status(req)
-    failed = record_status(session, account, event, adapter.opt_out_error_codes)
-    session.commit()
+    with runtime.db.write_lock:
+        failed = record_status(session, account, event, adapter.opt_out_error_codes)
+        session.commit()
     if failed is None:
         return adapter.reply("status", req), None
     failed_id = failed.id
