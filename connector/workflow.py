@@ -14,9 +14,7 @@ from datetime import timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
 from connector import policy
@@ -46,10 +44,10 @@ from connector.storage.models import (
     Account,
     Call,
     CallActivity,
-    CallerState,
     ConsentEvent,
     Message,
     OptOut,
+    UTCDateTime,
 )
 
 if TYPE_CHECKING:
@@ -66,33 +64,29 @@ NO_OWNER_REASONS = NO_CRM_REASONS | {"likely_spam", "burst"}
 
 
 
+# The claim in one statement (SQLite 3.35+ and PostgreSQL): insert the caller's row, or update
+# it only when the cooldown has passed (or this call already holds it); a returned row means the
+# text is ours. Plain SQL so the decision path compiles nothing.
+_CLAIM_COOLDOWN = text(
+    "INSERT INTO caller_states (account_id, number, last_text_at, last_text_call_id) "
+    "VALUES (:account_id, :number, :now, :call_id) "
+    "ON CONFLICT (account_id, number) DO UPDATE SET "
+    "last_text_at = excluded.last_text_at, last_text_call_id = excluded.last_text_call_id "
+    "WHERE caller_states.last_text_at IS NULL OR caller_states.last_text_at < :cutoff "
+    "OR caller_states.last_text_call_id = :call_id "
+    "RETURNING number"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("cutoff", type_=UTCDateTime()))
+
+
 def _claim_cooldown(session: Session, account: Account, call: Call, cooldown: timedelta) -> bool:
     """Atomically take the caller's 'last texted' slot; False when another call holds it."""
     assert call.caller is not None  # noqa: S101 - decided callers always have a number
     now = utcnow()
-    if session.get(CallerState, (account.id, call.caller)) is None:
-        # INSERT ... ON CONFLICT DO NOTHING: one statement on SQLite and PostgreSQL alike.
-        dialect_insert = pg_insert if session.bind and session.bind.dialect.name == "postgresql" \
-            else sqlite_insert
-        session.execute(
-            dialect_insert(CallerState)
-            .values(account_id=account.id, number=call.caller)
-            .on_conflict_do_nothing()
-        )
-    result = session.execute(
-        update(CallerState)
-        .where(
-            CallerState.account_id == account.id,
-            CallerState.number == call.caller,
-            or_(
-                CallerState.last_text_at.is_(None),
-                CallerState.last_text_at < now - cooldown,
-                CallerState.last_text_call_id == call.id,
-            ),
-        )
-        .values(last_text_at=now, last_text_call_id=call.id)
-    )
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    claimed = session.execute(_CLAIM_COOLDOWN, {
+        "account_id": account.id, "number": call.caller, "now": now,
+        "cutoff": now - cooldown, "call_id": call.id,
+    }).first()
+    return claimed is not None
 
 
 def _line_type(runtime: Runtime, session: Session, account: Account, call: Call) -> str | None:
