@@ -86,6 +86,8 @@ def gather(
         human_window = timedelta(
             hours=float(account.settings["policy"].get("human_conversation_hours", 12))
         )
+        line_type_ttl = timedelta(
+            days=int(account.settings["policy"].get("line_type_ttl_days", 30)))
         # The per-caller facts in one round trip: each is a keyed or indexed lookup.
         keyed = select(
             select(OptOut.number).where(OptOut.account_id == account.id,
@@ -103,8 +105,14 @@ def gather(
                 Message.purpose_key.startswith("human:"),
                 Message.created_at >= now - human_window,
             ).exists().label("human"),
+            select(LineType.line_type).where(
+                LineType.account_id == account.id, LineType.number == caller,
+                LineType.looked_up_at >= now - line_type_ttl,
+            ).scalar_subquery().label("line_type"),
         )
         row = session.execute(keyed).one()
+        if line_type is None:
+            line_type = row.line_type  # a lookup within its TTL; None means look it up
         opted_out, paused, human = bool(row.opted_out), bool(row.paused), bool(row.human)
         last_text_at = row.last_text_at
         if last_text_at is not None and last_text_at.tzinfo is None:  # SQLite keeps no zone

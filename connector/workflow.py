@@ -118,7 +118,9 @@ def decide_call(runtime: Runtime, session: Session, account: Account, call: Call
     now = utcnow()
     facts = policy_facts = gather(session, account, call, settings, now)
     decision = policy.decide(facts, settings)
-    if decision.texts and account.settings["policy"].get("line_type_lookup", True):
+    if facts.line_type is not None:
+        call.line_type = facts.line_type  # known from the cache the facts were read with
+    elif decision.texts and account.settings["policy"].get("line_type_lookup", True):
         line_type = _line_type(runtime, session, account, call)
         if line_type is not None:
             call.line_type = line_type
