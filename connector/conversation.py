@@ -199,3 +199,24 @@ def task_completed_in_crm(runtime: Runtime, account_id: str, crm: str, task_id: 
             return False
         mark_human_response(session, call, utcnow(), "the CRM task was completed")
     return True
+
+
+def lead_stage_changed(runtime: Runtime, account_id: str, crm: str, lead_id: str,
+                       stage: str) -> bool:
+    """A lead we made left the account's first stage: note it on the caller's latest call (the
+    report counts that conversation as saved). False when it is not ours or did not move on."""
+    from connector.storage.models import CrmLink
+
+    with runtime.db.session() as session:
+        account = session.get(Account, account_id)
+        caller = session.scalar(select(CrmLink.local_key).where(
+            CrmLink.account_id == account_id, CrmLink.crm == crm,
+            CrmLink.object_type == "lead", CrmLink.crm_id == lead_id))
+        first_stage = (account.settings["crm"].get("mapping") or {}).get("stage") if account else None
+        if caller is None or not stage or stage == first_stage:
+            return False
+        call = latest_call(session, account_id, caller, utcnow())
+        if call is None:
+            return False
+        audit(session, call.id, "lead_moved", f"{crm} lead {lead_id} now in stage {stage}")
+    return True

@@ -34,8 +34,9 @@ time to first human response
     calls that have one, by linear interpolation between closest ranks (numpy's default).
 saved conversations
     Replied calls where a human responded: a ``human:`` text after the first reply, or a call back
-    any time after the missed call (before the next text-back). The issue's other half, "the CRM
-    lead moved past its first stage", is NOT counted: nothing records lead stage moves yet.
+    any time after the missed call (before the next text-back); or calls whose CRM lead moved
+    past its first stage afterwards (a ``lead_moved`` step in the call's trail, recorded when the
+    CRM reports the move: HubSpot's ``dealstage`` webhook today).
 opt-outs
     ``ConsentEvent`` rows with action ``opt_out`` in the period (keywords and carrier opt-out
     codes alike). Per number: the event's business number. Per template: the template of the
@@ -48,6 +49,7 @@ of the period, empty ones too). Four queries load the period; the rest is pure P
 
 from __future__ import annotations
 
+import dataclasses
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -60,7 +62,14 @@ from sqlalchemy.orm import Session, defer
 
 from connector.errors import ConfigurationError
 from connector.policy import Reason
-from connector.storage.models import Account, Call, CallActivity, ConsentEvent, Message
+from connector.storage.models import (
+    Account,
+    Call,
+    CallActivity,
+    CallEvent,
+    ConsentEvent,
+    Message,
+)
 
 #: A customer's text counts as a reply to a text-back sent at most this long before it.
 REPLY_WINDOW = timedelta(days=7)
@@ -118,10 +127,11 @@ class PeriodRows:
     messages: Sequence[Message]  # text-backs of the calls; everything since start to their callers
     callbacks: Sequence[CallActivity]  # outbound, to the calls' callers, since start
     opt_outs: Sequence[ConsentEvent]
+    lead_moves: Sequence[str] = ()  # ids of the period's calls whose CRM lead moved on
 
 
 def load(session: Session, account_id: str, period: Period) -> PeriodRows:
-    """Load the period's rows in four queries (message bodies left unloaded)."""
+    """Load the period's rows in five queries (message bodies left unloaded)."""
     in_period = (Call.account_id == account_id, Call.occurred_at >= period.start,
                  Call.occurred_at < period.end)
     callers = select(Call.caller).where(*in_period, Call.caller.is_not(None))
@@ -138,7 +148,10 @@ def load(session: Session, account_id: str, period: Period) -> PeriodRows:
     opt_outs = session.scalars(select(ConsentEvent).where(
         ConsentEvent.account_id == account_id, ConsentEvent.action == "opt_out",
         ConsentEvent.at >= period.start, ConsentEvent.at < period.end))
-    return PeriodRows(calls.all(), messages.all(), callbacks.all(), opt_outs.all())
+    lead_moves = session.scalars(select(CallEvent.call_id).where(
+        CallEvent.call_id.in_(select(Call.id).where(*in_period)), CallEvent.step == "lead_moved"))
+    return PeriodRows(calls.all(), messages.all(), callbacks.all(), opt_outs.all(),
+                      tuple(lead_moves.all()))
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,7 @@ class CallFate:
     replied: bool
     human_responded: bool
     response_seconds: float | None
+    lead_moved: bool = False
 
 
 @dataclass(frozen=True)
@@ -277,7 +291,9 @@ def compute(rows: PeriodRows, period: Period) -> Facts:
     texts = {m.purpose_key.removeprefix(TEXT_BACK): m for m in rows.messages
              if m.direction == "outbound" and m.purpose_key.startswith(TEXT_BACK)}
     line = _timeline(rows, texts.values())
-    fates = [_fate(c, texts.get(c.id), line, period.tz) for c in rows.calls]
+    moved = set(rows.lead_moves)
+    fates = [dataclasses.replace(fate, lead_moved=True) if c.id in moved else fate
+             for c, fate in ((c, _fate(c, texts.get(c.id), line, period.tz)) for c in rows.calls)]
     templates: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
     for call_id, text in texts.items():
         if call_id in calls and texted(text):
@@ -349,7 +365,7 @@ class ReportRow:
         self.delivered += fate.delivered
         self.failed += fate.failed
         self.replied += fate.replied
-        self.saved += fate.replied and fate.human_responded
+        self.saved += (fate.replied and fate.human_responded) or fate.lead_moved
         if fate.response_seconds is not None:
             self.response_seconds.append(fate.response_seconds)
 

@@ -16,7 +16,7 @@ import logging
 from flask import Blueprint, Response, abort, current_app
 from sqlalchemy.exc import IntegrityError
 
-from connector.conversation import task_completed_in_crm
+from connector.conversation import lead_stage_changed, task_completed_in_crm
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.installations import DbTokenStore, installation_for_external_id
 from connector.runtime import Runtime
@@ -111,8 +111,10 @@ def housecallpro_webhook(account_id: str) -> Response:
 def hubspot_webhook(account_id: str) -> Response:
     """HubSpot: signature v3 with the app's client secret; a completed task is a human response.
 
-    HubSpot posts a JSON array of events; the one acted on is a task's ``hs_task_status``
-    changing to COMPLETED (subscribe the app to ``object.propertyChange`` on tasks for it).
+    HubSpot posts a JSON array of events; two are acted on: a task's ``hs_task_status`` changing
+    to COMPLETED (a human response), and a deal we made moving to another ``dealstage`` (the lead
+    moved past its first stage: a saved conversation). Subscribe the app to
+    ``object.propertyChange`` on tasks (``hs_task_status``) and deals (``dealstage``).
     https://developers.hubspot.com/docs/api/webhooks
     """
     runtime: Runtime = current_app.extensions["textback"]
@@ -140,5 +142,8 @@ def hubspot_webhook(account_id: str) -> Response:
         if (event.get("propertyName") == "hs_task_status"
                 and event.get("propertyValue") == "COMPLETED" and event.get("objectId")):
             task_completed_in_crm(runtime, account_id, "hubspot", str(event["objectId"]))
+        elif event.get("propertyName") == "dealstage" and event.get("objectId"):
+            lead_stage_changed(runtime, account_id, "hubspot", str(event["objectId"]),
+                               str(event.get("propertyValue") or ""))
     count("textback_webhooks_total", provider="hubspot", kind="crm", status="200")
     return _text("ok", 200)

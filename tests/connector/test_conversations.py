@@ -326,3 +326,47 @@ def test_hubspot_task_completed_webhook_is_a_human_response(app, runtime, webhoo
     assert calls(runtime)[0].human_responded_at is None
     assert send("hubspot-app-secret-1").status_code == 200
     assert calls(runtime)[0].human_responded_at is not None
+
+
+def test_a_lead_moved_past_its_first_stage_is_a_saved_conversation(app, runtime,
+                                                                     webhook_secret):
+    import json
+    import time as clock
+
+    from connector.report import build
+    from connector.storage.models import CrmLink
+    from crm_adapters.hubspot.webhooks import signature_v3
+
+    doc = account(webhook_secret, default_owner="101")
+    doc["crm"] = {"kind": "hubspot", "credentials": {"access_token": "pat-na1-test-token-1",
+                                                     "client_secret": "hubspot-app-secret-1"},
+                  "mapping": {"pipeline": "default", "stage": "appointmentscheduled"}}
+    add_account(runtime, doc)
+    with runtime.db.session() as s:
+        s.add(Call(id="d" * 32, account_id="acme", carrier="sandbox", event_id="E1",
+                   caller=caller(1), called=BUSINESS, outcome="no-answer",
+                   occurred_at=utcnow(), state="texted", crm_state="done"))
+        s.flush()
+        s.add(CrmLink(account_id="acme", crm="hubspot", object_type="lead",
+                      local_key=caller(1), crm_id="5005"))
+    url = "https://hooks.example.test/webhooks/crm/hubspot/acme"
+
+    def deal_moved(event_id: int, stage: str) -> int:
+        body = json.dumps([{"eventId": event_id, "subscriptionType": "object.propertyChange",
+                            "objectId": 5005, "propertyName": "dealstage",
+                            "propertyValue": stage}]).encode()
+        stamp = str(int(clock.time() * 1000))
+        return app.test_client().post("/webhooks/crm/hubspot/acme", data=body, headers={
+            "X-HubSpot-Signature-v3": signature_v3("hubspot-app-secret-1", "POST", url, body,
+                                                   stamp),
+            "X-HubSpot-Request-Timestamp": stamp, "Content-Type": "application/json",
+        }).status_code
+
+    def saved() -> int:
+        with runtime.db.session() as s:
+            return build(s, "acme", utcnow().date()).total.saved
+
+    assert deal_moved(1, "appointmentscheduled") == 200  # still the first stage
+    assert saved() == 0
+    assert deal_moved(2, "qualifiedtobuy") == 200
+    assert saved() == 1
