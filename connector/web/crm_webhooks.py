@@ -17,7 +17,11 @@ from flask import Blueprint, Response, abort, current_app
 from sqlalchemy.exc import IntegrityError
 
 from connector.conversation import lead_stage_changed, task_completed_in_crm
-from connector.errors import MalformedWebhookError, WebhookVerificationError
+from connector.errors import (
+    MalformedWebhookError,
+    UnsupportedEventError,
+    WebhookVerificationError,
+)
 from connector.installations import DbTokenStore, installation_for_external_id
 from connector.runtime import Runtime
 from connector.storage.models import Account, WebhookReceipt
@@ -83,8 +87,8 @@ def jobber_webhook() -> Response:
 def housecallpro_webhook(account_id: str) -> Response:
     """Housecall Pro: verify ``Api-Signature`` with the account's signing secret, de-duplicate.
 
-    Lead and customer events are recorded once; acting on them (a lead a rep moved on stops
-    escalation) arrives with the routing and escalation work.
+    Lead and customer events are recorded once; a converted lead (to an estimate or a job) counts
+    as the lead moving past its first stage. Other resources answer 200 and are not stored.
     """
     runtime: Runtime = current_app.extensions["textback"]
     with runtime.db.session() as s:
@@ -102,7 +106,13 @@ def housecallpro_webhook(account_id: str) -> Response:
     except MalformedWebhookError:
         count("textback_webhooks_total", provider="housecallpro", kind="crm", status="400")
         return _text("malformed webhook", 400)
-    _first_delivery(runtime, account_id, "housecallpro", event.dedupe_key)
+    except UnsupportedEventError:  # authentic, but nothing we act on (jobs, invoices ...)
+        count("textback_webhooks_total", provider="housecallpro", kind="crm", status="200")
+        return _text("ok", 200)
+    first = _first_delivery(runtime, account_id, "housecallpro", event.dedupe_key)
+    if first and event.event == "lead.converted":
+        # Converted to an estimate or a job: the lead moved past its first stage.
+        lead_stage_changed(runtime, account_id, "housecallpro", event.object_id, "converted")
     count("textback_webhooks_total", provider="housecallpro", kind="crm", status="200")
     return _text("ok", 200)
 

@@ -187,3 +187,39 @@ def test_housecallpro_webhook_is_verified_per_account_and_deduplicated(app, runt
         receipts = s.scalars(select(WebhookReceipt).where(WebhookReceipt.kind == "crm")).all()
         assert [r.account_id for r in receipts] == ["hcp-acme"]
     assert app.test_client().post("/webhooks/crm/housecallpro/nobody", data=body).status_code == 404
+
+
+def test_housecallpro_converted_lead_is_recorded_and_other_events_are_acknowledged(
+    app, runtime, webhook_secret
+):
+    import json as _json
+
+    from connector.events import utcnow
+    from connector.storage.models import Call, CallEvent, CrmLink
+    from crm_adapters.housecallpro.webhooks import signature
+
+    doc = sandbox_account("hcp-acme", webhook_secret)
+    doc["crm"] = {"kind": "housecallpro", "credentials": {
+        "api_key": "hcp-api-key-0123456789", "webhook_signing_secret": "hcp-signing-secret-42"}}
+    add_account(runtime, doc)
+    with runtime.db.session() as s:
+        s.add(Call(id="e" * 32, account_id="hcp-acme", carrier="sandbox", event_id="E1",
+                   caller="+14155550123", called="+14155550100", outcome="no-answer",
+                   occurred_at=utcnow(), state="texted", crm_state="done"))
+        s.flush()
+        s.add(CrmLink(account_id="hcp-acme", crm="housecallpro", object_type="lead",
+                      local_key="+14155550123", crm_id="lea_9"))
+    stamp = str(int(time.time()))
+
+    def send(payload: dict) -> int:  # type: ignore[type-arg]
+        body = _json.dumps(payload).encode()
+        return app.test_client().post(
+            "/webhooks/crm/housecallpro/hcp-acme", data=body,
+            headers={"Api-Timestamp": stamp, "Content-Type": "application/json",
+                     "Api-Signature": signature("hcp-signing-secret-42", stamp, body)}).status_code
+
+    assert send({"event": "job.created", "job": {"id": "job_1"}}) == 200
+    assert send({"event": "lead.converted", "lead": {"id": "lea_9"}}) == 200
+    with runtime.db.session() as s:
+        steps = s.scalars(select(CallEvent.step).where(CallEvent.call_id == "e" * 32)).all()
+    assert steps == ["lead_moved"]
