@@ -24,10 +24,12 @@ from crm_adapters.base import CallLog, MessageLog, TaskSpec
 from crm_adapters.jobber.client import JobberApi
 from crm_adapters.jobber.documents import (
     ASSESSMENT_CREATE,
+    ASSESSMENT_DONE,
     ASSESSMENT_EDIT,
     ASSESSMENT_INSTRUCTIONS,
     CLIENT_NOTE_CREATE,
     TASK_CREATE,
+    TASK_DONE,
     TASK_EDIT,
     TASK_INSTRUCTIONS,
 )
@@ -176,3 +178,14 @@ def _instructions(record: Any, kind: str) -> str:
     if not isinstance(record, Mapping):
         raise PermanentProviderError(f"Jobber {kind} not found", provider=PROVIDER, status=404)
     return str(record.get("instructions") or "")
+
+
+def task_completed(api: JobberApi, task_id: str) -> bool:
+    """Whether the task (or assessment) is marked complete in Jobber."""
+    if task_id.startswith(ASSESSMENT_PREFIX):
+        data = api.execute(ASSESSMENT_DONE, {"id": task_id[len(ASSESSMENT_PREFIX):]})
+        item = data.get("assessment")
+    else:
+        data = api.execute(TASK_DONE, {"id": task_id})
+        item = data.get("task")
+    return bool(isinstance(item, dict) and item.get("isComplete"))

@@ -211,6 +211,10 @@ class JobberCrm(CrmAdapter):
         """Add a line to the task's (or assessment's) instructions."""
         activities.append_to_task(self._api, task_id, text)
 
+    def task_completed(self, task_id: str) -> bool:
+        """Whether a rep marked the task (or assessment) complete."""
+        return activities.task_completed(self._api, task_id)
+
     def set_pipeline_stage(self, lead: LeadSpec, existing_id: str | None = None) -> str:
         """Reuse the open request ``existing_id`` or create one (see ``leads``)."""
         return leads.set_pipeline_stage(self._api, lead, existing_id)

@@ -147,6 +147,25 @@ mutation AssessmentCreate($requestId: EncodedId!, $input: AssessmentCreateInput!
 }
 """
 
+#: Whether a rep marked the follow-up done: a completed task is a human response.
+TASK_DONE = """
+query TaskDone($id: EncodedId!) {
+  task(id: $id) {
+    id
+    isComplete
+  }
+}
+"""
+
+ASSESSMENT_DONE = """
+query AssessmentDone($id: EncodedId!) {
+  assessment(id: $id) {
+    id
+    isComplete
+  }
+}
+"""
+
 ASSESSMENT_INSTRUCTIONS = """
 query AssessmentInstructions($id: EncodedId!) {
   assessment(id: $id) {
@@ -232,6 +251,8 @@ DOCUMENTS: Mapping[str, str] = MappingProxyType(
         "TaskEdit": TASK_EDIT,
         "AssessmentCreate": ASSESSMENT_CREATE,
         "AssessmentInstructions": ASSESSMENT_INSTRUCTIONS,
+        "TaskDone": TASK_DONE,
+        "AssessmentDone": ASSESSMENT_DONE,
         "AssessmentEdit": ASSESSMENT_EDIT,
         "Users": USERS,
         "Account": ACCOUNT,

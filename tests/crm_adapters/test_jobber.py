@@ -165,10 +165,12 @@ def sample_variables() -> dict[str, dict[str, Any]]:
         "RequestCreate": {"input": {"clientId": "Q2xpZW50LzE=", "title": "Missed call"}},
         "TaskCreate": {"clientId": "Q2xpZW50LzE=", "input": activities.task_input(task)},
         "TaskInstructions": {"id": "VGFzay8x"},
+        "TaskDone": {"id": "VGFzay8x"},
         "TaskEdit": {"taskId": "VGFzay8x", "input": {"instructions": "a\nb"}},
         "AssessmentCreate": {"requestId": "UmVxdWVzdC8x",
                              "input": activities.assessment_input(task, "America/Denver")},
         "AssessmentInstructions": {"id": "QXNzZXNzbWVudC8x"},
+        "AssessmentDone": {"id": "QXNzZXNzbWVudC8x"},
         "AssessmentEdit": {"assessmentId": "QXNzZXNzbWVudC8x", "input": {"instructions": "x"}},
         "Users": {"first": 50, "after": None},
         "Account": {},
@@ -1013,3 +1015,11 @@ def test_declared_attributes() -> None:
     assert "task_queues" not in JobberCrm.capabilities and "pipeline" in JobberCrm.capabilities
     assert set(JobberCrm.required_scopes) >= {"read_clients", "write_clients", "write_requests",
                                               "write_scheduled_items", "read_users"}
+
+
+def test_a_task_marked_complete_in_jobber_is_reported(crm: JobberCrm, fake: FakeJobber) -> None:
+    contact, _ = contact_and_request(crm)
+    task = crm.create_task(TaskSpec(contact, "Call back", "b", WHEN, owner_id=OWNER))
+    assert crm.task_completed(task) is False
+    fake.tasks[task]["isComplete"] = True  # a rep ticks it off in Jobber
+    assert crm.task_completed(task) is True
