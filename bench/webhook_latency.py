@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 
 from _common import (
     AUTH_TOKEN,
+    BIN,
     VOICE_PATH,
     Processes,
     Signer,
@@ -206,6 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="measured callbacks per server")
     parser.add_argument("--concurrency", type=int, default=20, help="client threads")
     parser.add_argument("--warmup", type=int, default=200, help="warm-up callbacks per server")
+    parser.add_argument("--queue", choices=("sqlite", "redis"), default="sqlite",
+                        help="sqlite: jobs run as threads inside textback serve (the default); "
+                        "redis: TEXTBACK_QUEUE_URL=--redis-url and a textback worker process")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--textback-workers", type=int, default=None,
                         help="textback serve --workers (job threads; default: its own default). "
                         "0 shows the acknowledgement cost without any background jobs")
@@ -223,10 +228,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         tmp = Path(tmpdir)
         stubs = start_stubs(procs, log_path=tmp / "stubs.log")
         tb_port, bare_port = free_port(), free_port()
-        env = textback_env(tmp, tb_port)
+        queue_url = args.redis_url if args.queue == "redis" else None
+        if queue_url:
+            import redis
+
+            redis.Redis.from_url(queue_url).flushdb()
+        env = textback_env(tmp, tb_port, queue_url=queue_url)
         prepare_textback(tmp, env, [account_document(stubs.carrier_url, stubs.hubspot_url)])
         serve_args = [] if args.textback_workers is None else ["--workers", str(args.textback_workers)]
         start_serve(procs, tmp, env, tb_port, *serve_args)
+        if queue_url and args.textback_workers != 0:
+            # The jobs run in their own process, as a multi-machine deployment runs them.
+            procs.start("textback worker", [str(BIN / "textback"), "worker"], env=env,
+                        log_path=tmp / "worker.log")
         jobs_run = args.textback_workers != 0
         bare = procs.start(
             "bare flask",
