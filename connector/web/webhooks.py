@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, request
 
+from carrier_adapters import CARRIERS
 from carrier_adapters.base import HANDSHAKE, WEBHOOK_KINDS, CallRouting
 from connector.errors import (
     ConfigurationError,
@@ -75,7 +76,9 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
     with runtime.db.session() as session:
         adapter = runtime.adapter_for_webhook(account, carrier) if account else None
         if adapter is None:
-            count("textback_webhooks_total", provider=carrier, kind=kind, status="404")
+            # Label only carriers we know: a stranger's URL must not mint a new time series.
+            known = carrier if carrier in CARRIERS else "unknown"
+            count("textback_webhooks_total", provider=known, kind=kind, status="404")
             abort(404)
         req = webhook_request(runtime)
         try:

@@ -75,3 +75,10 @@ def test_metrics_time_texts_and_crm_calls(app, runtime, webhook_secret):
     # The registry is per process, so compare before and after this call.
     assert figure(after, text_count) == figure(before, text_count) + 1
     assert figure(after, crm_count) == figure(before, crm_count) + 1
+
+
+def test_unknown_carrier_urls_do_not_mint_metric_series(app, webhook_secret):
+    client = app.test_client()
+    assert client.post("/webhooks/made-up-carrier-42/acme/voice", data=b"x").status_code == 404
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "made-up-carrier-42" not in text
