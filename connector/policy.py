@@ -7,7 +7,6 @@ reason code stored on the call, and every rule it checked is kept in the trace t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
@@ -273,7 +272,3 @@ def settings_from(policy: dict, templates: dict) -> PolicySettings:  # type: ign
         after_hours_scenario=templates["after_hours"],
     )
 
-
-def format_trace(trace: Sequence[RuleCheck]) -> list[str]:
-    """One line per rule: a tick or a cross, the rule, the facts."""
-    return [f"{'ok ' if c.passed else 'NO '} {c.rule}: {c.facts}" for c in trace]
