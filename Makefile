@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck bench clean browser
+.PHONY: run test test-clocks lint typecheck bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "textback needs Python 3.11 or newer"'
@@ -36,6 +36,16 @@ test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest -q
+
+## test-clocks: the whole suite at 00:30, 05:59, 12:00 and 23:59 UTC, in two far-apart machine zones
+CLOCKS := 00:30 05:59 12:00 23:59
+ZONES := Pacific/Kiritimati America/Adak
+test-clocks: $(STAMP) browser
+	@mkdir -p var; for zone in $(ZONES); do for at in $(CLOCKS); do \
+	  TZ=$$zone $(BIN)/pytest -q -p no:cacheprovider --clock $$at >var/test-clock.log 2>&1; \
+	  status=$$?; echo "clock $$at UTC, TZ=$$zone: $$(tail -n 1 var/test-clock.log)"; \
+	  [ $$status = 0 ] || { grep -E '^(FAILED|ERROR)' var/test-clock.log; exit 1; }; \
+	done; done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

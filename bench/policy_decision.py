@@ -27,9 +27,9 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import insert  # noqa: E402
 
+from connector import clock  # noqa: E402
 from connector.accounts import import_account  # noqa: E402
 from connector.config import load_settings  # noqa: E402
-from connector.events import utcnow  # noqa: E402
 from connector.runtime import Runtime  # noqa: E402
 from connector.storage.db import upgrade  # noqa: E402
 from connector.storage.models import Call, LineType, OptOut  # noqa: E402
@@ -56,7 +56,7 @@ def fill(rt: Runtime, opt_outs: int, calls: int, callers: int) -> None:
     }
     with rt.db.session() as s:
         import_account(s, rt.box, doc)
-    now = utcnow()
+    now = clock.now()
     rng = random.Random(7)
     with rt.db.engine.begin() as conn:
         conn.execute(insert(OptOut), [
@@ -95,7 +95,7 @@ def measure(rt: Runtime, decisions: int, callers: int) -> list[float]:
         for i in range(decisions):
             caller = number(rng.randrange(callers + 1000))
             call = Call(account_id="bench", carrier="sandbox", event_id=f"new{i}", caller=caller,
-                        called="+14155550100", outcome="no-answer", occurred_at=utcnow(),
+                        called="+14155550100", outcome="no-answer", occurred_at=clock.now(),
                         ring_seconds=15.0)
             s.add(call)
             s.flush()

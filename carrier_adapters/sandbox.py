@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Protocol
 from marshmallow import Schema, fields
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
+from connector import clock
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -30,7 +31,6 @@ from connector.events import (
     MessageStatusUpdate,
     MissedCall,
     SendResult,
-    utcnow,
 )
 from connector.http import WebhookReply, WebhookRequest, classify_status
 from connector.phone import to_e164
@@ -146,7 +146,7 @@ class SandboxCarrier(CarrierAdapter):
     @staticmethod
     def _when(value: Any) -> datetime:
         if not value:
-            return utcnow()
+            return clock.now()
         try:
             parsed = datetime.fromisoformat(str(value))
         except ValueError:
@@ -249,7 +249,7 @@ class SandboxCarrier(CarrierAdapter):
                 "from": from_,
                 "body": body,
                 "status_callback_url": status_callback_url,
-                "sent_at": utcnow().isoformat(),
+                "sent_at": clock.now().isoformat(),
             }
         )
         return SendResult(message_id=message_id, status=DeliveryStatus.SENT, segments=1)

@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector import clock
 from connector.alerts import raise_alert
-from connector.events import utcnow
 from connector.hours import BusinessHours, add_open_time
 from connector.routing import Owner, owners
 from connector.steps import audit, get_link
@@ -101,7 +101,7 @@ def arm(runtime: Runtime, session: Session, account: Account, call: Call, start:
 
 def fire(runtime: Runtime, timer_id: int) -> bool:
     """Job: fire one timer if it is due and still open; True when this call fired it."""
-    now = utcnow()
+    now = clock.now()
     with runtime.db.session() as session:
         won = session.execute(update(EscalationTimer).where(
             EscalationTimer.id == timer_id, EscalationTimer.due_at <= now,
@@ -153,7 +153,7 @@ def fire_due(runtime: Runtime) -> int:
     with runtime.db.session() as session:
         due = session.scalars(select(EscalationTimer.id).where(
             EscalationTimer.fired_at.is_(None), EscalationTimer.cancelled_at.is_(None),
-            EscalationTimer.due_at <= utcnow())).all()
+            EscalationTimer.due_at <= clock.now())).all()
     return sum(1 for timer_id in due if fire(runtime, timer_id))
 
 
@@ -181,7 +181,7 @@ def poll_completed_tasks(runtime: Runtime) -> int:
                 log.warning("task poll failed call=%s: %s", call.id, type(exc).__name__)
                 continue
             if done:
-                mark_human_response(session, call, utcnow(), "the CRM task was completed")
+                mark_human_response(session, call, clock.now(), "the CRM task was completed")
                 settled += 1
     return settled
 
@@ -197,7 +197,7 @@ def task_completed_in_crm(runtime: Runtime, account_id: str, crm: str, task_id: 
         call = session.get(Call, call_id) if call_id else None
         if call is None:
             return False
-        mark_human_response(session, call, utcnow(), "the CRM task was completed")
+        mark_human_response(session, call, clock.now(), "the CRM task was completed")
     return True
 
 
@@ -215,7 +215,7 @@ def lead_stage_changed(runtime: Runtime, account_id: str, crm: str, lead_id: str
         first_stage = (account.settings["crm"].get("mapping") or {}).get("stage") if account else None
         if caller is None or not stage or stage == first_stage:
             return False
-        call = latest_call(session, account_id, caller, utcnow())
+        call = latest_call(session, account_id, caller, clock.now())
         if call is None:
             return False
         audit(session, call.id, "lead_moved", f"{crm} lead {lead_id} now in stage {stage}")

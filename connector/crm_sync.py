@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector import clock
 from connector.conversation import on_customer_reply
 from connector.crm_text import call_title, local_time, task_body, task_subject, text_line
 from connector.errors import (
@@ -24,7 +25,7 @@ from connector.errors import (
     ProviderAuthError,
     ProviderError,
 )
-from connector.events import CallOutcome, utcnow
+from connector.events import CallOutcome
 from connector.locks import named_lock
 from connector.phone import mask
 from connector.steps import (
@@ -68,7 +69,7 @@ def sync_call(runtime: Runtime, call_id: str) -> None:
             _sync_call(runtime, session, call)
         except NotReady as exc:
             call.crm_state = "retry"
-            call.next_attempt_at = utcnow() + timedelta(seconds=30)
+            call.next_attempt_at = clock.now() + timedelta(seconds=30)
             audit(session, call.id, "crm_waiting", str(exc))
         except ProviderError as exc:
             _step_failed(session, call, exc)
@@ -92,7 +93,7 @@ def _step_failed(session: Session, call: Call, exc: ProviderError) -> None:
         call.crm_state = "failed"
     else:
         call.crm_state = "retry"
-        call.next_attempt_at = utcnow() + backoff(call.attempts)
+        call.next_attempt_at = clock.now() + backoff(call.attempts)
     audit(session, call.id, "crm_" + call.crm_state, call.last_error)
 
 
@@ -196,7 +197,7 @@ def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text:
         task = TaskSpec(
             contact_id=contact_id, subject=task_subject(call),
             body=task_body(account, call, text),
-            due_at=utcnow() + timedelta(minutes=int(mapping.get("task_due_minutes", 15))),
+            due_at=clock.now() + timedelta(minutes=int(mapping.get("task_due_minutes", 15))),
             owner_id=call.owner_id or mapping.get("owner_id"),
             priority=mapping.get("task_priority", "HIGH"),
             queue_id=mapping.get("task_queue_id"), deal_id=lead_id,

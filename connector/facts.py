@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector import clock
 from connector.events import CallOutcome
 from connector.hours import BusinessHours
 from connector.phone import region_of
@@ -54,7 +55,8 @@ def recipient_zone(number: str | None, fallback: ZoneInfo) -> ZoneInfo:
         return ZoneInfo(usable[0])
     # Several zones (a country-wide or ambiguous prefix): only trust them if they agree now.
     if usable:
-        offsets = {datetime.now(ZoneInfo(z)).utcoffset() for z in usable}
+        current = clock.now()
+        offsets = {current.astimezone(ZoneInfo(z)).utcoffset() for z in usable}
         if len(offsets) == 1:
             return ZoneInfo(usable[0])
     return fallback

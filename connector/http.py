@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import requests
 
+from connector import clock
 from connector.errors import (
     PermanentProviderError,
     ProviderAuthError,
@@ -125,7 +126,7 @@ def retry_after_seconds(value: str | None, default: float) -> float:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return default
-    return max(when.timestamp() - time.time(), 0.0)
+    return max(when.timestamp() - clock.timestamp(), 0.0)
 
 
 def classify_status(

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from connector import clock
 from connector.crypto import CredentialBox
-from connector.events import utcnow
 from connector.locks import named_lock
 from connector.storage.db import Database
 from connector.storage.models import Installation
@@ -99,7 +99,7 @@ class DbTokenStore:
             row = self._row(s)
             row.tokens = seal_tokens(self.box, tokens)
             row.expires_at = tokens.expires_at
-            row.updated_at = utcnow()
+            row.updated_at = clock.now()
 
     def mark_disconnected(self, reason: str) -> None:
         """The installation is gone: stop calling the CRM until it is installed again."""

@@ -9,9 +9,10 @@ from sqlalchemy import Boolean, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from connector import clock
 from connector.compose import compose
 from connector.conversation import latest_call, mark_human_response
-from connector.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall, utcnow
+from connector.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall
 from connector.optout import Intent, classify, normalise
 from connector.routing import Owner, owner_by_mobile
 from connector.storage.models import (
@@ -52,7 +53,7 @@ def record_missed_call(session: Session, account: Account, event: MissedCall) ->
     flush); when the call was already there, its row is read and gaps filled. Returns the
     call's id and whether this event created it.
     """
-    now = utcnow()
+    now = clock.now()
     created = session.execute(
         _INSERT_CALL,
         {
@@ -151,7 +152,7 @@ def record_inbound(
     replies: list[str] = []
     if reply_scenario and not carrier_confirms:
         session.flush()
-        body, _ = compose(session, account, event.sender, business, reply_scenario, utcnow())
+        body, _ = compose(session, account, event.sender, business, reply_scenario, clock.now())
         reply = Message(
             account_id=account.id, direction="outbound", purpose_key=f"reply:{message.id}",
             customer=event.sender, business_number=business, body=body, status="intent",
@@ -193,7 +194,7 @@ def _relay_owner_reply(session: Session, account: Account, event: InboundMessage
     )
     session.add(relay)
     session.flush()
-    mark_human_response(session, call, utcnow(), f"{owner.name} replied by text")
+    mark_human_response(session, call, clock.now(), f"{owner.name} replied by text")
     return inbound, True, [relay.id]
 
 

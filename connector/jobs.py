@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from huey import crontab
 from sqlalchemy import or_, select
 
-from connector import conversation, crm_sync, replies, workflow
-from connector.events import utcnow
+from connector import clock, conversation, crm_sync, replies, workflow
 from connector.queue import PRIORITY_CRM, PRIORITY_TEXT
 from connector.storage.models import Call, Message
 
@@ -83,7 +82,7 @@ def sweep(runtime: Runtime) -> int:
 
     Returns how many jobs it enqueued.
     """
-    now = utcnow()
+    now = clock.now()
     horizon = now - SWEEP_HORIZON
     stalled = now - STALL_AFTER
     count = 0

@@ -143,15 +143,19 @@ def _send_time(facts: CallFacts, settings: PolicySettings) -> tuple[datetime, st
     planned = facts.now + settings.send_delay
     local = planned.astimezone(facts.recipient_tz)
     clock = local.time()
-    inside = settings.quiet_start <= clock < settings.quiet_end
+    if settings.quiet_start <= settings.quiet_end:
+        inside = settings.quiet_start <= clock < settings.quiet_end
+    else:  # a window that runs past midnight, such as 22:00-02:00
+        inside = clock >= settings.quiet_start or clock < settings.quiet_end
     where = f"{local:%H:%M} in {facts.recipient_tz.key} (allowed {settings.quiet_start:%H:%M}-" \
             f"{settings.quiet_end:%H:%M})"
     if inside or settings.quiet_hours_mode == "send":
         note = "" if inside else "; outside quiet hours but the customer called first"
         return planned, where + note
+    # Outside the window: hold to the next time it opens, today or tomorrow.
     start = local.replace(hour=settings.quiet_start.hour, minute=settings.quiet_start.minute,
                           second=0, microsecond=0)
-    if clock >= settings.quiet_end:
+    if start <= local:
         start += timedelta(days=1)
     return start, where + f"; held to {start:%Y-%m-%d %H:%M}"
 

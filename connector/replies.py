@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from connector import clock
 from connector.errors import ProviderError, TransientProviderError
-from connector.events import utcnow
 from connector.steps import call_with_retries, release_lease, take_lease
 from connector.storage.models import Account, Message
 
@@ -34,7 +34,7 @@ def send_reply(runtime: Runtime, message_id: str) -> None:
             assert account is not None  # noqa: S101
             carrier = runtime.sms_carrier_for(account)
             message.send_attempts += 1
-            message.last_attempt_at = utcnow()
+            message.last_attempt_at = clock.now()
             session.commit()
             try:
                 result = call_with_retries(

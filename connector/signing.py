@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import time
 
+from connector import clock
 from connector.errors import WebhookVerificationError
 
 
@@ -33,6 +33,6 @@ def hmac_hex(key: str | bytes, message: bytes, digest: str = "sha256") -> str:
 
 def require_fresh(timestamp: float, *, tolerance: float = 300.0, now: float | None = None) -> None:
     """Raise WebhookVerificationError when ``timestamp`` (Unix seconds) is outside the tolerance."""
-    current = time.time() if now is None else now
+    current = clock.timestamp() if now is None else now
     if abs(current - timestamp) > tolerance:
         raise WebhookVerificationError("webhook timestamp outside the allowed window")

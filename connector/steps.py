@@ -17,8 +17,8 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from connector import clock
 from connector.errors import RateLimitedError, TransientProviderError
-from connector.events import utcnow
 from connector.storage.models import Call, CallEvent, CrmLink, Message
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ MAX_INLINE_WAIT = 15.0
 
 def take_lease(session: Session, model: type[Call] | type[Message], row_id: str) -> bool:
     """Claim a call or message for this worker; False when another worker holds it."""
-    now = utcnow()
+    now = clock.now()
     result = session.execute(
         update(model)
         .where(

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
-from connector import policy
+from connector import clock, policy
 from connector.alerts import raise_alert
 from connector.compose import compose
 from connector.errors import (
@@ -27,7 +27,7 @@ from connector.errors import (
     RecipientRejectedError,
     TransientProviderError,
 )
-from connector.events import SendResult, utcnow
+from connector.events import SendResult
 from connector.facts import (
     business_number_for,
     cached_line_type,
@@ -81,7 +81,7 @@ _CLAIM_COOLDOWN = text(
 def _claim_cooldown(session: Session, account: Account, call: Call, cooldown: timedelta) -> bool:
     """Atomically take the caller's 'last texted' slot; False when another call holds it."""
     assert call.caller is not None  # noqa: S101 - decided callers always have a number
-    now = utcnow()
+    now = clock.now()
     claimed = session.execute(_CLAIM_COOLDOWN, {
         "account_id": account.id, "number": call.caller, "now": now,
         "cutoff": now - cooldown, "call_id": call.id,
@@ -92,7 +92,7 @@ def _claim_cooldown(session: Session, account: Account, call: Call, cooldown: ti
 def _line_type(runtime: Runtime, session: Session, account: Account, call: Call) -> str | None:
     """The caller's line type, from the cache or one carrier lookup; None when unknown."""
     assert call.caller is not None  # noqa: S101
-    now = utcnow()
+    now = clock.now()
     ttl = timedelta(days=int(account.settings["policy"].get("line_type_ttl_days", 30)))
     known = cached_line_type(session, account.id, call.caller, ttl, now)
     if known is not None:
@@ -115,7 +115,7 @@ def decide_call(runtime: Runtime, session: Session, account: Account, call: Call
                 ) -> policy.Decision:
     """Gather the facts, run the policy (twice when a line-type lookup is needed), claim."""
     settings = policy.settings_from(account.settings["policy"], account.settings["templates"])
-    now = utcnow()
+    now = clock.now()
     facts = policy_facts = gather(session, account, call, settings, now)
     decision = policy.decide(facts, settings)
     if facts.line_type is not None:
@@ -170,7 +170,7 @@ def _run(runtime: Runtime, session: Session, call: Call) -> None:
     if call.state == "received":
         _decide_and_write_intent(runtime, session, account, call)
     if call.state == "scheduled":
-        if call.send_at is not None and utcnow() < call.send_at - timedelta(seconds=1):
+        if call.send_at is not None and clock.now() < call.send_at - timedelta(seconds=1):
             runtime.jobs.enqueue_text_back(call.id, eta=call.send_at)
             return
         call.state = "decided"
@@ -197,7 +197,7 @@ def _decide_and_write_intent(runtime: Runtime, session: Session, account: Accoun
         return
     assert call.caller is not None and decision.scenario is not None  # noqa: S101
     business_number = business_number_for(account, call)
-    now = utcnow()
+    now = clock.now()
     body, language = compose(session, account, call.caller, business_number, decision.scenario,
                              now)
     call.scenario, call.language, call.send_at = decision.scenario, language, decision.send_at
@@ -270,7 +270,7 @@ def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> N
             _mark_sent(session, call, message, found, "reconciled: the carrier had sent it")
             return
     message.send_attempts += 1
-    message.last_attempt_at = utcnow()
+    message.last_attempt_at = clock.now()
     session.commit()
     status_url = runtime.webhook_url(carrier.name, account.id, "status")
     try:
@@ -299,7 +299,7 @@ def _send(runtime: Runtime, session: Session, account: Account, call: Call) -> N
         _mark_failed(session, call, message, exc, retry=False)
         return
     _mark_sent(session, call, message, result, "carrier accepted the text")
-    observe_text_latency((utcnow() - call.occurred_at).total_seconds())
+    observe_text_latency((clock.now() - call.occurred_at).total_seconds())
 
 
 def _reconcile(
@@ -307,7 +307,7 @@ def _reconcile(
 ) -> SendResult | Reconciled:
     """The carrier's record of the text when it has one, else whether to send or wait."""
     last = message.last_attempt_at or message.created_at
-    if utcnow() - last < RECONCILE_AFTER:
+    if clock.now() - last < RECONCILE_AFTER:
         runtime.jobs.enqueue_text_back(call.id, delay=RECONCILE_AFTER.total_seconds())
         return Reconciled.WAIT
     account = session.get(Account, call.account_id)
@@ -354,7 +354,7 @@ def _mark_failed(
     detail = f"{type(exc).__name__} code={exc.code or '-'}"
     if retry and message.send_attempts < 5:
         message.status = "intent"
-        call.next_attempt_at = utcnow() + timedelta(seconds=30 * message.send_attempts)
+        call.next_attempt_at = clock.now() + timedelta(seconds=30 * message.send_attempts)
         call.last_error = detail
         audit(session, call.id, "text_retry_later", detail)
         return

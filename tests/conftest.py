@@ -1,5 +1,6 @@
-"""Suite-wide fixtures: the socket guard that keeps every test on this machine, settings,
-databases (SQLite always; PostgreSQL and Redis where they answer), the runtime and the app."""
+"""Suite-wide fixtures: the frozen clock, the socket guard that keeps every test on this machine,
+settings, databases (SQLite always; PostgreSQL and Redis where they answer), the runtime and the
+app."""
 
 from __future__ import annotations
 
@@ -9,9 +10,56 @@ import secrets
 import socket
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
+import time_machine
+
+# -- the clock: every test starts at the same instant, whatever the wall clock says --------------
+
+#: The suite's date and time when ``--clock`` is not given (UTC). Mid-June: daylight saving time
+#: in the northern hemisphere, so the US zones the fixtures use are on their summer offsets.
+SUITE_INSTANT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--clock", default=os.environ.get("TEXTBACK_TEST_CLOCK") or None, metavar="WHEN",
+        help="start every test at this UTC time: HH:MM on the suite's date "
+             f"({SUITE_INSTANT.date()}) or a full ISO 8601 instant "
+             f"(default {SUITE_INSTANT.isoformat()}; also TEXTBACK_TEST_CLOCK)")
+
+
+def suite_instant(config: pytest.Config) -> datetime:
+    """The instant every test starts at, from ``--clock``."""
+    value = config.getoption("--clock")
+    if not value:
+        return SUITE_INSTANT
+    try:
+        if len(value) <= 5:
+            return datetime.combine(SUITE_INSTANT.date(), time.fromisoformat(value), UTC)
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        raise pytest.UsageError(f"--clock takes HH:MM or an ISO 8601 instant, not {value!r}") from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"clock: every test starts at {suite_instant(config).isoformat()}; TZ={os.environ.get('TZ', '')}"
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(request: pytest.FixtureRequest) -> Iterator[time_machine.Coordinates]:
+    """Start the test at the suite's instant; the clock then ticks, so timeouts still pass.
+
+    ``time-machine`` moves ``datetime.now`` and ``time.time`` for every thread of the process, so
+    the app, its job threads and the local stubs all read the same time. A test moves it further
+    with the returned coordinates (``frozen_clock.move_to(...)``) or its own ``time_machine.travel``.
+    """
+    with time_machine.travel(suite_instant(request.config), tick=True) as coordinates:
+        yield coordinates
+
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

@@ -19,11 +19,11 @@ References:
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import requests
 
+from connector import clock
 from connector.errors import ProviderError, TransientProviderError
 from connector.events import DeliveryStatus, SendResult
 from connector.http import DEFAULT_TIMEOUT, classify_status, transport_error
@@ -40,7 +40,7 @@ def _retry_after(response: requests.Response) -> str | None:
     if response.headers.get("Retry-After"):
         return response.headers["Retry-After"]
     try:
-        wait = float(response.headers.get(RESET_HEADER, "")) - time.time()
+        wait = float(response.headers.get(RESET_HEADER, "")) - clock.timestamp()
     except ValueError:
         return None
     return f"{wait:.3f}" if wait > 0 else None

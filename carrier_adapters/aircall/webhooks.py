@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from connector import clock
 from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -35,7 +36,6 @@ from connector.events import (
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
-    utcnow,
 )
 from connector.http import WebhookRequest
 from connector.phone import to_e164
@@ -125,6 +125,15 @@ def route(kind: str, request: WebhookRequest) -> str:
     return kind
 
 
+def _event_time(*values: object) -> datetime:
+    """The first of ``values`` that reads as a time; the receiving time when none does."""
+    for value in values:
+        parsed = parse_time(value)
+        if parsed is not None:
+            return parsed
+    return clock.now()
+
+
 def parse_time(value: object) -> datetime | None:
     """Unix seconds (calls), Unix milliseconds (callbacks) or ISO 8601 text, in UTC; or None."""
     if isinstance(value, bool):
@@ -185,7 +194,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
         caller=to_e164(caller_raw),
         called=to_e164(_our_number(data)),
         outcome=outcome,
-        occurred_at=parse_time(data.get("started_at")) or parse_time(document.get("timestamp")) or utcnow(),
+        occurred_at=_event_time(data.get("started_at"), document.get("timestamp")),
         caller_raw=caller_raw,
         ring_seconds=float(duration) if isinstance(duration, int | float) else None,
         voicemail=voicemail,
@@ -207,7 +216,7 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
         event_id=str(data["id"]),
         customer=customer,
         direction="outbound" if data.get("direction") == "outbound" else "inbound",
-        occurred_at=parse_time(data.get("answered_at")) or utcnow(),
+        occurred_at=parse_time(data.get("answered_at")) or clock.now(),
     )
 
 
@@ -230,7 +239,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
         sender=to_e164(_external(data)),
         recipient=to_e164(_our_number(data)),
         body=str(data.get("body") or ""),
-        received_at=parse_time(data.get("created_at")) or parse_time(document.get("timestamp")) or utcnow(),
+        received_at=_event_time(data.get("created_at"), document.get("timestamp")),
         media_count=len(media) if isinstance(media, list) else 0,
         raw=document,
     )
@@ -250,7 +259,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         event_id=f"{data['id']}:{status}",
         message_id=str(data["id"]),
         status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
-        occurred_at=parse_time(data.get("updated_at")) or parse_time(document.get("timestamp")) or utcnow(),
+        occurred_at=_event_time(data.get("updated_at"), document.get("timestamp")),
         error_code=str(error) if error not in (None, "") else None,
         raw=document,
     )

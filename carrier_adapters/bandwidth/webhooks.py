@@ -30,6 +30,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
+from connector import clock
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import (
     CallOutcome,
@@ -37,7 +38,6 @@ from connector.events import (
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
-    utcnow,
 )
 from connector.http import WebhookReply, WebhookRequest
 from connector.phone import to_e164
@@ -182,11 +182,11 @@ def _pick(request: WebhookRequest, inbound: bool) -> tuple[dict[str, Any], dict[
 def _timestamp(value: Any) -> datetime:
     """An ISO 8601 time (``2019-06-20T15:56:11.554Z``) in UTC; now when absent or unreadable."""
     if not isinstance(value, str) or not value:
-        return utcnow()
+        return clock.now()
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        return utcnow()
+        return clock.now()
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 

@@ -32,8 +32,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from connector import clock
 from connector.errors import MalformedWebhookError, WebhookVerificationError
-from connector.events import AnsweredCall, CallOutcome, MissedCall, utcnow
+from connector.events import AnsweredCall, CallOutcome, MissedCall
 from connector.http import WebhookRequest
 from connector.phone import to_e164
 from connector.signing import constant_time_equals
@@ -153,7 +154,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
         caller=to_e164(caller_raw),
         called=to_e164(str(called or "")),
         outcome=outcome,
-        occurred_at=parse_time(document.get("start_time")) or utcnow(),
+        occurred_at=parse_time(document.get("start_time")) or clock.now(),
         caller_raw=caller_raw,
         ring_seconds=_seconds(document.get("duration")),
         voicemail=outcome is CallOutcome.VOICEMAIL,
@@ -172,5 +173,5 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
         event_id=_event_id(document),
         customer=customer,
         direction="outbound" if document.get("direction") == "outbound" else "inbound",
-        occurred_at=parse_time(document.get("start_time")) or utcnow(),
+        occurred_at=parse_time(document.get("start_time")) or clock.now(),
     )

@@ -25,12 +25,12 @@ import hashlib
 import hmac
 import json
 import re
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from connector import clock
 from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -39,7 +39,6 @@ from connector.events import (
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
-    utcnow,
 )
 from connector.http import WebhookRequest
 from connector.phone import to_e164
@@ -132,7 +131,7 @@ def decode(request: WebhookRequest, secret: str, *, now: float | None = None) ->
         raise WebhookVerificationError("dialpad: JWT claims are unreadable") from None
     if not isinstance(claims, dict):
         raise WebhookVerificationError("dialpad: JWT claims are not an object")
-    _check_times(claims, time.time() if now is None else now)
+    _check_times(claims, clock.timestamp() if now is None else now)
     return claims
 
 
@@ -204,7 +203,7 @@ def parse_call_event(claims: Mapping[str, Any]) -> MissedCall | None:
         caller=to_e164(caller_raw),
         called=to_e164(str(claims.get("internal_number") or "")),
         outcome=outcome,
-        occurred_at=started or ended or utcnow(),
+        occurred_at=started or ended or clock.now(),
         caller_raw=caller_raw,
         ring_seconds=(ended - started).total_seconds() if started and ended else None,
         voicemail=outcome is CallOutcome.VOICEMAIL,
@@ -247,7 +246,7 @@ def parse_inbound_message(claims: Mapping[str, Any]) -> InboundMessage:
         sender=to_e164(str(claims.get("from_number") or "")),
         recipient=to_e164(str(recipient or "")),
         body=str(claims.get("text") or ""),
-        received_at=parse_time(claims.get("created_date")) or utcnow(),
+        received_at=parse_time(claims.get("created_date")) or clock.now(),
         media_count=1 if claims.get("mms") else 0,
         raw=dict(claims),
     )
@@ -262,6 +261,6 @@ def parse_status(claims: Mapping[str, Any]) -> MessageStatusUpdate:
         event_id=f"{message_id}:{status}",
         message_id=message_id,
         status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
-        occurred_at=utcnow(),  # the event carries the message's creation time, not the update's
+        occurred_at=clock.now(),  # the event carries the message's creation time, not the update's
         raw=dict(claims),
     )

@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlparse, urlsplit
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
+from connector import clock
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import (
     CallOutcome,
@@ -31,7 +32,6 @@ from connector.events import (
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
-    utcnow,
 )
 from connector.http import WebhookReply, WebhookRequest
 from connector.phone import to_e164
@@ -251,7 +251,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
         caller=to_e164(caller_raw),
         called=to_e164(form.get("To")),
         outcome=outcome,
-        occurred_at=utcnow(),  # Plivo sends no event time with the action callback
+        occurred_at=clock.now(),  # Plivo sends no event time with the action callback
         caller_raw=caller_raw,
         raw=dict(form),
     )
@@ -279,7 +279,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
         sender=to_e164(form["From"]),
         recipient=to_e164(form.get("To")),
         body=form.get("Text") or form.get("Body") or "",
-        received_at=utcnow(),
+        received_at=clock.now(),
         opt_out_type=MESSAGE_INTENTS.get(intent),
         media_count=_count(form.get("MediaCount")),
         raw=dict(form),
@@ -302,7 +302,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         event_id=f"{form['MessageUUID']}:{status}",
         message_id=form["MessageUUID"],
         status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
-        occurred_at=utcnow(),
+        occurred_at=clock.now(),
         error_code=error_code,
         raw=dict(form),
     )

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
+from connector import clock
 from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -39,7 +40,6 @@ from connector.events import (
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
-    utcnow,
 )
 from connector.http import WebhookRequest
 from connector.phone import to_e164
@@ -216,7 +216,7 @@ def parse_time(value: object) -> datetime | None:
 
 def _when(resource: Mapping[str, Any], document: Mapping[str, Any], key: str) -> datetime:
     """The resource's ``key`` time, else the envelope's ``createdAt``, else now."""
-    return parse_time(resource.get(key)) or parse_time(document.get("createdAt")) or utcnow()
+    return parse_time(resource.get(key)) or parse_time(document.get("createdAt")) or clock.now()
 
 
 def _first(value: object) -> str:
@@ -345,7 +345,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         event_id=str(document["id"]),
         message_id=str(resource["id"]),
         status=status,
-        occurred_at=parse_time(document.get("createdAt")) or utcnow(),
+        occurred_at=parse_time(document.get("createdAt")) or clock.now(),
         error_code=str(error_code) if error_code not in (None, "") else None,
         raw=document,
     )

@@ -30,6 +30,7 @@ from types import MappingProxyType
 from typing import Any
 
 from carrier_adapters.base import HANDSHAKE
+from connector import clock
 from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -37,7 +38,6 @@ from connector.events import (
     DeliveryStatus,
     InboundMessage,
     MissedCall,
-    utcnow,
 )
 from connector.http import WebhookReply, WebhookRequest
 from connector.phone import to_e164
@@ -227,7 +227,7 @@ def _status(party: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _when(document: Mapping[str, Any], body: Mapping[str, Any], key: str) -> datetime:
-    return parse_time(body.get(key)) or parse_time(document.get("timestamp")) or utcnow()
+    return parse_time(body.get(key)) or parse_time(document.get("timestamp")) or clock.now()
 
 
 def parse_call_event(request: WebhookRequest) -> MissedCall | None:

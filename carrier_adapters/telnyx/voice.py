@@ -40,8 +40,9 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
+from connector import clock
 from connector.errors import MalformedWebhookError
-from connector.events import AnsweredCall, CallOutcome, MissedCall, utcnow
+from connector.events import AnsweredCall, CallOutcome, MissedCall
 from connector.http import WebhookReply, WebhookRequest
 from connector.phone import to_e164
 
@@ -143,7 +144,7 @@ def _missed_call(
     if not session:
         raise MalformedWebhookError("telnyx: call event lacks call_session_id")
     caller_raw = payload.get("from") if isinstance(payload.get("from"), str) else ""
-    occurred = parse_time(data.get("occurred_at")) or utcnow()
+    occurred = parse_time(data.get("occurred_at")) or clock.now()
     started = parse_time(payload.get("start_time"))
     ring = (occurred - started).total_seconds() if started else None
     return MissedCall(
@@ -199,7 +200,7 @@ def _texml_callback(request: WebhookRequest) -> MissedCall | None:
         caller=to_e164(caller_raw),
         called=to_e164(form.get("To")),
         outcome=outcome,
-        occurred_at=parse_time(form.get("Timestamp")) or utcnow(),
+        occurred_at=parse_time(form.get("Timestamp")) or clock.now(),
         caller_raw=caller_raw,
         ring_seconds=duration,
         voicemail=bool(recording) if recording is not None else bool(form.get("RecordingUrl")),
@@ -240,7 +241,7 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
         event_id=f"{form['CallSid']}:{direction}",
         customer=customer,
         direction=direction,
-        occurred_at=parse_time(form.get("Timestamp")) or utcnow(),
+        occurred_at=parse_time(form.get("Timestamp")) or clock.now(),
     )
 
 

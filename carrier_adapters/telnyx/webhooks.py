@@ -30,12 +30,13 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from connector import clock
 from connector.errors import (
     MalformedWebhookError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import DeliveryStatus, InboundMessage, MessageStatusUpdate, utcnow
+from connector.events import DeliveryStatus, InboundMessage, MessageStatusUpdate
 from connector.http import WebhookRequest
 from connector.phone import to_e164
 from connector.signing import require_fresh
@@ -234,7 +235,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
         body=text if isinstance(text, str) else "",
         received_at=(
             parse_time(payload.get("received_at")) or parse_time(data.get("occurred_at"))
-            or utcnow()
+            or clock.now()
         ),
         media_count=len(media) if isinstance(media, list) else 0,
         raw=dict(data),
@@ -269,7 +270,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
         occurred_at=(
             parse_time(data.get("occurred_at")) or parse_time(payload.get("completed_at"))
-            or utcnow()
+            or clock.now()
         ),
         error_code=error_code,
         raw=dict(data),

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
+from connector import clock
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -31,7 +32,6 @@ from connector.events import (
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
-    utcnow,
 )
 from connector.http import WebhookReply, WebhookRequest
 from connector.phone import to_e164
@@ -182,11 +182,11 @@ def _required(request: WebhookRequest, *names: str) -> None:
 def _timestamp(value: str | None) -> datetime:
     """The RFC 2822 ``Timestamp`` of a status callback in UTC; now when absent or unreadable."""
     if not value:
-        return utcnow()
+        return clock.now()
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
-        return utcnow()
+        return clock.now()
     if parsed.tzinfo is None:  # "-0000" means UTC with no zone information (RFC 2822 3.3)
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
@@ -332,7 +332,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
         sender=to_e164(form["From"]),
         recipient=to_e164(form.get("To")),
         body=form.get("Body", ""),
-        received_at=utcnow(),
+        received_at=clock.now(),
         opt_out_type=(form.get("OptOutType") or "").strip().upper() or None,
         media_count=_count(form.get("NumMedia")),
         raw=dict(form),
@@ -357,7 +357,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         event_id=f"{form['MessageSid']}:{status}",
         message_id=form["MessageSid"],
         status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
-        occurred_at=utcnow(),
+        occurred_at=clock.now(),
         error_code=error_code,
         raw=dict(form),
     )

@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import json
 import re
-import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from connector import clock
 from connector.errors import WebhookVerificationError
 from connector.signing import constant_time_equals, require_fresh
 
@@ -99,7 +99,7 @@ def verify_hs256(token: str, secret: str) -> dict[str, Any]:
 
 def check_times(claims: Mapping[str, Any], *, now: float | None = None) -> None:
     """``iat`` must be within :data:`IAT_TOLERANCE` of now; ``exp``, if any, not passed."""
-    current = time.time() if now is None else now
+    current = clock.timestamp() if now is None else now
     iat = claims.get("iat")
     if isinstance(iat, bool) or not isinstance(iat, int | float):
         raise WebhookVerificationError("vonage: token has no iat")
@@ -160,7 +160,7 @@ def application_token(
     application_id: str, private_key: rsa.RSAPrivateKey, *, now: float | None = None
 ) -> str:
     """A fresh RS256 application JWT for the ``Authorization: Bearer`` header."""
-    issued = int(time.time() if now is None else now)
+    issued = int(clock.timestamp() if now is None else now)
     header = {"alg": "RS256", "typ": "JWT"}
     claims = {
         "application_id": application_id,

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from carrier_adapters.base import CallRouting
+from connector import clock
 from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -33,7 +34,6 @@ from connector.events import (
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
-    utcnow,
 )
 from connector.http import WebhookReply, WebhookRequest
 from connector.phone import to_e164
@@ -226,7 +226,7 @@ def parse_call_event(request: WebhookRequest, signature_secret: str) -> MissedCa
         caller=to_e164(caller_raw or None),
         called=to_e164(called_raw),
         outcome=outcome,
-        occurred_at=parse_time(body.get("timestamp")) or utcnow(),
+        occurred_at=parse_time(body.get("timestamp")) or clock.now(),
         caller_raw=caller_raw,
         voicemail=outcome is CallOutcome.VOICEMAIL,
         raw=dict(body),
@@ -258,7 +258,7 @@ def parse_answered_call(request: WebhookRequest, signature_secret: str) -> Answe
         event_id=f"{leg}:{direction}",
         customer=customer,
         direction=direction,
-        occurred_at=parse_time(body.get("timestamp")) or utcnow(),
+        occurred_at=parse_time(body.get("timestamp")) or clock.now(),
     )
 
 
@@ -326,7 +326,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
         sender=to_e164(sender_raw),
         recipient=to_e164(_text(body.get("to")) or None),
         body=text,
-        received_at=parse_time(body.get("timestamp")) or utcnow(),
+        received_at=parse_time(body.get("timestamp")) or clock.now(),
         media_count=len(media),
         raw=dict(body),
     )
@@ -358,7 +358,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         event_id=f"{message_id}:{status}",
         message_id=str(message_id),
         status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
-        occurred_at=parse_time(body.get("timestamp")) or utcnow(),
+        occurred_at=parse_time(body.get("timestamp")) or clock.now(),
         error_code=error_code(body.get("error")),
         raw=dict(body),
     )

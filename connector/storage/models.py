@@ -20,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import JSON, TypeDecorator
 
-from connector.events import utcnow
+from connector import clock
 
 
 def new_id() -> str:
@@ -71,8 +71,8 @@ class Account(Base):
     sms_credentials: Mapped[str | None] = mapped_column(Text)
     crm_credentials: Mapped[str] = mapped_column(Text)  # sealed
     crm_needs_reauth: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class WebhookReceipt(Base):
@@ -86,7 +86,7 @@ class WebhookReceipt(Base):
     provider: Mapped[str] = mapped_column(String(32))
     kind: Mapped[str] = mapped_column(String(16))
     event_id: Mapped[str] = mapped_column(String(200))
-    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    received_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class Call(Base):
@@ -132,8 +132,8 @@ class Call(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None]
     lease_until: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class Message(Base):
@@ -167,8 +167,8 @@ class Message(Base):
     last_attempt_at: Mapped[datetime | None]
     crm_state: Mapped[str] = mapped_column(String(16), default="pending")
     lease_until: Mapped[datetime | None]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class CallerState(Base):
@@ -194,7 +194,7 @@ class OptOut(Base):
     )
     number: Mapped[str] = mapped_column(String(20), primary_key=True)
     source: Mapped[str] = mapped_column(String(40))  # keyword, carrier error code ...
-    opted_out_at: Mapped[datetime] = mapped_column(default=utcnow)
+    opted_out_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class LineType(Base):
@@ -207,7 +207,7 @@ class LineType(Base):
     )
     number: Mapped[str] = mapped_column(String(20), primary_key=True)
     line_type: Mapped[str] = mapped_column(String(24))
-    looked_up_at: Mapped[datetime] = mapped_column(default=utcnow)
+    looked_up_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class ContactProfile(Base):
@@ -223,7 +223,7 @@ class ContactProfile(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     # The "pause automation" switch on the conversation page: no automated texts to this caller.
     automation_paused: Mapped[bool] = mapped_column(Boolean, default=False)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class ConsentEvent(Base):
@@ -238,7 +238,7 @@ class ConsentEvent(Base):
     action: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(60))  # the keyword, a carrier code, an admin
     business_number: Mapped[str | None] = mapped_column(String(20))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class CallActivity(Base):
@@ -260,7 +260,7 @@ class CallActivity(Base):
     event_id: Mapped[str] = mapped_column(String(200))
     customer: Mapped[str] = mapped_column(String(20))
     direction: Mapped[str] = mapped_column(String(8))  # inbound | outbound
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class Installation(Base):
@@ -279,7 +279,7 @@ class Installation(Base):
     external_id: Mapped[str | None] = mapped_column(String(100), index=True)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | disconnected
     status_reason: Mapped[str | None] = mapped_column(String(200))
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class RoutingState(Base):
@@ -323,7 +323,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(300))
     # The account they see; None means every account (an operator).
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 
 class CrmLink(Base):
@@ -338,8 +338,8 @@ class CrmLink(Base):
     object_type: Mapped[str] = mapped_column(String(32))  # contact, lead, call, message, task
     local_key: Mapped[str] = mapped_column(String(200))
     crm_id: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
 
 class CallEvent(Base):
@@ -350,7 +350,7 @@ class CallEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=clock.now)
     step: Mapped[str] = mapped_column(String(40))
     detail: Mapped[str] = mapped_column(Text, default="")
 
@@ -366,4 +366,4 @@ class SandboxRecord(Base):
     kind: Mapped[str] = mapped_column(String(32))  # sms, contact, call, message, task, lead
     key: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now)

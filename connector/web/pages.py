@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -26,8 +27,8 @@ from flask import (
 from sqlalchemy import or_, select
 from werkzeug.wrappers import Response
 
+from connector import clock
 from connector.conversation import mark_human_response
-from connector.events import utcnow
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, ContactProfile, Message, User
 from connector.users import authenticate
@@ -179,7 +180,7 @@ def reply(call_id: str) -> Response:
         )
         s.add(message)
         s.flush()
-        mark_human_response(s, call, utcnow(), f"{session.get('user_name')} replied on the page")
+        mark_human_response(s, call, clock.now(), f"{session.get('user_name')} replied on the page")
         message_id = message.id
     runtime.jobs.enqueue_reply(message_id)
     return redirect(url_for("pages.thread", call_id=call_id))
@@ -210,7 +211,7 @@ def dashboard() -> str:
 
     with _runtime().db.session() as s:
         account = _account(s, request.args.get("account"))
-        today = utcnow().date()
+        today = clock.today_in(ZoneInfo(account.timezone))
         report = build(s, account.id, today - timedelta(days=29), today, "day")
         return render_template("dashboard.html", account=account, report=report,
                                accounts=_visible_accounts(s))

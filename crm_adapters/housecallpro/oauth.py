@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 
 import requests
 
+from connector import clock
 from connector.errors import (
     PermanentProviderError,
     ProviderAuthError,
@@ -88,7 +89,7 @@ def tokens_from_response(payload: Mapping[str, Any], *, now: datetime | None = N
         raise PermanentProviderError(
             "Housecall Pro token endpoint answered without an access_token", provider=PROVIDER
         )
-    issued = now or datetime.now(UTC)
+    issued = now or clock.now()
     created = payload.get("created_at")
     if isinstance(created, int | float) and not isinstance(created, bool):
         issued = datetime.fromtimestamp(float(created), UTC)
@@ -116,7 +117,7 @@ def needs_refresh(tokens: OAuthTokens, *, now: datetime | None = None) -> bool:
     """
     if tokens.expires_at is None or not tokens.refresh_token:
         return False
-    return tokens.expires_at - (now or datetime.now(UTC)) <= REFRESH_MARGIN
+    return tokens.expires_at - (now or clock.now()) <= REFRESH_MARGIN
 
 
 def _token_error(response: requests.Response, secrets: tuple[str, ...]) -> ProviderError:

@@ -22,9 +22,9 @@ and ``customer.*``; anything else is authentic but unsupported (answered 200 and
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
+from connector import clock
 from connector.errors import (
     MalformedWebhookError,
     UnsupportedEventError,
@@ -66,7 +66,7 @@ def verify(request: WebhookRequest, signing_secret: str, *, now: float | None = 
     if not given or not stamp:
         raise WebhookVerificationError("housecallpro: Api-Signature or Api-Timestamp missing")
     require_fresh(
-        _seconds(stamp), tolerance=MAX_AGE_SECONDS, now=time.time() if now is None else now
+        _seconds(stamp), tolerance=MAX_AGE_SECONDS, now=clock.timestamp() if now is None else now
     )
     expected = signature(signing_secret, stamp, request.body)
     if not constant_time_equals(expected, given.lower()):

@@ -10,8 +10,8 @@ https://developers.hubspot.com/docs/apps/developer-platform/build-apps/authentic
 from __future__ import annotations
 
 import re
-import time
 
+from connector import clock
 from connector.errors import WebhookVerificationError
 from connector.http import WebhookRequest
 from connector.signing import constant_time_equals, hmac_base64, require_fresh
@@ -68,7 +68,7 @@ def verify_v3(request: WebhookRequest, client_secret: str, *, now: float | None 
     except ValueError:
         raise WebhookVerificationError("hubspot: malformed request timestamp") from None
     require_fresh(
-        millis / 1000.0, tolerance=MAX_AGE_SECONDS, now=time.time() if now is None else now
+        millis / 1000.0, tolerance=MAX_AGE_SECONDS, now=clock.timestamp() if now is None else now
     )
     expected = signature_v3(client_secret, request.method, request.url, request.body, stamp.strip())
     if not constant_time_equals(expected, given.strip()):

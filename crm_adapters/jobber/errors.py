@@ -10,10 +10,10 @@ secret or a full phone number.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from connector import clock
 from connector.errors import (
     PermanentProviderError,
     ProviderAuthError,
@@ -75,7 +75,7 @@ def redact(text: str, secrets: Sequence[str] = ()) -> str:
 
 def ddos_window_wait(now: float | None = None) -> float:
     """Seconds until the next 300 s window of Jobber's request limit opens (at least 1 s)."""
-    current = time.time() if now is None else now
+    current = clock.timestamp() if now is None else now
     return max(DDOS_WINDOW_SECONDS - (current % DDOS_WINDOW_SECONDS), MIN_WAIT_SECONDS)
 
 

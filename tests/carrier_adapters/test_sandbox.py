@@ -10,6 +10,7 @@ import pytest
 
 from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.sandbox import SIGNATURE_HEADER, MemoryOutbox, SandboxCarrier
+from connector import clock
 from connector.events import CallOutcome, DeliveryStatus
 from connector.http import WebhookRequest
 from connector.signing import hmac_hex
@@ -104,13 +105,12 @@ def test_sent_texts_are_recorded_and_found_for_reconciliation():
     result = adapter.send_sms(to="+12025550143", from_="+12025550100", body="hi")
     sent = adapter.outbox.sent_messages()
     assert [m["id"] for m in sent] == [result.message_id]
-    from connector.events import utcnow
 
     found = adapter.find_sent_message(
         to="+12025550143", from_="+12025550100", body="hi",
-        sent_after=utcnow().replace(year=2000),
+        sent_after=clock.now().replace(year=2000),
     )
     assert found is not None and found.message_id == result.message_id
     assert adapter.find_sent_message(
-        to="+12025550143", from_="+12025550100", body="other", sent_after=utcnow().replace(year=2000)
+        to="+12025550143", from_="+12025550100", body="other", sent_after=clock.now().replace(year=2000)
     ) is None

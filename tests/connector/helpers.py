@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 
 from carrier_adapters.sandbox import SIGNATURE_HEADER
+from connector import clock
 from connector.accounts import import_account
 from connector.signing import hmac_hex
 from connector.storage.models import Account, Call, Message, SandboxRecord
@@ -38,6 +40,10 @@ def sandbox_account(account_id: str, secret: str, **overrides: Any) -> dict[str,
     return doc
 
 
+#: Key of a test event whose ``occurred_at`` is that many minutes before the clock when posted.
+MINUTES_AGO = "_minutes_ago"
+
+
 def add_account(runtime: Any, doc: dict[str, Any]) -> None:
     """Import an account document into the runtime's database."""
     with runtime.db.session() as s:
@@ -47,6 +53,10 @@ def add_account(runtime: Any, doc: dict[str, Any]) -> None:
 def post(client: Any, account_id: str, kind: str, payload: dict[str, Any], secret: str,
          *, sign: bool = True, signature: str | None = None) -> Any:
     """POST a sandbox webhook, signed with ``secret`` unless told otherwise."""
+    payload = dict(payload)
+    minutes_ago = payload.pop(MINUTES_AGO, None)
+    if minutes_ago is not None:  # read the clock now, not when the event was written down
+        payload["occurred_at"] = (clock.now() - timedelta(minutes=minutes_ago)).isoformat()
     body = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     if sign:
@@ -56,15 +66,15 @@ def post(client: Any, account_id: str, kind: str, payload: dict[str, Any], secre
 
 def missed(call_id: str = "CALL1", caller: str = CALLER, outcome: str = "no-answer",
            **extra: Any) -> dict[str, Any]:
-    """A sandbox voice event for a missed call; ``minutes_ago`` moves it into the past."""
-    event = {"call_id": call_id, "from": caller, "to": BUSINESS, "outcome": outcome}
+    """A sandbox voice event for a missed call; ``minutes_ago`` moves it into the past.
+
+    The time is filled in by :func:`post` when the event is sent, so an event written at import
+    time (a parametrised scenario) is still ``minutes_ago`` before the test's clock.
+    """
+    event: dict[str, Any] = {"call_id": call_id, "from": caller, "to": BUSINESS, "outcome": outcome}
     minutes_ago = extra.pop("minutes_ago", None)
     if minutes_ago is not None:
-        from datetime import timedelta
-
-        from connector.events import utcnow
-
-        event["occurred_at"] = (utcnow() - timedelta(minutes=minutes_ago)).isoformat()
+        event[MINUTES_AGO] = minutes_ago
     event.update(extra)
     return event
 

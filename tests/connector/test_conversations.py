@@ -7,14 +7,15 @@ import threading
 from collections import Counter
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
 
-from connector.events import utcnow
+from connector import clock
 from connector.jobs import sweep
 from connector.runtime import Runtime
-from connector.storage.models import Call, EscalationTimer, Message
+from connector.storage.models import Account, Call, EscalationTimer, Message
 from tests.connector.helpers import BUSINESS, add_account, missed, post, records, sandbox_account
 
 DANA, SAM, LEE = "+14155550181", "+14155550182", "+14155550183"
@@ -295,7 +296,7 @@ def test_a_completed_crm_task_stops_escalation_by_polling(app, runtime, webhook_
 
 def test_hubspot_task_completed_webhook_is_a_human_response(app, runtime, webhook_secret):
     import json
-    import time as clock
+    import time
 
     from connector.storage.models import CrmLink
     from crm_adapters.hubspot.webhooks import signature_v3
@@ -307,7 +308,7 @@ def test_hubspot_task_completed_webhook_is_a_human_response(app, runtime, webhoo
     with runtime.db.session() as s:
         s.add(Call(id="c" * 32, account_id="acme", carrier="sandbox", event_id="E1",
                    caller=caller(1), called=BUSINESS, outcome="no-answer",
-                   occurred_at=utcnow(), state="texted", crm_state="done"))
+                   occurred_at=clock.now(), state="texted", crm_state="done"))
         s.flush()
         s.add(CrmLink(account_id="acme", crm="hubspot", object_type="task", local_key="c" * 32,
                       crm_id="9001"))
@@ -315,7 +316,7 @@ def test_hubspot_task_completed_webhook_is_a_human_response(app, runtime, webhoo
                         "objectId": 9001, "propertyName": "hs_task_status",
                         "propertyValue": "COMPLETED"}]).encode()
     url = "https://hooks.example.test/webhooks/crm/hubspot/acme"
-    stamp = str(int(clock.time() * 1000))
+    stamp = str(int(time.time() * 1000))
 
     def send(secret: str):  # type: ignore[no-untyped-def]
         return app.test_client().post("/webhooks/crm/hubspot/acme", data=body, headers={
@@ -331,7 +332,7 @@ def test_hubspot_task_completed_webhook_is_a_human_response(app, runtime, webhoo
 def test_a_lead_moved_past_its_first_stage_is_a_saved_conversation(app, runtime,
                                                                      webhook_secret):
     import json
-    import time as clock
+    import time
 
     from connector.report import build
     from connector.storage.models import CrmLink
@@ -345,7 +346,7 @@ def test_a_lead_moved_past_its_first_stage_is_a_saved_conversation(app, runtime,
     with runtime.db.session() as s:
         s.add(Call(id="d" * 32, account_id="acme", carrier="sandbox", event_id="E1",
                    caller=caller(1), called=BUSINESS, outcome="no-answer",
-                   occurred_at=utcnow(), state="texted", crm_state="done"))
+                   occurred_at=clock.now(), state="texted", crm_state="done"))
         s.flush()
         s.add(CrmLink(account_id="acme", crm="hubspot", object_type="lead",
                       local_key=caller(1), crm_id="5005"))
@@ -355,7 +356,7 @@ def test_a_lead_moved_past_its_first_stage_is_a_saved_conversation(app, runtime,
         body = json.dumps([{"eventId": event_id, "subscriptionType": "object.propertyChange",
                             "objectId": 5005, "propertyName": "dealstage",
                             "propertyValue": stage}]).encode()
-        stamp = str(int(clock.time() * 1000))
+        stamp = str(int(time.time() * 1000))
         return app.test_client().post("/webhooks/crm/hubspot/acme", data=body, headers={
             "X-HubSpot-Signature-v3": signature_v3("hubspot-app-secret-1", "POST", url, body,
                                                    stamp),
@@ -364,7 +365,8 @@ def test_a_lead_moved_past_its_first_stage_is_a_saved_conversation(app, runtime,
 
     def saved() -> int:
         with runtime.db.session() as s:
-            return build(s, "acme", utcnow().date()).total.saved
+            zone = ZoneInfo(s.get(Account, "acme").timezone)
+            return build(s, "acme", clock.today_in(zone)).total.saved
 
     assert deal_moved(1, "appointmentscheduled") == 200  # still the first stage
     assert saved() == 0

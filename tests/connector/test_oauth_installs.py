@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
+from connector import clock
 from connector.installations import DbTokenStore
 from connector.locks import named_lock
 from connector.storage.db import Database
@@ -172,7 +173,7 @@ def test_housecallpro_webhook_is_verified_per_account_and_deduplicated(app, runt
     add_account(runtime, doc)
     body = (Path(__file__).resolve().parents[1] / "fixtures" / "housecallpro"
             / "webhook_lead_created.json").read_bytes()
-    stamp = str(int(time.time()))
+    stamp = str(int(clock.timestamp()))
 
     def send(secret: str):  # type: ignore[no-untyped-def]
         return app.test_client().post(
@@ -194,7 +195,6 @@ def test_housecallpro_converted_lead_is_recorded_and_other_events_are_acknowledg
 ):
     import json as _json
 
-    from connector.events import utcnow
     from connector.storage.models import Call, CallEvent, CrmLink
     from crm_adapters.housecallpro.webhooks import signature
 
@@ -205,11 +205,11 @@ def test_housecallpro_converted_lead_is_recorded_and_other_events_are_acknowledg
     with runtime.db.session() as s:
         s.add(Call(id="e" * 32, account_id="hcp-acme", carrier="sandbox", event_id="E1",
                    caller="+14155550123", called="+14155550100", outcome="no-answer",
-                   occurred_at=utcnow(), state="texted", crm_state="done"))
+                   occurred_at=clock.now(), state="texted", crm_state="done"))
         s.flush()
         s.add(CrmLink(account_id="hcp-acme", crm="housecallpro", object_type="lead",
                       local_key="+14155550123", crm_id="lea_9"))
-    stamp = str(int(time.time()))
+    stamp = str(int(clock.timestamp()))
 
     def send(payload: dict) -> int:  # type: ignore[type-arg]
         body = _json.dumps(payload).encode()

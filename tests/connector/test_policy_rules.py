@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
 
-from connector.events import utcnow
+from connector import clock
 from connector.explain import explain
 from connector.storage.models import Call, CallerState, ConsentEvent, Message, OptOut
 from tests.connector.helpers import (
@@ -181,7 +182,7 @@ def _due(runtime):  # type: ignore[no-untyped-def]
     from connector.jobs import sweep
 
     with runtime.db.session() as s:
-        past = utcnow() - timedelta(minutes=5)
+        past = clock.now() - timedelta(minutes=5)
         s.execute(update(Call).values(send_at=past, next_attempt_at=past, updated_at=past))
     sweep(runtime)
 
@@ -222,32 +223,36 @@ def test_stop_during_the_delay_wins(app, runtime, webhook_secret):
     assert len(sms) == 1 and "START" in sms[0]["body"]  # only the opt-out confirmation
 
 
-def test_quiet_hours_hold_to_the_morning(app, runtime, webhook_secret):
-    # A window that excludes now, in the caller's zone, whatever time the test runs.
-    from zoneinfo import ZoneInfo
+LA = "America/Los_Angeles"
 
-    local = utcnow().astimezone(ZoneInfo("America/Los_Angeles"))
-    start = (local + timedelta(hours=2)).strftime("%H:00")
-    end = (local + timedelta(hours=3)).strftime("%H:00")
-    if start >= end:
-        pytest.skip("the two-hour window wraps midnight right now")
+# (clock in UTC, texting window in the caller's zone, when the held text goes out in that zone)
+HOLDS = [
+    # 10:00 in Los Angeles, before a 12:00-13:00 window: held to noon the same day.
+    (datetime(2026, 6, 15, 17, 0, tzinfo=UTC), ("12:00", "13:00"), datetime(2026, 6, 15, 12, 0)),
+    # 23:30 in Los Angeles, after an 08:00-21:00 window: held past midnight to the next morning.
+    (datetime(2026, 6, 16, 6, 30, tzinfo=UTC), ("08:00", "21:00"), datetime(2026, 6, 16, 8, 0)),
+    # 00:30 in Los Angeles, a window that itself wraps midnight (22:00-00:15): held to 22:00.
+    (datetime(2026, 6, 16, 7, 30, tzinfo=UTC), ("22:00", "00:15"), datetime(2026, 6, 16, 22, 0)),
+]
+
+
+@pytest.mark.parametrize(("at", "window", "held_to"), HOLDS, ids=["same day", "next morning",
+                                                                   "window wraps midnight"])
+def test_quiet_hours_hold_to_the_window(app, runtime, webhook_secret, frozen_clock, at, window,
+                                        held_to):
+    frozen_clock.move_to(at)
     call = _schedule(runtime, webhook_secret, app,
-                     quiet_hours={"start": start, "end": end, "mode": "hold"})
-    held = call.send_at.astimezone(ZoneInfo("America/Los_Angeles"))
-    assert held.strftime("%H:%M") == start
+                     quiet_hours={"start": window[0], "end": window[1], "mode": "hold"})
+    held = call.send_at.astimezone(ZoneInfo(LA))
+    assert held.replace(tzinfo=None, second=0, microsecond=0) == held_to
     assert "held to" in " ".join(f for _, _, f in call.decision_trace)
 
 
-def test_quiet_hours_send_anyway_because_the_customer_called_first(app, runtime, webhook_secret):
-    from zoneinfo import ZoneInfo
-
-    local = utcnow().astimezone(ZoneInfo("America/Los_Angeles"))
-    start = (local + timedelta(hours=2)).strftime("%H:00")
-    end = (local + timedelta(hours=3)).strftime("%H:00")
-    if start >= end:
-        pytest.skip("the two-hour window wraps midnight right now")
+def test_quiet_hours_send_anyway_because_the_customer_called_first(app, runtime, webhook_secret,
+                                                                   frozen_clock):
+    frozen_clock.move_to(HOLDS[0][0])  # 10:00 in Los Angeles, outside a 12:00-13:00 window
     add_account(runtime, account(webhook_secret,
-                                 quiet_hours={"start": start, "end": end, "mode": "send"}))
+                                 quiet_hours={"start": "12:00", "end": "13:00", "mode": "send"}))
     post(app.test_client(), "acme", "voice", missed(), webhook_secret)
     assert len(records(runtime, "acme", "sms")) == 1
 

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import inspect, select
 
-from connector import workflow
-from connector.events import CallOutcome, MissedCall, utcnow
+from connector import clock, workflow
+from connector.events import CallOutcome, MissedCall
 from connector.intake import record_missed_call
 from connector.queue import POLL_MAX_DELAY, PRIORITY_CRM, PRIORITY_TEXT, make_consumer
 from connector.runtime import Runtime
@@ -87,7 +87,7 @@ def test_concurrent_callbacks_for_one_call_make_one_row(tmp_path, database_url, 
     try:
         add_account(rt, sandbox_account("acme", webhook_secret))
         event = MissedCall("sandbox", "CA-same", CALLER, "+14155550100", CallOutcome.NO_ANSWER,
-                           utcnow())
+                           clock.now())
         barrier = threading.Barrier(8)
 
         def intake() -> bool:
@@ -116,7 +116,7 @@ def test_concurrent_calls_from_one_caller_get_one_text(tmp_path, database_url, w
             account = s.get(Account, "acme")
             for n in range(6):
                 event = MissedCall("sandbox", f"CA{n}", CALLER, "+14155550100",
-                                   CallOutcome.NO_ANSWER, utcnow())
+                                   CallOutcome.NO_ANSWER, clock.now())
                 call_id, _ = record_missed_call(s, account, event)
                 ids.append(call_id)
         barrier = threading.Barrier(len(ids))

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from connector.events import utcnow
+from connector import clock
 from connector.explain import explain
 from connector.jobs import sweep
 from connector.storage.models import Call, CallEvent, Message, OptOut
@@ -129,7 +129,7 @@ def test_repeat_caller_after_cooldown_is_texted_again(app, runtime, acme, webhoo
     with runtime.db.session() as s:
         from connector.storage.models import CallerState
 
-        s.execute(update(CallerState).values(last_text_at=utcnow() - timedelta(hours=25)))
+        s.execute(update(CallerState).values(last_text_at=clock.now() - timedelta(hours=25)))
     post(client, acme, "voice", missed("CALL2"), webhook_secret)
     assert len(records(runtime, acme, "sms")) == 2
 
@@ -223,8 +223,8 @@ def test_crm_outage_is_retried_by_the_sweeper_with_the_same_end_state(
     monkeypatch.setattr(SandboxCrm, "create_task", real)
     with runtime.db.session() as s:  # time passes
         s.execute(update(Call).values(
-            next_attempt_at=utcnow() - timedelta(seconds=1),
-            updated_at=utcnow() - timedelta(minutes=5),
+            next_attempt_at=clock.now() - timedelta(seconds=1),
+            updated_at=clock.now() - timedelta(minutes=5),
         ))
     assert sweep(runtime) == 1
     assert only_call(runtime, acme).crm_state == "done"
@@ -250,8 +250,8 @@ def test_job_killed_after_send_before_recording_is_reconciled_not_resent(
     monkeypatch.setattr(SandboxCarrier, "send_sms", real_send)
     assert len(records(runtime, acme, "sms")) == 1
     with runtime.db.session() as s:  # the lease lapses and time passes
-        s.execute(update(Call).values(lease_until=None, updated_at=utcnow() - timedelta(minutes=5)))
-        s.execute(update(Message).values(last_attempt_at=utcnow() - timedelta(minutes=1)))
+        s.execute(update(Call).values(lease_until=None, updated_at=clock.now() - timedelta(minutes=5)))
+        s.execute(update(Message).values(last_attempt_at=clock.now() - timedelta(minutes=1)))
     sweep(runtime)
     assert len(records(runtime, acme, "sms")) == 1  # not sent twice
     call = only_call(runtime, acme)
@@ -277,8 +277,8 @@ def test_job_killed_before_send_sends_once_after_restart(
     post(app.test_client(), acme, "voice", missed(), webhook_secret)
     monkeypatch.setattr(SandboxCarrier, "send_sms", real_send)
     with runtime.db.session() as s:
-        s.execute(update(Call).values(lease_until=None, updated_at=utcnow() - timedelta(minutes=5)))
-        s.execute(update(Message).values(last_attempt_at=utcnow() - timedelta(minutes=1)))
+        s.execute(update(Call).values(lease_until=None, updated_at=clock.now() - timedelta(minutes=5)))
+        s.execute(update(Message).values(last_attempt_at=clock.now() - timedelta(minutes=1)))
     sweep(runtime)
     assert len(records(runtime, acme, "sms")) == 1
     assert only_call(runtime, acme).state == "texted"
@@ -302,8 +302,8 @@ def test_ambiguous_send_is_not_resent_while_the_carrier_may_still_list_it(
     with runtime.db.session() as s:
         message = s.scalar(select(Message).where(Message.direction == "outbound"))
         assert message.status == "ambiguous" and message.send_attempts == 1
-        s.execute(update(Message).values(last_attempt_at=utcnow() - timedelta(minutes=1)))
-        s.execute(update(Call).values(updated_at=utcnow() - timedelta(minutes=5)))
+        s.execute(update(Message).values(last_attempt_at=clock.now() - timedelta(minutes=1)))
+        s.execute(update(Call).values(updated_at=clock.now() - timedelta(minutes=5)))
     sweep(runtime)
     assert len(records(runtime, acme, "sms")) == 1
     assert only_call(runtime, acme).state == "texted"
