@@ -312,7 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="an account's numbers for a period (table or CSV)")
     rep.add_argument("account")
     rep.add_argument("--since", required=True, help="first day, YYYY-MM-DD (account's time zone)")
-    rep.add_argument("--until", help="last day, inclusive (default: today)")
+    rep.add_argument("--until",
+                     help="last day, inclusive, YYYY-MM-DD (default: today in the account's time zone)")
     rep.add_argument("--by", choices=("account", "number", "template", "day"), default="account")
     rep.add_argument("--csv", metavar="FILE", help="write CSV to FILE ('-' = stdout)")
     rep.set_defaults(func=cmd_report)

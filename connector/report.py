@@ -60,6 +60,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, defer
 
+from connector import clock
 from connector.errors import ConfigurationError
 from connector.policy import Reason
 from connector.storage.models import (
@@ -109,10 +110,21 @@ def parse_day(text: str, option: str) -> date:
 
 def period_for(timezone: str, since: date, until: date | None = None,
                now: datetime | None = None) -> Period:
-    """The period in the account's time zone; ``until`` defaults to today there."""
+    """The period from ``since`` to ``until``, both dates in the account's zone.
+
+    Without ``until`` the period runs to now: to the end of today in the account's zone, so it
+    never ends before it starts. ``since`` later than that today is a ConfigurationError that says
+    what today is there (the date a person types may be their own zone's, or UTC's).
+    """
     tz = ZoneInfo(timezone)
-    until = until or (now or datetime.now(tz)).astimezone(tz).date()
-    if until < since:
+    today = (now or clock.now()).astimezone(tz).date()
+    if since > today:
+        raise ConfigurationError(
+            f"--since {since} is later than today in the account's time zone ({today}, {timezone})",
+            field="--since")
+    if until is None:
+        until = today
+    elif until < since:
         raise ConfigurationError(f"--until {until} is before --since {since}", field="--until")
     start = datetime.combine(since, time(0), tz)
     end = datetime.combine(until + timedelta(days=1), time(0), tz)

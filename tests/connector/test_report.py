@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event
 
+from connector import clock
 from connector.cli import main
 from connector.report import build, compute, load, percentile, period_for
 from connector.report_output import format_table, write_csv
@@ -336,7 +337,7 @@ def test_cli_errors_name_what_to_fix(cli_env, capsys):
 def test_a_call_through_the_workflow_is_counted_as_texted(app, runtime, webhook_secret):
     add_account(runtime, sandbox_account("acme", webhook_secret))
     assert post(app.test_client(), "acme", "voice", missed(), webhook_secret).status_code == 200
-    today = datetime.now(TZ).date()
+    today = clock.today_in(TZ)
     with runtime.db.session() as s:
         row = build(s, "acme", today - timedelta(days=1)).total
     assert (row.missed_calls, row.texted, row.pending, row.suppressed_total) == (1, 1, 0, 0)
