@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from huey import crontab
 from sqlalchemy import or_, select
 
-from connector import clock, conversation, crm_sync, replies, workflow
+from connector import clock, conversation, crm_sync, nonces, replies, workflow
 from connector.queue import PRIORITY_CRM, PRIORITY_TEXT
 from connector.storage.models import Call, Message
 
@@ -147,6 +147,9 @@ def sweep(runtime: Runtime) -> int:
     count = len(texts) + len(crm) + len(messages) + len(reply_ids)
     count += conversation.poll_completed_tasks(runtime)  # before firing: done tasks don't escalate
     count += conversation.fire_due(runtime)
+    with runtime.db.session() as s:
+        nonces.purge_expired(s)
+        s.commit()
     if count:
         log.info("sweeper re-enqueued %d job(s)", count)
     return count

@@ -324,6 +324,9 @@ class User(Base):
     # The account they see; None means every account (an operator).
     account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    # Raised on sign-out everywhere and on a password change: sessions that carry an older
+    # value are no longer valid.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class CrmLink(Base):
@@ -367,3 +370,30 @@ class SandboxRecord(Base):
     key: Mapped[str | None] = mapped_column(String(200))
     data: Mapped[dict] = mapped_column(JSON)  # type: ignore[type-arg]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class UsedNonce(Base):
+    """A one-time value already spent: a webhook nonce, an OAuth ``state``.
+
+    ``scope`` says whose values they are (``plivo:<account>``, ``oauth-state``); a second insert
+    of the same pair fails on the primary key, which is how a replay is refused across processes.
+    Rows past ``expires_at`` can no longer be replayed anyway and are purged by the sweeper.
+    """
+
+    __tablename__ = "used_nonces"
+    __table_args__ = (Index("ix_used_nonces_expires", "expires_at"),)
+
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime]
+
+
+class SignInFailure(Base):
+    """A refused sign-in, kept for the rate limit: per email and per client address."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(250))  # "email:<address>" or "ip:<address>"
+    at: Mapped[datetime] = mapped_column(default=clock.now)
