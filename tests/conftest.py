@@ -21,11 +21,12 @@ import time_machine
 #: The suite's date and time when ``--clock`` is not given (UTC). Mid-June: daylight saving time
 #: in the northern hemisphere, so the US zones the fixtures use are on their summer offsets.
 SUITE_INSTANT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+_CLOCK_FROM_ENV = os.environ.pop("TEXTBACK_TEST_CLOCK", None) or None
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--clock", default=os.environ.get("TEXTBACK_TEST_CLOCK") or None, metavar="WHEN",
+        "--clock", default=_CLOCK_FROM_ENV, metavar="WHEN",
         help="start every test at this UTC time: HH:MM on the suite's date "
              f"({SUITE_INSTANT.date()}) or a full ISO 8601 instant "
              f"(default {SUITE_INSTANT.isoformat()}; also TEXTBACK_TEST_CLOCK)")
@@ -104,10 +105,12 @@ def socket_guard() -> Iterator[None]:
 # -- shared fixtures: settings, databases, runtime, app ------------------------------------------
 
 
-PG_ADMIN_URL = os.environ.get(
+# The suite's own settings are taken out of the environment: textback refuses TEXTBACK_* names it
+# does not know, and the CLI tests read the environment.
+PG_ADMIN_URL = os.environ.pop(
     "TEXTBACK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("TEXTBACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REDIS_URL = os.environ.pop("TEXTBACK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "s" * 40
 
 
