@@ -7,6 +7,7 @@ session. Customers' texts are shown here (that is the point) but never logged.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -48,9 +49,21 @@ def csrf_token() -> str:
     return str(session["csrf"])
 
 
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time equality of two texts, compared as UTF-8 bytes.
+
+    ``secrets.compare_digest`` refuses ``str`` values outside ASCII with a ``TypeError``; as bytes
+    any text a form can carry is simply equal or not. Empty values never match.
+    """
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
+                               given.encode("utf-8", "surrogatepass"))
+
+
 def _check_csrf() -> None:
-    given = request.form.get("csrf", "")
-    if not given or not secrets.compare_digest(given, session.get("csrf", "")):
+    expected = session.get("csrf", "")
+    if not isinstance(expected, str) or not same_secret(expected, request.form.get("csrf", "")):
         abort(400, "the form expired: reload the page and try again")
 
 

@@ -1,0 +1,77 @@
+"""Sign-in and session security through Flask's test client: CSRF values of any text, where the
+page goes after sign-in, the sign-in rate limit, and sessions that end (sign-out, a password
+change, the absolute and idle limits)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from connector.storage.models import Call, ContactProfile
+from connector.users import add_user
+from tests.connector.helpers import add_account, missed, post, sandbox_account
+
+EMAIL = "dana@acme.test"
+PASSWORD = "correct horse battery"
+NON_ASCII_CSRF = "jeton-café-✓-€"
+
+
+def csrf_of(client: Any, path: str = "/login") -> str:
+    """The CSRF token in the form on ``path``."""
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert match is not None, f"no CSRF field on {path}"
+    return match.group(1)
+
+
+def sign_in(client: Any, password: str = PASSWORD, email: str = EMAIL,
+            query: str = "") -> Any:
+    """POST the sign-in form with a fresh CSRF token; the answer."""
+    token = csrf_of(client)
+    return client.post(f"/login{query}", data={"email": email, "password": password,
+                                                "csrf": token})
+
+
+@pytest.fixture
+def dana(runtime, webhook_secret):  # type: ignore[no-untyped-def]
+    """The acme account and its user Dana."""
+    add_account(runtime, sandbox_account("acme", webhook_secret))
+    with runtime.db.session() as s:
+        add_user(s, EMAIL, "Dana", PASSWORD, "acme")
+    return EMAIL
+
+
+@pytest.fixture
+def call_id(app, runtime, dana, webhook_secret) -> str:  # type: ignore[no-untyped-def]
+    """A missed call of acme."""
+    post(app.test_client(), "acme", "voice", missed(), webhook_secret)
+    with runtime.db.session() as s:
+        found = s.scalar(select(Call.id))
+    assert found is not None
+    return found
+
+
+# -- 17: a CSRF value of any text is a refusal, never an error ------------------------------------
+
+
+def test_a_non_ascii_csrf_value_on_the_sign_in_form_is_refused(app, dana):
+    client = app.test_client()
+    csrf_of(client)  # the session has a token, so the comparison really runs
+    answer = client.post("/login", data={"email": EMAIL, "password": PASSWORD,
+                                         "csrf": NON_ASCII_CSRF})
+    assert answer.status_code == 400
+    assert client.get("/conversations").status_code == 302  # not signed in
+
+
+def test_a_non_ascii_csrf_value_on_a_signed_in_form_is_refused(app, runtime, dana, call_id):
+    client = app.test_client()
+    assert sign_in(client).status_code == 302
+    answer = client.post(f"/conversations/{call_id}/pause",
+                         data={"paused": "1", "csrf": NON_ASCII_CSRF})
+    assert answer.status_code == 400
+    with runtime.db.session() as s:
+        assert not s.scalar(select(func.count()).select_from(ContactProfile)
+                            .where(ContactProfile.automation_paused.is_(True)))
