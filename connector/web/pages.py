@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import unicodedata
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -67,6 +69,23 @@ def _check_csrf() -> None:
         abort(400, "the form expired: reload the page and try again")
 
 
+def local_path(target: str) -> str | None:
+    """``target`` when it is a path of this app, else None (never a way to another site).
+
+    Browsers read ``//host``, ``/\\host`` and paths with tabs or newlines in them (which they
+    strip) as other sites, so only a plain path that starts with a single "/" passes: no scheme,
+    no host, no backslash, no control character and no whitespace anywhere.
+    """
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    if any(char.isspace() or unicodedata.category(char)[0] in "CZ" for char in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
 def login_required(view: F) -> F:
     """Redirect to the sign-in page when nobody is signed in; check CSRF on every POST."""
     @wraps(view)
@@ -119,9 +138,8 @@ def login() -> Any:
                 session.clear()
                 session["user_id"], session["user_name"] = user.id, user.name
                 session.permanent = True
-                target = request.args.get("next", "")
-                return redirect(target if target.startswith("/") and not target.startswith("//")
-                                else url_for("pages.conversations"))
+                return redirect(local_path(request.args.get("next", ""))
+                                or url_for("pages.conversations"))
         error = "That email and password do not match."
     return render_template("login.html", error=error), 401 if error else 200
 

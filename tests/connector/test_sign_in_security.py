@@ -75,3 +75,38 @@ def test_a_non_ascii_csrf_value_on_a_signed_in_form_is_refused(app, runtime, dan
     with runtime.db.session() as s:
         assert not s.scalar(select(func.count()).select_from(ContactProfile)
                             .where(ContactProfile.automation_paused.is_(True)))
+
+
+# -- 11: after sign-in the page goes to a path of this app, never to another site ----------------
+
+NASTY_NEXT = ["//x", "/\\x", "/%09/x", "/%0a/x", "https://x", "/\t/x", "%2F%2Fx",
+              "/%0d/x", "/%2F/x", "///x", "\\\\x", "http:/x", "/ /x", "/%00/x", "javascript:x",
+              "/%E2%80%8B/x", "x"]
+
+
+@pytest.mark.parametrize("target", NASTY_NEXT)
+def test_sign_in_never_sends_the_browser_to_another_site(app, dana, target):
+    answer = sign_in(app.test_client(), query=f"?next={target}")
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == "/conversations"
+
+
+@pytest.mark.parametrize("target", ["/x", "/\\x", "/\t/x", "//x", "https://x", " /x", "/\u2028x"])
+def test_sign_in_refuses_a_nasty_next_however_it_is_encoded(app, dana, target):
+    client = app.test_client()
+    token = csrf_of(client)
+    answer = client.post("/login", query_string={"next": target},
+                         data={"email": EMAIL, "password": PASSWORD, "csrf": token})
+    assert answer.status_code == 302
+    expected = "/x" if target == "/x" else "/conversations"
+    assert answer.headers["Location"] == expected
+
+
+def test_sign_in_goes_back_to_the_page_asked_for(app, dana, call_id):
+    client = app.test_client()
+    asked = client.get(f"/conversations/{call_id}")
+    assert asked.status_code == 302
+    login_url = asked.headers["Location"]
+    token = csrf_of(client, login_url)
+    answer = client.post(login_url, data={"email": EMAIL, "password": PASSWORD, "csrf": token})
+    assert answer.headers["Location"] == f"/conversations/{call_id}"
