@@ -1,4 +1,6 @@
-"""Sign-in for the conversation and dashboard pages: users with scrypt-hashed passwords."""
+"""Sign-in for the conversation and dashboard pages: users with scrypt-hashed passwords, and the
+sign-in rate limit (refused attempts per email and per client address, kept in
+``sign_in_failures``)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,14 @@ import base64
 import hashlib
 import hmac
 import secrets
+from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from connector import clock
 from connector.errors import ConfigurationError
-from connector.storage.models import Account, User
+from connector.storage.models import Account, SignInFailure, User
 
 # scrypt parameters (RFC 7914's interactive-login figures): n=2**14, r=8, p=1.
 _N, _R, _P = 2**14, 8, 1
@@ -65,3 +69,72 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
 
 
 _DUMMY = hash_password("not-a-real-password")
+
+
+# -- the sign-in rate limit ------------------------------------------------------------------------
+
+#: Refused sign-ins counted over this window.
+FAILURE_WINDOW = timedelta(minutes=15)
+#: Refused sign-ins for one email within the window before it is locked.
+EMAIL_LIMIT = 5
+#: Refused sign-ins from one client address within the window before it is locked.
+ADDRESS_LIMIT = 20
+_KEY_LENGTH = 250  # the width of sign_in_failures.key
+
+
+def _key(kind: str, value: str) -> str:
+    key = f"{kind}:{value}"
+    if len(key) <= _KEY_LENGTH:
+        return key
+    return f"{kind}:sha256:{hashlib.sha256(value.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
+def _email_key(email: str) -> str:
+    return _key("email", email.strip().lower())
+
+
+def _address_key(address: str) -> str:
+    return _key("ip", address)
+
+
+def _wait_for(session: Session, key: str, limit: int) -> timedelta | None:
+    """How long until ``key`` is under ``limit`` failures in the window; None when it is now."""
+    now = clock.now()
+    recent = session.scalars(
+        select(SignInFailure.at)
+        .where(SignInFailure.key == key, SignInFailure.at > now - FAILURE_WINDOW)
+        .order_by(SignInFailure.at.desc())
+        .limit(limit)
+    ).all()
+    if len(recent) < limit:
+        return None
+    # The limit-th newest failure is the one whose leaving the window frees an attempt.
+    return max(recent[-1] + FAILURE_WINDOW - now, timedelta(seconds=1))
+
+
+def sign_in_wait(session: Session, email: str, address: str) -> timedelta | None:
+    """How long this email and client address must wait before trying to sign in; None: no wait.
+
+    While there is a wait, no password is checked at all, the right one included.
+    """
+    waits = [wait for wait in (_wait_for(session, _email_key(email), EMAIL_LIMIT),
+                               _wait_for(session, _address_key(address), ADDRESS_LIMIT))
+             if wait is not None]
+    return max(waits) if waits else None
+
+
+def record_sign_in_failure(session: Session, email: str, address: str) -> None:
+    """Count a refused sign-in against the email and the client address; purge expired ones.
+
+    The caller commits.
+    """
+    now = clock.now()
+    session.execute(delete(SignInFailure).where(SignInFailure.at <= now - FAILURE_WINDOW))
+    session.add_all([SignInFailure(key=_email_key(email), at=now),
+                     SignInFailure(key=_address_key(address), at=now)])
+    session.flush()
+
+
+def clear_sign_in_failures(session: Session, email: str) -> None:
+    """Forget the refused sign-ins of ``email`` (after it signed in). The caller commits."""
+    session.execute(delete(SignInFailure).where(SignInFailure.key == _email_key(email)))

@@ -8,6 +8,7 @@ session. Customers' texts are shown here (that is the point) but never logged.
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 import unicodedata
 from collections.abc import Callable
@@ -34,7 +35,12 @@ from connector import clock
 from connector.conversation import mark_human_response
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, ContactProfile, Message, User
-from connector.users import authenticate
+from connector.users import (
+    authenticate,
+    clear_sign_in_failures,
+    record_sign_in_failure,
+    sign_in_wait,
+)
 
 bp = Blueprint("pages", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,20 +134,40 @@ def _inject() -> dict[str, Any]:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> Any:
-    """Sign in with email and password."""
-    error = None
-    if request.method == "POST":
-        _check_csrf()
-        with _runtime().db.session() as s:
-            user = authenticate(s, request.form.get("email", ""), request.form.get("password", ""))
-            if user is not None:
-                session.clear()
-                session["user_id"], session["user_name"] = user.id, user.name
-                session.permanent = True
-                return redirect(local_path(request.args.get("next", ""))
-                                or url_for("pages.conversations"))
-        error = "That email and password do not match."
-    return render_template("login.html", error=error), 401 if error else 200
+    """Sign in with email and password, within the rate limit of refused attempts."""
+    if request.method == "GET":
+        return render_template("login.html", error=None)
+    _check_csrf()
+    email, password = request.form.get("email", ""), request.form.get("password", "")
+    address = request.remote_addr or "unknown"
+    with _runtime().db.session() as s:
+        wait = sign_in_wait(s, email, address)
+        if wait is not None:
+            return _too_many_attempts(wait)
+        user = authenticate(s, email, password)
+        if user is None:
+            record_sign_in_failure(s, email, address)
+        else:
+            clear_sign_in_failures(s, email)
+            _start_session(user)
+    if user is None:
+        return render_template("login.html", error="That email and password do not match."), 401
+    return redirect(local_path(request.args.get("next", "")) or url_for("pages.conversations"))
+
+
+def _start_session(user: User) -> None:
+    session.clear()
+    session["user_id"], session["user_name"] = user.id, user.name
+    session.permanent = True
+
+
+def _too_many_attempts(wait: timedelta) -> Response:
+    minutes = max(1, math.ceil(wait.total_seconds() / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    page = render_template(
+        "login.html", error=f"Too many sign-in attempts. Try again in {minutes} {unit}.")
+    return Response(page, status=429, mimetype="text/html",
+                    headers={"Retry-After": str(math.ceil(wait.total_seconds()))})
 
 
 @bp.post("/logout")

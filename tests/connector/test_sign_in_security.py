@@ -5,12 +5,13 @@ change, the absolute and idle limits)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from connector.storage.models import Call, ContactProfile
+from connector.storage.models import Call, ContactProfile, SignInFailure
 from connector.users import add_user
 from tests.connector.helpers import add_account, missed, post, sandbox_account
 
@@ -110,3 +111,83 @@ def test_sign_in_goes_back_to_the_page_asked_for(app, dana, call_id):
     token = csrf_of(client, login_url)
     answer = client.post(login_url, data={"email": EMAIL, "password": PASSWORD, "csrf": token})
     assert answer.headers["Location"] == f"/conversations/{call_id}"
+
+
+# -- 12: the sign-in rate limit ------------------------------------------------------------------
+
+WRONG = "wrong password, again"
+
+
+def failures(runtime: Any) -> list[str]:
+    """The keys of the stored sign-in failures."""
+    with runtime.db.session() as s:
+        return list(s.scalars(select(SignInFailure.key).order_by(SignInFailure.id)))
+
+
+def test_five_wrong_passwords_lock_the_email_even_for_the_right_one(app, runtime, dana,
+                                                                     frozen_clock):
+    client = app.test_client()
+    for _ in range(5):
+        assert sign_in(client, WRONG).status_code == 401
+        frozen_clock.shift(timedelta(seconds=10))
+    answer = sign_in(client)
+    assert answer.status_code == 429
+    assert "Too many sign-in attempts. Try again in 15 minutes." in answer.get_data(as_text=True)
+    assert client.get("/conversations").status_code == 302  # still not signed in
+    # Another browser, another address: the email is still locked.
+    other = app.test_client()
+    locked = sign_in(other, query="", email=" DANA@acme.test")
+    assert locked.status_code == 429
+
+
+def test_the_lock_ends_when_the_oldest_counted_failure_leaves_the_window(app, dana,
+                                                                         frozen_clock):
+    client = app.test_client()
+    for _ in range(5):
+        sign_in(client, WRONG)
+        frozen_clock.shift(timedelta(minutes=1))
+    # The first failure was 5 minutes ago: it leaves the 15-minute window in 10 minutes.
+    answer = sign_in(client)
+    assert answer.status_code == 429 and "Try again in 10 minutes." in answer.get_data(as_text=True)
+    frozen_clock.shift(timedelta(minutes=9, seconds=30))
+    assert "Try again in 1 minute." in sign_in(client).get_data(as_text=True)
+    frozen_clock.shift(timedelta(seconds=31))
+    assert sign_in(client).status_code == 302
+
+
+def test_a_successful_sign_in_clears_the_emails_failures(app, runtime, dana):
+    client = app.test_client()
+    for _ in range(4):
+        assert sign_in(client, WRONG).status_code == 401
+    assert sign_in(client).status_code == 302
+    assert not [key for key in failures(runtime) if key.startswith("email:")]
+    for _ in range(4):  # four more are allowed again
+        assert sign_in(app.test_client(), WRONG).status_code == 401
+    assert sign_in(app.test_client()).status_code == 302
+
+
+def test_twenty_failures_from_one_address_lock_the_address(app, runtime, dana):
+    client = app.test_client()
+    for number in range(20):
+        answer = sign_in(client, WRONG, email=f"guess{number}@acme.test")
+        assert answer.status_code == 401
+    assert sign_in(client).status_code == 429  # Dana's own email, but from that address
+    elsewhere = app.test_client()
+    token = csrf_of(elsewhere)
+    answer = elsewhere.post("/login", data={"email": EMAIL, "password": PASSWORD, "csrf": token},
+                            environ_base={"REMOTE_ADDR": "192.0.2.7"})
+    assert answer.status_code == 302
+
+
+def test_unknown_emails_count_too_and_old_failures_are_purged(app, runtime, dana, frozen_clock):
+    client = app.test_client()
+    sign_in(client, WRONG, email="nobody@acme.test")
+    assert failures(runtime) == ["email:nobody@acme.test", "ip:127.0.0.1"]
+    frozen_clock.shift(timedelta(minutes=16))
+    sign_in(client, WRONG)
+    assert failures(runtime) == ["email:dana@acme.test", "ip:127.0.0.1"]
+
+
+def test_a_very_long_email_is_counted_under_a_bounded_key(app, runtime, dana):
+    sign_in(app.test_client(), WRONG, email="x" * 5000 + "@acme.test")
+    assert all(len(key) <= 250 for key in failures(runtime))
