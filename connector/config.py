@@ -21,6 +21,9 @@ ENV_PREFIX = "TEXTBACK_"
 DEFAULT_DATABASE_URL = "sqlite:///var/textback.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 
+#: ``TEXTBACK_ALLOW_HTTP_LOOPBACK`` of the settings this process loaded last; None before any.
+_loaded_http_loopback: bool | None = None
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -34,6 +37,7 @@ class Settings:
     log_level: str
     demo: bool
     smtp_url: str | None = None
+    allow_http_loopback: bool = False
 
     @property
     def queue_is_redis(self) -> bool:
@@ -67,6 +71,9 @@ class _EnvSchema(Schema):
     )
     DEMO = fields.Boolean(load_default=True)
     SMTP_URL = fields.String(load_default=None, allow_none=True)
+    ALLOW_HTTP_LOOPBACK = fields.Boolean(
+        load_default=False, error_messages={"invalid": "must be true or false"}
+    )
 
     @validates("SMTP_URL")
     def _check_smtp(self, value: str | None, **_: object) -> None:
@@ -158,7 +165,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             field=", ".join(unknown),
         )
     database_url = data["DATABASE_URL"]
-    return Settings(
+    settings = Settings(
         database_url=database_url,
         queue_url=data["QUEUE_URL"] or default_queue_url(database_url),
         public_url=data["PUBLIC_URL"].rstrip("/"),
@@ -167,4 +174,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=data["LOG_LEVEL"],
         demo=data["DEMO"],
         smtp_url=data["SMTP_URL"],
+        allow_http_loopback=data["ALLOW_HTTP_LOOPBACK"],
     )
+    global _loaded_http_loopback
+    _loaded_http_loopback = settings.allow_http_loopback
+    return settings
+
+
+def http_loopback_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether account files may name a plain-http API URL on a loopback host.
+
+    That is ``TEXTBACK_ALLOW_HTTP_LOOPBACK``: from ``environ`` when given, else from the settings
+    this process loaded (:func:`load_settings`, which every command and the test settings go
+    through), else from the process environment. Account validation asks here because an account
+    can be imported without the settings at hand.
+    """
+    if environ is None and _loaded_http_loopback is not None:
+        return _loaded_http_loopback
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV_PREFIX + "ALLOW_HTTP_LOOPBACK", "")
+    if raw == "":
+        return False
+    try:
+        return bool(_EnvSchema().fields["ALLOW_HTTP_LOOPBACK"].deserialize(raw))
+    except ValidationError as exc:
+        name = ENV_PREFIX + "ALLOW_HTTP_LOOPBACK"
+        raise ConfigurationError(
+            f"bad settings:\n  {name}: {' '.join(map(str, exc.messages))}", field=name
+        ) from None

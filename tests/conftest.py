@@ -182,6 +182,8 @@ def make_settings(tmp_path: Path, **overrides: str):  # type: ignore[no-untyped-
         "TEXTBACK_PUBLIC_URL": "https://hooks.example.test",
         "TEXTBACK_SECRET_KEY": SECRET,
         "TEXTBACK_DEMO": "false",
+        # The local stubs the suite points adapters at are http://127.0.0.1:<port>.
+        "TEXTBACK_ALLOW_HTTP_LOOPBACK": "true",
     }
     env.update({f"TEXTBACK_{k.upper()}": v for k, v in overrides.items()})
     return load_settings(env)

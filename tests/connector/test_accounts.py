@@ -55,6 +55,8 @@ def test_valid_file_is_stored_with_numbers_normalised_and_secrets_sealed(runtime
         (("crm", "mapping", "task_priority"), "URGENT", "crm.mapping.task_priority"),
         (("id",), "Not A Slug", "id"),
         (("templates",), {"missed_call": "Hi from {biz}"}, "templates.missed_call"),
+        (("crm", "api_base_url"), "http://169.254.169.254", "crm.api_base_url"),
+        (("carrier", "api_base_url"), "https://example.com@127.0.0.1", "carrier.api_base_url"),
     ],
 )
 def test_bad_file_is_refused_naming_the_field_and_nothing_is_written(runtime, path, value, field):

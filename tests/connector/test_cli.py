@@ -62,3 +62,23 @@ def test_simulate_call_on_the_demo_account_then_explain(env, capsys):
 def test_simulated_answered_call_does_nothing(env, capsys):
     assert main(["simulate-call", "demo", "--from", "+14155550123", "--outcome", "answered"]) == 0
     assert "answered call: nothing to do" in capsys.readouterr().out
+
+
+def test_accounts_import_takes_plain_http_to_this_machine_only_when_allowed(env, monkeypatch,
+                                                                            capsys):
+    from connector import config
+
+    monkeypatch.setattr(config, "_loaded_http_loopback", config._loaded_http_loopback)
+    doc = json.loads(json.dumps(TWILIO_HUBSPOT))
+    doc["crm"]["api_base_url"] = "http://127.0.0.1:8089"
+    path = env / "stub.json"
+    path.write_text(json.dumps(doc))
+    assert main(["accounts", "import", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "crm.api_base_url" in err and "TEXTBACK_ALLOW_HTTP_LOOPBACK=true" in err
+    monkeypatch.setenv("TEXTBACK_ALLOW_HTTP_LOOPBACK", "true")
+    assert main(["accounts", "import", str(path)]) == 0
+    doc["crm"]["api_base_url"] = "http://169.254.169.254"
+    path.write_text(json.dumps(doc))
+    assert main(["accounts", "import", str(path)]) == 2
+    assert "metadata" in capsys.readouterr().err

@@ -53,3 +53,19 @@ def test_redis_and_postgres_urls_are_accepted():
     assert settings.queue_is_redis
     assert settings.public_url == "https://hooks.example.com"
     assert "pw" not in repr(settings) and "k" * 40 not in repr(settings)
+
+
+def test_http_to_loopback_apis_is_off_unless_set(monkeypatch):
+    from connector import config
+
+    monkeypatch.setattr(config, "_loaded_http_loopback", config._loaded_http_loopback)
+    base = {"TEXTBACK_SECRET_KEY": "k" * 40}
+    assert load_settings(base).allow_http_loopback is False
+    assert config.http_loopback_allowed() is False
+    assert load_settings({**base, "TEXTBACK_ALLOW_HTTP_LOOPBACK": "TRUE"}).allow_http_loopback
+    assert config.http_loopback_allowed() is True
+    assert config.http_loopback_allowed({"TEXTBACK_ALLOW_HTTP_LOOPBACK": "false"}) is False
+    with pytest.raises(ConfigurationError, match="TEXTBACK_ALLOW_HTTP_LOOPBACK: must be true or"):
+        load_settings({**base, "TEXTBACK_ALLOW_HTTP_LOOPBACK": "maybe"})
+    with pytest.raises(ConfigurationError, match="TEXTBACK_ALLOW_HTTP_LOOPBACK"):
+        config.http_loopback_allowed({"TEXTBACK_ALLOW_HTTP_LOOPBACK": "maybe"})
