@@ -44,15 +44,21 @@ def check_password(stored: str, password: str) -> bool:
 
 def add_user(session: Session, email: str, name: str, password: str,
              account_id: str | None) -> User:
-    """Create or replace a user; ``account_id`` None lets them see every account."""
+    """Create or replace a user; ``account_id`` None lets them see every account.
+
+    Replacing a user (a new password, name or account) ends every session they have.
+    """
     if len(password) < 10:
         raise ConfigurationError("passwords need at least 10 characters", field="PASSWORD")
     if account_id is not None and session.get(Account, account_id) is None:
         raise ConfigurationError(f"no account {account_id!r}", field="--account")
     user = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
     if user is None:
-        user = User(email=email.lower(), name=name, password_hash="", account_id=account_id)
+        user = User(email=email.lower(), name=name, password_hash="", account_id=account_id,
+                    session_epoch=0)
         session.add(user)
+    else:
+        user.session_epoch = (user.session_epoch or 0) + 1  # ends the sessions of the old password
     user.name, user.account_id = name, account_id
     user.password_hash = hash_password(password)
     session.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -18,6 +19,9 @@ def create_app(runtime: Runtime) -> Flask:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = runtime.settings.public_url.startswith("https://")
+    # Sessions are browser-session cookies (never marked permanent); the signed cookie is still
+    # refused past 12 hours, the longest a sign-in lasts (the pages enforce 12 h and 2 h idle).
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=12)
     app.extensions["textback"] = runtime
     hops = runtime.settings.trust_proxy_hops
     if hops:

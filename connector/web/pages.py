@@ -3,6 +3,11 @@
 Sign-in is by email and password (``textback users add``); a user sees their own account, or
 every account when they were added without one. Every form carries a CSRF token bound to the
 session. Customers' texts are shown here (that is the point) but never logged.
+
+A session lives in a browser-session cookie and ends, server-side, 12 hours after sign-in or
+after 2 hours without a request, whichever comes first. Each user has a session epoch, stored in
+the session at sign-in: signing out raises it, so "sign out" ends every session of that user on
+every device, and so does a password change.
 """
 
 from __future__ import annotations
@@ -22,13 +27,14 @@ from flask import (
     Blueprint,
     abort,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
     session,
     url_for,
 )
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from werkzeug.wrappers import Response
 
 from connector import clock
@@ -44,6 +50,11 @@ from connector.users import (
 
 bp = Blueprint("pages", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: A session ends this long after sign-in, however busy.
+SESSION_MAX_AGE = timedelta(hours=12)
+#: A session ends after this long without a request.
+SESSION_IDLE = timedelta(hours=2)
 
 
 def _runtime() -> Runtime:
@@ -92,12 +103,38 @@ def local_path(target: str) -> str | None:
     return target
 
 
+def _session_ended(user: User | None) -> str | None:
+    """Why the signed-in session may no longer be used, or None while it may."""
+    if user is None or session.get("epoch") != user.session_epoch:
+        return "You were signed out. Sign in again."
+    now = clock.timestamp()
+    signed_in_at, seen_at = session.get("signed_in_at"), session.get("seen_at")
+    if not isinstance(signed_in_at, (int, float)) or not isinstance(seen_at, (int, float)):
+        return "You were signed out. Sign in again."
+    if now - signed_in_at > SESSION_MAX_AGE.total_seconds():
+        return "Your session ended 12 hours after you signed in. Sign in again."
+    if now - seen_at > SESSION_IDLE.total_seconds():
+        return "Your session ended after 2 hours without use. Sign in again."
+    return None
+
+
 def login_required(view: F) -> F:
-    """Redirect to the sign-in page when nobody is signed in; check CSRF on every POST."""
+    """Let a view run only in a live signed-in session; check CSRF on every POST.
+
+    Nobody signed in, or a session that was revoked or expired: the browser goes to the sign-in
+    page (with a message when a session ended). A live session's last-seen time is refreshed.
+    """
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if "user_id" not in session:
             return redirect(url_for("pages.login", next=request.path))
+        with _runtime().db.session() as s:
+            ended = _session_ended(s.get(User, session["user_id"]))
+        if ended is not None:
+            session.clear()
+            flash(ended)
+            return redirect(url_for("pages.login", next=request.path))
+        session["seen_at"] = clock.timestamp()
         if request.method == "POST":
             _check_csrf()
         return view(*args, **kwargs)
@@ -157,8 +194,11 @@ def login() -> Any:
 
 def _start_session(user: User) -> None:
     session.clear()
+    now = clock.timestamp()
     session["user_id"], session["user_name"] = user.id, user.name
-    session.permanent = True
+    session["epoch"] = user.session_epoch
+    session["signed_in_at"] = session["seen_at"] = now
+    session.permanent = False  # a browser-session cookie; the limits above are kept here
 
 
 def _too_many_attempts(wait: timedelta) -> Response:
@@ -173,8 +213,12 @@ def _too_many_attempts(wait: timedelta) -> Response:
 @bp.post("/logout")
 @login_required
 def logout() -> Response:
-    """Sign out."""
+    """Sign out everywhere: raise the user's session epoch, which ends all their sessions."""
+    with _runtime().db.session() as s:
+        s.execute(update(User).where(User.id == session["user_id"])
+                  .values(session_epoch=User.session_epoch + 1))
     session.clear()
+    flash("You are signed out, on every device.")
     return redirect(url_for("pages.login"))
 
 

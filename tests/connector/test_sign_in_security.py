@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from connector.storage.models import Call, ContactProfile, SignInFailure
+from connector.storage.models import Call, ContactProfile, SignInFailure, User
 from connector.users import add_user
 from tests.connector.helpers import add_account, missed, post, sandbox_account
 
@@ -191,3 +191,106 @@ def test_unknown_emails_count_too_and_old_failures_are_purged(app, runtime, dana
 def test_a_very_long_email_is_counted_under_a_bounded_key(app, runtime, dana):
     sign_in(app.test_client(), WRONG, email="x" * 5000 + "@acme.test")
     assert all(len(key) <= 250 for key in failures(runtime))
+
+
+# -- 13: sessions end: sign-out everywhere, a password change, 12 hours, 2 hours idle -------------
+
+
+def signed_in_client(app: Any) -> Any:
+    """A test client signed in as Dana."""
+    client = app.test_client()
+    assert sign_in(client).status_code == 302
+    assert client.get("/conversations").status_code == 200
+    return client
+
+
+def session_cookie(client: Any) -> str:
+    """The value of the client's session cookie."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return str(cookie.value)
+
+
+def with_cookie(app: Any, value: str) -> Any:
+    """A new client that sends only this session cookie."""
+    client = app.test_client()
+    client.set_cookie("session", value)
+    return client
+
+
+def sent_to_sign_in(answer: Any) -> bool:
+    """True when the answer sends the browser to the sign-in page."""
+    return answer.status_code == 302 and answer.headers["Location"].startswith("/login")
+
+
+def test_the_session_cookie_is_a_browser_session_cookie(app, dana):
+    answer = sign_in(app.test_client())
+    cookie = next(h for h in answer.headers.getlist("Set-Cookie") if h.startswith("session="))
+    assert "expires" not in cookie.lower() and "max-age" not in cookie.lower()
+    assert "httponly" in cookie.lower() and "samesite=lax" in cookie.lower()
+
+
+def test_sign_out_ends_every_session_of_the_user(app, runtime, dana):
+    laptop, phone = signed_in_client(app), signed_in_client(app)
+    kept = session_cookie(laptop)
+    answer = laptop.post("/logout", data={"csrf": csrf_of(laptop, "/conversations")})
+    assert sent_to_sign_in(answer)
+    assert "signed out, on every device" in laptop.get("/login").get_data(as_text=True)
+    assert sent_to_sign_in(with_cookie(app, kept).get("/conversations"))  # the copied cookie
+    assert sent_to_sign_in(phone.get("/conversations"))  # the other device
+    assert "You were signed out" in phone.get("/login").get_data(as_text=True)
+    assert signed_in_client(app).get("/dashboard").status_code == 200  # signing in again works
+
+
+def test_a_kept_cookie_cannot_post_after_sign_out(app, runtime, dana, call_id):
+    client = signed_in_client(app)
+    kept, token = session_cookie(client), csrf_of(client, "/conversations")
+    client.post("/logout", data={"csrf": token})
+    replay = with_cookie(app, kept).post(f"/conversations/{call_id}/pause",
+                                         data={"paused": "1", "csrf": token})
+    assert sent_to_sign_in(replay)
+    with runtime.db.session() as s:
+        assert not s.scalar(select(func.count()).select_from(ContactProfile)
+                            .where(ContactProfile.automation_paused.is_(True)))
+
+
+def test_a_password_change_ends_the_users_sessions(app, runtime, dana):
+    client = signed_in_client(app)
+    with runtime.db.session() as s:
+        add_user(s, EMAIL, "Dana", "a brand new passphrase", "acme")
+    assert sent_to_sign_in(client.get("/conversations"))
+    assert sign_in(app.test_client()).status_code == 401  # the old password is gone
+    assert sign_in(app.test_client(), "a brand new passphrase").status_code == 302
+
+
+def test_a_deleted_user_is_signed_out(app, runtime, dana):
+    client = signed_in_client(app)
+    with runtime.db.session() as s:
+        s.delete(s.scalar(select(User).where(User.email == EMAIL)))
+    assert sent_to_sign_in(client.get("/conversations"))
+
+
+def test_a_session_ends_after_two_idle_hours(app, dana, frozen_clock):
+    client = signed_in_client(app)
+    frozen_clock.shift(timedelta(hours=1, minutes=59))
+    assert client.get("/conversations").status_code == 200  # and this refreshes the last-seen
+    frozen_clock.shift(timedelta(hours=1, minutes=59))
+    assert client.get("/conversations").status_code == 200
+    frozen_clock.shift(timedelta(hours=2, minutes=1))
+    answer = client.get("/dashboard")
+    assert sent_to_sign_in(answer) and "next=/dashboard" in answer.headers["Location"]
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "ended after 2 hours without use" in page
+    assert sent_to_sign_in(client.get("/conversations"))  # the session is gone, not just refused
+
+
+def test_a_session_ends_twelve_hours_after_sign_in_however_busy(app, dana, frozen_clock):
+    client = signed_in_client(app)
+    for _ in range(6):
+        frozen_clock.shift(timedelta(hours=1, minutes=55))
+        assert client.get("/conversations").status_code == 200
+    frozen_clock.shift(timedelta(hours=1, minutes=55))  # 13 h 30 min after signing in
+    answer = client.get("/conversations")
+    assert sent_to_sign_in(answer)
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert "ended 12 hours after you signed in" in page
