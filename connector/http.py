@@ -12,6 +12,7 @@ from types import MappingProxyType
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
+import urllib3
 
 from connector import clock
 from connector.errors import (
@@ -156,13 +157,32 @@ def classify_status(
     return PermanentProviderError(message, provider=provider, code=code, status=status)
 
 
+def never_reached_provider(exc: requests.RequestException) -> bool:
+    """True only when the request certainly never left this machine.
+
+    That is a connection that was never opened: refused, unreachable, a name that did not
+    resolve, or a connect timeout. Everything else (a reset, "remote end closed connection
+    without response", a read timeout, a broken TLS session) may have happened after the
+    provider read the request, so it may have taken effect.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.ReadTimeout):
+        return False
+    cause: object = exc.args[0] if exc.args else None
+    cause = getattr(cause, "reason", cause)  # urllib3's MaxRetryError wraps the real failure
+    return isinstance(cause, urllib3.exceptions.NewConnectionError)
+
+
 def transport_error(provider: str, exc: requests.RequestException) -> TransientProviderError:
-    """A connection or timeout failure; ambiguous unless the connection never opened."""
-    ambiguous = not isinstance(exc, requests.ConnectionError) or isinstance(
-        exc, requests.ReadTimeout
-    )
+    """A connection or timeout failure; ambiguous unless the request never left this machine.
+
+    An ambiguous failure is reconciled against the provider's records before anything is sent
+    again: a text the carrier accepted just before the connection dropped must not go twice.
+    """
     return TransientProviderError(
-        f"{provider}: {type(exc).__name__}", provider=provider, ambiguous=ambiguous
+        f"{provider}: {type(exc).__name__}", provider=provider,
+        ambiguous=not never_reached_provider(exc),
     )
 
 
