@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 def send_reply(runtime: Runtime, message_id: str) -> None:
     """Job: send one compliance reply; an ambiguous failure is never re-sent."""
     with runtime.db.session() as session:
-        message = session.get(Message, message_id)
-        if message is None or message.status != "intent" or message.send_attempts > 0:
-            return
-        if not take_lease(session, Message, message_id):
+        # Claimed and read in one statement: a reply another worker sent a moment ago is never
+        # taken on a stale reading.
+        message = take_lease(session, Message, message_id, Message.status == "intent",
+                             Message.send_attempts == 0)
+        if message is None:
             return
         try:
             account = session.get(Account, message.account_id)

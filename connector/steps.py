@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tenacity import (
@@ -29,19 +29,32 @@ LEASE = timedelta(minutes=2)
 MAX_INLINE_WAIT = 15.0
 
 
-def take_lease(session: Session, model: type[Call] | type[Message], row_id: str) -> bool:
-    """Claim a call or message for this worker; False when another worker holds it."""
+LeasedRow = TypeVar("LeasedRow", Call, Message)
+
+
+def take_lease(session: Session, model: type[LeasedRow], row_id: str,
+               *conditions: ColumnElement[bool]) -> LeasedRow | None:
+    """Claim a call or message for this worker and read it fresh, in one statement.
+
+    ``conditions`` (say, "still unsent") are checked in the same ``UPDATE``, so a row another
+    worker finished a moment ago is never claimed on a stale reading. Returns the row as the
+    database has it now, or None when another worker holds it or it no longer qualifies.
+    Commits, so the claim is visible to every other worker at once.
+    """
     now = clock.now()
-    result = session.execute(
+    claimed = session.scalars(
         update(model)
         .where(
             model.id == row_id,
             or_(model.lease_until.is_(None), model.lease_until < now),
+            *conditions,
         )
         .values(lease_until=now + LEASE)
-    )
+        .returning(model),
+        execution_options={"populate_existing": True},
+    ).first()
     session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    return claimed
 
 
 def release_lease(session: Session, model: type[Call] | type[Message], row_id: str) -> None:
@@ -51,12 +64,12 @@ def release_lease(session: Session, model: type[Call] | type[Message], row_id: s
 
 
 def audit(session: Session, call_id: str, step: str, detail: str = "") -> None:
-    """Add a line to the call's audit trail (never message bodies or full numbers) and commit.
+    """Add a line to the call's audit trail (never message bodies or full numbers).
 
-    Committing here keeps write transactions short: no lock is ever held across a provider call.
+    It is part of the caller's transaction: the line is kept exactly when the step it describes
+    is, so a crash can never leave a trail that claims more than the data shows.
     """
     session.add(CallEvent(call_id=call_id, step=step, detail=detail))
-    session.commit()
 
 
 def get_link(session: Session, account_id: str, crm: str, object_type: str, key: str) -> str | None:

@@ -61,6 +61,8 @@ RECONCILE_AFTER = timedelta(seconds=30)
 NO_CRM_REASONS = frozenset({"caller_withheld", "internal_number", "blocklisted", "misdial"})
 #: ... and these get no owner of their own (spam, or folded into an earlier call's task).
 NO_OWNER_REASONS = NO_CRM_REASONS | {"likely_spam", "burst"}
+#: The states in which the text-back job still has something to do.
+TEXT_BACK_STATES = ("received", "decided", "scheduled")
 
 
 
@@ -140,13 +142,17 @@ def decide_call(runtime: Runtime, session: Session, account: Account, call: Call
 def send_text_back(runtime: Runtime, call_id: str) -> None:
     """Job: decide about a missed call and, when it is to be texted, text the caller once."""
     with runtime.db.session() as session:
-        call = session.get(Call, call_id)
-        if call is None or call.state not in ("received", "decided", "scheduled"):
-            return
-        if not take_lease(session, Call, call_id):
+        # Claimed and read in one statement: a call another worker texted a moment ago is
+        # never taken on a stale reading.
+        call = take_lease(session, Call, call_id, Call.state.in_(TEXT_BACK_STATES))
+        if call is None:
             return
         try:
             _run(runtime, session, call)
+            session.commit()
+        except BaseException:
+            session.rollback()  # nothing half-done is kept; the sweeper brings the call back
+            raise
         finally:
             release_lease(session, Call, call_id)
         to_crm = call.reason not in NO_CRM_REASONS and call.state != "decided"
@@ -181,6 +187,11 @@ def _run(runtime: Runtime, session: Session, call: Call) -> None:
 
 def _decide_and_write_intent(runtime: Runtime, session: Session, account: Account, call: Call
                              ) -> None:
+    """Decide, and write the decision and the text's intent row in one commit.
+
+    A worker killed before that commit leaves the call "received", so the sweeper decides it
+    again; one killed after it leaves a decided call with its intent row, which is sent.
+    """
     decision = decide_call(runtime, session, account, call)
     call.decision = decision.action.value
     call.reason = decision.reason.value
@@ -194,6 +205,7 @@ def _decide_and_write_intent(runtime: Runtime, session: Session, account: Accoun
     audit(session, call.id, "decided", f"{decision.action.value}: {decision.reason.value}"
           + (f"; owner {call.owner_id}" if call.owner_id else ""))
     if not decision.texts:
+        session.commit()
         return
     assert call.caller is not None and decision.scenario is not None  # noqa: S101
     business_number = business_number_for(account, call)
@@ -206,14 +218,18 @@ def _decide_and_write_intent(runtime: Runtime, session: Session, account: Accoun
         purpose_key=f"text_back:{call.id}", customer=call.caller,
         business_number=business_number or "", body=body, status="intent",
     ))
-    if decision.send_at is not None and decision.send_at > now + timedelta(seconds=1):
+    later = decision.send_at is not None and decision.send_at > now + timedelta(seconds=1)
+    if later:
+        assert decision.send_at is not None  # noqa: S101
         call.state = "scheduled"
         call.next_attempt_at = decision.send_at
         audit(session, call.id, "text_scheduled", f"for {decision.send_at:%Y-%m-%d %H:%M} UTC")
-        runtime.jobs.enqueue_text_back(call.id, eta=decision.send_at)
     else:
         call.state = "decided"
         audit(session, call.id, "text_intent", "intent written before the carrier call")
+    session.commit()
+    if later:
+        runtime.jobs.enqueue_text_back(call.id, eta=decision.send_at)
 
 
 def _cancelled(session: Session, account: Account, call: Call) -> bool:
