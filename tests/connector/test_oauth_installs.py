@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import multiprocessing
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,7 +20,7 @@ from connector import clock
 from connector.installations import DbTokenStore
 from connector.locks import named_lock
 from connector.storage.db import Database
-from connector.storage.models import Installation, WebhookReceipt
+from connector.storage.models import Installation, UsedNonce, WebhookReceipt
 from connector.web.oauth import install_link
 from tests.connector.helpers import add_account, missed, post, sandbox_account
 from tests.fixtures.jobber.fake_jobber import ACCOUNT_ID, URL, FakeJobber
@@ -45,8 +46,8 @@ def acme(runtime, webhook_secret):  # type: ignore[no-untyped-def]
     return "acme"
 
 
-def _install(app, runtime) -> None:  # type: ignore[no-untyped-def]
-    client = app.test_client()
+def _start(client, runtime) -> str:  # type: ignore[no-untyped-def]
+    """Open acme's install link in ``client``; the state Jobber would send back."""
     link = install_link(runtime, "acme", "jobber")
     start = client.get(urlsplit(link).path + "?" + urlsplit(link).query)
     assert start.status_code == 302
@@ -54,8 +55,27 @@ def _install(app, runtime) -> None:  # type: ignore[no-untyped-def]
     query = parse_qs(target.query)
     assert target.netloc == "api.getjobber.com" and query["client_id"] == [CLIENT_ID]
     assert query["redirect_uri"] == ["https://hooks.example.test/oauth/jobber/callback"]
-    done = client.get(f"/oauth/jobber/callback?code=good-code&state={query['state'][0]}")
+    return query["state"][0]
+
+
+def _callback(client, state: str):  # type: ignore[no-untyped-def]
+    return client.get(f"/oauth/jobber/callback?code=good-code&state={state}")
+
+
+def _install(app, runtime) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    done = _callback(client, _start(client, runtime))
     assert done.status_code == 200 and b"Connected" in done.data
+
+
+def _installation(runtime) -> tuple[str, object, object] | None:  # type: ignore[no-untyped-def]
+    with runtime.db.session() as s:
+        row = s.get(Installation, ("acme", "jobber"))
+        return None if row is None else (row.tokens, row.updated_at, row.status)
+
+
+def _token_calls(jobber) -> int:  # type: ignore[no-untyped-def]
+    return sum(1 for call in jobber.calls if call.kind == "token")
 
 
 def _signed_jobber(body: bytes, secret: str = CLIENT_SECRET) -> dict[str, str]:
@@ -106,6 +126,61 @@ def test_callback_needs_our_state_and_a_code(app, runtime, acme, jobber):
     assert client.get("/oauth/jobber/callback?error=access_denied&state=x").status_code == 400
     with runtime.db.session() as s:
         assert s.scalars(select(Installation)).all() == []
+
+
+def test_a_state_works_once_and_a_replay_changes_nothing(app, runtime, acme, jobber,
+                                                        frozen_clock):
+    client = app.test_client()
+    state = _start(client, runtime)
+    assert _callback(client, state).status_code == 200
+    exchanges = _token_calls(jobber)
+    frozen_clock.shift(timedelta(minutes=1))  # well within the state's 15 minutes
+    with runtime.db.session() as s:  # as if Jobber had been disconnected meanwhile
+        s.get(Installation, ("acme", "jobber")).status = "disconnected"
+    stored = _installation(runtime)
+    replay = _callback(client, state)
+    assert replay.status_code == 403 and b"Already used" in replay.data
+    assert _installation(runtime) == stored  # not replaced, not reactivated
+    assert _token_calls(jobber) == exchanges  # the code was not even traded
+
+
+def test_a_callback_without_the_install_session_is_refused_and_spends_nothing(
+    app, runtime, acme, jobber
+):
+    admin = app.test_client()
+    state = _start(admin, runtime)
+    stranger = app.test_client()  # no session cookie at all
+    answer = _callback(stranger, state)
+    assert answer.status_code == 403
+    assert _installation(runtime) is None and _token_calls(jobber) == 0
+    with runtime.db.session() as s:
+        assert s.scalars(select(UsedNonce)).all() == []
+    assert _callback(admin, state).status_code == 200  # the admin's own browser still can
+
+
+def test_a_callback_in_another_browser_session_is_refused(app, runtime, acme, jobber):
+    admin, other = app.test_client(), app.test_client()
+    state = _start(admin, runtime)
+    _start(other, runtime)  # a session of its own, with its own value
+    assert _callback(other, state).status_code == 403
+    assert _installation(runtime) is None
+
+
+def test_two_installs_in_one_browser_both_work_once(app, runtime, acme, jobber):
+    client = app.test_client()
+    first, second = _start(client, runtime), _start(client, runtime)
+    assert first != second
+    assert _callback(client, second).status_code == 200
+    assert _callback(client, first).status_code == 200
+    assert _callback(client, first).status_code == 403
+
+
+def test_a_state_expires_after_fifteen_minutes(app, runtime, acme, jobber, frozen_clock):
+    client = app.test_client()
+    state = _start(client, runtime)
+    frozen_clock.shift(timedelta(minutes=16))
+    assert _callback(client, state).status_code == 403
+    assert _installation(runtime) is None
 
 
 def test_missed_call_without_an_installation_waits_for_reauthorisation(
