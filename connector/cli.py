@@ -8,13 +8,87 @@ import logging
 import secrets
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from connector.config import Settings, load_settings
 from connector.errors import ConfigurationError
 
 log = logging.getLogger("textback")
+
+#: The largest request body the server reads: Flask's ``MAX_CONTENT_LENGTH`` in connector.web.
+MAX_REQUEST_BODY_BYTES = 1024 * 1024
+#: The largest request line plus headers; providers' webhooks send a few KiB.
+MAX_REQUEST_HEADER_BYTES = 64 * 1024
+#: Defaults of the ``serve`` options an operator may tune (see README "Running in production").
+DEFAULT_HTTP_THREADS = 8
+DEFAULT_CONNECTION_LIMIT = 1000
+DEFAULT_CHANNEL_TIMEOUT = 30
+
+
+def waitress_options(
+    *,
+    threads: int = DEFAULT_HTTP_THREADS,
+    connection_limit: int = DEFAULT_CONNECTION_LIMIT,
+    channel_timeout: int = DEFAULT_CHANNEL_TIMEOUT,
+) -> dict[str, Any]:
+    """The waitress settings ``textback serve`` runs with.
+
+    Idle and half-sent connections hold no HTTP thread, only a connection slot; waitress's default
+    of 100 slots let 120 slow clients shut everyone else out (``/healthz`` included). The limit
+    here is ten times that, a connection silent for ``channel_timeout`` seconds is closed (checked
+    every few seconds), and headers and bodies are capped. A reverse proxy in front still does the
+    rest: TLS, and a deadline for the whole request head.
+    """
+    return {
+        "threads": threads,
+        "connection_limit": connection_limit,
+        "channel_timeout": channel_timeout,
+        "cleanup_interval": max(1, min(10, channel_timeout // 3)),
+        "recv_bytes": 8192,
+        "max_request_header_size": MAX_REQUEST_HEADER_BYTES,
+        "max_request_body_size": MAX_REQUEST_BODY_BYTES,
+        "backlog": 1024,
+        # poll() rather than select(), which cannot watch descriptors numbered above 1023.
+        "asyncore_use_poll": True,
+        "ident": "textback",
+    }
+
+
+def _ensure_open_files(needed: int) -> None:
+    """Raise this process's open-file limit towards ``needed``, or warn when it cannot."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    except (ValueError, OSError):
+        pass
+    if soft < needed:
+        log.warning("only %d open files allowed (ulimit -n); --connection-limit needs about %d",
+                    soft, needed)
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, not {value}")
+        return value
+
+    return parse
 
 
 def _settings() -> Settings:
@@ -79,12 +153,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for consumer in consumers:
             consumer.start()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    log.info("textback serving on http://%s:%s", args.host, args.port)
+    options = waitress_options(threads=args.threads, connection_limit=args.connection_limit,
+                               channel_timeout=args.channel_timeout)
+    _ensure_open_files(args.connection_limit + 100)
+    log.info("textback serving on http://%s:%s (%d threads, %d connections, %d s idle timeout)",
+             args.host, args.port, args.threads, args.connection_limit, args.channel_timeout)
     try:
-        waitress.serve(
-            app, host=args.host, port=args.port, threads=args.threads, ident="textback",
-            _quiet=True,
-        )
+        waitress.serve(app, host=args.host, port=args.port, _quiet=True, **options)
     finally:
         for consumer in consumers:
             consumer.stop(graceful=True)
@@ -260,7 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CRM job threads (SQLite queue; 0 runs no jobs here)")
     serve.add_argument("--text-workers", type=int, default=2,
                        help="threads kept for texts, alerts and escalations (SQLite queue)")
-    serve.add_argument("--threads", type=int, default=8, help="HTTP threads")
+    serve.add_argument("--threads", type=_int_between(1, 256), default=DEFAULT_HTTP_THREADS,
+                       help=f"HTTP threads (default {DEFAULT_HTTP_THREADS})")
+    serve.add_argument("--connection-limit", type=_int_between(10, 100_000),
+                       default=DEFAULT_CONNECTION_LIMIT,
+                       help="open connections before new ones wait "
+                            f"(default {DEFAULT_CONNECTION_LIMIT})")
+    serve.add_argument("--channel-timeout", type=_int_between(1, 3600),
+                       default=DEFAULT_CHANNEL_TIMEOUT, metavar="SECONDS",
+                       help="close a connection silent this long "
+                            f"(default {DEFAULT_CHANNEL_TIMEOUT})")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="consume jobs only")
