@@ -73,6 +73,7 @@ def raise_alert(runtime: Runtime, session: Session, account: Account, call: Call
             session.commit()
             runtime.jobs.enqueue_reply(alert.id)
     if "email" in owner.alerts and owner.email:
+        session.commit()  # nothing of ours stays open while the mail server answers
         send_email(runtime, owner.email, f"[{account.name}] {event}: {call.caller or 'caller'}",
                    body)
 

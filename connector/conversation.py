@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from connector import clock
@@ -87,16 +88,25 @@ def arm(runtime: Runtime, session: Session, account: Account, call: Call, start:
         due = add_open_time(hours, start, delta, call.called)
     else:
         due = start + delta
-    try:
-        with session.begin_nested():
-            timer = EscalationTimer(account_id=account.id, call_id=call.id, level=level,
-                                    due_at=due)
-            session.add(timer)
-    except IntegrityError:
+    # One timer per call and level: the insert does nothing when it is armed already, so no
+    # error (and no savepoint left open) is involved. Committed at once either way.
+    insert = _insert_for(session).values(
+        account_id=account.id, call_id=call.id, level=level, due_at=due
+    ).on_conflict_do_nothing(index_elements=["call_id", "level"]).returning(EscalationTimer.id)
+    timer_id = session.scalar(insert)
+    if timer_id is None:
+        session.commit()
         return  # armed already
-    session.commit()
     audit(session, call.id, "escalation_armed", f"level {level} due {due:%Y-%m-%d %H:%M} UTC")
-    runtime.jobs.enqueue_escalation(timer.id, eta=due)
+    session.commit()
+    runtime.jobs.enqueue_escalation(timer_id, eta=due)
+
+
+def _insert_for(session: Session) -> Any:
+    """``INSERT ... ON CONFLICT`` for escalation timers, in the session's SQL dialect."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return insert(EscalationTimer)
 
 
 def fire(runtime: Runtime, timer_id: int) -> bool:
@@ -132,9 +142,11 @@ def _escalate(runtime: Runtime, session: Session, account: Account, call: Call,
     if target is not None:
         raise_alert(runtime, session, account, call, target, "escalated",
                     key=f"escalation-{timer.level}")
+    session.commit()  # the escalation is on record before the CRM is asked for anything
     crm = runtime.crm_for(account)
     task_id = get_link(session, account.id, crm.name, "task", call.id)
     if task_id:
+        session.commit()
         note = (f"Escalated{' to ' + target.name if target else ''}: no one answered the "
                 f"customer's reply within {minutes:g} minutes.")
         try:
@@ -159,31 +171,43 @@ def fire_due(runtime: Runtime) -> int:
 
 def poll_completed_tasks(runtime: Runtime) -> int:
     """The polling fallback for CRM webhooks: a task a rep completed while its escalation clock
-    runs counts as a human response. Returns how many calls it settled."""
-    settled = 0
+    runs counts as a human response. Returns how many calls it settled.
+
+    Each CRM is asked with no transaction of ours open; a call is settled in its own commit.
+    """
     with runtime.db.session() as session:
-        open_calls = session.scalars(select(Call).join(
-            EscalationTimer, EscalationTimer.call_id == Call.id).where(
-            EscalationTimer.fired_at.is_(None), EscalationTimer.cancelled_at.is_(None),
-            Call.human_responded_at.is_(None)).distinct()).all()
-        for call in open_calls:
-            account = session.get(Account, call.account_id)
-            assert account is not None  # noqa: S101
-            crm = runtime.crm_for(account)
-            task_id = get_link(session, account.id, crm.name, "task", call.id)
-            if task_id is None:
-                continue
-            try:
-                done = crm.task_completed(task_id)
-            except NotImplementedError:
-                continue
-            except Exception as exc:  # noqa: BLE001 - polling is best effort; next minute again
-                log.warning("task poll failed call=%s: %s", call.id, type(exc).__name__)
-                continue
-            if done:
-                mark_human_response(session, call, clock.now(), "the CRM task was completed")
-                settled += 1
-    return settled
+        # Call ids only (no DISTINCT over whole rows: PostgreSQL cannot compare JSON columns).
+        open_call_ids = session.scalars(select(Call.id).where(
+            Call.human_responded_at.is_(None),
+            Call.id.in_(select(EscalationTimer.call_id).where(
+                EscalationTimer.fired_at.is_(None), EscalationTimer.cancelled_at.is_(None))),
+        )).all()
+    return sum(1 for call_id in open_call_ids if _settle_if_task_done(runtime, call_id))
+
+
+def _settle_if_task_done(runtime: Runtime, call_id: str) -> bool:
+    """Ask the CRM whether the call's task is done; record the human response when it is."""
+    with runtime.db.session() as session:
+        call = session.get(Call, call_id)
+        account = session.get(Account, call.account_id) if call else None
+        if call is None or account is None:
+            return False
+        crm = runtime.crm_for(account)
+        task_id = get_link(session, account.id, crm.name, "task", call.id)
+        session.commit()  # end the read: nothing of ours is open while the CRM answers
+        if task_id is None:
+            return False
+        try:
+            done = crm.task_completed(task_id)
+        except NotImplementedError:
+            return False
+        except Exception as exc:  # noqa: BLE001 - polling is best effort; next minute again
+            log.warning("task poll failed call=%s: %s", call.id, type(exc).__name__)
+            return False
+        if not done:
+            return False
+        mark_human_response(session, call, clock.now(), "the CRM task was completed")
+    return True
 
 
 def task_completed_in_crm(runtime: Runtime, account_id: str, crm: str, task_id: str) -> bool:

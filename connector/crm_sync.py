@@ -9,8 +9,9 @@ on the same contact and added to the task. For a failed delivery: a line on the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -45,10 +46,21 @@ if TYPE_CHECKING:
     from connector.runtime import Runtime
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MAX_ATTEMPTS = 10
 #: Reasons whose call is logged on the contact and nothing more.
 LOG_ONLY_REASONS = frozenset({"likely_spam"})
 SYNCABLE_STATES = ("texted", "suppressed", "text_failed", "cancelled", "scheduled")
+
+
+def _remote(session: Session, request: Callable[[], T]) -> T:
+    """One CRM request, made with nothing of ours held open.
+
+    What the job has written so far is committed first: a write transaction held across a slow
+    CRM would stall every other writer (on SQLite, the whole database) for as long as it takes.
+    """
+    session.commit()
+    return call_with_retries(request)
 
 
 class NotReady(Exception):
@@ -124,7 +136,7 @@ def contact_id_for(session: Session, account: Account, crm: CrmAdapter, number: 
         session.expire_all()
         contact_id = get_link(session, account.id, crm.name, "contact", number)
         if contact_id is None:
-            contact = call_with_retries(lambda: crm.find_or_create_contact(number))
+            contact = _remote(session, lambda: crm.find_or_create_contact(number))
             contact_id = contact.id
             set_link(session, account.id, crm.name, "contact", number, contact_id)
             _remember_profile(session, account.id, number, contact)
@@ -154,7 +166,7 @@ def _sync_call(runtime: Runtime, session: Session, call: Call) -> None:
         spec = LeadSpec(contact_id=contact_id, name=f"Missed call {call.caller}",
                         pipeline=mapping.get("pipeline"), stage=mapping.get("stage"),
                         owner_id=owner)
-        new_lead = call_with_retries(lambda: crm.set_pipeline_stage(spec, lead_id))
+        new_lead = _remote(session, lambda: crm.set_pipeline_stage(spec, lead_id))
         note = crm.pipeline_note(new_lead)
         if note:
             audit(session, call.id, "crm_pipeline", note)
@@ -171,7 +183,7 @@ def _sync_call(runtime: Runtime, session: Session, call: Call) -> None:
             deal_id=lead_id if full else None,
         )
         set_link(session, account.id, crm.name, "call", call.id,
-                 call_with_retries(lambda: crm.log_call(entry)))
+                 _remote(session, lambda: crm.log_call(entry)))
         audit(session, call.id, "crm_call_logged")
 
     if text is not None and text.status in ("sent", "delivered", "ambiguous"):
@@ -202,7 +214,7 @@ def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text:
             priority=mapping.get("task_priority", "HIGH"),
             queue_id=mapping.get("task_queue_id"), deal_id=lead_id,
         )
-        task_id = call_with_retries(lambda: crm.create_task(task))
+        task_id = _remote(session, lambda: crm.create_task(task))
         set_link(session, account.id, crm.name, "task", call.id, task_id)
         # Replies and delivery failures from this caller are added to their latest task.
         set_link(session, account.id, crm.name, "latest_task", call.caller, task_id)
@@ -213,7 +225,7 @@ def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text:
         session, account.id, crm.name, "task_note", f"text:{call.id}"
     ) is None:
         line = text_line(account, call, text)  # the held text went, or was cancelled
-        call_with_retries(lambda: crm.append_to_task(task_id, line))
+        _remote(session, lambda: crm.append_to_task(task_id, line))
         set_link(session, account.id, crm.name, "task_note", f"text:{call.id}", task_id)
 
 
@@ -229,7 +241,7 @@ def _note_on_leader_task(session: Session, account: Account, crm: CrmAdapter, ca
             Call.burst_leader_id == leader, Call.occurred_at <= call.occurred_at)) or 0)
     note = (f"Called again at {local_time(account, call.occurred_at)}: {calls} calls in a row "
             f"from this number; one text covers them.")
-    call_with_retries(lambda: crm.append_to_task(task_id, note))
+    _remote(session, lambda: crm.append_to_task(task_id, note))
     set_link(session, account.id, crm.name, "task_note", f"burst:{call.id}", task_id)
 
 
@@ -247,7 +259,7 @@ def log_message(session: Session, account: Account, crm: CrmAdapter, message: Me
         owner_id=owner, deal_id=lead_id,
     )
     set_link(session, account.id, crm.name, "message", message.id,
-             call_with_retries(lambda: crm.log_message(entry)))
+             _remote(session, lambda: crm.log_message(entry)))
 
 
 def sync_message(runtime: Runtime, message_id: str) -> None:
@@ -289,7 +301,7 @@ def _sync_message(runtime: Runtime, session: Session, message: Message) -> None:
         elif not noted:
             note = (f"The text-back to {message.customer} was not delivered "
                     f"(status {message.status}, carrier code {message.error_code or '-'}).")
-            call_with_retries(lambda: crm.append_to_task(task_id, note))
+            _remote(session, lambda: crm.append_to_task(task_id, note))
             set_link(session, account.id, crm.name, "task_note", message.id, task_id)
     else:
         contact_id = contact_id_for(session, account, crm, message.customer)
@@ -299,7 +311,7 @@ def _sync_message(runtime: Runtime, session: Session, message: Message) -> None:
             _mark_contact(session, account, crm, message, contact_id)
         if message.direction == "inbound" and task_id and not noted:
             note = f'Customer replied at {local_time(account, message.created_at)}: "{message.body}"'
-            call_with_retries(lambda: crm.append_to_task(task_id, note))
+            _remote(session, lambda: crm.append_to_task(task_id, note))
             set_link(session, account.id, crm.name, "task_note", message.id, task_id)
     message.crm_state = "done"
     session.commit()
@@ -311,7 +323,7 @@ def _mark_contact(session: Session, account: Account, crm: CrmAdapter, message: 
     if get_link(session, account.id, crm.name, "task_note", key) is not None:
         return
     try:
-        call_with_retries(lambda: crm.set_opt_out(contact_id, message.intent == "opt_out"))
+        _remote(session, lambda: crm.set_opt_out(contact_id, message.intent == "opt_out"))
     except NotImplementedError:
         log.info("%s cannot mark opt-outs on contacts; the keyword text is logged instead", crm.name)
     set_link(session, account.id, crm.name, "task_note", key, contact_id)
