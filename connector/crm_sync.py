@@ -158,11 +158,23 @@ def _sync_call(runtime: Runtime, session: Session, call: Call) -> None:
     mapping = account.settings["crm"]["mapping"]
     owner = call.owner_id or mapping.get("owner_id")
     text = _text_of(session, call)
-    contact_id = contact_id_for(session, account, crm, call.caller)
+    contact_id = contact_id_for(session, account, crm, call.caller)  # every step needs it
     full = call.reason not in LOG_ONLY_REASONS and call.reason != "burst"
+    refused: list[str] = []
+
+    def step(name: str, run: Callable[[], None]) -> None:
+        # A CRM that refuses one step (a validation error, a missing permission) does not stop
+        # the others; a transient failure still ends the job, and the retry skips what is done.
+        try:
+            run()
+        except PermanentProviderError as exc:
+            refused.append(name)
+            audit(session, call.id, "crm_step_failed", f"{name}: {_crm_message(exc)}")
 
     lead_id = get_link(session, account.id, crm.name, "lead", call.caller)
-    if full and "pipeline" in crm.capabilities:
+
+    def lead() -> None:
+        nonlocal lead_id
         spec = LeadSpec(contact_id=contact_id, name=f"Missed call {call.caller}",
                         pipeline=mapping.get("pipeline"), stage=mapping.get("stage"),
                         owner_id=owner)
@@ -171,13 +183,15 @@ def _sync_call(runtime: Runtime, session: Session, call: Call) -> None:
         if note:
             audit(session, call.id, "crm_pipeline", note)
         if new_lead != lead_id:
-            set_link(session, account.id, crm.name, "lead", call.caller, new_lead)
+            set_link(session, account.id, crm.name, "lead", call.caller or "", new_lead)
             audit(session, call.id, "crm_lead", f"lead {new_lead}")
             lead_id = new_lead
 
-    if get_link(session, account.id, crm.name, "call", call.id) is None:
+    def call_log() -> None:
+        if get_link(session, account.id, crm.name, "call", call.id) is not None:
+            return
         entry = CallLog(
-            contact_id=contact_id, caller=call.caller, called=call.called or "",
+            contact_id=contact_id, caller=call.caller or "", called=call.called or "",
             outcome=CallOutcome(call.outcome), occurred_at=call.occurred_at,
             title=call_title(call), body=task_body(account, call, text), owner_id=owner,
             deal_id=lead_id if full else None,
@@ -186,19 +200,33 @@ def _sync_call(runtime: Runtime, session: Session, call: Call) -> None:
                  _remote(session, lambda: crm.log_call(entry)))
         audit(session, call.id, "crm_call_logged")
 
+    if full and "pipeline" in crm.capabilities:
+        step("lead", lead)
+    step("call log", call_log)
     if text is not None and text.status in ("sent", "delivered", "ambiguous"):
-        log_message(session, account, crm, text, contact_id, lead_id, owner)
-
+        step("text log", lambda: log_message(session, account, crm, text, contact_id, lead_id,
+                                             owner))
     if call.reason == "burst":
         _note_on_leader_task(session, account, crm, call)
     elif full:
-        _task(session, account, crm, call, text, contact_id, lead_id, mapping)
+        step("task", lambda: _task(session, account, crm, call, text, contact_id, lead_id,
+                                   mapping))
 
-    call.crm_state = "waiting_text" if call.state == "scheduled" else "done"
-    call.last_error = None
-    audit(session, call.id, "crm_synced" if call.crm_state == "done" else "crm_synced_partly",
-          f"contact {contact_id}")
+    if call.state == "scheduled":
+        call.crm_state = "waiting_text"
+    else:
+        call.crm_state = "partial" if refused else "done"
+    call.last_error = f"the CRM refused: {', '.join(refused)}" if refused else None
+    audit(session, call.id, {"done": "crm_synced", "partial": "crm_synced_partly",
+                             "waiting_text": "crm_synced_partly"}[call.crm_state],
+          f"contact {contact_id}" + (f"; refused: {', '.join(refused)}" if refused else ""))
     log.info("call synced to %s call=%s caller=%s", crm.name, call.id, mask(call.caller))
+
+
+def _crm_message(exc: ProviderError) -> str:
+    """The CRM's own words for a refusal (adapters keep numbers and secrets out of them)."""
+    words = str(exc).strip() or type(exc).__name__
+    return f"{exc.provider} said {words[:300]}"
 
 
 def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text: Message | None,
