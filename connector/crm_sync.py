@@ -242,7 +242,9 @@ def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text:
             priority=mapping.get("task_priority", "HIGH"),
             queue_id=mapping.get("task_queue_id"), deal_id=lead_id,
         )
-        task_id = _remote(session, lambda: crm.create_task(task))
+        task_id = _create_once(session, account, crm, "task", call.id,
+                               create=lambda: crm.create_task(task),
+                               find=lambda: crm.find_task(call.id))
         set_link(session, account.id, crm.name, "task", call.id, task_id)
         # Replies and delivery failures from this caller are added to their latest task.
         set_link(session, account.id, crm.name, "latest_task", call.caller, task_id)
@@ -255,6 +257,28 @@ def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text:
         line = text_line(account, call, text)  # the held text went, or was cancelled
         _remote(session, lambda: crm.append_to_task(task_id, line))
         set_link(session, account.id, crm.name, "task_note", f"text:{call.id}", task_id)
+
+
+def _create_once(session: Session, account: Account, crm: CrmAdapter, object_type: str,
+                 key: str, *, create: Callable[[], str], find: Callable[[], str | None]) -> str:
+    """Create a CRM record, or find the one an earlier attempt made before it could link it.
+
+    The attempt is recorded (committed) before the create, so a worker that dies between the
+    CRM's answer and our link leaves a trace; its retry searches for the record first and only
+    creates when the CRM has none. A CRM that cannot search (``NotImplementedError``) may get
+    the record twice in that narrow case.
+    """
+    attempt = f"{object_type}:{key}"
+    if get_link(session, account.id, crm.name, "attempt", attempt) is not None:
+        try:
+            found = _remote(session, find)
+        except NotImplementedError:
+            found = None
+        if found is not None:
+            return found
+    else:
+        set_link(session, account.id, crm.name, "attempt", attempt, "-")
+    return _remote(session, create)
 
 
 def _note_on_leader_task(session: Session, account: Account, crm: CrmAdapter, call: Call) -> None:

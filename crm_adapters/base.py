@@ -205,6 +205,13 @@ class CrmAdapter(ABC):
         still open it is reused and its id returned, otherwise a new one is made.
         """
 
+    def find_task(self, marker: str) -> str | None:
+        """The id of a task whose body contains ``marker`` (the ``textback call <id>`` line), or
+        None. Asked only when an earlier attempt may have created the task before the worker
+        died, so a retry links that task instead of making a second one. ``NotImplementedError``
+        when the CRM cannot search tasks: such a retry may then repeat the task."""
+        raise NotImplementedError
+
     def task_completed(self, task_id: str) -> bool:
         """True when a rep has marked the task done (a human responded). ``NotImplementedError``
         when the CRM cannot say."""

@@ -182,6 +182,13 @@ class SandboxCrm(CrmAdapter):
             },
         )
 
+    def find_task(self, marker: str) -> str | None:
+        self._maybe_fail()
+        for task in reversed(self.store.all("task")):
+            if marker in str(task.get("body", "")).split():
+                return str(task["id"])
+        return None
+
     def append_to_task(self, task_id: str, text: str) -> None:
         self._maybe_fail()
         task = self.store.get("task", task_id)

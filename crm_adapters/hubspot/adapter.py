@@ -138,6 +138,10 @@ class HubSpotCrm(CrmAdapter):
         """Create a CALL task for the owner, in the task queue when one is set."""
         return activities.create_task(self._api, task)
 
+    def find_task(self, marker: str) -> str | None:
+        """A task made by an earlier attempt, found by the marker in its body."""
+        return activities.find_task(self._api, marker)
+
     def append_to_task(self, task_id: str, text: str) -> None:
         """Append a line to the task's notes."""
         activities.append_to_task(self._api, task_id, text)

@@ -292,6 +292,11 @@ class HubSpotApi:
         return self._client.crm.objects.tasks.basic_api
 
     @cached_property
+    def tasks_search(self) -> Any:
+        """``hubspot.crm.objects.tasks.SearchApi``."""
+        return self._client.crm.objects.tasks.search_api
+
+    @cached_property
     def deals(self) -> Any:
         """``hubspot.crm.deals.BasicApi``."""
         return self._client.crm.deals.basic_api

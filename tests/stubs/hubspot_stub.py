@@ -8,6 +8,8 @@ point the adapter at this real server on 127.0.0.1 (ephemeral port)::
         stub.latency = 0.3                                       # seconds before each answer
         stub.fail_next(429)                                      # next request: HubSpot's 429
         stub.fail_next(500, count=2, path="/crm/v3/objects/calls")
+        stub.outage(10.0)                                        # 503 to all, for 10 s
+        stub.outage(3.0, hang=16.0)                              # held past the read timeout
         ...
         stub.requests        # every request, failures included: RecordedRequest(method, path,
         stub.routes()        # query, json, headers, received_at); routes() as "POST /crm/v3/..."
@@ -17,6 +19,10 @@ tasks, deals (``hs_is_closed`` derived from the stage), and custom contact prope
 honours OR'ed filter groups of AND'ed filters and an optional ``search_lag`` (seconds before a new
 record becomes searchable, as HubSpot's index lags behind writes). Creates validate the enums,
 required ``hs_timestamp`` and association type ids the way HubSpot answers (400).
+
+An outage (:meth:`HubSpotStub.outage`) answers every request arriving during it with an error and
+stores nothing; with ``hang`` each such request is held that long first, so a client whose read
+timeout is shorter sees a timeout.
 """
 
 from __future__ import annotations
@@ -270,6 +276,7 @@ class HubSpotStub:
         self.contact_properties: dict[str, dict[str, Any]] = {}
         self._objects: dict[str, dict[str, _Record]] = {t: {} for t in OBJECT_TYPES}
         self._failures: list[_Failure] = []
+        self._outage: tuple[float, int, float] | None = None  # (until, status, hang)
         self._ids = itertools.count(10_001)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
@@ -334,6 +341,22 @@ class HubSpotStub:
             self._failures.append(
                 _Failure(status, raw, ctype, dict(headers or {}), count, path, method)
             )
+
+    def outage(self, seconds: float, *, status: int = 503, hang: float = 0.0) -> None:
+        """Answer every request arriving in the next ``seconds`` with ``status``, storing nothing.
+
+        With ``hang`` each of those requests is held ``hang`` seconds before the answer (a client
+        with a shorter read timeout has given up by then). A new outage replaces the current one;
+        ``seconds=0`` ends it.
+        """
+        with self._lock:
+            self._outage = (time.monotonic() + seconds, status, hang) if seconds > 0 else None
+
+    def _in_outage(self) -> tuple[int, float] | None:
+        with self._lock:
+            if self._outage is None or time.monotonic() >= self._outage[0]:
+                return None
+            return self._outage[1], self._outage[2]
 
     def clear_requests(self) -> None:
         """Forget the request log (records stay)."""
@@ -407,8 +430,14 @@ class HubSpotStub:
                     method, parts.path, parse_qs(parts.query), payload, dict(headers), time.time()
                 )
             )
+        outage = self._in_outage()
         if self.latency > 0:
             time.sleep(self.latency)
+        if outage is not None:
+            status, hang = outage
+            if hang > 0:
+                time.sleep(hang)
+            return status, json.dumps(error_body(status)).encode(), "application/json;charset=utf-8", {}
         with self._lock:
             for failure in self._failures:
                 if failure.remaining > 0 and failure.matches(method, parts.path):
@@ -634,6 +663,9 @@ def _group_matches(group: Mapping[str, Any], rec: _Record) -> bool:
         if op == "NEQ" and value is not None and value.lower() == str(flt.get("value")).lower():
             return False
         if op == "IN" and value not in [str(v) for v in flt.get("values") or []]:
+            return False
+        if op == "CONTAINS_TOKEN" and str(flt.get("value")).lower() not in \
+                re.split(r"[^0-9a-z]+", (value or "").lower()):
             return False
         if op == "HAS_PROPERTY" and not value:
             return False
