@@ -11,7 +11,6 @@ What it records goes to a :class:`SandboxOutbox`; the connector passes one backe
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Mapping
@@ -21,7 +20,7 @@ from typing import Any, ClassVar, Protocol
 from marshmallow import Schema, fields
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
-from connector import clock
+from connector import clock, safe_json
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -129,10 +128,7 @@ class SandboxCarrier(CarrierAdapter):
             raise WebhookVerificationError("sandbox signature missing or wrong")
 
     def _payload(self, request: WebhookRequest) -> dict[str, Any]:
-        try:
-            data = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise MalformedWebhookError("sandbox webhook body is not JSON") from None
+        data = safe_json.loads(request.body, what="sandbox webhook body")
         if not isinstance(data, dict):
             raise MalformedWebhookError("sandbox webhook body must be a JSON object")
         return data

@@ -21,13 +21,12 @@ https://support.aircall.io/hc/en-gb/articles/14936017803549
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector import clock
+from connector import clock, safe_json
 from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -76,10 +75,7 @@ STATUS_EVENTS = frozenset({"message.status_updated", "message.updated", "message
 
 def load(request: WebhookRequest) -> dict[str, Any]:
     """The event body; :class:`MalformedWebhookError` unless it is a JSON object."""
-    try:
-        document = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedWebhookError("aircall: webhook is not JSON") from None
+    document = safe_json.loads(request.body, what="aircall: webhook")
     if not isinstance(document, dict):
         raise MalformedWebhookError("aircall: webhook is not a JSON object")
     return document

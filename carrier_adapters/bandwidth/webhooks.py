@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
-from connector import clock
+from connector import clock, safe_json
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import (
     CallOutcome,
@@ -121,10 +120,7 @@ def verify_basic_auth(request: WebhookRequest, username: str, password: str) -> 
 
 
 def _json(request: WebhookRequest) -> Any:
-    try:
-        return json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedWebhookError("bandwidth: webhook body is not JSON") from None
+    return safe_json.loads(request.body, what="bandwidth: webhook body")
 
 
 def _events(payload: Any) -> list[dict[str, Any]]:
@@ -143,8 +139,8 @@ def route(kind: str, request: WebhookRequest) -> str:
     of an array decides; an unreadable body keeps the URL's kind (parsing then says 400).
     """
     try:
-        payload = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+        payload = _json(request)
+    except MalformedWebhookError:
         return kind
     if isinstance(payload, dict) and "eventType" in payload:
         return "voice"
@@ -242,8 +238,8 @@ def _voice_event(request: WebhookRequest) -> dict[str, Any]:
 def is_incoming_call(request: WebhookRequest) -> bool:
     """True for the ``initiate`` event Bandwidth sends when a call comes in."""
     try:
-        payload = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+        payload = _json(request)
+    except MalformedWebhookError:
         return False
     return (
         isinstance(payload, dict)
@@ -302,8 +298,8 @@ def voice_event_type(request: WebhookRequest | None) -> str | None:
     if request is None:
         return None
     try:
-        payload = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+        payload = _json(request)
+    except MalformedWebhookError:
         return None
     value = payload.get("eventType") if isinstance(payload, dict) else None
     return value if isinstance(value, str) else None

@@ -26,13 +26,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector import clock
+from connector import clock, safe_json
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import AnsweredCall, CallOutcome, MissedCall
 from connector.http import WebhookRequest
@@ -75,10 +74,7 @@ def verify(request: WebhookRequest, signing_key: str, digest: str = "sha1") -> N
 
 def load(request: WebhookRequest) -> dict[str, Any]:
     """The call payload; :class:`MalformedWebhookError` unless it is a JSON object with an id."""
-    try:
-        document = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedWebhookError("callrail: webhook is not JSON") from None
+    document = safe_json.loads(request.body, what="callrail: webhook")
     if not isinstance(document, dict):
         raise MalformedWebhookError("callrail: webhook is not a JSON object")
     if not (document.get("resource_id") or document.get("id")):

@@ -23,14 +23,13 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector import clock
+from connector import clock, safe_json
 from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -100,19 +99,19 @@ def b64url_decode(text: str) -> bytes:
 def decode(request: WebhookRequest, secret: str, *, now: float | None = None) -> dict[str, Any]:
     """The claims of the HS256 JWT that is the request body; raises on anything else.
 
-    Only ``alg`` HS256 is accepted (never ``none``, never a public-key algorithm); the MAC is
-    compared in constant time before the claims are read; ``iat`` must be within 300 s and
-    ``exp`` not passed, where present.
+    The MAC over the raw ``header.claims`` text is compared in constant time *before* either
+    part is decoded, so no JSON an outsider wrote is ever parsed; then only ``alg`` HS256 is
+    accepted (never ``none``, never a public-key algorithm), both parts are parsed with the
+    nesting cap of :mod:`connector.safe_json`, and the times are checked (:func:`_check_times`).
     """
     try:
         token = request.body.decode("ascii").strip()
     except UnicodeDecodeError:
         raise WebhookVerificationError("dialpad: body is not a JWT") from None
     parts = token.split(".")
-    if len(parts) != 3:
+    if len(parts) != 3 or not all(_B64URL.match(part) for part in parts):
         raise WebhookVerificationError("dialpad: body is not a JWT")
     try:
-        header = json.loads(b64url_decode(parts[0]))
         given = b64url_decode(parts[2])
     except ValueError:
         raise WebhookVerificationError("dialpad: body is not a JWT") from None
@@ -120,19 +119,31 @@ def decode(request: WebhookRequest, secret: str, *, now: float | None = None) ->
         # Base64url's last character has spare bits: accept only the canonical spelling, so a
         # signature cannot be varied without invalidating it.
         raise WebhookVerificationError("dialpad: JWT signature is not canonical base64url")
-    if not isinstance(header, dict) or header.get("alg") != "HS256":
-        raise WebhookVerificationError("dialpad: JWT is not signed with HS256")
     expected = hmac.new(secret.encode("utf-8"), f"{parts[0]}.{parts[1]}".encode("ascii"), hashlib.sha256)
     if not hmac.compare_digest(expected.digest(), given):
         raise WebhookVerificationError("dialpad: JWT signature does not match")
-    try:
-        claims = json.loads(b64url_decode(parts[1]))
-    except ValueError:
-        raise WebhookVerificationError("dialpad: JWT claims are unreadable") from None
-    if not isinstance(claims, dict):
-        raise WebhookVerificationError("dialpad: JWT claims are not an object")
+    header = _json_part(parts[0], "header")
+    if header.get("alg") != "HS256":
+        raise WebhookVerificationError("dialpad: JWT is not signed with HS256")
+    claims = _json_part(parts[1], "claims")
     _check_times(claims, clock.timestamp() if now is None else now)
     return claims
+
+
+def _json_part(part: str, name: str) -> dict[str, Any]:
+    """A JWT header or claims object, parsed with the nesting cap once the MAC has matched.
+
+    The MAC proved the part authentic, so one that cannot be read is a malformed webhook
+    (400), not a forgery.
+    """
+    try:
+        raw = b64url_decode(part)
+    except ValueError:
+        raise MalformedWebhookError(f"dialpad: the JWT's {name} is not base64url") from None
+    value = safe_json.loads(raw, what=f"dialpad: the JWT's {name}")
+    if not isinstance(value, dict):
+        raise MalformedWebhookError(f"dialpad: the JWT's {name} is not a JSON object")
+    return value
 
 
 def _check_times(claims: Mapping[str, Any], now: float) -> None:

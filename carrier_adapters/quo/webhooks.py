@@ -25,13 +25,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector import clock
+from connector import clock, safe_json
 from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -173,10 +172,7 @@ def verify(
 def load(request: WebhookRequest) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]:
     """``(envelope, type, resource, context)``; legacy payloads have ``data.object`` and no
     context."""
-    try:
-        document = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedWebhookError("quo: webhook is not JSON") from None
+    document = safe_json.loads(request.body, what="quo: webhook")
     data = document.get("data") if isinstance(document, dict) else None
     if not isinstance(data, dict) or not isinstance(document.get("type"), str):
         raise MalformedWebhookError("quo: webhook lacks type or data")

@@ -23,14 +23,13 @@ RingCentral references:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 from carrier_adapters.base import HANDSHAKE
-from connector import clock
+from connector import clock, safe_json
 from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -139,10 +138,7 @@ def handshake_reply(request: WebhookRequest | None) -> WebhookReply:
 
 def load(request: WebhookRequest) -> dict[str, Any]:
     """The notification envelope; :class:`MalformedWebhookError` unless it is a JSON object."""
-    try:
-        document = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedWebhookError("ringcentral: notification is not JSON") from None
+    document = safe_json.loads(request.body, what="ringcentral: notification")
     if not isinstance(document, dict):
         raise MalformedWebhookError("ringcentral: notification is not a JSON object")
     return document

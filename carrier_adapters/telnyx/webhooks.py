@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import binascii
 import email.utils
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -30,7 +29,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from connector import clock
+from connector import clock, safe_json
 from connector.errors import (
     MalformedWebhookError,
     UnsupportedEventError,
@@ -133,10 +132,7 @@ def is_json(request: WebhookRequest) -> bool:
 
 def event_data(request: WebhookRequest) -> Mapping[str, Any]:
     """The ``data`` object of a JSON webhook (``{"data": {...}, "meta": {...}}``)."""
-    try:
-        document = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedWebhookError("telnyx: webhook body is not JSON") from None
+    document = safe_json.loads(request.body, what="telnyx: webhook body")
     data = document.get("data") if isinstance(document, dict) else None
     if not isinstance(data, dict):
         raise MalformedWebhookError("telnyx: webhook lacks its data object")

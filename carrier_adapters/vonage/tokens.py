@@ -30,8 +30,8 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from connector import clock
-from connector.errors import WebhookVerificationError
+from connector import clock, safe_json
+from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.signing import constant_time_equals, require_fresh
 
 #: Seconds an ``iat`` may lie either side of now. Vonage does not document a lifetime for its
@@ -71,30 +71,42 @@ def bearer_token(authorization: str | None) -> str:
 def verify_hs256(token: str, secret: str) -> dict[str, Any]:
     """The claims of an HS256 token signed with ``secret``; raises on anything else.
 
-    Only ``alg`` HS256 is accepted (never ``none``, never a public-key algorithm), and the MAC
-    is compared in constant time before the claims are trusted.
+    Only ``alg`` HS256 is accepted (never ``none``, never a public-key algorithm). The MAC over
+    the raw header and claims is compared in constant time *before* either is decoded, so no
+    JSON an outsider wrote is parsed; both are then parsed with the nesting cap of
+    :mod:`connector.safe_json`.
     """
     parts = token.split(".")
-    if len(parts) != 3:
+    if len(parts) != 3 or not all(_B64URL.match(part) for part in parts):
         raise WebhookVerificationError("vonage: bearer token is not a JWT")
     try:
-        header = json.loads(b64url_decode(parts[0]))
         given = b64url_decode(parts[2])
     except ValueError:
         raise WebhookVerificationError("vonage: bearer token is not a JWT") from None
-    if not isinstance(header, dict) or header.get("alg") != "HS256":
-        raise WebhookVerificationError("vonage: token is not signed with HS256")
     signing_input = f"{parts[0]}.{parts[1]}".encode("ascii")
     expected = hmac.new(secret.encode("utf-8"), signing_input, hashlib.sha256).digest()
     if not hmac.compare_digest(expected, given):
         raise WebhookVerificationError("vonage: token signature does not match")
+    header = _json_part(parts[0], "header")
+    if header.get("alg") != "HS256":
+        raise WebhookVerificationError("vonage: token is not signed with HS256")
+    return _json_part(parts[1], "claims")
+
+
+def _json_part(part: str, name: str) -> dict[str, Any]:
+    """A JWT header or claims object, parsed with the nesting cap once the MAC has matched.
+
+    The MAC proved the part authentic, so one that cannot be read is a malformed webhook
+    (400), not a forgery.
+    """
     try:
-        claims = json.loads(b64url_decode(parts[1]))
+        raw = b64url_decode(part)
     except ValueError:
-        raise WebhookVerificationError("vonage: token claims are unreadable") from None
-    if not isinstance(claims, dict):
-        raise WebhookVerificationError("vonage: token claims are unreadable")
-    return claims
+        raise MalformedWebhookError(f"vonage: the token's {name} is not base64url") from None
+    value = safe_json.loads(raw, what=f"vonage: the token's {name}")
+    if not isinstance(value, dict):
+        raise MalformedWebhookError(f"vonage: the token's {name} is not a JSON object")
+    return value
 
 
 def check_times(claims: Mapping[str, Any], *, now: float | None = None) -> None:
@@ -133,8 +145,8 @@ def payload_hash_matches(body: bytes, given: str) -> bool:
     if constant_time_equals(hashlib.sha256(body).hexdigest(), wanted):
         return True
     try:
-        document = json.loads(body, object_pairs_hook=_no_duplicate_keys)
-    except (ValueError, UnicodeDecodeError):
+        document = safe_json.loads(body, what="vonage: body", object_pairs_hook=_no_duplicate_keys)
+    except MalformedWebhookError:
         return False
     compact = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     return constant_time_equals(hashlib.sha256(compact).hexdigest(), wanted)

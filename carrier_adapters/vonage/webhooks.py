@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from carrier_adapters.base import CallRouting
-from connector import clock
+from connector import clock, safe_json
 from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.events import (
     AnsweredCall,
@@ -130,10 +130,7 @@ def verify_request(
 
 def json_body(request: WebhookRequest) -> Mapping[str, Any]:
     """The JSON object Vonage posted."""
-    try:
-        document = json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedWebhookError("vonage: webhook body is not JSON") from None
+    document = safe_json.loads(request.body, what="vonage: webhook body")
     if not isinstance(document, dict):
         raise MalformedWebhookError("vonage: webhook body is not a JSON object")
     return document

@@ -10,12 +10,12 @@ once (Jobber allows 1 s).
 
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import Blueprint, Response, abort, current_app
 from sqlalchemy.exc import IntegrityError
 
+from connector import safe_json
 from connector.conversation import lead_stage_changed, task_completed_in_crm
 from connector.errors import (
     MalformedWebhookError,
@@ -136,13 +136,14 @@ def hubspot_webhook(account_id: str) -> Response:
     req = webhook_request(runtime)
     try:
         adapter.verify_request(req)
-        events = json.loads(req.body)
+        events = safe_json.loads(req.body, what="hubspot: webhook body")
         if not isinstance(events, list):
-            raise ValueError("not a list")
+            raise MalformedWebhookError("hubspot: webhook body is not a JSON array")
     except WebhookVerificationError:
         count("textback_webhooks_total", provider="hubspot", kind="crm", status="403")
         return _text("forbidden", 403)
-    except ValueError:
+    except MalformedWebhookError as exc:
+        log.warning("malformed webhook provider=hubspot: %s", exc)
         count("textback_webhooks_total", provider="hubspot", kind="crm", status="400")
         return _text("malformed webhook", 400)
     for event in events:

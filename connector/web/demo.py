@@ -6,9 +6,12 @@ customer.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from connector.errors import ConfigurationError
+from connector import safe_json
+from connector.errors import ConfigurationError, MalformedWebhookError
 from connector.runtime import Runtime
 from connector.simulate import DEMO_ACCOUNT_ID, account_snapshot, simulate_call
 from connector.storage.models import Account
@@ -39,7 +42,14 @@ def index() -> str:
 def simulate() -> tuple[Response, int]:
     """Simulate a missed call from the number in the form to the demo account."""
     runtime: Runtime = current_app.extensions["textback"]
-    payload = request.get_json(silent=True) or request.form
+    payload: Any = request.form
+    if request.is_json:
+        try:
+            payload = safe_json.loads(request.get_data(cache=True), what="demo request")
+        except MalformedWebhookError as exc:
+            return jsonify(error=str(exc)), 400
+        if not isinstance(payload, dict):
+            return jsonify(error="the request body must be a JSON object"), 400
     caller = str(payload.get("from") or "+14155550123")
     outcome = str(payload.get("outcome") or "no-answer")
     if outcome not in OUTCOMES:

@@ -59,6 +59,13 @@ def webhook_request(runtime: Runtime) -> WebhookRequest:
     )
 
 
+def _malformed(carrier: str, kind: str, exc: MalformedWebhookError) -> Response:
+    """400 for an authentic webhook we cannot read; the reason is logged, never the payload."""
+    log.warning("malformed webhook carrier=%s kind=%s: %s", carrier, kind, exc)
+    count("textback_webhooks_total", provider=carrier, kind=kind, status="400")
+    return Response(f"malformed webhook: {exc}\n", status=400, content_type="text/plain")
+
+
 def _answer(reply: WebhookReply) -> Response:
     response = Response(reply.body, status=reply.status, content_type=reply.content_type)
     response.headers.update(dict(reply.headers))
@@ -87,14 +94,15 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
             log.warning("webhook signature refused carrier=%s account=%s", carrier, account_id)
             count("textback_webhooks_total", provider=carrier, kind=kind, status="403")
             return Response("forbidden\n", status=403, content_type="text/plain")
+        except MalformedWebhookError as exc:
+            # Signed, but the signed part cannot be read (a JWT whose claims nest too deep).
+            return _malformed(carrier, kind, exc)
         try:
             kind = adapter.route(kind, req)
             reply, enqueue = _handle(runtime, session, account, adapter, kind, req)
         except MalformedWebhookError as exc:
             session.rollback()
-            log.warning("malformed webhook carrier=%s kind=%s: %s", carrier, kind, exc)
-            count("textback_webhooks_total", provider=carrier, kind=kind, status="400")
-            return Response(f"malformed webhook: {exc}\n", status=400, content_type="text/plain")
+            return _malformed(carrier, kind, exc)
         except UnsupportedEventError:
             session.rollback()
             reply, enqueue = adapter.reply(kind, req), None

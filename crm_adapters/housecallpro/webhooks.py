@@ -21,10 +21,9 @@ and ``customer.*``; anything else is authentic but unsupported (answered 200 and
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from connector import clock
+from connector import clock, safe_json
 from connector.errors import (
     MalformedWebhookError,
     UnsupportedEventError,
@@ -93,10 +92,7 @@ def parse(request: WebhookRequest) -> HcpWebhookEvent:
     Raises :class:`MalformedWebhookError` for a body that is not a JSON object (or an event
     without its object id) and :class:`UnsupportedEventError` for events we do not take.
     """
-    try:
-        payload = json.loads(request.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedWebhookError("housecallpro: webhook body is not JSON") from None
+    payload = safe_json.loads(request.body, what="housecallpro: webhook body")
     if not isinstance(payload, dict):
         raise MalformedWebhookError("housecallpro: webhook body is not a JSON object")
     event = payload.get("event")

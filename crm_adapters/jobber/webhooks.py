@@ -15,11 +15,11 @@ https://developer.getjobber.com/docs/using_jobbers_api/setting_up_webhooks
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connector import safe_json
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.http import WebhookRequest
 from connector.signing import constant_time_equals, hmac_base64
@@ -69,11 +69,9 @@ def _event_fields(request: WebhookRequest) -> dict[str, Any]:
     if request.form_items and any(k.startswith(prefix) for k, _ in request.form_items):
         # Form-encoded bodies of older apps: data[webHookEvent][topic]=...
         return {k[len(prefix) : -1]: v for k, v in request.form_items if k.startswith(prefix)}
-    try:
-        body = json.loads(request.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedWebhookError("jobber: webhook body is not JSON") from None
-    event = ((body or {}).get("data") or {}).get("webHookEvent") if isinstance(body, dict) else None
+    body = safe_json.loads(request.body, what="jobber: webhook body")
+    data = body.get("data") if isinstance(body, dict) else None
+    event = data.get("webHookEvent") if isinstance(data, dict) else None
     if not isinstance(event, dict):
         raise MalformedWebhookError("jobber: webhook body has no data.webHookEvent")
     return event

@@ -1,0 +1,217 @@
+"""Forged, replayed and malformed webhooks, end to end through the Flask views.
+
+Each test reproduces a finding of an outside probe: deep JSON, odd but authentic payloads,
+replayed Plivo signatures, a delivery-report URL read as an inbound text, accounts sharing
+carrier credentials, and Dialpad JWTs without times. Requests go through the real app on a
+SQLite database; jobs are queued (not run), so nothing reaches a carrier.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from connector.accounts import import_account
+from connector.runtime import Runtime
+from connector.storage import models
+from crm_adapters.jobber.webhooks import SIGNATURE_HEADER as JOBBER_SIGNATURE
+
+BUSINESS = "+14155550100"
+OTHER_BUSINESS = "+14155550111"
+CALLER = "+12025550143"
+#: Deeper than Python's parser can go without ``RecursionError`` (its limit is about 1,000).
+DEEP = 5000
+
+
+@pytest.fixture
+def runtime(settings: Any) -> Iterator[Runtime]:
+    """A migrated runtime whose jobs are queued, never run: nothing here may reach a carrier."""
+    from connector.storage.db import upgrade
+
+    upgrade(settings.database_url)
+    rt = Runtime(settings, immediate_queue=False)
+    yield rt
+    rt.close()
+
+
+def account_doc(account_id: str, kind: str, credentials: dict[str, Any], *,
+                numbers: tuple[str, ...] = (BUSINESS,), **carrier: Any) -> dict[str, Any]:
+    """An account on carrier ``kind`` with the sandbox CRM."""
+    return {
+        "id": account_id,
+        "name": "Acme Plumbing",
+        "timezone": "America/Chicago",
+        "carrier": {"kind": kind, "credentials": credentials, "numbers": list(numbers),
+                    "forward_to": ["+14155550199"], **carrier},
+        "crm": {"kind": "sandbox", "credentials": {"webhook_secret": "crm-secret-0123456789"}},
+    }
+
+
+def add(runtime: Runtime, doc: dict[str, Any]) -> None:
+    with runtime.db.session() as s:
+        import_account(s, runtime.box, doc)
+
+
+def row_counts(runtime: Runtime) -> dict[str, int]:
+    """Rows per table, for "nothing was stored" checks."""
+    counts: dict[str, int] = {}
+    with runtime.db.session() as s:
+        for table in models.Base.metadata.sorted_tables:
+            counts[table.name] = int(s.scalar(select(func.count()).select_from(table)) or 0)
+    return counts
+
+
+def deep_json(depth: int = DEEP, *, around: str = "[", key: str | None = None) -> bytes:
+    """``depth`` nested arrays (or objects under ``key``), optionally inside an object."""
+    if around == "{":
+        inner = '{"a":' * depth + "1" + "}" * depth
+    else:
+        inner = "[" * depth + "]" * depth
+    return (f'{{"{key}": {inner}}}' if key else inner).encode()
+
+
+def b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def hs256(header: bytes, claims: bytes, secret: str) -> bytes:
+    """A compact HS256 JWT over the given header and claims bytes, exactly as written."""
+    signing_input = f"{b64url(header)}.{b64url(claims)}"
+    mac = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}".encode()
+
+
+AIRCALL = {"api_id": "test-aircall-api-id", "api_token": "test-aircall-api-token-Zm9vYmFy",
+           "number_id": "1284757", "webhook_token": "test-aircall-webhook-token-45XXYYZZa08"}
+DIALPAD_SECRET = "test-dialpad-webhook-secret-Zm9vYmFyYmF6cXV4"
+DIALPAD = {"api_key": "test-dialpad-api-key-Zm9vYmFy", "webhook_secret": DIALPAD_SECRET,
+           "user_id": "5836109287653376"}
+
+
+# -- finding 16: JSON nested 1,000+ levels deep ------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["voice", "sms", "status"])
+@pytest.mark.parametrize("shape", ["[", "{"])
+def test_deep_json_to_aircall_is_refused_not_a_500(app: Any, runtime: Runtime, kind: str,
+                                                  shape: str) -> None:
+    add(runtime, account_doc("acme", "aircall", AIRCALL))
+    before = row_counts(runtime)
+    client = app.test_client()
+    for body in (deep_json(around=shape),
+                 deep_json(around=shape, key="data")[:-1] + b', "token": "%s"}'
+                 % AIRCALL["webhook_token"].encode()):
+        answer = client.post(f"/webhooks/aircall/acme/{kind}", data=body,
+                             content_type="application/json")
+        # The token sits in a body we refuse to read, so it cannot be checked: 403.
+        assert answer.status_code == 403
+    assert row_counts(runtime) == before
+
+
+@pytest.mark.parametrize("part", ["header", "claims"])
+def test_deep_json_in_a_dialpad_jwt_is_refused_not_a_500(app: Any, runtime: Runtime,
+                                                        part: str) -> None:
+    add(runtime, account_doc("acme", "dialpad", DIALPAD))
+    before = row_counts(runtime)
+    header, claims = b'{"alg":"HS256","typ":"JWT"}', b'{"call_id": "1"}'
+    deep = deep_json(around="{", key="x")
+    if part == "header":
+        header = deep
+    else:
+        claims = deep
+    client = app.test_client()
+    # Unsigned: the MAC is checked before any part is decoded.
+    forged = hs256(header, claims, "not-the-secret-at-all-0123456789")
+    assert client.post("/webhooks/dialpad/acme/voice", data=forged,
+                       content_type="application/jwt").status_code == 403
+    # Signed: authentic, but a part nests too deep to read.
+    signed = hs256(header, claims, DIALPAD_SECRET)
+    assert client.post("/webhooks/dialpad/acme/voice", data=signed,
+                       content_type="application/jwt").status_code == 400
+    assert row_counts(runtime) == before
+
+
+def test_dialpad_checks_the_mac_before_it_decodes_the_header(monkeypatch: Any) -> None:
+    from carrier_adapters.dialpad import webhooks as dialpad_webhooks
+    from connector.errors import WebhookVerificationError
+    from connector.http import WebhookRequest
+
+    decoded: list[bytes] = []
+
+    def spy(data: Any, **kwargs: Any) -> Any:
+        decoded.append(data)
+        return json.loads(data)
+
+    monkeypatch.setattr(dialpad_webhooks.safe_json, "loads", spy)
+    token = hs256(b'{"alg":"HS256"}', b'{"call_id":"1"}', "some-other-secret-0123456789")
+    request = WebhookRequest.build(url="https://x.test/webhooks/dialpad/a/voice", body=token,
+                                   headers={"Content-Type": "application/jwt"})
+    with pytest.raises(WebhookVerificationError):
+        dialpad_webhooks.decode(request, DIALPAD_SECRET)
+    assert decoded == []
+
+
+@pytest.mark.parametrize("shape", ["[", "{"])
+def test_deep_json_to_the_jobber_webhook_is_a_400(app: Any, runtime: Runtime, shape: str) -> None:
+    before = row_counts(runtime)
+    body = deep_json(around=shape, key="data")
+    answer = app.test_client().post("/webhooks/crm/jobber", data=body,
+                                    headers={JOBBER_SIGNATURE: "x"},
+                                    content_type="application/json")
+    assert answer.status_code == 400
+    assert row_counts(runtime) == before
+
+
+def test_jobber_data_of_the_wrong_type_is_a_400(app: Any) -> None:
+    body = json.dumps({"data": [1, 2]}).encode()
+    answer = app.test_client().post("/webhooks/crm/jobber", data=body,
+                                    content_type="application/json")
+    assert answer.status_code == 400
+
+
+def test_deep_json_to_the_demo_is_a_400(app: Any, runtime: Runtime) -> None:
+    from connector.cli import ensure_demo_account
+
+    ensure_demo_account(runtime)
+    before = row_counts(runtime)
+    client = app.test_client()
+    for body in (deep_json(), deep_json(around="{"), b"[1, 2]", b"{not json"):
+        answer = client.post("/demo/simulate-call", data=body, content_type="application/json")
+        assert answer.status_code == 400, body[:20]
+    assert row_counts(runtime) == before
+
+
+def test_deep_unsigned_json_to_hubspot_is_refused(app: Any, runtime: Runtime) -> None:
+    add(runtime, {**account_doc("hub", "sandbox", {"webhook_secret": "s" * 20}),
+                  "crm": {"kind": "hubspot", "credentials": {
+                      "access_token": "pat-test-0123456789",
+                      "client_secret": "hubspot-secret-0123456789"}}})
+    client = app.test_client()
+    answer = client.post("/webhooks/crm/hubspot/hub", data=deep_json(),
+                         content_type="application/json")
+    assert answer.status_code == 403  # unsigned; signed-and-deep is covered by the fuzz test
+
+
+def test_the_nesting_cap_counts_without_recursing() -> None:
+    from connector import safe_json
+    from connector.errors import MalformedWebhookError
+
+    assert safe_json.nesting_depth('{"a": "[[[[", "b": [1, {"c": []}]}') == 4
+    assert safe_json.loads(deep_json(64)) == json.loads(deep_json(64))
+    with pytest.raises(MalformedWebhookError, match="nests deeper than 64"):
+        safe_json.loads(deep_json(65))
+    with pytest.raises(MalformedWebhookError):
+        safe_json.loads(deep_json(100_000))
+    with pytest.raises(MalformedWebhookError):
+        safe_json.loads(b"\xff\xfe\x00garbage")
+    with pytest.raises(MalformedWebhookError):
+        safe_json.loads(b"9" * 5000)  # longer than Python converts to an int
+    assert safe_json.loads('"[\\"]"') == '["]'
+
