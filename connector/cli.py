@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from connector.config import Settings, load_settings
 from connector.errors import ConfigurationError
@@ -91,11 +91,25 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+#: How each log line looks.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str, stream: TextIO | None = None) -> None:
+    """Log to ``stream`` (stderr) at ``level``, every line redacted (``connector.log_redaction``).
+
+    The redacting filter goes on each handler of the root logger, so it covers every library's
+    records too, at every level.
+    """
+    from connector import log_redaction
+
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=stream)
+    log_redaction.install()
+
+
 def _settings() -> Settings:
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings.log_level)
     return settings
 
 

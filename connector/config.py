@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
@@ -20,6 +21,7 @@ from connector.errors import ConfigurationError
 ENV_PREFIX = "TEXTBACK_"
 DEFAULT_DATABASE_URL = "sqlite:///var/textback.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 #: ``TEXTBACK_ALLOW_HTTP_LOOPBACK`` of the settings this process loaded last; None before any.
 _loaded_http_loopback: bool | None = None
@@ -59,15 +61,24 @@ def _redact_url(url: str) -> str:
     return url
 
 
+class _UpperString(fields.String):
+    """A word taken in any case (``debug``, ``Debug``) and kept in upper case."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip().upper()
+
+
 class _EnvSchema(Schema):
     DATABASE_URL = fields.String(load_default=DEFAULT_DATABASE_URL)
     QUEUE_URL = fields.String(load_default=None, allow_none=True)
     PUBLIC_URL = fields.String(load_default=DEFAULT_PUBLIC_URL)
     SECRET_KEY = fields.String(load_default=None, allow_none=True)
     TRUST_PROXY_HOPS = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
-    LOG_LEVEL = fields.String(
+    LOG_LEVEL = _UpperString(
         load_default="INFO",
-        validate=validate.OneOf(["DEBUG", "INFO", "WARNING", "ERROR"]),
+        validate=validate.OneOf(
+            LOG_LEVELS, error="must be one of DEBUG, INFO, WARNING or ERROR (any case)"
+        ),
     )
     DEMO = fields.Boolean(load_default=True)
     SMTP_URL = fields.String(load_default=None, allow_none=True)

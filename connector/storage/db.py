@@ -20,8 +20,12 @@ log = logging.getLogger(__name__)
 
 
 def make_engine(url: str) -> Engine:
-    """An engine with the settings each backend needs for a multi-threaded service."""
-    kwargs: dict[str, Any] = {"future": True}
+    """An engine with the settings each backend needs for a multi-threaded service.
+
+    Statement parameters (phone numbers, message bodies) are kept out of database errors and of
+    SQLAlchemy's log lines.
+    """
+    kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":

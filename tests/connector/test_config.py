@@ -55,6 +55,15 @@ def test_redis_and_postgres_urls_are_accepted():
     assert "pw" not in repr(settings) and "k" * 40 not in repr(settings)
 
 
+def test_log_level_is_taken_in_any_case():
+    assert load_settings({"TEXTBACK_SECRET_KEY": "k" * 40,
+                          "TEXTBACK_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+    assert load_settings({"TEXTBACK_SECRET_KEY": "k" * 40,
+                          "TEXTBACK_LOG_LEVEL": "Warning"}).log_level == "WARNING"
+    with pytest.raises(ConfigurationError, match="TEXTBACK_LOG_LEVEL: must be one of DEBUG"):
+        load_settings({"TEXTBACK_SECRET_KEY": "k" * 40, "TEXTBACK_LOG_LEVEL": "chatty"})
+
+
 def test_http_to_loopback_apis_is_off_unless_set(monkeypatch):
     from connector import config
 
