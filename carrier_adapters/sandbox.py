@@ -140,6 +140,20 @@ class SandboxCarrier(CarrierAdapter):
             raise MalformedWebhookError(f"sandbox webhook lacks {', '.join(missing)}")
 
     @staticmethod
+    def _text(value: Any) -> str | None:
+        """A text field: None unless the payload holds a non-empty string (or a number)."""
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return None
+        return str(value) or None
+
+    @staticmethod
+    def _number(value: Any) -> float | None:
+        """A number of seconds, or None when the payload holds anything else."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value) if 0 <= value < 1e9 else None
+
+    @staticmethod
     def _when(value: Any) -> datetime:
         if not value:
             return clock.now()
@@ -166,9 +180,9 @@ class SandboxCarrier(CarrierAdapter):
             outcome=outcome,
             occurred_at=self._when(data.get("occurred_at")),
             caller_raw=caller_raw,
-            ring_seconds=data.get("ring_seconds"),
+            ring_seconds=self._number(data.get("ring_seconds")),
             voicemail=bool(data.get("voicemail", False)),
-            attestation=data.get("attestation"),
+            attestation=self._text(data.get("attestation")),
             raw=data,
         )
 
@@ -202,7 +216,7 @@ class SandboxCarrier(CarrierAdapter):
             recipient=to_e164(str(data["to"])),
             body=str(data.get("body") or ""),
             received_at=self._when(data.get("received_at")),
-            opt_out_type=data.get("opt_out_type"),
+            opt_out_type=self._text(data.get("opt_out_type")),
             raw=data,
         )
 
@@ -216,7 +230,7 @@ class SandboxCarrier(CarrierAdapter):
             message_id=str(data["message_id"]),
             status=status,
             occurred_at=self._when(data.get("occurred_at")),
-            error_code=data.get("error_code"),
+            error_code=self._text(data.get("error_code")),
             raw=data,
         )
 

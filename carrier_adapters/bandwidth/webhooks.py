@@ -147,7 +147,13 @@ def route(kind: str, request: WebhookRequest) -> str:
     events = _events(payload)
     if not events or not isinstance(events[0].get("type"), str):
         return kind
-    return "sms" if events[0]["type"] in INBOUND_TYPES else "status"
+    return "sms" if _is_inbound(events[0]) else "status"
+
+
+def _is_inbound(event: Mapping[str, Any]) -> bool:
+    """True for a ``message-received`` event; a ``type`` that is not text is never one."""
+    kind = event.get("type")
+    return isinstance(kind, str) and kind in INBOUND_TYPES
 
 
 def _pick(request: WebhookRequest, inbound: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -158,7 +164,7 @@ def _pick(request: WebhookRequest, inbound: bool) -> tuple[dict[str, Any], dict[
     is logged by count only (never bodies) and left out.
     """
     events = _events(_json(request))
-    wanted = [e for e in events if (e.get("type") in INBOUND_TYPES) is inbound]
+    wanted = [e for e in events if _is_inbound(e) is inbound]
     if not wanted:
         family = "inbound message" if inbound else "delivery report"
         raise MalformedWebhookError(f"bandwidth: callback holds no {family}")

@@ -144,6 +144,11 @@ def load(request: WebhookRequest) -> dict[str, Any]:
     return document
 
 
+def _objects(value: object) -> list[dict[str, Any]]:
+    """The objects in a JSON array; nothing when ``value`` is not an array."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _body(document: Mapping[str, Any]) -> dict[str, Any]:
     body = document.get("body")
     if not isinstance(body, dict):
@@ -201,7 +206,7 @@ def _session(
     body = _body(document)
     if not body.get("telephonySessionId"):
         raise MalformedWebhookError("ringcentral: telephony event lacks telephonySessionId")
-    parties = [p for p in body.get("parties") or [] if isinstance(p, dict)]
+    parties = _objects(body.get("parties"))
     return document, body, parties
 
 
@@ -310,8 +315,8 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
         raise MalformedWebhookError("ringcentral: instant message lacks id or from")
     if str(body.get("direction") or "Inbound") != "Inbound":
         raise UnsupportedEventError("ringcentral: not an inbound message")
-    recipients = [r for r in body.get("to") or [] if isinstance(r, dict)]
-    attachments = [a for a in body.get("attachments") or [] if isinstance(a, dict)]
+    recipients = _objects(body.get("to"))
+    attachments = _objects(body.get("attachments"))
     return InboundMessage(
         carrier=CARRIER,
         event_id=str(body["id"]),

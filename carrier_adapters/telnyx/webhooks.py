@@ -215,7 +215,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
     data = event_data(request)
     event_type = data.get("event_type")
     if event_type != MESSAGE_RECEIVED:
-        raise UnsupportedEventError(f"telnyx: {event_type!r} is not an inbound message")
+        raise UnsupportedEventError("telnyx: the event is not an inbound message")
     payload = payload_of(data)
     message_id = payload.get("id") or data.get("id")
     sender_raw = _number(payload.get("from"))
@@ -247,8 +247,8 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
     """
     data = event_data(request)
     event_type = data.get("event_type")
-    if event_type not in DELIVERY_EVENTS:
-        raise UnsupportedEventError(f"telnyx: {event_type!r} is not a delivery report")
+    if not isinstance(event_type, str) or event_type not in DELIVERY_EVENTS:
+        raise UnsupportedEventError("telnyx: the event is not a delivery report")
     payload = payload_of(data)
     message_id = payload.get("id")
     status_raw = _first_recipient(payload).get("status")

@@ -1,25 +1,31 @@
 """The webhook views: resolve account, verify, parse, store, enqueue, answer fast.
 
 ``POST /webhooks/<carrier>/<account_id>/<kind>`` for carriers. A bad signature is a 403 and changes
-nothing; a malformed payload a 400; an event we do not
-act on a 200; anything unexpected a 500 so the provider retries.
+nothing. The payload is then read in full before anything is stored: one the adapter cannot read
+is a 400 (whatever the parser tripped over, with the reason logged and no payload quoted), and an
+event we do not act on a 200. Anything unexpected while storing is a 500, so the provider
+retries.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, request
+from sqlalchemy.orm import Session
 
 from carrier_adapters import CARRIERS
-from carrier_adapters.base import HANDSHAKE, WEBHOOK_KINDS, CallRouting
+from carrier_adapters.base import HANDSHAKE, WEBHOOK_KINDS, CallRouting, CarrierAdapter
 from connector.errors import (
     ConfigurationError,
     MalformedWebhookError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
+from connector.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall
 from connector.http import WebhookReply, WebhookRequest
 from connector.intake import (
     record_answered_call,
@@ -28,6 +34,7 @@ from connector.intake import (
     record_status,
 )
 from connector.runtime import Runtime
+from connector.storage.models import Account
 from connector.web.health import count, timed_webhook
 
 bp = Blueprint("webhooks", __name__)
@@ -75,14 +82,14 @@ def _answer(reply: WebhookReply) -> Response:
 @bp.post("/webhooks/<carrier>/<account_id>/<kind>")
 @timed_webhook
 def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
-    """Every carrier webhook."""
+    """Every carrier webhook: resolve the account, verify, parse, store, enqueue, answer."""
     runtime: Runtime = current_app.extensions["textback"]
     if kind not in WEBHOOK_KINDS:
         abort(404)
     account = runtime.account(account_id)
     with runtime.db.session() as session:
         adapter = runtime.adapter_for_webhook(account, carrier) if account else None
-        if adapter is None:
+        if account is None or adapter is None:
             # Label only carriers we know: a stranger's URL must not mint a new time series.
             known = carrier if carrier in CARRIERS else "unknown"
             count("textback_webhooks_total", provider=known, kind=kind, status="404")
@@ -98,14 +105,14 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
             # Signed, but the signed part cannot be read (a JWT whose claims nest too deep).
             return _malformed(carrier, kind, exc)
         try:
-            kind = adapter.route(kind, req)
-            reply, enqueue = _handle(runtime, session, account, adapter, kind, req)
+            parsed = _parse(account, adapter, kind, req)
         except MalformedWebhookError as exc:
-            session.rollback()
             return _malformed(carrier, kind, exc)
-        except UnsupportedEventError:
-            session.rollback()
-            reply, enqueue = adapter.reply(kind, req), None
+        except WebhookVerificationError:
+            count("textback_webhooks_total", provider=carrier, kind=kind, status="403")
+            return Response("forbidden\n", status=403, content_type="text/plain")
+        kind = parsed.kind
+        enqueue = _store(runtime, session, account, adapter, parsed)
     # Committed: now wake a worker. Should this fail, the sweeper finds the work anyway.
     if enqueue is not None:
         try:
@@ -113,52 +120,121 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
                 enqueue()
         except Exception:  # noqa: BLE001 - the row is stored; the sweeper will pick it up
             log.exception("enqueue failed; the sweeper will retry")
-    count("textback_webhooks_total", provider=carrier, kind=kind, status=str(reply.status))
-    return _answer(reply)
+    count("textback_webhooks_total", provider=carrier, kind=kind, status=str(parsed.reply.status))
+    return _answer(parsed.reply)
 
 
-def _handle(runtime, session, account, adapter, kind, req):  # type: ignore[no-untyped-def]
-    """Store what the webhook says; return the reply and what to enqueue after commit."""
+@dataclass(frozen=True)
+class Parsed:
+    """What an authentic webhook says, read in full before anything is stored.
+
+    ``reply`` is the answer for the provider; at most one of the event fields is the thing to
+    store (``answered`` may come with ``missed``: a voice callback can report both legs).
+    """
+
+    kind: str
+    reply: WebhookReply
+    answered: AnsweredCall | None = None
+    missed: MissedCall | None = None
+    inbound: InboundMessage | None = None
+    status: MessageStatusUpdate | None = None
+
+
+#: Errors a parser raises on a payload of a shape it did not expect (a list where it wanted an
+#: object, a number where it wanted text). Raised while *parsing*, they mean the payload cannot
+#: be read: a 400 the provider need not retry. Raised while *storing*, they stay 500s.
+PARSE_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError)
+
+
+def _where(exc: BaseException) -> str:
+    """``file:line in function`` of the innermost frame of ``exc``: a reason to log that
+    quotes no payload (exception messages may, so they are left out)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    code = tb.tb_frame.f_code
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno} in {code.co_name}"
+
+
+def _parse(account: Account, adapter: CarrierAdapter, kind: str, req: WebhookRequest) -> Parsed:
+    """Read the webhook into a :class:`Parsed`, storing nothing.
+
+    An event we do not act on parses to its reply alone. A payload the adapter cannot read
+    raises :class:`MalformedWebhookError`, whatever error the adapter tripped over.
+    """
+    try:
+        return _read(account, adapter, kind, req)
+    except UnsupportedEventError:
+        try:
+            return Parsed(kind, adapter.reply(kind, req))
+        except PARSE_ERRORS as exc:
+            raise _unreadable(adapter, exc) from exc
+    except PARSE_ERRORS as exc:
+        raise _unreadable(adapter, exc) from exc
+
+
+def _unreadable(adapter: CarrierAdapter, exc: BaseException) -> MalformedWebhookError:
+    return MalformedWebhookError(
+        f"{adapter.name}: payload cannot be read ({type(exc).__name__} at {_where(exc)})"
+    )
+
+
+def _read(account: Account, adapter: CarrierAdapter, kind: str, req: WebhookRequest) -> Parsed:
+    kind = adapter.route(kind, req)
     if kind == HANDSHAKE:
-        return adapter.reply(HANDSHAKE, req), None
+        return Parsed(kind, adapter.reply(HANDSHAKE, req))
     if kind == "voice":
         if adapter.is_incoming_call(req):
-            forward_to = tuple(account.settings["carrier"].get("forward_to") or ())
-            if not forward_to:
-                raise ConfigurationError(
-                    "carrier.forward_to is empty: no number to ring", field="carrier.forward_to"
-                )
-            routing = CallRouting(
-                forward_to=forward_to,
-                ring_timeout_seconds=int(account.settings["carrier"]["ring_timeout_seconds"]),
-                action_url=runtime.webhook_url(adapter.name, account.id, "voice"),
-                status_callback_url=runtime.webhook_url(adapter.name, account.id, "voice"),
-            )
-            return adapter.reply("voice", req, routing), None
+            return Parsed(kind, adapter.reply("voice", req, _routing(account, adapter)))
         answered = adapter.parse_answered_call(req)
-        if answered is not None:
-            record_answered_call(session, account, answered)
-            session.commit()
-        event = adapter.parse_call_event(req)
-        if event is None:
-            return adapter.reply("voice", req), None
-        with runtime.db.write_lock:
-            call_id, created = record_missed_call(session, account, event)
-            session.commit()
-        enqueue = (lambda: runtime.jobs.enqueue_text_back(call_id)) if created else None
-        return adapter.reply("voice", req), enqueue
+        missed = adapter.parse_call_event(req)
+        return Parsed(kind, adapter.reply("voice", req), answered=answered, missed=missed)
     if kind == "sms":
-        event = adapter.parse_inbound_message(req)
+        return Parsed(kind, adapter.reply("sms", req), inbound=adapter.parse_inbound_message(req))
+    return Parsed(kind, adapter.reply("status", req), status=adapter.parse_status(req))
+
+
+def _routing(account: Account, adapter: CarrierAdapter) -> CallRouting:
+    """Where to forward a new incoming call."""
+    runtime: Runtime = current_app.extensions["textback"]
+    forward_to = tuple(account.settings["carrier"].get("forward_to") or ())
+    if not forward_to:
+        raise ConfigurationError(
+            "carrier.forward_to is empty: no number to ring", field="carrier.forward_to"
+        )
+    return CallRouting(
+        forward_to=forward_to,
+        ring_timeout_seconds=int(account.settings["carrier"]["ring_timeout_seconds"]),
+        action_url=runtime.webhook_url(adapter.name, account.id, "voice"),
+        status_callback_url=runtime.webhook_url(adapter.name, account.id, "voice"),
+    )
+
+
+def _store(
+    runtime: Runtime, session: Session, account: Account, adapter: CarrierAdapter, parsed: Parsed
+) -> Callable[[], None] | None:
+    """Store what the webhook says and commit; return what to enqueue after the commit."""
+    if parsed.answered is not None:
+        record_answered_call(session, account, parsed.answered)
+        session.commit()
+    if parsed.missed is not None:
+        with runtime.db.write_lock:
+            call_id, created = record_missed_call(session, account, parsed.missed)
+            session.commit()
+        return (lambda: runtime.jobs.enqueue_text_back(call_id)) if created else None
+    if parsed.inbound is not None:
         numbers = account.settings["carrier"]["numbers"]
         confirms = account.settings["policy"].get("carrier_confirms_opt_out")
         with runtime.db.write_lock:
             message, created, replies = record_inbound(
-                session, account, event, numbers[0],
+                session, account, parsed.inbound, numbers[0],
                 carrier_confirms=adapter.confirms_opt_outs if confirms is None else bool(confirms),
             )
             session.commit()
         if message is None or not created:
-            return adapter.reply("sms", req), None
+            return None
         message_id = message.id
 
         def enqueue() -> None:
@@ -166,12 +242,13 @@ def _handle(runtime, session, account, adapter, kind, req):  # type: ignore[no-u
                 runtime.jobs.enqueue_reply(reply_id)
             runtime.jobs.enqueue_message_sync(message_id)
 
-        return adapter.reply("sms", req), enqueue
-    event = adapter.parse_status(req)
-    with runtime.db.write_lock:
-        failed = record_status(session, account, event, adapter.opt_out_error_codes)
-        session.commit()
-    if failed is None:
-        return adapter.reply("status", req), None
-    failed_id = failed.id
-    return adapter.reply("status", req), lambda: runtime.jobs.enqueue_message_sync(failed_id)
+        return enqueue
+    if parsed.status is not None:
+        with runtime.db.write_lock:
+            failed = record_status(session, account, parsed.status, adapter.opt_out_error_codes)
+            session.commit()
+        if failed is None:
+            return None
+        failed_id = failed.id
+        return lambda: runtime.jobs.enqueue_message_sync(failed_id)
+    return None

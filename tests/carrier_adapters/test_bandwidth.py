@@ -814,3 +814,17 @@ def test_defaults() -> None:
     adapter = BandwidthCarrier(credentials(token_url=None))
     assert adapter.api_base_url == "https://messaging.bandwidth.com"
     assert adapter.credentials["token_url"] == "https://api.bandwidth.com/api/v1/oauth2/token"
+
+
+@pytest.mark.parametrize("odd", [["message-received"], {"type": "message-received"}, 7, None])
+def test_an_event_type_that_is_not_text_is_never_an_inbound_message(
+    adapter: BandwidthCarrier, odd: Any
+) -> None:
+    # Found by an outside probe: a list or an object as ``type`` crashed the lookup with an
+    # unhashable-type TypeError (a 500) instead of being read as "not an inbound message".
+    event = {**fixture_json("sms_inbound")[0], "type": odd}
+    odd_request = request([event], kind="sms")
+    assert adapter.route("sms", odd_request) == "sms"
+    with pytest.raises(MalformedWebhookError):
+        adapter.parse_inbound_message(odd_request)
+    assert adapter.parse_status(request([event], kind="status")).status is DeliveryStatus.UNKNOWN

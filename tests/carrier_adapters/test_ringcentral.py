@@ -559,3 +559,23 @@ def test_send_sms_is_not_given_a_status_callback(
     http.add(responses.POST, SMS_URL, json=message_record())
     adapter.send_sms(to=CALLER, from_=BUSINESS, body=BODY, status_callback_url="https://cb.example/x")
     assert "cb.example" not in sms_posts(http)[0].request.body.decode()
+
+
+@pytest.mark.parametrize("odd", [5, "+14155550100", {"phoneNumber": "+14155550100"}, None])
+def test_recipients_and_attachments_of_another_shape_are_ignored(
+    adapter: RingCentralCarrier, odd: Any
+) -> None:
+    # Found by an outside probe: ``"to": 5`` raised "'int' object is not iterable" (a 500).
+    doc = json.loads(fixture_body("sms_inbound"))
+    doc["body"]["to"] = odd
+    doc["body"]["attachments"] = odd
+    message = adapter.parse_inbound_message(signed(json.dumps(doc).encode()))
+    assert message.recipient is None and message.media_count == 0
+
+
+def test_parties_of_another_shape_are_ignored(adapter: RingCentralCarrier) -> None:
+    doc = json.loads(fixture_body("voice_session_missed_no_answer"))
+    doc["body"]["parties"] = 12
+    request = signed(json.dumps(doc).encode())
+    assert adapter.parse_call_event(request) is None
+    assert adapter.parse_answered_call(request) is None

@@ -1235,3 +1235,17 @@ def test_end_to_end_missed_call_text_and_shared_messaging_url(client, runtime, h
         message = s.scalar(select(Message).where(Message.carrier_message_id == MESSAGE_ID))
         assert message is not None and message.status == "delivered"
         assert s.get(OptOut, (ACCOUNT, CALLER)) is not None  # REVOKE, which Telnyx ignores
+
+
+@pytest.mark.parametrize("odd", [["message.finalized"], {"x": 1}, 7])
+def test_an_event_type_that_is_not_text_is_unsupported_not_a_crash(
+    adapter: TelnyxCarrier, odd: Any
+) -> None:
+    # Found by an outside probe: a list as ``event_type`` raised an unhashable-type TypeError.
+    doc = fixture_json("status_delivered")
+    doc["data"]["event_type"] = odd
+    odd_request = signed(doc, kind="status")
+    with pytest.raises(UnsupportedEventError):
+        adapter.parse_status(odd_request)
+    with pytest.raises(UnsupportedEventError):
+        adapter.parse_inbound_message(odd_request)

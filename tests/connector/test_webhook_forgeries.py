@@ -215,3 +215,103 @@ def test_the_nesting_cap_counts_without_recursing() -> None:
         safe_json.loads(b"9" * 5000)  # longer than Python converts to an int
     assert safe_json.loads('"[\\"]"') == '["]'
 
+
+
+# -- finding 18: authentic but odd payloads ---------------------------------------------------
+
+
+def carrier_tests(name: str) -> Any:
+    """The carrier's test module, for its credentials and signing helpers."""
+    import importlib
+
+    return importlib.import_module(f"tests.carrier_adapters.test_{name}")
+
+
+@pytest.mark.parametrize("kind", ["sms", "status"])
+@pytest.mark.parametrize("odd", [["message-received"], {"a": 1}])
+def test_bandwidth_event_type_of_another_shape_is_a_400(app: Any, runtime: Runtime, kind: str,
+                                                       odd: Any) -> None:
+    bw = carrier_tests("bandwidth")
+    add(runtime, account_doc("acme", "bandwidth", bw.credentials()))
+    event = {**bw.fixture_json("sms_inbound")[0], "type": odd}
+    event["message"] = {**event["message"], "to": [BUSINESS]}
+    signed = bw.request([event], kind=kind)
+    before = row_counts(runtime)
+    answer = app.test_client().post(f"/webhooks/bandwidth/acme/{kind}", data=signed.body,
+                                    headers=dict(signed.headers.items()))
+    assert answer.status_code in (200, 400)  # read as an unknown delivery report, or refused
+    assert answer.status_code != 500
+    if kind == "sms":
+        assert answer.status_code == 400
+        assert row_counts(runtime) == before
+
+
+def test_ringcentral_recipients_of_another_shape_are_read(app: Any, runtime: Runtime) -> None:
+    rc = carrier_tests("ringcentral")
+    add(runtime, account_doc("acme", "ringcentral", rc.credentials()))
+    doc = json.loads(rc.fixture_body("sms_inbound"))
+    doc["body"]["to"] = 5
+    signed = rc.signed(json.dumps(doc).encode())
+    answer = app.test_client().post("/webhooks/ringcentral/acme/sms", data=signed.body,
+                                    headers=dict(signed.headers.items()))
+    assert answer.status_code == 200
+    with runtime.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(models.Message)) == 1
+
+
+def test_any_parsing_error_is_a_400_that_logs_no_payload(
+    app: Any, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from carrier_adapters.sandbox import SandboxCarrier
+    from tests.connector.helpers import post
+
+    secret = "sandbox-secret-0123456789"
+    add(runtime, account_doc("acme", "sandbox", {"webhook_secret": secret}))
+    client = app.test_client()
+    for error in (TypeError, ValueError, KeyError, AttributeError, IndexError, RecursionError):
+        def explode(self: Any, request: Any, error: type[Exception] = error) -> Any:
+            raise error(f"unhashable value in body 'STOP texting me' from {CALLER}")
+
+        monkeypatch.setattr(SandboxCarrier, "parse_inbound_message", explode)
+        caplog.clear()
+        before = row_counts(runtime)
+        answer = post(client, "acme", "sms", {"message_id": "M1", "from": CALLER, "to": BUSINESS,
+                                              "body": "STOP texting me"}, secret)
+        assert answer.status_code == 400, error
+        assert error.__name__ in caplog.text and "in explode" in caplog.text
+        assert "STOP" not in caplog.text and CALLER not in caplog.text
+        assert "STOP" not in answer.get_data(as_text=True)
+        assert row_counts(runtime) == before
+
+
+def test_an_error_while_storing_stays_a_500(app: Any, runtime: Runtime,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.web import webhooks as views
+    from tests.connector.helpers import post
+
+    secret = "sandbox-secret-0123456789"
+    add(runtime, account_doc("acme", "sandbox", {"webhook_secret": secret}))
+
+    def broken_store(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a bug in storage, or the database went away")
+
+    monkeypatch.setattr(views, "record_inbound", broken_store)
+    answer = post(app.test_client(), "acme", "sms",
+                  {"message_id": "M1", "from": CALLER, "to": BUSINESS, "body": "hi"}, secret)
+    assert answer.status_code == 500  # the carrier retries
+
+
+def test_sandbox_fields_of_another_shape_do_not_reach_the_database(app: Any,
+                                                                   runtime: Runtime) -> None:
+    from tests.connector.helpers import post
+
+    secret = "sandbox-secret-0123456789"
+    add(runtime, account_doc("acme", "sandbox", {"webhook_secret": secret}))
+    client = app.test_client()
+    odd = {"ring_seconds": {"a": 1}, "attestation": [1], "voicemail": "yes"}
+    assert post(client, "acme", "voice", {"call_id": "C1", "from": CALLER, "to": BUSINESS,
+                                          "outcome": "no-answer", **odd}, secret).status_code == 200
+    assert post(client, "acme", "status", {"message_id": "SB1", "status": "failed",
+                                           "error_code": {"x": 1}}, secret).status_code == 200
+    assert post(client, "acme", "sms", {"message_id": "M1", "from": CALLER, "to": BUSINESS,
+                                        "opt_out_type": ["STOP"]}, secret).status_code == 200
