@@ -105,7 +105,7 @@ class DialpadCarrier(CarrierAdapter):
     # -- webhooks ------------------------------------------------------------------------
 
     def verify_request(self, request: WebhookRequest) -> None:
-        """Check the body's HS256 JWT signature and, when present, ``iat``/``exp``."""
+        """Check the body's HS256 JWT signature and its ``iat`` and ``exp`` (both required)."""
         self._claims(request)
 
     def route(self, kind: str, request: WebhookRequest) -> str:

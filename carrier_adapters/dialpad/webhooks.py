@@ -4,8 +4,10 @@ Dialpad sends every event "in the JWT format ... signed with a secret that you s
 Dialpad": the request body *is* the compact JWT, and its payload is the event's JSON
 (https://developers.dialpad.com/docs/event-subscriptions; the webhook's ``signature`` is
 ``{"type": "jwt", "algo": "HS256", "secret": ...}``). The JWT is verified by hand with
-:mod:`hmac` (no extra dependency): only ``alg`` HS256, the MAC compared in constant time, and
-``iat``/``exp`` checked when present (Dialpad does not document them).
+:mod:`hmac` (no extra dependency): the MAC compared in constant time before any part is decoded,
+only ``alg`` HS256, and ``iat`` and ``exp`` required and checked. Dialpad's pages do not list
+these claims; a token without them would be valid forever, so it is refused with a 403 (which
+Dialpad does not retry).
 
 Call events carry ``call_id``, ``state``, ``direction``, ``external_number`` (the caller on
 inbound calls), ``internal_number`` (ours), ``date_started``/``date_connected``/``date_ended``
@@ -147,13 +149,20 @@ def _json_part(part: str, name: str) -> dict[str, Any]:
 
 
 def _check_times(claims: Mapping[str, Any], now: float) -> None:
+    """Both ``iat`` and ``exp`` must be there: ``iat`` within :data:`IAT_TOLERANCE` of now,
+    ``exp`` not past (with :data:`EXP_LEEWAY` for clock skew).
+
+    Without them a token stays valid forever, so one captured event could be replayed at will;
+    a token that lacks either is refused. ``now`` comes from :mod:`connector.clock`.
+    """
     for name in ("iat", "exp"):
         value = claims.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if value is None:
+            raise WebhookVerificationError(f"dialpad: JWT has no {name}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise WebhookVerificationError(f"dialpad: JWT {name} is not a time")
-    if claims.get("iat") is not None:
-        require_fresh(float(claims["iat"]), tolerance=IAT_TOLERANCE, now=now)
-    if claims.get("exp") is not None and now > float(claims["exp"]) + EXP_LEEWAY:
+    require_fresh(float(claims["iat"]), tolerance=IAT_TOLERANCE, now=now)
+    if now > float(claims["exp"]) + EXP_LEEWAY:
         raise WebhookVerificationError("dialpad: JWT expired")
 
 

@@ -57,10 +57,18 @@ def claims(scenario: str) -> dict[str, Any]:
     return document
 
 
-def as_jwt(payload: Mapping[str, Any], *, secret: str = SECRET, iat: float | None = None) -> bytes:
-    """The event as Dialpad posts it: a compact HS256 JWT, here with an ``iat``."""
+def as_jwt(
+    payload: Mapping[str, Any],
+    *,
+    secret: str = SECRET,
+    iat: float | None = None,
+    exp: float | None = None,
+) -> bytes:
+    """The event as Dialpad posts it: a compact HS256 JWT, here with ``iat`` and ``exp`` (both
+    required; ``exp`` defaults to a minute after ``iat``)."""
     issued = int(time.time() if iat is None else iat)
-    return jwt.encode({**payload, "iat": issued}, secret, algorithm="HS256").encode()
+    expires = int(issued + 60 if exp is None else exp)
+    return jwt.encode({**payload, "iat": issued, "exp": expires}, secret, algorithm="HS256").encode()
 
 
 def request(body: bytes) -> WebhookRequest:
@@ -226,9 +234,44 @@ def test_expired_token_is_refused(adapter: DialpadCarrier) -> None:
         adapter.verify_request(request(body.encode()))
 
 
-def test_token_without_times_is_accepted(adapter: DialpadCarrier) -> None:
-    body = jwt.encode(claims("voice_call_missed"), SECRET, algorithm="HS256")
-    adapter.verify_request(request(body.encode()))  # Dialpad documents no iat/exp
+@pytest.mark.parametrize("missing", [("iat",), ("exp",), ("iat", "exp")])
+def test_token_without_times_is_refused(adapter: DialpadCarrier, missing: tuple[str, ...]) -> None:
+    # Found by an outside probe: a token without iat/exp was accepted forever (replayable).
+    now = int(time.time())
+    payload = {**claims("voice_call_missed"), "iat": now, "exp": now + 60}
+    for name in missing:
+        del payload[name]
+    body = jwt.encode(payload, SECRET, algorithm="HS256")
+    with pytest.raises(WebhookVerificationError, match="has no"):
+        adapter.verify_request(request(body.encode()))
+
+
+@pytest.mark.parametrize(
+    ("iat_age", "exp_in", "accepted"),
+    [
+        (0, 60, True),
+        (299, -59, True),  # iat nearly 5 minutes old, exp passed within the 60 s leeway
+        (-299, 600, True),  # a sender clock a little ahead
+        (301, 600, False),  # iat too old, however far exp is
+        (-301, 600, False),
+        (0, -61, False),  # exp past the leeway
+    ],
+)
+def test_token_times_follow_the_clock(
+    adapter: DialpadCarrier, frozen_clock: Any, iat_age: int, exp_in: int, accepted: bool
+) -> None:
+    from connector import clock
+
+    now = clock.timestamp()
+    body = as_jwt(claims("voice_call_missed"), iat=now - iat_age, exp=now + exp_in)
+    if accepted:
+        adapter.verify_request(request(body))
+    else:
+        with pytest.raises(WebhookVerificationError):
+            adapter.verify_request(request(body))
+    frozen_clock.shift(3600)  # an hour later the same token is refused
+    with pytest.raises(WebhookVerificationError):
+        adapter.verify_request(request(body))
 
 
 def test_iat_that_is_not_a_number_is_refused(adapter: DialpadCarrier) -> None:

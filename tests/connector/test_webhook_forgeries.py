@@ -315,3 +315,32 @@ def test_sandbox_fields_of_another_shape_do_not_reach_the_database(app: Any,
                                            "error_code": {"x": 1}}, secret).status_code == 200
     assert post(client, "acme", "sms", {"message_id": "M1", "from": CALLER, "to": BUSINESS,
                                         "opt_out_type": ["STOP"]}, secret).status_code == 200
+
+
+# -- finding 14: a Dialpad JWT without iat/exp ----------------------------------------------
+
+
+def test_a_dialpad_event_without_times_is_refused(app: Any, runtime: Runtime,
+                                                  frozen_clock: Any) -> None:
+    from connector import clock
+
+    dp = carrier_tests("dialpad")
+    add(runtime, account_doc("acme", "dialpad", dp.credentials()))
+    event = {**dp.claims("voice_call_missed"), "internal_number": BUSINESS}
+    client = app.test_client()
+    before = row_counts(runtime)
+    timeless = hs256(b'{"alg":"HS256","typ":"JWT"}', json.dumps(event).encode(), dp.SECRET)
+    assert client.post("/webhooks/dialpad/acme/voice", data=timeless,
+                       content_type="application/jwt").status_code == 403
+    assert row_counts(runtime) == before
+    now = clock.timestamp()
+    fresh = dp.as_jwt(event, iat=now, exp=now + 60)
+    frozen_clock.shift(600)  # ten minutes later: iat too old, exp long past
+    assert client.post("/webhooks/dialpad/acme/voice", data=fresh,
+                       content_type="application/jwt").status_code == 403
+    assert row_counts(runtime) == before
+    now = clock.timestamp()
+    assert client.post("/webhooks/dialpad/acme/voice", data=dp.as_jwt(event, iat=now),
+                       content_type="application/jwt").status_code == 200
+    with runtime.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(models.Call)) == 1
