@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -42,6 +42,20 @@ def log_output(tmp_path: Path) -> Iterator[io.StringIO]:
     root.setLevel(level)
     for name, quiet_level in quiet.items():
         logging.getLogger(name).setLevel(quiet_level)
+
+
+@pytest.fixture
+def debug_on() -> Iterator[Callable[[str], None]]:
+    """Set a library's logger to DEBUG for one test (restored after)."""
+    saved: dict[str, int] = {}
+
+    def turn_on(name: str) -> None:
+        saved.setdefault(name, logging.getLogger(name).level)
+        logging.getLogger(name).setLevel(logging.DEBUG)
+
+    yield turn_on
+    for name, level in saved.items():
+        logging.getLogger(name).setLevel(level)
 
 
 def assert_clean(text: str) -> None:
@@ -101,7 +115,10 @@ class _Lookup(BaseHTTPRequestHandler):
         """Quiet."""
 
 
-def test_urllib3_debug_lines_keep_only_a_path_template(log_output) -> None:  # type: ignore[no-untyped-def]
+def test_urllib3_debug_lines_keep_only_a_path_template(log_output, debug_on) -> None:  # type: ignore[no-untyped-def]
+    # The HubSpot client sets urllib3's logger to WARNING once one is built; a process with
+    # TEXTBACK_LOG_LEVEL=debug and no HubSpot account logs these lines.
+    debug_on("urllib3")
     server = HTTPServer(("127.0.0.1", 0), _Lookup)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -115,8 +132,9 @@ def test_urllib3_debug_lines_keep_only_a_path_template(log_output) -> None:  # t
         '%s://%s:%s "%s %s %s" %s %s', "https", "lookups.twilio.com", 443, "GET",
         f"/v2/PhoneNumbers/%2B{DIGITS}?Fields=line_type_intelligence", "HTTP/1.1", 200, 512)
     text = log_output.getvalue()
-    assert 'GET /v2/PhoneNumbers/{id} HTTP/1.1" 200' in text
-    assert "lookups.twilio.com:443" in text and "Fields" not in text
+    assert f'127.0.0.1:{server.server_port} "GET /v2/PhoneNumbers/{{id}} HTTP/1.1" 200' in text
+    assert 'lookups.twilio.com:443 "GET /v2/PhoneNumbers/{id} HTTP/1.1" 200' in text
+    assert "Fields" not in text
     assert_clean(text)
 
 
@@ -127,10 +145,9 @@ def test_an_encoded_number_anywhere_is_masked(log_output) -> None:  # type: igno
     assert_clean(text)
 
 
-def test_crm_client_response_bodies_are_dropped(log_output, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_crm_client_response_bodies_are_dropped(log_output, debug_on) -> None:  # type: ignore[no-untyped-def]
     client_log = logging.getLogger("hubspot.crm.contacts.rest")
-    # What the HubSpot client's own debug switch (Configuration.debug = True) does.
-    monkeypatch.setattr(client_log, "level", logging.DEBUG)
+    debug_on(client_log.name)  # what the HubSpot client's own Configuration.debug = True does
     client_log.debug("response body: %s", f'{{"phone": "{NUMBER}", "notes": "{BODY}"}}'.encode())
     client_log.warning("HubSpot said no")
     text = log_output.getvalue()
