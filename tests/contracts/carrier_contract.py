@@ -129,6 +129,7 @@ from connector.events import (
     SendResult,
 )
 from connector.http import WebhookReply, WebhookRequest
+from tests.transport_errors import dropped_connection, refused_connection
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _PHONE_ATTRS = ("caller", "called", "caller_raw", "sender", "recipient")
@@ -522,7 +523,15 @@ class CarrierContract:
     def test_refused_connection_is_transient_not_ambiguous(
         self, adapter: CarrierAdapter, http: responses.RequestsMock
     ) -> None:
-        self.stub_send(http, adapter, 0, requests.exceptions.ConnectionError())
+        self.stub_send(http, adapter, 0, refused_connection())
         with pytest.raises(TransientProviderError) as info:
             self._send(adapter)
         assert info.value.ambiguous is False
+
+    def test_dropped_connection_after_sending_is_ambiguous(
+        self, adapter: CarrierAdapter, http: responses.RequestsMock
+    ) -> None:
+        self.stub_send(http, adapter, 0, dropped_connection())
+        with pytest.raises(TransientProviderError) as info:
+            self._send(adapter)
+        assert info.value.ambiguous is True

@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -46,6 +46,7 @@ from crm_adapters.base import CallLog, LeadSpec, MessageLog, OAuthTokens, TaskSp
 from crm_adapters.housecallpro import API_CALLS, HousecallProCrm, oauth
 from crm_adapters.housecallpro.errors import error_text
 from tests.contracts.crm_contract import CrmContract
+from tests.transport_errors import dropped_connection, refused_connection
 
 BASE = "https://hcp.test"
 API_KEY = "hcp-key-3c9e1f7a-test-0042"
@@ -692,11 +693,12 @@ def test_5xx_on_a_search_is_not_ambiguous(crm: HousecallProCrm, hcp: FakeHcp) ->
 
 
 @pytest.mark.parametrize(
-    ("exc", "ambiguous"), [(requests.ConnectionError, False), (requests.ReadTimeout, True)]
+    ("exc", "ambiguous"), [(refused_connection, False), (dropped_connection, True),
+                           (lambda: requests.ReadTimeout("boom"), True)]
 )
-def test_transport_failures(exc: type[Exception], ambiguous: bool) -> None:
+def test_transport_failures(exc: Callable[[], Exception], ambiguous: bool) -> None:
     with responses.RequestsMock() as mock:
-        mock.add(responses.GET, re.compile(BASE + "/customers/.*"), body=exc("boom"))
+        mock.add(responses.GET, re.compile(BASE + "/customers/.*"), body=exc())
         with pytest.raises(TransientProviderError) as info:
             make_crm().log_call(call_log("cus_1"))
         assert info.value.ambiguous is ambiguous
