@@ -61,5 +61,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/queue_pickup.py
 	$(BIN)/python bench/policy_decision.py
 
+## faults: the fault suite's long form (50 worker kill cycles, drops, outages; PostgreSQL and Redis)
+.PHONY: faults
+faults: $(STAMP)
+	$(BIN)/python -m tests.faults --cycles 50
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

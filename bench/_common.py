@@ -4,10 +4,13 @@ Run as a program it is the stub process the service benchmarks start::
 
     .venv/bin/python bench/_common.py stubs [--hubspot-latency 0.3]
 
-It serves a stub Twilio REST API (Messages, recording the arrival time and ``To`` of every text,
-and Lookup v2) and the HubSpot stub from ``tests/stubs/hubspot_stub.py``, prints their ports as
-one JSON line and runs until its stdin closes. ``GET /_bench/sms`` and ``GET /_bench/hubspot`` on
-the carrier stub return the two logs.
+It serves a stub Twilio REST API (Messages create and list, recording the arrival time and ``To``
+of every text, and Lookup v2) and the HubSpot stub from ``tests/stubs/hubspot_stub.py``, prints
+their ports as one JSON line and runs until its stdin closes. ``GET /_bench/sms`` and
+``GET /_bench/hubspot`` on the carrier stub return the two logs.
+
+The fault suite (``tests/faults``) reuses the processes, the ``textback`` set-up, the signing and
+the stub carrier; its own stub process gives the carrier a fault hook (:class:`CarrierFault`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -92,11 +96,15 @@ class Processes:
         log_path: Path | None = None,
         stdin_pipe: bool = False,
         stdout_pipe: bool = False,
+        append: bool = False,
     ) -> subprocess.Popen[bytes]:
-        """Start a process; its output goes to ``log_path`` (or is discarded)."""
+        """Start a process; its output goes to ``log_path`` (or is discarded).
+
+        ``append`` adds to an existing log instead of replacing it (a restarted process).
+        """
         log: Any = subprocess.DEVNULL
         if log_path is not None:
-            log = open(log_path, "w")  # closed in stop_all
+            log = open(log_path, "a" if append else "w")  # closed in stop_all
             self._logs.append(log)
         proc = subprocess.Popen(
             list(argv),
@@ -122,6 +130,15 @@ class Processes:
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 stream.close()
+
+    def kill(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL a process's whole group at once (no grace), reap it and forget it."""
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+        self._procs = [(name, p) for name, p in self._procs if p is not proc]
 
     def stop_all(self) -> None:
         """Stop every process started here, newest first (Ctrl-C is ignored meanwhile)."""
@@ -177,14 +194,20 @@ def wait_for_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0
 # -- textback setup --------------------------------------------------------------------------
 
 
-def textback_env(tmp: Path, port: int, *, queue_url: str | None = None) -> dict[str, str]:
-    """The environment for ``textback`` commands: this process's, minus any TEXTBACK_*, plus ours."""
+def textback_env(
+    tmp: Path, port: int, *, queue_url: str | None = None, database_url: str | None = None
+) -> dict[str, str]:
+    """The environment for ``textback`` commands: this process's, minus any TEXTBACK_*, plus ours.
+
+    The database is a SQLite file in ``tmp`` unless ``database_url`` is given.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEXTBACK_")}
     env.update(
-        TEXTBACK_DATABASE_URL=f"sqlite:///{tmp / 'textback.db'}",
+        TEXTBACK_DATABASE_URL=database_url or f"sqlite:///{tmp / 'textback.db'}",
         TEXTBACK_PUBLIC_URL=f"http://127.0.0.1:{port}",
         TEXTBACK_SECRET_KEY=secrets.token_urlsafe(48),
         TEXTBACK_DEMO="false",
+        TEXTBACK_ALLOW_HTTP_LOOPBACK="true",  # the stubs are plain http on 127.0.0.1
     )
     if queue_url:
         env["TEXTBACK_QUEUE_URL"] = queue_url
@@ -335,30 +358,52 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> Non
 
 @dataclass(frozen=True)
 class SmsArrival:
-    """One POST to the stub Messages API: when it arrived (time.time()) and its ``To``."""
+    """One text the stub Messages API accepted: when it arrived (time.time()) and its ``To``."""
 
     at: float
     to: str
+
+
+class CarrierFault(StrEnum):
+    """What the stub carrier does with one request, as its fault hook decides."""
+
+    NONE = "none"  # answer normally
+    DROP_BEFORE = "drop_before"  # read the request, store nothing, close without answering
+    DROP_AFTER = "drop_after"  # accept (store) the text, then close without answering
+    UNAVAILABLE = "unavailable"  # answer 503 with Twilio's error body, store nothing
+
+
+#: Decides the fault for one request from its templated route (``StubCarrier.*_ROUTE``).
+FaultHook = Callable[[str], CarrierFault]
 
 
 class StubCarrier:
     """A stub of the Twilio REST API on 127.0.0.1, answering like Twilio.
 
     ``POST /2010-04-01/Accounts/{sid}/Messages.json`` gets a 201 Message resource (and its arrival
-    time and ``To`` are recorded in :attr:`arrivals`); ``GET /v2/PhoneNumbers/{number}`` gets a
+    time and ``To`` are recorded in :attr:`arrivals`); ``GET`` on the same path lists the accepted
+    messages newest first, filtered by ``To`` and ``From`` (``PageSize`` per page, one page), as
+    textback's reconciliation reads it; ``GET /v2/PhoneNumbers/{number}`` gets a
     Lookup v2 answer with ``line_type_intelligence.type`` ``mobile``. Every request's route is
     kept in :attr:`routes`. ``extra_routes`` maps further GET paths to functions returning
-    JSON-able values (the stub process uses it to expose its logs).
+    JSON-able values (the stub process uses it to expose its logs). ``faults``, when given, is
+    asked about every Twilio API request and may drop the connection or answer 503
+    (:class:`CarrierFault`); without it the stub always answers.
     """
 
     MESSAGES_ROUTE = "POST /2010-04-01/Accounts/{AccountSid}/Messages.json"
+    LIST_ROUTE = "GET /2010-04-01/Accounts/{AccountSid}/Messages.json"
     LOOKUP_ROUTE = "GET /v2/PhoneNumbers/{PhoneNumber}"
 
-    def __init__(self, extra_routes: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, extra_routes: Mapping[str, Any] | None = None, *, faults: FaultHook | None = None
+    ) -> None:
         self.arrivals: list[SmsArrival] = []
         self.routes: list[str] = []
+        self.messages: list[dict[str, Any]] = []  # accepted Message resources, oldest first
         self._lock = threading.Lock()
         self._extra = dict(extra_routes or {})
+        self._faults = faults
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._server.request_queue_size = 128
@@ -388,11 +433,32 @@ class StubCarrier:
         with self._lock:
             return list(self.routes)
 
-    def _record(self, route: str, sms: SmsArrival | None = None) -> None:
+    def fault(self, route: str) -> CarrierFault:
+        """What to do with a request on ``route``: the hook's choice, else answer normally."""
+        return self._faults(route) if self._faults is not None else CarrierFault.NONE
+
+    def _record(self, route: str, sms: SmsArrival | None = None,
+                message: dict[str, Any] | None = None) -> None:
         with self._lock:
             self.routes.append(route)
             if sms is not None:
                 self.arrivals.append(sms)
+            if message is not None:
+                self.messages.append(message)
+
+    def listed(self, query: Mapping[str, list[str]]) -> list[dict[str, Any]]:
+        """Accepted messages matching ``To`` and ``From`` in ``query``, newest first, one page."""
+        first = {k: v[0] for k, v in query.items() if v}
+        try:
+            size = max(1, min(int(first.get("PageSize", "50")), 1000))
+        except ValueError:
+            size = 50
+        with self._lock:
+            found = [
+                m for m in reversed(self.messages)
+                if all(m.get(key.lower()) == first[key] for key in ("To", "From") if key in first)
+            ]
+        return found[:size]
 
     @staticmethod
     def message(form: Mapping[str, list[str]], account_sid: str) -> dict[str, Any]:
@@ -458,6 +524,17 @@ class StubCarrier:
                 self.end_headers()
                 self.wfile.write(body)
 
+            def _drop(self) -> None:
+                """Close the connection without a word: the client sees it end, no answer."""
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+            def _unavailable(self) -> None:
+                self._send(503, {"code": 20503, "message": "Service Unavailable", "status": 503})
+
             def _authorised(self) -> bool:
                 if self.headers.get("Authorization", "").startswith("Basic "):
                     return True
@@ -467,29 +544,72 @@ class StubCarrier:
             def _not_found(self) -> None:
                 self._send(404, {"code": 20404, "message": "not found", "status": 404})
 
+            @staticmethod
+            def _messages_sid(path: str) -> str | None:
+                parts = path.split("/")  # /2010-04-01/Accounts/{sid}/Messages.json
+                if len(parts) != 5 or parts[2] != "Accounts" or parts[4] != "Messages.json":
+                    return None
+                return parts[3]
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 arrived = time.time()
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                parts = urlsplit(self.path).path.split("/")  # /2010-04-01/Accounts/{sid}/Messages.json
-                if len(parts) != 5 or parts[2] != "Accounts" or parts[4] != "Messages.json":
+                sid = self._messages_sid(urlsplit(self.path).path)
+                if sid is None:
                     self._not_found()
                     return
                 if not self._authorised():
                     return
-                message = stub.message(parse_qs(raw.decode(), keep_blank_values=True), parts[3])
-                stub._record(stub.MESSAGES_ROUTE, SmsArrival(arrived, message["to"] or ""))
+                fault = stub.fault(stub.MESSAGES_ROUTE)
+                if fault is CarrierFault.DROP_BEFORE:
+                    stub._record(stub.MESSAGES_ROUTE)
+                    self._drop()
+                    return
+                if fault is CarrierFault.UNAVAILABLE:
+                    stub._record(stub.MESSAGES_ROUTE)
+                    self._unavailable()
+                    return
+                message = stub.message(parse_qs(raw.decode(), keep_blank_values=True), sid)
+                stub._record(stub.MESSAGES_ROUTE, SmsArrival(arrived, message["to"] or ""), message)
+                if fault is CarrierFault.DROP_AFTER:
+                    self._drop()
+                    return
                 self._send(201, message)
 
             def do_GET(self) -> None:  # noqa: N802
-                path = urlsplit(self.path).path
+                parts = urlsplit(self.path)
+                path = parts.path
                 if path in stub._extra:
                     self._send(200, stub._extra[path]())
-                elif path.startswith("/v2/PhoneNumbers/"):
-                    if self._authorised():
-                        stub._record(stub.LOOKUP_ROUTE)
-                        self._send(200, stub.lookup(unquote(path.rsplit("/", 1)[1])))
+                    return
+                if path.startswith("/v2/PhoneNumbers/"):
+                    route = stub.LOOKUP_ROUTE
+                elif self._messages_sid(path) is not None:
+                    route = stub.LIST_ROUTE
                 else:
                     self._not_found()
+                    return
+                if not self._authorised():
+                    return
+                stub._record(route)
+                fault = stub.fault(route)
+                if fault is CarrierFault.UNAVAILABLE:
+                    self._unavailable()
+                elif fault in (CarrierFault.DROP_BEFORE, CarrierFault.DROP_AFTER):
+                    self._drop()
+                elif route == stub.LOOKUP_ROUTE:
+                    self._send(200, stub.lookup(unquote(path.rsplit("/", 1)[1])))
+                else:
+                    self._send(200, self._page(path, parse_qs(parts.query)))
+
+            @staticmethod
+            def _page(path: str, query: Mapping[str, list[str]]) -> dict[str, Any]:
+                messages = stub.listed(query)
+                return {
+                    "messages": messages, "start": 0, "end": max(len(messages) - 1, 0), "page": 0,
+                    "page_size": len(messages), "uri": path, "first_page_uri": path,
+                    "previous_page_uri": None, "next_page_uri": None,
+                }
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 pass
