@@ -11,12 +11,14 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, ClassVar
+from datetime import datetime, timedelta
+from types import MappingProxyType
+from typing import Any, ClassVar, final
 
 import marshmallow
 import requests
 
+from connector.errors import MalformedWebhookError
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -34,6 +36,32 @@ WEBHOOK_KINDS = ("voice", "sms", "status")
 #: ``Validation-Token``): the connector answers it with ``reply(HANDSHAKE, request)`` and stores
 #: nothing.
 HANDSHAKE = "handshake"
+#: The default of :attr:`CarrierAdapter.url_kinds`: each URL carries its own kind only.
+ONE_KIND_PER_URL: Mapping[str, frozenset[str]] = MappingProxyType(
+    {kind: frozenset({kind}) for kind in WEBHOOK_KINDS}
+)
+
+
+def url_kinds_with(**also: frozenset[str] | set[str]) -> Mapping[str, frozenset[str]]:
+    """:data:`ONE_KIND_PER_URL` plus the kinds ``also`` adds to a URL:
+    ``url_kinds_with(sms={"status"})`` lets the ``sms`` URL carry delivery reports too."""
+    return MappingProxyType(
+        {url: kinds | frozenset(also.get(url, ())) for url, kinds in ONE_KIND_PER_URL.items()}
+    )
+
+
+def check_url_kinds(owner: str, url_kinds: Mapping[str, frozenset[str]]) -> None:
+    """Refuse a :attr:`CarrierAdapter.url_kinds` declaration that breaks the URL rules.
+
+    Every URL carries at least its own kind, names only webhook kinds, and the ``status`` URL
+    never carries inbound texts: a delivery report's signature must not be able to pass a text
+    off as the customer's (or the owner's) words.
+    """
+    for url, kinds in url_kinds.items():
+        if url not in WEBHOOK_KINDS or url not in kinds or not kinds <= set(WEBHOOK_KINDS):
+            raise TypeError(f"{owner}.url_kinds: the {url!r} URL declares {sorted(kinds)}")
+    if "sms" in url_kinds.get("status", frozenset()):
+        raise TypeError(f"{owner}.url_kinds: the status URL never carries inbound texts")
 
 
 @dataclass(frozen=True)
@@ -78,6 +106,21 @@ class CarrierAdapter(ABC):
     #: Delivery-report error codes that mean the recipient opted out with the carrier; a status
     #: callback carrying one records the opt-out in our own ledger.
     opt_out_error_codes: ClassVar[frozenset[str]] = frozenset()
+    #: Which kinds of event each of our webhook URLs may carry, keyed by the URL's last segment.
+    #: The URL's kind decides what is parsed: by default a URL carries its own kind only, and
+    #: :meth:`route` may refine within it. A carrier that posts several kinds to one address of
+    #: its own configuration (one messaging webhook for inbound texts and delivery reports, one
+    #: subscription for every event) declares it here, citing the provider's documentation. The
+    #: ``status`` URL never carries inbound texts, whatever is declared
+    #: (:func:`check_url_kinds`, :meth:`webhook_kind`).
+    url_kinds: ClassVar[Mapping[str, frozenset[str]]] = ONE_KIND_PER_URL
+    #: How long a spent :meth:`replay_nonce` is remembered. A replay within it is refused; past
+    #: it only a signature timestamp, where the scheme has one, stops a replay.
+    nonce_retention: ClassVar[timedelta] = timedelta(hours=24)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        check_url_kinds(cls.__name__, cls.url_kinds)
 
     def __init__(
         self,
@@ -104,14 +147,45 @@ class CarrierAdapter(ABC):
         Raises :class:`~connector.errors.MalformedWebhookError` when required fields are missing.
         """
 
-    def route(self, kind: str, request: WebhookRequest) -> str:
-        """Which kind of event this authentic request really carries.
+    def replay_nonce(self, request: WebhookRequest) -> str | None:
+        """The one-time value the signature of this (verified) request covers, else None.
 
-        Some carriers send several kinds to one URL (Telnyx posts inbound messages and delivery
-        reports to the same messaging webhook); they override this to return ``voice``, ``sms``
-        or ``status``. The default trusts the URL's kind.
+        Adapters whose signature does not cover the body but does cover a nonce (Plivo's
+        messaging signature covers the URL and a nonce only) return it: the webhook view spends
+        it once per account in ``used_nonces`` and refuses a second use with a 403, so captured
+        headers cannot carry another body. The default, for signatures that cover the body or
+        carry no nonce, is None.
+        """
+        return None
+
+    def route(self, kind: str, request: WebhookRequest) -> str:
+        """Which kind of event this authentic request, posted to our ``kind`` URL, carries.
+
+        Carriers that post several kinds to one URL (declared in :attr:`url_kinds`) override
+        this to sort them; the default trusts the URL's kind. The view calls
+        :meth:`webhook_kind`, which holds the answer to what the URL may carry.
         """
         return kind
+
+    @final
+    def webhook_kind(self, kind: str, request: WebhookRequest) -> str:
+        """The kind to parse an authentic request to our ``kind`` URL as: :meth:`route`'s answer,
+        when the URL may carry it (:attr:`url_kinds`).
+
+        Raises :class:`~connector.errors.MalformedWebhookError` (a 400) for an event the URL
+        does not carry, above all an inbound text on the ``status`` URL. ``HANDSHAKE`` passes on
+        any URL: answering it stores nothing.
+        """
+        routed = self.route(kind, request)
+        if routed == HANDSHAKE:
+            return routed
+        carried = self.url_kinds.get(kind, frozenset({kind}))
+        if routed not in carried or (kind == "status" and routed == "sms"):
+            raise MalformedWebhookError(
+                f"{self.name}: a {routed} event was posted to the {kind} URL, which does not "
+                f"take them (see the adapter's url_kinds)"
+            )
+        return routed
 
     def is_incoming_call(self, request: WebhookRequest) -> bool:
         """True when the voice webhook is a new incoming call to be answered with forwarding."""

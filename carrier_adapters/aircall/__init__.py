@@ -28,7 +28,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -76,6 +76,14 @@ class AircallCarrier(CarrierAdapter):
     call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
     #: Message ``status``: https://support.aircall.io/hc/en-gb/articles/20566418489757
     delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
+    #: One Aircall webhook posts every event it subscribes to to one URL, our ``voice`` URL
+    #: (https://developer.aircall.io/docs/webhooks-overview), and a number's messaging
+    #: ``callbackUrl`` posts replies and status updates to our ``sms`` URL
+    #: (https://developer.aircall.io/docs/send-and-receive-sms-proxy-mode). The ``status`` URL
+    #: takes delivery reports only.
+    url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(
+        voice={"sms", "status"}, sms={"status"}
+    )
 
     def __init__(
         self,

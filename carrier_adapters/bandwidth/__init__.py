@@ -8,7 +8,8 @@ How a missed call reaches us: the business number's Voice Application has its
 to our ``voice`` webhook. ``busy``, ``timeout``, ``cancel`` and ``rejected`` are missed calls.
 
 The Messaging Application's inbound and outbound callback URLs point at our ``sms`` and
-``status`` webhooks (or both at one: :meth:`BandwidthCarrier.route` sorts the events by type).
+``status`` webhooks (or both at our ``sms`` URL: :meth:`BandwidthCarrier.route` sorts the
+events by type; the ``status`` URL takes delivery reports only).
 Bandwidth authenticates callbacks only with the HTTP Basic credentials set on the Applications
 (``CallbackCreds``, ``InboundCallbackCreds``, ``OutboundCallbackCreds``; use the same pair for
 all) and, for ``<Transfer>`` callbacks, the ``username``/``password`` we put in the BXML. There
@@ -32,7 +33,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
 from connector.events import (
     CallOutcome,
     DeliveryStatus,
@@ -134,6 +135,10 @@ class BandwidthCarrier(CarrierAdapter):
     delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
     #: Bandwidth 4775: the recipient has opted out
     opt_out_error_codes: ClassVar[frozenset[str]] = frozenset({"4775"})
+    #: The Messaging Application's callbacks may all go to one URL
+    #: (https://dev.bandwidth.com/docs/messaging/webhooks/): our ``sms`` URL then takes inbound
+    #: texts and delivery reports. Our ``status`` URL takes delivery reports only.
+    url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(sms={"status"})
 
     def __init__(
         self,
@@ -171,7 +176,7 @@ class BandwidthCarrier(CarrierAdapter):
 
     def route(self, kind: str, request: WebhookRequest) -> str:
         """``sms`` for ``message-received``, ``status`` for other messaging events and
-        ``voice`` for voice events, whichever URL they were posted to."""
+        ``voice`` for voice events; :attr:`url_kinds` says which URL may take which."""
         return webhooks.route(kind, request)
 
     def is_incoming_call(self, request: WebhookRequest) -> bool:

@@ -131,7 +131,8 @@ def _events(payload: Any) -> list[dict[str, Any]]:
 
 
 def route(kind: str, request: WebhookRequest) -> str:
-    """The kind of event a request carries, whichever of our URLs it was posted to.
+    """The kind of event a request carries (:attr:`BandwidthCarrier.url_kinds` says which of
+    our URLs may take it).
 
     A Bandwidth messaging Application posts inbound messages and delivery reports to its
     callback URLs (one or two), so ``message-received`` is ``sms`` and every other

@@ -26,7 +26,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate, validates_schema
 
-from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -85,6 +85,12 @@ class DialpadCarrier(CarrierAdapter):
     call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
     #: SMS ``message_status``: https://developers.dialpad.com/docs/sms-events
     delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
+    #: Call and SMS event subscriptions may share one webhook, our ``voice`` URL
+    #: (https://developers.dialpad.com/docs/event-subscriptions); an SMS-only webhook may use our
+    #: ``sms`` URL. The ``status`` URL takes delivery updates only.
+    url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(
+        voice={"sms", "status"}, sms={"status"}
+    )
 
     def __init__(
         self,

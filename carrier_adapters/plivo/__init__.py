@@ -7,7 +7,10 @@ webhook) when the ``<Dial>`` ends. The Application's Message URL points at our `
 webhook; delivery reports go to the ``url`` we pass with each send (our ``status`` webhook).
 
 Voice requests are signed with ``X-Plivo-Signature-V3`` (URL and POST parameters), messaging
-requests with ``X-Plivo-Signature-V2`` (URL only); neither carries a timestamp.
+requests with ``X-Plivo-Signature-V2`` (URL and nonce only, not the body); neither carries a
+timestamp. So each URL takes its own kind only (a delivery report's headers must not carry an
+inbound text), and every signature's nonce is spent once (:meth:`PlivoCarrier.replay_nonce`):
+captured headers cannot be sent again with another body.
 
 The module is split in :mod:`.webhooks` (signatures, parsing, Plivo XML) and :mod:`.api` (REST).
 Docs: https://www.plivo.com/docs/voice/xml/dial and
@@ -17,7 +20,7 @@ https://www.plivo.com/docs/messaging/api/message/send-a-message
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import marshmallow
@@ -76,6 +79,9 @@ class PlivoCarrier(CarrierAdapter):
     delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
     #: Plivo error 200: the destination has opted out
     opt_out_error_codes: ClassVar[frozenset[str]] = frozenset({"200"})
+    #: Plivo signs no time, so a spent nonce is what stops a replay: it is remembered for 30
+    #: days (a row per webhook, purged by the sweeper), much longer than the default.
+    nonce_retention: ClassVar[timedelta] = timedelta(days=30)
 
     def __init__(
         self,
@@ -98,10 +104,10 @@ class PlivoCarrier(CarrierAdapter):
         """Check ``X-Plivo-Signature-V3`` (voice) or ``-V2`` (messaging); see :mod:`.webhooks`."""
         webhooks.verify_signature(request, self.credentials["auth_token"])
 
-    def route(self, kind: str, request: WebhookRequest) -> str:
-        """Delivery reports are ``status`` and incoming messages ``sms``, whichever messaging
-        URL they reach."""
-        return webhooks.route(kind, request)
+    def replay_nonce(self, request: WebhookRequest) -> str | None:
+        """The nonce of the signature this URL takes (V3 on ``voice``, V2 on messaging): the V2
+        signature covers the URL and the nonce but not the body, so the nonce is spent once."""
+        return webhooks.signature_nonce(request)
 
     def is_incoming_call(self, request: WebhookRequest) -> bool:
         """True for the Answer URL request of a new inbound call."""

@@ -169,12 +169,14 @@ def verify_signature(request: WebhookRequest, auth_token: str) -> None:
     signatures cover), never a header the sender chose, so a voice request cannot be passed
     off with the weaker V2. V3 headers may list several signatures separated by commas
     (one per Auth Token Plivo knows); any one matching is enough. Neither scheme carries a
-    timestamp, so there is no freshness check (https://www.plivo.com/docs/voice/xml/request/validation).
+    timestamp, so there is no freshness check (https://www.plivo.com/docs/voice/xml/request/validation):
+    the connector spends each nonce once instead (:func:`signature_nonce`), so an empty nonce
+    is refused.
     """
     if webhook_kind(request.url) == "voice":
         given = request.headers.get(V3_HEADER)
         nonce = request.headers.get(V3_NONCE_HEADER)
-        if not given or nonce is None:
+        if not given or not nonce:
             raise WebhookVerificationError("plivo: X-Plivo-Signature-V3 headers missing")
         params: tuple[tuple[str, str], ...] = ()
         if request.method != "GET":
@@ -191,7 +193,7 @@ def verify_signature(request: WebhookRequest, auth_token: str) -> None:
         return
     given = request.headers.get(V2_HEADER)
     nonce = request.headers.get(V2_NONCE_HEADER)
-    if not given or nonce is None:
+    if not given or not nonce:
         raise WebhookVerificationError("plivo: X-Plivo-Signature-V2 headers missing")
     if not constant_time_equals(compute_v2_signature(auth_token, request.url, nonce), given.strip()):
         raise WebhookVerificationError("plivo: V2 signature does not match")
@@ -272,6 +274,10 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
     """
     _required(request, "MessageUUID", "From")
     form = request.form
+    if "Status" in form:
+        # Delivery reports carry Status, incoming messages never do. Our sms URL takes
+        # incoming messages only: a report there is refused, never read as the customer's text.
+        raise MalformedWebhookError("plivo: a delivery report was posted to the sms URL")
     intent = (form.get("MessageIntent") or "").strip().lower()
     return InboundMessage(
         carrier=CARRIER,
@@ -308,12 +314,12 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
     )
 
 
-def route(kind: str, request: WebhookRequest) -> str:
-    """``status`` for a delivery report and ``sms`` for an incoming message, whichever of the
-    two messaging URLs it was posted to; voice requests keep their kind."""
-    if kind == "voice" or "MessageUUID" not in request.form:
-        return kind
-    return "status" if "Status" in request.form else "sms"
+def signature_nonce(request: WebhookRequest) -> str | None:
+    """The nonce of the signature scheme our URL takes (V3 on ``voice``, V2 on ``sms`` and
+    ``status``), as :func:`verify_signature` checked it; None when absent."""
+    header = V3_NONCE_HEADER if webhook_kind(request.url) == "voice" else V2_NONCE_HEADER
+    nonce = request.headers.get(header)
+    return nonce if nonce else None
 
 
 # -- Plivo XML replies -----------------------------------------------------------------------

@@ -4,7 +4,8 @@ How a missed call reaches us: a Quo webhook (current system: ``POST /webhooks`` 
 ``Quo-Api-Version``; or a legacy webhook made in the Quo app) subscribed to ``call.missed`` and
 ``call.voicemail.completed`` (legacy: ``call.completed``) posts to our ``voice`` URL. The same
 or another webhook posts ``message.received``, ``message.delivered`` and ``message.failed``;
-:meth:`QuoCarrier.route` reads the event type, so one URL may take them all.
+:meth:`QuoCarrier.route` reads the event type, so the ``voice`` URL may take them all (the
+``status`` URL takes delivery reports only: :attr:`QuoCarrier.url_kinds`).
 
 Signatures: Standard Webhooks (``webhook-signature``, key ``whsec_...``) for current webhooks,
 ``openphone-signature`` for legacy ones; both within 300 s. See :mod:`.webhooks`.
@@ -25,7 +26,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate, validates, validates_schema
 
-from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -94,6 +95,13 @@ class QuoCarrier(CarrierAdapter):
     call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
     #: Message ``status``: https://www.quo.com/docs/2026-03-30/webhooks-event-payloads
     delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = webhooks.DELIVERY_STATUSES
+    #: One Quo webhook may subscribe to call and message events alike
+    #: (https://www.quo.com/docs/2026-03-30/webhooks-event-payloads); point it at our ``voice``
+    #: URL, or a messages-only webhook at our ``sms`` URL. The ``status`` URL takes delivery
+    #: reports only.
+    url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(
+        voice={"sms", "status"}, sms={"status"}
+    )
 
     def __init__(
         self,

@@ -29,7 +29,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import HANDSHAKE, CallRouting, CarrierAdapter
+from carrier_adapters.base import HANDSHAKE, CallRouting, CarrierAdapter, url_kinds_with
 from connector.errors import UnsupportedEventError
 from connector.events import (
     AnsweredCall,
@@ -92,6 +92,13 @@ class RingCentralCarrier(CarrierAdapter):
     #: upstream and the carrier (https://developers.ringcentral.com/guide/messaging/sms/sms-errors).
     #: They appear on message records; RingCentral sends no delivery-report webhook to carry them.
     opt_out_error_codes: ClassVar[frozenset[str]] = frozenset({"SMS-RC-413", "SMS-UP-413", "SMS-CAR-413"})
+    #: One subscription delivers every event filter it lists to one address, our ``voice`` URL
+    #: (https://developers.ringcentral.com/guide/notifications/webhooks/creating-webhooks); a
+    #: messages-only subscription may use our ``sms`` URL. The ``status`` URL takes message-store
+    #: events only.
+    url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(
+        voice={"sms", "status"}, sms={"status"}
+    )
 
     def __init__(
         self,

@@ -10,9 +10,10 @@ How a missed call reaches us depends on the account's voice product:
   calls nobody answered (see :mod:`.voice`).
 
 Texts go out through ``POST /v2/messages`` with our ``status`` webhook as the message's
-``webhook_url``. The messaging profile's own webhook (inbound texts *and* delivery reports) may
-point at either our ``sms`` or ``status`` URL: :meth:`TelnyxCarrier.route` sorts them by
-``event_type``. Every webhook is verified with Ed25519 (see :mod:`.webhooks`).
+``webhook_url``. The messaging profile's own webhook (inbound texts *and* delivery reports) must
+point at our ``sms`` URL: :meth:`TelnyxCarrier.route` sorts them by ``event_type``. The
+``status`` URL takes delivery reports only, never an inbound text. Every webhook is verified with
+Ed25519 (see :mod:`.webhooks`).
 
 Docs: https://developers.telnyx.com/docs/voice/programmable-voice/voice-api-webhooks and
 https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks
@@ -28,7 +29,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -98,6 +99,11 @@ class TelnyxCarrier(CarrierAdapter):
     confirms_opt_outs: ClassVar[bool] = False
     #: 40300 "Blocked due to STOP message": the recipient opted out with Telnyx.
     opt_out_error_codes: ClassVar[frozenset[str]] = frozenset({"40300"})
+    #: A messaging profile has one webhook URL for inbound texts *and* delivery reports
+    #: (https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks): point it at
+    #: our ``sms`` URL, which therefore takes both. Our ``status`` URL, the ``webhook_url`` of
+    #: each text we send, takes delivery reports only.
+    url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(sms={"status"})
 
     def __init__(
         self,

@@ -47,8 +47,8 @@ TIMESTAMP_HEADER = "telnyx-timestamp"
 TIMESTAMP_TOLERANCE = 300.0
 
 #: Messaging event types and the webhook kind they belong to. A messaging profile has one
-#: webhook URL for inbound messages *and* delivery reports, so :func:`route` sends each event
-#: to the right handler whichever of our URLs the profile points at.
+#: webhook URL for inbound messages *and* delivery reports (our ``sms`` URL), so :func:`route`
+#: sends each event to the right handler.
 MESSAGE_RECEIVED = "message.received"
 DELIVERY_EVENTS = frozenset({"message.sent", "message.finalized"})
 
@@ -169,8 +169,8 @@ def route(kind: str, request: WebhookRequest) -> str:
     """The kind a JSON webhook really is, from its ``event_type``; forms keep their URL's kind.
 
     ``message.received`` is ``sms``, ``message.sent``/``message.finalized`` are ``status`` and
-    ``call.*`` events are ``voice``, whichever URL they were posted to. A body we cannot read
-    keeps ``kind`` so the parser reports it as malformed.
+    ``call.*`` events are ``voice``; :attr:`TelnyxCarrier.url_kinds` says which URL may take
+    which. A body we cannot read keeps ``kind`` so the parser reports it as malformed.
     """
     if not is_json(request):
         return kind

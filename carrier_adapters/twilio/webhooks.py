@@ -326,6 +326,10 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
     """
     _required(request, "MessageSid", "From")
     form = request.form
+    if "MessageStatus" in form:
+        # Status callbacks carry MessageStatus, incoming messages never do (their SmsStatus is
+        # "received"); a report on our sms URL is refused, never read as the customer's text.
+        raise MalformedWebhookError("twilio: a delivery report was posted to the sms URL")
     return InboundMessage(
         carrier=CARRIER,
         event_id=form["MessageSid"],
@@ -349,6 +353,9 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
     status_raw = form.get("MessageStatus") or form.get("SmsStatus")  # SmsStatus: legacy name
     if not status_raw:
         raise MalformedWebhookError("twilio: status callback lacks MessageStatus")
+    if not form.get("MessageStatus") and status_raw.strip().lower() == "received":
+        # An incoming message (SmsStatus=received, no MessageStatus), not a report on ours.
+        raise MalformedWebhookError("twilio: an incoming message was posted to the status URL")
     _required(request, "MessageSid")
     status = status_raw.strip().lower()
     error_code = (form.get("ErrorCode") or "").strip() or None

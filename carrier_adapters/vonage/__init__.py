@@ -27,7 +27,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -118,6 +118,11 @@ class VonageCarrier(CarrierAdapter):
     #: 1050 "Number barred: blacklisted" is our reading of that error; the page's Messages API
     #: example is the place to confirm it.
     opt_out_error_codes: ClassVar[frozenset[str]] = frozenset({"1050"})
+    #: The application's Messages inbound and status URLs may both point at our ``sms`` URL
+    #: (https://developer.vonage.com/en/messages/concepts/messages-status-callbacks), which then
+    #: takes inbound texts and delivery reports. Our ``status`` URL, the ``webhook_url`` of each
+    #: text we send, takes delivery reports only.
+    url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(sms={"status"})
 
     def __init__(
         self,

@@ -155,7 +155,8 @@ def _text(value: object) -> str:
 
 def route(kind: str, request: WebhookRequest) -> str:
     """``sms`` or ``status`` by the Messages payload's shape, should the application's inbound
-    and status URLs point at one of ours; voice webhooks keep their kind."""
+    and status URLs both point at our ``sms`` URL; voice webhooks keep their kind. (The
+    ``status`` URL never takes an inbound text: :attr:`VonageCarrier.url_kinds`.)"""
     if kind not in ("sms", "status"):
         return kind
     try:

@@ -9,16 +9,19 @@ retries.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, request
+from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import HANDSHAKE, WEBHOOK_KINDS, CallRouting, CarrierAdapter
+from connector import clock, nonces
 from connector.errors import (
     ConfigurationError,
     MalformedWebhookError,
@@ -34,7 +37,7 @@ from connector.intake import (
     record_status,
 )
 from connector.runtime import Runtime
-from connector.storage.models import Account
+from connector.storage.models import Account, UsedNonce
 from connector.web.health import count, timed_webhook
 
 bp = Blueprint("webhooks", __name__)
@@ -86,6 +89,37 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
     runtime: Runtime = current_app.extensions["textback"]
     if kind not in WEBHOOK_KINDS:
         abort(404)
+    spent: list[tuple[str, str]] = []
+    try:
+        response, enqueue = _receive(runtime, carrier, account_id, kind, spent)
+    except Exception:
+        # Unexpected (a 500): the provider retries, perhaps with the same signed headers, which
+        # must not be refused as a replay. Every other answer keeps its nonce spent.
+        for scope, nonce in spent:
+            _release_nonce(runtime, scope, nonce)
+        raise
+    # Committed: now wake a worker. Should this fail, the sweeper finds the work anyway.
+    if enqueue is not None:
+        try:
+            with runtime.enqueue_lock:
+                enqueue()
+        except Exception:  # noqa: BLE001 - the row is stored; the sweeper will pick it up
+            log.exception("enqueue failed; the sweeper will retry")
+    return response
+
+
+def _forbidden(carrier: str, kind: str) -> Response:
+    count("textback_webhooks_total", provider=carrier, kind=kind, status="403")
+    return Response("forbidden\n", status=403, content_type="text/plain")
+
+
+def _receive(
+    runtime: Runtime, carrier: str, account_id: str, kind: str, spent: list[tuple[str, str]]
+) -> tuple[Response, Callable[[], None] | None]:
+    """Verify, spend the nonce, parse and store one webhook; the answer and what to enqueue.
+
+    Nonces spent are appended to ``spent`` as ``(scope, nonce)``.
+    """
     account = runtime.account(account_id)
     with runtime.db.session() as session:
         adapter = runtime.adapter_for_webhook(account, carrier) if account else None
@@ -99,29 +133,51 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
             adapter.verify_request(req)
         except WebhookVerificationError:
             log.warning("webhook signature refused carrier=%s account=%s", carrier, account_id)
-            count("textback_webhooks_total", provider=carrier, kind=kind, status="403")
-            return Response("forbidden\n", status=403, content_type="text/plain")
+            return _forbidden(carrier, kind), None
         except MalformedWebhookError as exc:
             # Signed, but the signed part cannot be read (a JWT whose claims nest too deep).
-            return _malformed(carrier, kind, exc)
+            return _malformed(carrier, kind, exc), None
+        nonce = adapter.replay_nonce(req)
+        if nonce is not None:
+            scope, value = _nonce_key(adapter, account, nonce)
+            with runtime.db.write_lock:
+                fresh = nonces.spend(
+                    session, scope, value, clock.now() + adapter.nonce_retention
+                )
+                session.commit()
+            if not fresh:
+                log.warning("webhook nonce replayed carrier=%s account=%s", carrier, account_id)
+                return _forbidden(carrier, kind), None
+            spent.append((scope, value))
         try:
             parsed = _parse(account, adapter, kind, req)
         except MalformedWebhookError as exc:
-            return _malformed(carrier, kind, exc)
+            return _malformed(carrier, kind, exc), None
         except WebhookVerificationError:
-            count("textback_webhooks_total", provider=carrier, kind=kind, status="403")
-            return Response("forbidden\n", status=403, content_type="text/plain")
-        kind = parsed.kind
+            return _forbidden(carrier, kind), None
         enqueue = _store(runtime, session, account, adapter, parsed)
-    # Committed: now wake a worker. Should this fail, the sweeper finds the work anyway.
-    if enqueue is not None:
-        try:
-            with runtime.enqueue_lock:
-                enqueue()
-        except Exception:  # noqa: BLE001 - the row is stored; the sweeper will pick it up
-            log.exception("enqueue failed; the sweeper will retry")
-    count("textback_webhooks_total", provider=carrier, kind=kind, status=str(parsed.reply.status))
-    return _answer(parsed.reply)
+    count("textback_webhooks_total", provider=carrier, kind=parsed.kind,
+          status=str(parsed.reply.status))
+    return _answer(parsed.reply), enqueue
+
+
+def _nonce_key(adapter: CarrierAdapter, account: Account, nonce: str) -> tuple[str, str]:
+    """``(scope, nonce)`` as stored in ``used_nonces``: per carrier and account; a nonce too
+    long for the column is stored as its SHA-256."""
+    if len(nonce) > 128:
+        nonce = "sha256:" + hashlib.sha256(nonce.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{adapter.name}:{account.id}", nonce
+
+
+def _release_nonce(runtime: Runtime, scope: str, nonce: str) -> None:
+    """Forget a spent nonce after a failure the provider will retry; best effort."""
+    try:
+        with runtime.db.write_lock, runtime.db.session() as session:
+            session.execute(
+                delete(UsedNonce).where(UsedNonce.scope == scope, UsedNonce.nonce == nonce)
+            )
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        log.exception("could not release a webhook nonce; a retry may be refused as a replay")
 
 
 @dataclass(frozen=True)
@@ -182,7 +238,7 @@ def _unreadable(adapter: CarrierAdapter, exc: BaseException) -> MalformedWebhook
 
 
 def _read(account: Account, adapter: CarrierAdapter, kind: str, req: WebhookRequest) -> Parsed:
-    kind = adapter.route(kind, req)
+    kind = adapter.webhook_kind(kind, req)
     if kind == HANDSHAKE:
         return Parsed(kind, adapter.reply(HANDSHAKE, req))
     if kind == "voice":

@@ -249,6 +249,10 @@ class TestBandwidthContract(CarrierContract):
     def wrongly_signed_request(self, kind: str, scenario: str) -> WebhookRequest:
         return request(fixture_body(scenario), kind=kind, auth=basic(CALLBACK_USER, "not-ours-1234"))
 
+    def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
+        headers = {"Content-Type": content_type, "Authorization": basic(CALLBACK_USER, CALLBACK_PASSWORD)}
+        return WebhookRequest.build(url=url, headers=headers, body=body)
+
     def stub_send(
         self,
         http: responses.RequestsMock,

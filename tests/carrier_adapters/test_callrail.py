@@ -103,6 +103,10 @@ class TestCallRailContract(CarrierContract):
             pytest.skip(NO_TEXTS)
         return signed(fixture_body(scenario), key="not-the-signing-key")
 
+    def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
+        headers = {"Content-Type": content_type, "Signature": b64_hmac(SIGNING_KEY, body)}
+        return WebhookRequest.build(url=url, headers=headers, body=body)
+
     def stub_send(
         self,
         http: responses.RequestsMock,

@@ -8,6 +8,8 @@ which also cross-checks the adapter's hand-written verifier. HTTP goes to ``resp
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import time
 from collections.abc import Iterator, Mapping
@@ -147,6 +149,26 @@ class TestDialpadContract(CarrierContract):
 
     def wrongly_signed_request(self, kind: str, scenario: str) -> WebhookRequest:
         return signed(scenario, secret="not-the-dialpad-secret-0123456789ab")
+
+    def scenario_body(self, kind: str, scenario: str) -> tuple[bytes, str]:
+        """The event's JSON: :meth:`sign_body` makes the JWT."""
+        return json.dumps(claims(scenario)).encode(), "application/json"
+
+    def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
+        """The JWT whose claims are ``body``: with fresh ``iat``/``exp`` when it is a JSON object,
+        else the bytes as they are (signed all the same, to reach the claims parser)."""
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            document = None
+        if isinstance(document, dict):
+            token = as_jwt(document)
+        else:
+            header = b64url(b'{"alg":"HS256","typ":"JWT"}')
+            signing_input = f"{header}.{b64url(body)}"
+            mac = hmac.new(SECRET.encode(), signing_input.encode(), hashlib.sha256).digest()
+            token = f"{signing_input}.{b64url(mac)}".encode()
+        return WebhookRequest.build(url=url, headers={"Content-Type": "application/jwt"}, body=token)
 
     def unsigned_request(self, kind: str, scenario: str) -> WebhookRequest:
         """The event as plain JSON, as Dialpad posts it to a webhook without a secret."""

@@ -190,6 +190,11 @@ class TestQuoContract(CarrierContract):
     def wrongly_signed_request(self, kind: str, scenario: str) -> WebhookRequest:
         return signed(scenario, key=b"not-the-quo-key")
 
+    def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
+        signed_now = sign_standard(body)
+        headers = {**dict(signed_now.headers.items()), "content-type": content_type}
+        return WebhookRequest.build(url=url, headers=headers, body=body)
+
     def stale_request(self, kind: str, scenario: str) -> WebhookRequest | None:
         return signed(scenario, at=time.time() - 600)
 

@@ -191,6 +191,10 @@ class TestRingCentralContract(CarrierContract):
             pytest.skip(NO_STATUS)
         return signed(fixture_body(scenario), token="not-the-verification-token")
 
+    def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
+        headers = {"Content-Type": content_type, "Verification-Token": VERIFICATION_TOKEN}
+        return WebhookRequest.build(url=url, headers=headers, body=body)
+
     def stub_send(
         self,
         http: responses.RequestsMock,

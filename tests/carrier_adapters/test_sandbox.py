@@ -79,6 +79,10 @@ class TestSandboxContract(CarrierContract):
     def wrongly_signed_request(self, kind: str, scenario: str) -> WebhookRequest:
         return self._request(kind, scenario, "another-secret")
 
+    def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
+        headers = {"Content-Type": content_type, SIGNATURE_HEADER: hmac_hex(SECRET, body)}
+        return WebhookRequest.build(url=url, headers=headers, body=body)
+
     def stub_send(self, http, adapter: CarrierAdapter, status: int, body: Any,  # type: ignore[no-untyped-def]
                   headers: Mapping[str, str] | None = None) -> None:
         # The sandbox sends nothing over HTTP: failures are queued on its outbox instead.

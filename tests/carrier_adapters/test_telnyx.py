@@ -264,6 +264,11 @@ class TestTelnyxContract(CarrierContract):
     def wrongly_signed_request(self, kind: str, scenario: str) -> WebhookRequest:
         return scenario_request(scenario, kind, key=OTHER_KEY)
 
+    def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
+        timestamp = int(time.time())
+        headers = {"Content-Type": content_type, TS: str(timestamp), SIG: sign(body, timestamp)}
+        return WebhookRequest.build(url=url, headers=headers, body=body)
+
     def stale_request(self, kind: str, scenario: str) -> WebhookRequest | None:
         return scenario_request(scenario, kind, timestamp=int(time.time()) - 600)
 
@@ -1230,7 +1235,11 @@ def test_end_to_end_missed_call_text_and_shared_messaging_url(client, runtime, h
 
     # The messaging profile posts delivery reports and inbound texts to one URL, ours for sms.
     assert post(client, "sms", "status_delivered").status_code == 200
-    assert post(client, "status", "sms_inbound_revoke").status_code == 200
+    # The status URL (each text's webhook_url) takes delivery reports only.
+    assert post(client, "status", "sms_inbound_revoke").status_code == 400
+    with runtime.db.session() as s:
+        assert s.get(OptOut, (ACCOUNT, CALLER)) is None
+    assert post(client, "sms", "sms_inbound_revoke").status_code == 200
     with runtime.db.session() as s:
         message = s.scalar(select(Message).where(Message.carrier_message_id == MESSAGE_ID))
         assert message is not None and message.status == "delivered"

@@ -219,6 +219,17 @@ class TestTwilioContract(CarrierContract):
     def wrongly_signed_request(self, kind: str, scenario: str) -> WebhookRequest:
         return form_request(fixture_body(scenario), kind=kind, token="not-the-auth-token")
 
+    def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
+        """Forms: the URL and the POST parameters; JSON: the URL with ``bodySHA256``."""
+        if "json" in content_type.lower():
+            url = f"{url}?bodySHA256={hashlib.sha256(body).hexdigest()}"
+            signature = RequestValidator(AUTH_TOKEN).compute_signature(url, {})
+        else:
+            form = WebhookRequest.build(url=url, headers={"Content-Type": content_type}, body=body)
+            signature = sdk_signature(url, form.form_items)
+        headers = {"Content-Type": content_type, "X-Twilio-Signature": signature}
+        return WebhookRequest.build(url=url, headers=headers, body=body)
+
     def stub_send(
         self,
         http: responses.RequestsMock,
@@ -999,3 +1010,13 @@ def test_invalid_credentials_are_refused(creds: dict[str, str]) -> None:
 
 def test_default_api_base_url() -> None:
     assert TwilioCarrier(credentials()).api_base_url == "https://api.twilio.com"
+
+
+def test_a_delivery_report_on_the_sms_url_is_not_an_inbound_text(adapter: TwilioCarrier) -> None:
+    with pytest.raises(MalformedWebhookError):
+        adapter.parse_inbound_message(form_request(fixture_body("status_delivered"), kind="sms"))
+
+
+def test_an_incoming_message_on_the_status_url_is_not_a_delivery_report(adapter: TwilioCarrier) -> None:
+    with pytest.raises(MalformedWebhookError):
+        adapter.parse_status(form_request(fixture_body("sms_inbound"), kind="status"))

@@ -250,6 +250,10 @@ class TestVonageContract(CarrierContract):
     def wrongly_signed_request(self, kind: str, scenario: str) -> WebhookRequest:
         return scenario_request(scenario, kind, secret="not-the-signature-secret-but-just-as-long-0123")
 
+    def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
+        headers = {"Content-Type": content_type, "Authorization": f"Bearer {vonage_token(body)}"}
+        return WebhookRequest.build(url=url, headers=headers, body=body)
+
     def stale_request(self, kind: str, scenario: str) -> WebhookRequest | None:
         return scenario_request(scenario, kind, iat=int(time.time()) - 600)
 
@@ -1071,7 +1075,11 @@ def test_end_to_end_forward_missed_text_and_replies(client, runtime, http) -> No
     delivered = json.dumps(variant("status_delivered", message_uuid=MESSAGE_UUID)).encode()
     assert post(client, f"/webhooks/vonage/{ACCOUNT}/sms", delivered).status_code == 200
     stop = fixture_body("sms_inbound_stop")
-    assert post(client, f"/webhooks/vonage/{ACCOUNT}/status", stop).status_code == 200
+    # The status URL never takes an inbound text, whatever the body says.
+    assert post(client, f"/webhooks/vonage/{ACCOUNT}/status", stop).status_code == 400
+    with runtime.db.session() as s:
+        assert s.get(OptOut, (ACCOUNT, CALLER)) is None
+    assert post(client, f"/webhooks/vonage/{ACCOUNT}/sms", stop).status_code == 200
     with runtime.db.session() as s:
         message = s.scalar(select(Message).where(Message.carrier_message_id == MESSAGE_UUID))
         assert message is not None and message.status == "delivered"

@@ -344,3 +344,233 @@ def test_a_dialpad_event_without_times_is_refused(app: Any, runtime: Runtime,
                        content_type="application/jwt").status_code == 200
     with runtime.db.session() as s:
         assert s.scalar(select(func.count()).select_from(models.Call)) == 1
+
+
+# -- finding 8: a delivery report's signature carrying another body -----------------------------
+
+PUBLIC = "https://hooks.example.test"  # TEXTBACK_PUBLIC_URL of the test settings
+
+
+def contract_for(name: str) -> Any:
+    """The carrier's contract test class, instantiated, for its credentials and signing."""
+    from tests.contracts.carrier_contract import CarrierContract
+
+    module = carrier_tests(name)
+    for value in vars(module).values():
+        if (isinstance(value, type) and issubclass(value, CarrierContract)
+                and value is not CarrierContract and value.adapter_class.name == name):
+            return value()
+    raise LookupError(name)
+
+
+def send(client: Any, request: Any) -> Any:
+    """POST a :class:`WebhookRequest` to the app, at its URL's path and query."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(request.url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    return client.post(target, data=request.body, headers=dict(request.headers.items()))
+
+
+def url(carrier: str, account_id: str, kind: str) -> str:
+    return f"{PUBLIC}/webhooks/{carrier}/{account_id}/{kind}"
+
+
+def stored(runtime: Runtime) -> dict[str, int]:
+    """Row counts without spent nonces (spending one is the point of a signed request)."""
+    return {k: v for k, v in row_counts(runtime).items() if k != "used_nonces"}
+
+
+def plivo_request(kind: str, body: bytes, *, nonce: str, account_id: str = "acme") -> Any:
+    from carrier_adapters.plivo.webhooks import compute_v2_signature, compute_v3_signature
+    from connector.http import WebhookRequest
+
+    pv = carrier_tests("plivo")
+    target = url("plivo", account_id, kind)
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if kind == "voice":
+        form = WebhookRequest.build(url=target, headers=headers, body=body)
+        headers["X-Plivo-Signature-V3"] = compute_v3_signature(
+            pv.AUTH_TOKEN, target, nonce, "POST", form.form_items)
+        headers["X-Plivo-Signature-V3-Nonce"] = nonce
+    else:
+        headers["X-Plivo-Signature-V2"] = compute_v2_signature(pv.AUTH_TOKEN, target, nonce)
+        headers["X-Plivo-Signature-V2-Nonce"] = nonce
+    return WebhookRequest.build(url=target, headers=headers, body=body)
+
+
+def with_body(request: Any, body: bytes) -> Any:
+    """The same URL and headers with another body: what an attacker holding the headers sends."""
+    from connector.http import WebhookRequest
+
+    return WebhookRequest.build(url=request.url, headers=dict(request.headers.items()), body=body)
+
+
+def test_plivo_delivery_report_headers_cannot_carry_another_body(app: Any,
+                                                                 runtime: Runtime) -> None:
+    pv = carrier_tests("plivo")
+    add(runtime, account_doc("acme", "plivo", pv.credentials()))
+    client = app.test_client()
+    genuine = plivo_request("status", pv.fixture_body("status_delivered"), nonce="1000000001")
+    assert send(client, genuine).status_code == 200
+    before = row_counts(runtime)
+    # The headers of that delivery report, replayed with a STOP, to the status URL and elsewhere.
+    stop = pv.fixture_body("sms_inbound_stop")
+    assert send(client, with_body(genuine, stop)).status_code == 403
+    assert send(client, with_body(genuine, pv.fixture_body("status_failed_opted_out"))).status_code \
+        == 403
+    moved = with_body(genuine, stop)
+    moved = type(moved).build(url=url("plivo", "acme", "sms"),
+                              headers=dict(moved.headers.items()), body=stop)
+    assert send(client, moved).status_code == 403  # the signature covers the URL
+    assert row_counts(runtime) == before
+    with runtime.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(models.OptOut)) == 0
+        assert s.scalar(select(func.count()).select_from(models.Message)) == 0
+
+
+def test_plivo_inbound_text_on_the_status_url_is_refused(app: Any, runtime: Runtime) -> None:
+    pv = carrier_tests("plivo")
+    add(runtime, account_doc("acme", "plivo", pv.credentials()))
+    client = app.test_client()
+    stop = pv.fixture_body("sms_inbound_stop")
+    # Even with a nonce never seen before, the status URL does not read inbound texts.
+    assert send(client, plivo_request("status", stop, nonce="2000000001")).status_code == 400
+    with runtime.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(models.OptOut)) == 0
+        assert s.scalar(select(func.count()).select_from(models.Message)) == 0
+    # The headers of that refused request are spent too.
+    refused = plivo_request("status", stop, nonce="2000000001")
+    assert send(client, with_body(refused, pv.fixture_body("status_delivered"))).status_code == 403
+    # The sms URL takes the STOP.
+    assert send(client, plivo_request("sms", stop, nonce="2000000002")).status_code == 200
+    with runtime.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(models.OptOut)) == 1
+
+
+def test_plivo_nonces_are_spent_per_account_and_kept_a_while(app: Any, runtime: Runtime,
+                                                             frozen_clock: Any) -> None:
+    from datetime import timedelta
+
+    from connector import clock
+
+    pv = carrier_tests("plivo")
+    add(runtime, account_doc("acme", "plivo", pv.credentials()))
+    add(runtime, account_doc("bolt", "plivo", pv.credentials(), numbers=(OTHER_BUSINESS,)))
+    client = app.test_client()
+    body = pv.fixture_body("status_delivered")
+    assert send(client, plivo_request("status", body, nonce="3000000001")).status_code == 200
+    assert send(client, plivo_request("status", body, nonce="3000000001",
+                                      account_id="bolt")).status_code == 200
+    assert send(client, plivo_request("status", body, nonce="3000000001")).status_code == 403
+    with runtime.db.session() as s:
+        spent = s.scalars(select(models.UsedNonce)).all()
+        assert {row.scope for row in spent} == {"plivo:acme", "plivo:bolt"}
+        assert all(row.expires_at >= clock.now() + timedelta(days=29) for row in spent)
+
+
+def test_a_plivo_request_that_failed_with_a_500_may_be_retried(
+    app: Any, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connector.web import webhooks as views
+
+    pv = carrier_tests("plivo")
+    add(runtime, account_doc("acme", "plivo", pv.credentials()))
+    client = app.test_client()
+    request = plivo_request("status", pv.fixture_body("status_delivered"), nonce="4000000001")
+    real = views.record_status
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(views, "record_status", down)
+    assert send(client, request).status_code == 500
+    monkeypatch.setattr(views, "record_status", real)
+    assert send(client, request).status_code == 200  # the provider's retry, same headers
+    assert send(client, request).status_code == 403  # but only once
+
+
+def test_plivo_voice_nonces_are_spent_too(app: Any, runtime: Runtime) -> None:
+    pv = carrier_tests("plivo")
+    add(runtime, account_doc("acme", "plivo", pv.credentials()))
+    client = app.test_client()
+    request = plivo_request("voice", pv.fixture_body("voice_dial_busy"), nonce="5000000001")
+    assert send(client, request).status_code == 200
+    assert send(client, request).status_code == 403
+
+
+def inbound_text(name: str, contract: Any) -> tuple[bytes, str]:
+    """An inbound text the carrier would post, as a payload to sign (CallRail has none: a
+    sandbox-style text stands in)."""
+    if not contract.inbound_scenarios or name == "callrail":
+        return json.dumps({"message_id": "M1", "from": CALLER, "to": BUSINESS,
+                           "body": "STOP"}).encode(), "application/json"
+    return contract.scenario_body("sms", next(iter(contract.inbound_scenarios)))
+
+
+def carrier_account(runtime: Runtime, name: str, contract: Any, number: str | None,
+                    account_id: str = "acme") -> None:
+    extra: dict[str, Any] = {}
+    if not contract.adapter_class.sends_sms:
+        extra["sms"] = {"kind": "sandbox", "credentials": {"webhook_secret": "s" * 20}}
+    add(runtime, account_doc(account_id, name, dict(contract.credentials()),
+                             numbers=(number or BUSINESS,), **extra))
+
+
+def _carriers() -> list[str]:
+    from carrier_adapters import CARRIERS
+
+    return sorted(CARRIERS)
+
+
+@pytest.mark.parametrize("name", _carriers())
+def test_the_status_url_never_reads_an_inbound_text(app: Any, runtime: Runtime,
+                                                    name: str) -> None:
+    contract = contract_for(name)
+    adapter = contract.adapter_class(contract.credentials())
+    body, content_type = inbound_text(name, contract)
+    recipient = None
+    if adapter.sends_sms:
+        recipient = adapter.parse_inbound_message(
+            contract.sign_body(url(name, "acme", "sms"), body, content_type)).recipient
+    carrier_account(runtime, name, contract, recipient)
+    client = app.test_client()
+    before = stored(runtime)
+    answer = send(client, contract.sign_body(url(name, "acme", "status"), body, content_type))
+    assert answer.status_code in (200, 400)  # refused, or an event the status URL ignores
+    if adapter.sends_sms:
+        assert answer.status_code == 400
+    assert stored(runtime) == before
+    # The same text to the sms URL is read: the signing above is the carrier's.
+    if adapter.sends_sms:
+        answer = send(client, contract.sign_body(url(name, "acme", "sms"), body, content_type))
+        assert answer.status_code == 200
+        with runtime.db.session() as s:
+            assert s.scalar(select(func.count()).select_from(models.Message)) >= 1
+
+
+@pytest.mark.parametrize("name", _carriers())
+def test_a_delivery_report_is_never_read_as_an_inbound_text(app: Any, runtime: Runtime,
+                                                           name: str) -> None:
+    contract = contract_for(name)
+    if not contract.adapter_class.sends_sms or name == "ringcentral":
+        pytest.skip(f"{name} posts no delivery reports")
+    carrier_account(runtime, name, contract, BUSINESS)
+    client = app.test_client()
+    body, content_type = contract.scenario_body("status", next(iter(contract.status_scenarios)))
+    for kind in ("voice", "sms", "status"):
+        send(client, contract.sign_body(url(name, "acme", kind), body, content_type))
+    with runtime.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(models.Message)) == 0
+        assert s.scalar(select(func.count()).select_from(models.OptOut)) == 0
+
+
+def test_url_kind_declarations_keep_the_status_url_for_reports() -> None:
+    from carrier_adapters import CARRIERS
+    from carrier_adapters.base import CarrierAdapter, url_kinds_with
+
+    for adapter in CARRIERS.values():
+        assert "sms" not in adapter.url_kinds.get("status", frozenset()), adapter.name
+        assert "plivo" != adapter.name or adapter.url_kinds == url_kinds_with()
+    with pytest.raises(TypeError, match="never carries inbound texts"):
+        type("Leaky", (CarrierAdapter,), {"url_kinds": url_kinds_with(status={"sms"})})

@@ -85,6 +85,15 @@ Methods:
 ``http_attempts(self, http, adapter) -> int``
     Default ``len(http.calls)``. How many requests the last send made; one send is one attempt
     (the connector owns retries). Override when sends do not go over ``requests``.
+``sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest``
+    A request to ``url`` carrying ``body`` (any bytes: the fuzz test sends odd payloads) signed
+    as the carrier would sign it. Where the credential travels in the body it is put there:
+    Aircall's ``token`` goes into a JSON object (a body that is not one stays unsigned);
+    Dialpad's body becomes a JWT whose claims are ``body`` (plus ``iat``/``exp`` when it is a
+    JSON object). Where the signature covers a nonce, each call uses a fresh one.
+``scenario_body(self, kind: str, scenario: str) -> tuple[bytes, str]``
+    Default: the body and content type of :meth:`signed_request`. The payload to hand to
+    :meth:`sign_body` for the scenario; override when the signed body wraps it (Dialpad's JWT).
 
 What the suite checks: the declared attributes; a signed request is accepted; unsigned, wrongly
 signed, stale (where applicable) and tampered requests raise ``WebhookVerificationError``; each
@@ -228,6 +237,14 @@ class CarrierContract:
         """Requests made so far through ``http``."""
         return len(http.calls)
 
+    def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
+        raise NotImplementedError("the carrier's test class provides sign_body()")
+
+    def scenario_body(self, kind: str, scenario: str) -> tuple[bytes, str]:
+        """The scenario's payload as :meth:`signed_request` sends it."""
+        request = self.signed_request(kind, scenario)
+        return request.body, request.headers.get("content-type", "")
+
     # -- parametrisation and fixtures --------------------------------------------------------
 
     def _all_scenarios(self) -> list[tuple[str, str]]:
@@ -327,6 +344,17 @@ class CarrierContract:
         self, adapter: CarrierAdapter, webhook: tuple[str, str]
     ) -> None:
         assert adapter.verify_request(self.signed_request(*webhook)) is None
+
+    def test_sign_body_signs_any_url(self, adapter: CarrierAdapter, webhook: tuple[str, str]) -> None:
+        kind, scenario = webhook
+        body, content_type = self.scenario_body(kind, scenario)
+        for url in (
+            f"https://hooks.example.test/webhooks/{adapter.name}/another-account/{kind}",
+            f"https://textback.example.com/webhooks/{adapter.name}/acme/{kind}",
+        ):
+            request = self.sign_body(url, body, content_type)
+            adapter.verify_request(request)
+            assert urlsplit(request.url).path == urlsplit(url).path
 
     def test_unsigned_request_is_rejected(
         self, adapter: CarrierAdapter, webhook: tuple[str, str]
