@@ -33,7 +33,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/9",
                         help="the Redis database of the run (flushed at start and end)")
     parser.add_argument("--keep-logs", type=Path, metavar="DIR",
-                        help="write the processes' logs to DIR and keep them")
+                        help="write the processes' logs (and faults.log, the fault timeline) to DIR "
+                             "and keep them")
+    parser.add_argument("--keep-schema", action="store_true",
+                        help="leave the run's PostgreSQL schema in place (its name is printed)")
     return parser.parse_args(argv)
 
 
@@ -52,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seed": args.seed, "settle_timeout": args.settle_timeout,
         }.items() if value is not None
     }
-    overrides.update(redis_url=args.redis_url, keep_dir=args.keep_logs)
+    overrides.update(redis_url=args.redis_url, keep_dir=args.keep_logs,
+                     keep_schema=args.keep_schema)
     config = short_config(**overrides) if args.short else long_config(**overrides)
     try:
         report = run(config)

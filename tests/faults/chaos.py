@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from tests.faults.service import Service
 from tests.faults.stubs import StubProcess
@@ -85,6 +86,8 @@ class FaultLog:
     crm_outages: int = 0
     crm_hangs: int = 0
     errors: list[str] = field(default_factory=list)
+    #: (seconds into the window, what happened), for the run's ``faults.log``.
+    events: list[tuple[float, str]] = field(default_factory=list)
 
 
 class FaultRunner(threading.Thread):
@@ -100,6 +103,7 @@ class FaultRunner(threading.Thread):
         self.stubs = stubs
         self.log = FaultLog()
         self.stop_event = threading.Event()
+        self._start = time.monotonic()
 
     def stop(self) -> None:
         """Ask the thread to finish now (workers are still restarted)."""
@@ -121,20 +125,32 @@ class FaultRunner(threading.Thread):
             self.service.kill_worker(index)
         self.log.processes_killed += self.service.kills - before
         self.log.kill_cycles += 1
+        self._note(f"kill -9 worker {', '.join(str(i + 1) for i in kill.workers)}, "
+                   f"back in {kill.down:.1f} s")
+
+    def _note(self, what: str) -> None:
+        # The machine's real clock (a test's frozen clock does not reach it), as the services'
+        # logs print it.
+        wall = datetime.fromtimestamp(time.clock_gettime(time.CLOCK_REALTIME))
+        self.log.events.append((time.monotonic() - self._start,
+                                f"{wall:%Y-%m-%d %H:%M:%S,%f}"[:-3] + f" {what}"))
 
     def _outage(self, outage: Outage) -> None:
         if outage.target == "carrier":
             self.stubs.command("carrier_outage", seconds=outage.seconds)
             self.log.carrier_outages += 1
+            self._note(f"carrier outage {outage.seconds:g} s")
         else:
             self.stubs.command("crm_outage", seconds=outage.seconds, hang=outage.hang)
             if outage.hang > 0:
                 self.log.crm_hangs += 1
             else:
                 self.log.crm_outages += 1
+            self._note(f"CRM outage {outage.seconds:g} s" + (f", held {outage.hang:g} s"
+                                                               if outage.hang else ""))
 
     def run(self) -> None:
-        start = time.monotonic()
+        self._start = start = time.monotonic()
         try:
             for at, action in self._events():
                 if self.stop_event.wait(max(0.0, start + at - time.monotonic())):

@@ -118,6 +118,14 @@ class CrmCounts:
     per_caller: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     totals: Counter[str] = field(default_factory=Counter)
     unlinked: Counter[str] = field(default_factory=Counter)
+    #: caller -> type -> the HubSpot record ids, to name the duplicates.
+    ids: dict[str, dict[str, list[str]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+
+    def add(self, caller: str, kind: str, record_id: str) -> None:
+        """Count one record of ``kind`` for ``caller``."""
+        self.per_caller[caller][kind] += 1
+        self.ids[caller][kind].append(record_id)
 
 
 def crm_counts(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> CrmCounts:
@@ -129,7 +137,7 @@ def crm_counts(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> CrmCounts:
         counts.totals["contacts"] += 1
         if phone:
             owner[str(contact["id"])] = phone
-            counts.per_caller[phone]["contacts"] += 1
+            counts.add(phone, "contacts", str(contact["id"]))
         else:
             counts.unlinked["contacts"] += 1
     for kind in CRM_TYPES[1:]:
@@ -139,7 +147,7 @@ def crm_counts(records: Mapping[str, Sequence[Mapping[str, Any]]]) -> CrmCounts:
             if not phones:
                 counts.unlinked[kind] += 1
             for phone in phones:
-                counts.per_caller[phone][kind] += 1
+                counts.add(phone, kind, str(record["id"]))
     return counts
 
 
@@ -223,9 +231,10 @@ def _texted_once(rows: Sequence[CallRow], texts: Counter[str],
 
 def _no_stray_texts(sent: Sequence[str], by_caller: Mapping[str | None, CallRow],
                     texts: Counter[str], mask: Callable[[str | None], str]) -> Check:
+    called = set(sent)
     stray = sorted(to for to in texts if to not in by_caller or by_caller[to].decision != "text")
     details = [f"{texts[to]} texts to {mask(to)} "
-               f"({'never called' if to not in set(sent) else 'not eligible'})" for to in stray]
+               f"({'never called' if to not in called else 'not eligible'})" for to in stray]
     return _check("no text to a caller not eligible", "0", str(len(stray)), not stray, details)
 
 
@@ -245,12 +254,14 @@ def _crm_not_failed(rows: Sequence[CallRow], mask: Callable[[str | None], str]) 
 
 
 def _crm_no_duplicates(crm: CrmCounts, mask: Callable[[str | None], str]) -> Check:
-    details = [
-        f"{n} {kind} for {mask(caller)}"
+    dupes = [
+        (kind, caller, n)
         for caller, kinds in sorted(crm.per_caller.items())
         for kind, n in sorted(kinds.items()) if n > 1
     ]
-    per_type = Counter(d.split()[1] for d in details)
+    details = [f"{n} {kind} for {mask(caller)} (HubSpot ids {', '.join(crm.ids[caller][kind])})"
+               for kind, caller, n in dupes]
+    per_type = Counter(kind for kind, _, _ in dupes)
     observed = ", ".join(f"{kind} {per_type[kind]}" for kind in CRM_TYPES if per_type[kind]) or "0"
     return _check("no CRM record duplicated (per caller)", "0", observed, not details, details)
 

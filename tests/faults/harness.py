@@ -64,6 +64,7 @@ class FaultConfig:
     redis_url: str = "redis://127.0.0.1:6379/9"
     redis_fallbacks: tuple[int, ...] = (10, 11, 12)  # databases to use when that one is taken
     keep_dir: Path | None = None  # keep the logs here (default: a temporary directory)
+    keep_schema: bool = False  # leave the run's schema in place (for textback explain)
 
     @property
     def fault_window(self) -> float:
@@ -104,6 +105,7 @@ class Report:
     total_seconds: float = 0.0
     quick_timers: list[str] = field(default_factory=list)
     log_dir: str = ""
+    schema: str = ""
 
     @property
     def failures(self) -> list[Check]:
@@ -129,9 +131,9 @@ def run(config: FaultConfig, progress: Callable[[str], None] = print) -> Report:
     faults = make_plan(rng, config.fault_window, config.cycles, config.workers,
                        config.carrier_outage, config.crm_outage, config.crm_hang)
     with _run_dir(config.keep_dir) as tmp, Processes(grace=5.0) as procs, \
-            pg_schema(config.pg_url) as (schema, db_url), \
+            pg_schema(config.pg_url, keep=config.keep_schema) as (schema, db_url), \
             redis_database(config.redis_url, config.redis_fallbacks) as redis_url:
-        report.log_dir = str(tmp)
+        report.log_dir, report.schema = str(tmp), schema
         service = Service(procs, tmp, db_url, redis_url, config.workers)
         atexit.register(service.close)
         try:
@@ -154,6 +156,8 @@ def run(config: FaultConfig, progress: Callable[[str], None] = print) -> Report:
                 runner.stop()
                 runner.join()
             report.faults = runner.log
+            (tmp / "faults.log").write_text("".join(
+                f"{at:7.1f} s  {what}\n" for at, what in runner.log.events))
             stubs.command("calm")
             service.ensure_workers()
             progress(f"faults over after {time.monotonic() - started:.0f} s "

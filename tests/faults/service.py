@@ -44,8 +44,9 @@ def plain_pg_url(url: str) -> str:
 
 
 @contextmanager
-def pg_schema(base_url: str) -> Iterator[tuple[str, str]]:
-    """A fresh schema in the test database: ``(schema, SQLAlchemy URL using it)``; dropped after."""
+def pg_schema(base_url: str, *, keep: bool = False) -> Iterator[tuple[str, str]]:
+    """A fresh schema in the test database: ``(schema, SQLAlchemy URL using it)``; dropped after
+    unless ``keep`` (to read a run's calls afterwards, with ``textback explain``)."""
     import psycopg
 
     schema = "tbfault_" + uuid.uuid4().hex[:12]
@@ -55,8 +56,9 @@ def pg_schema(base_url: str) -> Iterator[tuple[str, str]]:
     try:
         yield schema, f"{base_url}{sep}options=-csearch_path%3D{schema}"
     finally:
-        with psycopg.connect(plain_pg_url(base_url), autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        if not keep:
+            with psycopg.connect(plain_pg_url(base_url), autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 #: The key that marks a Redis database as taken by a fault-suite run (removed at its end).

@@ -85,7 +85,11 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
     out("")
     verdict = "all checks passed" if not report.failures else \
         f"{len(report.failures)} of {len(report.checks)} checks FAILED"
-    out(f"{verdict}; logs in {report.log_dir}" if report.config.keep_dir else verdict)
+    if report.config.keep_dir:
+        verdict += f"; logs in {report.log_dir}"
+    if report.config.keep_schema:
+        verdict += f"; schema {report.schema} kept"
+    out(verdict)
 
 
 def _table(headers: list[str], rows: list[tuple[object, ...]], out: Callable[[str], None]) -> None:
