@@ -64,6 +64,10 @@ def check_url_kinds(owner: str, url_kinds: Mapping[str, frozenset[str]]) -> None
         raise TypeError(f"{owner}.url_kinds: the status URL never carries inbound texts")
 
 
+#: An event parsed from a webhook.
+WebhookEvent = MissedCall | AnsweredCall | InboundMessage | MessageStatusUpdate
+
+
 @dataclass(frozen=True)
 class CallRouting:
     """What the adapter needs to answer an incoming call that should be forwarded.
@@ -156,6 +160,29 @@ class CarrierAdapter(ABC):
         headers cannot carry another body. The default, for signatures that cover the body or
         carry no nonce, is None.
         """
+        return None
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """The account's own number that ``event`` is about (E.164), when the payload names it.
+
+        With carrier credentials shared by several accounts, a signature that does not cover the
+        URL proves the carrier sent the request, not to which account; so the webhook view
+        refuses (404) an event whose business number is not one of the account's. The default
+        reads the parsed event: the called number of a missed call and the receiving number of
+        an inbound text. Answered calls and delivery reports carry no business number once
+        parsed, so they give None unless the adapter reads it from the payload (the business
+        is the *caller* of an outbound call, when it called a customer back, and the sender of
+        the texts it reports on).
+
+        None means the event names no number of ours and cannot be bound to an account this
+        way: a forwarded leg that names only the forwarding phone, a carrier that reports no
+        sender. Such events are accepted; the stores bind them otherwise (a delivery report
+        only updates a message this account sent, found by the carrier's message id).
+        """
+        if isinstance(event, MissedCall):
+            return event.called
+        if isinstance(event, InboundMessage):
+            return event.recipient
         return None
 
     def route(self, kind: str, request: WebhookRequest) -> str:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 
 from marshmallow import Schema, fields
 
-from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
 from connector import clock, safe_json
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import (
@@ -200,6 +200,15 @@ class SandboxCarrier(CarrierAdapter):
             carrier=self.name, event_id=f"{data['call_id']}:{direction}", customer=customer,
             direction=direction, occurred_at=self._when(data.get("occurred_at")),
         )
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """``to`` of inbound calls and texts; ``from`` of calls back and of reports (when the
+        report names it)."""
+        if isinstance(event, AnsweredCall | MessageStatusUpdate):
+            data = self._payload(request)
+            outbound = isinstance(event, MessageStatusUpdate) or event.direction == "outbound"
+            return to_e164(str(data.get("from" if outbound else "to") or "")) or None
+        return super().business_number(event, request)
 
     def lookup_line_type(self, number: str) -> str | None:
         """``landline`` for the numbers listed in the credentials' ``landlines``, else mobile."""

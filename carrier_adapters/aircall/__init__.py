@@ -28,7 +28,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
+from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -121,6 +121,12 @@ class AircallCarrier(CarrierAdapter):
     def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
         """``call.answered`` or an answered ``call.ended``, either direction."""
         return webhooks.parse_answered_call(request)
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """The event's Aircall number (``data.number.digits``), in either direction."""
+        if isinstance(event, AnsweredCall | MessageStatusUpdate):
+            return webhooks.business_number(request)
+        return super().business_number(event, request)
 
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
         """The customer's text in ``message.received``."""

@@ -259,3 +259,9 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         error_code=str(error) if error not in (None, "") else None,
         raw=document,
     )
+
+
+def business_number(request: WebhookRequest) -> str | None:
+    """The Aircall number of a call or message event (``data.number.digits``), when named."""
+    data = load(request).get("data")
+    return to_e164(_our_number(data) or None) if isinstance(data, dict) else None

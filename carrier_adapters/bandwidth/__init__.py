@@ -33,7 +33,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
+from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
 from connector.events import (
     CallOutcome,
     DeliveryStatus,
@@ -192,6 +192,12 @@ class BandwidthCarrier(CarrierAdapter):
         """The customer's text in a ``message-received`` callback (the first event of the
         array; see :func:`.webhooks.parse_inbound_message`)."""
         return webhooks.parse_inbound_message(request)
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """``to`` of calls and texts; ``message.from`` of a delivery report."""
+        if isinstance(event, MessageStatusUpdate):
+            return webhooks.sender(request)
+        return super().business_number(event, request)
 
     def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
         """The delivery report in a ``message-*`` callback (the first event of the array)."""

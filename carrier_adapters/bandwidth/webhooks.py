@@ -380,3 +380,10 @@ def hangup_bxml() -> BxmlReply:
 def empty_bxml() -> BxmlReply:
     """An empty ``<Response/>``: nothing to do (after ``transferAnswer`` the legs are bridged)."""
     return _bxml(ET.Element("Response"))
+
+
+def sender(request: WebhookRequest) -> str | None:
+    """The sending number of a delivery report (``message.from``; ``message.owner`` is the
+    same number of ours)."""
+    _, message = _pick(request, inbound=False)
+    return to_e164(str(message.get("from") or message.get("owner") or "")) or None

@@ -23,7 +23,7 @@ from typing import ClassVar
 import marshmallow
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
 from connector.errors import PermanentProviderError, UnsupportedEventError
 from connector.events import (
     AnsweredCall,
@@ -82,6 +82,13 @@ class CallRailCarrier(CarrierAdapter):
     def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
         """An answered post-call, either direction, else None."""
         return webhooks.parse_answered_call(request)
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """``business_phone_number`` of a call (not the tracking number; see
+        :func:`.webhooks.business_number`)."""
+        if isinstance(event, MissedCall | AnsweredCall):
+            return webhooks.business_number(request)
+        return super().business_number(event, request)
 
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
         """Always :class:`UnsupportedEventError`: replies reach the ``carrier.sms`` carrier."""

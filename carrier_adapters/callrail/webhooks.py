@@ -171,3 +171,12 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
         direction="outbound" if document.get("direction") == "outbound" else "inbound",
         occurred_at=parse_time(document.get("start_time")) or clock.now(),
     )
+
+
+def business_number(request: WebhookRequest) -> str | None:
+    """``business_phone_number``, the business's own line CallRail forwarded the call to.
+
+    The tracking number the customer dialled is CallRail's, not one of the account's numbers
+    (which text through ``carrier.sms``), so a call that names only that cannot be bound.
+    """
+    return to_e164(str(load(request).get("business_phone_number") or "")) or None

@@ -26,7 +26,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate, validates_schema
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
+from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -37,6 +37,7 @@ from connector.events import (
     SendResult,
 )
 from connector.http import WebhookReply, WebhookRequest
+from connector.phone import to_e164
 
 from . import webhooks
 from .api import DialpadRestClient
@@ -125,6 +126,15 @@ class DialpadCarrier(CarrierAdapter):
     def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
         """A connected call, either direction, else None."""
         return webhooks.parse_answered_call(self._claims(request))
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """``internal_number`` of an answered call; ``from_number`` of a delivery update."""
+        claims = self._claims(request)
+        if isinstance(event, AnsweredCall):
+            return to_e164(str(claims.get("internal_number") or "")) or None
+        if isinstance(event, MessageStatusUpdate):
+            return to_e164(str(claims.get("from_number") or "")) or None
+        return super().business_number(event, request)
 
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
         """The customer's text in an inbound SMS event."""

@@ -27,7 +27,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
 from connector.events import (
     CallOutcome,
     DeliveryStatus,
@@ -37,6 +37,7 @@ from connector.events import (
     SendResult,
 )
 from connector.http import WebhookReply, WebhookRequest
+from connector.phone import to_e164
 
 from . import webhooks
 from .api import PlivoRestClient
@@ -121,6 +122,12 @@ class PlivoCarrier(CarrierAdapter):
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
         """The customer's text posted to the Message URL."""
         return webhooks.parse_inbound_message(request)
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """``To`` of calls and texts; ``From`` of a delivery report (we sent the text)."""
+        if isinstance(event, MessageStatusUpdate):
+            return to_e164(request.form.get("From"))
+        return super().business_number(event, request)
 
     def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
         """The delivery report posted to the message's status ``url``."""

@@ -26,7 +26,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate, validates, validates_schema
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
+from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -135,6 +135,12 @@ class QuoCarrier(CarrierAdapter):
     def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
         """``call.answered`` or an answered ``call.completed``, either direction."""
         return webhooks.parse_answered_call(request)
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """Our (workspace) number of an answered call or a delivery report, either direction."""
+        if isinstance(event, AnsweredCall | MessageStatusUpdate):
+            return webhooks.business_number(request)
+        return super().business_number(event, request)
 
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
         """The customer's text in ``message.received``."""

@@ -345,3 +345,9 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         error_code=str(error_code) if error_code not in (None, "") else None,
         raw=document,
     )
+
+
+def business_number(request: WebhookRequest) -> str | None:
+    """Our number in a call or message event (the workspace side), when named."""
+    _, _, resource, context = load(request)
+    return to_e164(_parties(resource, context)[1] or None)

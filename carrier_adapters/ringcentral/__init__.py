@@ -29,7 +29,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import HANDSHAKE, CallRouting, CarrierAdapter, url_kinds_with
+from carrier_adapters.base import HANDSHAKE, CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
 from connector.errors import UnsupportedEventError
 from connector.events import (
     AnsweredCall,
@@ -140,6 +140,12 @@ class RingCentralCarrier(CarrierAdapter):
     def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
         """An outside caller answered on one of our extensions, else None."""
         return webhooks.parse_answered_call(request)
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """The number called (missed and answered calls) or texted."""
+        if isinstance(event, AnsweredCall):
+            return webhooks.answered_business_number(request)
+        return super().business_number(event, request)
 
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
         """The customer's text in an instant-message notification."""

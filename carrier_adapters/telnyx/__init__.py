@@ -29,7 +29,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
+from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -142,6 +142,15 @@ class TelnyxCarrier(CarrierAdapter):
     def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
         """A TeXML call someone picked up (forwarded, or the business calling back)."""
         return voice.parse_answered_call(request)
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """The receiving number of a text and the sender of a report; for calls see
+        :func:`.voice.business_number` (Call Control legs name none of ours)."""
+        if isinstance(event, InboundMessage):
+            return super().business_number(event, request)
+        if isinstance(event, MessageStatusUpdate):
+            return webhooks.sender(request)
+        return voice.business_number(request)
 
     def lookup_line_type(self, number: str) -> str | None:
         """The line type per Telnyx Number Lookup (``type=carrier``, a paid request; the

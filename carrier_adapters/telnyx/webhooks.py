@@ -271,3 +271,8 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         error_code=error_code,
         raw=dict(data),
     )
+
+
+def sender(request: WebhookRequest) -> str | None:
+    """The sending number of a delivery report (``data.payload.from.phone_number``): ours."""
+    return to_e164(_number(payload_of(event_data(request)).get("from")) or None)

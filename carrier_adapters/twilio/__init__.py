@@ -21,7 +21,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -145,6 +145,12 @@ class TwilioCarrier(CarrierAdapter):
     def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
         """A forwarded call someone picked up, or the business's call back that was answered."""
         return webhooks.parse_answered_call(request)
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """``To`` of inbound calls and texts; ``From`` of calls back and of delivery reports."""
+        if isinstance(event, InboundMessage):
+            return super().business_number(event, request)
+        return webhooks.business_number(request, event)
 
     def lookup_line_type(self, number: str) -> str | None:
         """The line type per Twilio Lookup v2 (a paid request; the connector caches it)."""

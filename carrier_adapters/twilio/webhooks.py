@@ -22,7 +22,7 @@ from types import MappingProxyType
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
 
-from carrier_adapters.base import CallRouting
+from carrier_adapters.base import CallRouting, WebhookEvent
 from connector import clock
 from connector.errors import MalformedWebhookError, WebhookVerificationError
 from connector.events import (
@@ -417,3 +417,14 @@ def hangup_twiml() -> WebhookReply:
 def empty_twiml() -> WebhookReply:
     """An empty ``<Response/>``: acknowledge a messaging webhook without replying to the sender."""
     return _twiml(ET.Element("Response"))
+
+
+def business_number(request: WebhookRequest, event: WebhookEvent) -> str | None:
+    """Our number in a voice or status webhook: ``To`` of an inbound call, ``From`` of a call
+    the business placed (``Direction`` ``outbound-api``/``outbound-dial``: a call back) and of
+    a delivery report (we sent the text)."""
+    form = request.form
+    if isinstance(event, MessageStatusUpdate):
+        return to_e164(form.get("From"))
+    outbound = (form.get("Direction") or "").startswith("outbound") and "DialCallStatus" not in form
+    return to_e164(form.get("From" if outbound else "To"))

@@ -27,7 +27,7 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
+from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
 from connector.events import (
     AnsweredCall,
     CallOutcome,
@@ -179,6 +179,13 @@ class VonageCarrier(CarrierAdapter):
     def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
         """A forwarded call the business picked up, or a call back the customer answered."""
         return webhooks.parse_answered_call(request, self._signature_secret)
+
+    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
+        """The called number of missed calls and the receiving number of texts; for answered
+        calls and reports see :func:`.webhooks.business_number`."""
+        if isinstance(event, AnsweredCall | MessageStatusUpdate):
+            return webhooks.business_number(request, event, self.credentials["signature_secret"])
+        return super().business_number(event, request)
 
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
         """The customer's text in a Messages API inbound webhook."""

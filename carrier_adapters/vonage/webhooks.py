@@ -360,3 +360,18 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         error_code=error_code(body.get("error")),
         raw=dict(body),
     )
+
+
+def business_number(
+    request: WebhookRequest, event: AnsweredCall | MessageStatusUpdate, signature_secret: str
+) -> str | None:
+    """Our number in an answered-call event or a delivery report.
+
+    A forwarded leg (our call context) names the number the customer called; a leg the business
+    placed without one (a call back) is ``from`` our number, as is every text we report on.
+    """
+    body = json_body(request)
+    if isinstance(event, AnsweredCall) and event.direction == "inbound":
+        ctx = call_context.from_request(request, signature_secret)
+        return to_e164(ctx.called or None) if ctx is not None else None
+    return to_e164(_text(body.get("from")) or None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, current_app, request
@@ -155,6 +155,13 @@ def _receive(
             return _malformed(carrier, kind, exc), None
         except WebhookVerificationError:
             return _forbidden(carrier, kind), None
+        if not _ours(account, parsed):
+            # Accounts may share carrier credentials, and most signatures do not cover the URL:
+            # an event about another account's number is not this account's, whoever signed it.
+            log.warning("webhook names a number not the account's carrier=%s account=%s kind=%s",
+                        carrier, account_id, parsed.kind)
+            count("textback_webhooks_total", provider=carrier, kind=parsed.kind, status="404")
+            return Response("not found\n", status=404, content_type="text/plain"), None
         enqueue = _store(runtime, session, account, adapter, parsed)
     count("textback_webhooks_total", provider=carrier, kind=parsed.kind,
           status=str(parsed.reply.status))
@@ -194,6 +201,9 @@ class Parsed:
     missed: MissedCall | None = None
     inbound: InboundMessage | None = None
     status: MessageStatusUpdate | None = None
+    #: The business numbers the events name (:meth:`CarrierAdapter.business_number`); an event
+    #: that names none adds nothing.
+    numbers: tuple[str, ...] = ()
 
 
 #: Errors a parser raises on a payload of a shape it did not expect (a list where it wanted an
@@ -221,7 +231,10 @@ def _parse(account: Account, adapter: CarrierAdapter, kind: str, req: WebhookReq
     raises :class:`MalformedWebhookError`, whatever error the adapter tripped over.
     """
     try:
-        return _read(account, adapter, kind, req)
+        parsed = _read(account, adapter, kind, req)
+        named = (adapter.business_number(event, req) for event in (
+            parsed.answered, parsed.missed, parsed.inbound, parsed.status) if event is not None)
+        return replace(parsed, numbers=tuple(n for n in named if n is not None))
     except UnsupportedEventError:
         try:
             return Parsed(kind, adapter.reply(kind, req))
@@ -250,6 +263,18 @@ def _read(account: Account, adapter: CarrierAdapter, kind: str, req: WebhookRequ
     if kind == "sms":
         return Parsed(kind, adapter.reply("sms", req), inbound=adapter.parse_inbound_message(req))
     return Parsed(kind, adapter.reply("status", req), status=adapter.parse_status(req))
+
+
+def _ours(account: Account, parsed: Parsed) -> bool:
+    """True unless an event names a business number that is not one of the account's.
+
+    The account's numbers are ``carrier.numbers``; ``carrier.sms`` names no numbers of its own
+    (it texts from the same business numbers). Events that name no business number (see
+    :meth:`CarrierAdapter.business_number`: a forwarded leg naming only the forwarding phone,
+    a report without a sender, a new incoming call, which stores nothing) pass.
+    """
+    numbers = set(account.settings["carrier"]["numbers"])
+    return all(number in numbers for number in parsed.numbers)
 
 
 def _routing(account: Account, adapter: CarrierAdapter) -> CallRouting:
