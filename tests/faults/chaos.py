@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from tests.faults.service import Service
 from tests.faults.stubs import StubProcess
@@ -112,11 +113,11 @@ class FaultRunner(threading.Thread):
     def _events(self) -> list[tuple[float, Callable[[], None]]]:
         events: list[tuple[float, Callable[[], None]]] = []
         for kill in self.plan.kills:
-            events.append((kill.at, lambda k=kill: self._kill(k)))
+            events.append((kill.at, partial(self._kill, kill)))
             for index in kill.workers:
-                events.append((kill.at + kill.down, lambda i=index: self.service.restart_worker(i)))
+                events.append((kill.at + kill.down, partial(self.service.restart_worker, index)))
         for outage in self.plan.outages:
-            events.append((outage.at, lambda o=outage: self._outage(o)))
+            events.append((outage.at, partial(self._outage, outage)))
         return sorted(events, key=lambda e: e[0])
 
     def _kill(self, kill: Kill) -> None:

@@ -229,7 +229,7 @@ def _texted_once(rows: Sequence[CallRow], texts: Counter[str],
                   observed, not wrong, details)
 
 
-def _no_stray_texts(sent: Sequence[str], by_caller: Mapping[str | None, CallRow],
+def _no_stray_texts(sent: Sequence[str], by_caller: Mapping[str, CallRow],
                     texts: Counter[str], mask: Callable[[str | None], str]) -> Check:
     called = set(sent)
     stray = sorted(to for to in texts if to not in by_caller or by_caller[to].decision != "text")

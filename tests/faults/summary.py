@@ -6,7 +6,7 @@ Phone numbers appear masked (country code and last two digits); no message body 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from bench._common import print_table
 from tests.faults.checks import CRM_TYPES
@@ -92,7 +92,8 @@ def print_report(report: Report, out: Callable[[str], None] = print) -> None:
     out(verdict)
 
 
-def _table(headers: list[str], rows: list[tuple[object, ...]], out: Callable[[str], None]) -> None:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[object]],
+           out: Callable[[str], None]) -> None:
     if out is print:
         print_table(headers, rows)
         return

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import REDIS_URL as SUITE_REDIS_URL
 from tests.conftest import _pg_reachable, _redis_reachable
 from tests.faults.harness import run, short_config
 from tests.faults.summary import print_report
 
-#: The test run's Redis database (the long form uses 9); 7, 6, 5 when a concurrent run holds it.
-REDIS_URL = "redis://127.0.0.1:6379/8"
+#: The test run's Redis database on the suite's Redis server (the long form uses 9); 7, 6, 5 when
+#: a concurrent run holds it.
+REDIS_URL = SUITE_REDIS_URL.rsplit("/", 1)[0] + "/8"
 REDIS_FALLBACKS = (7, 6, 5)
 
 
