@@ -16,6 +16,7 @@ from connector.events import AnsweredCall, InboundMessage, MessageStatusUpdate, 
 from connector.optout import Intent, classify, normalise
 from connector.routing import Owner, owner_by_mobile
 from connector.storage.models import (
+    ATTESTATION_LENGTH,
     Account,
     Call,
     CallActivity,
@@ -62,7 +63,8 @@ def record_missed_call(session: Session, account: Account, event: MissedCall) ->
             "caller_raw": event.caller_raw[:64], "called": event.called,
             "outcome": event.outcome.value, "occurred_at": event.occurred_at,
             "ring_seconds": event.ring_seconds, "voicemail": event.voicemail,
-            "attestation": event.attestation, "state": "received", "crm_state": "pending",
+            "attestation": (event.attestation or "")[:ATTESTATION_LENGTH] or None,
+            "state": "received", "crm_state": "pending",
             "attempts": 0, "created_at": now, "updated_at": now,
         },
     ).scalar()

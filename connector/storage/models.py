@@ -22,6 +22,9 @@ from sqlalchemy.types import JSON, TypeDecorator
 
 from connector import clock
 
+#: Room for a carrier's caller-verification status (Twilio's ``StirVerstat`` is 22 characters).
+ATTESTATION_LENGTH = 64
+
 
 def new_id() -> str:
     """A random id for our own rows."""
@@ -110,7 +113,7 @@ class Call(Base):
     occurred_at: Mapped[datetime]
     ring_seconds: Mapped[float | None] = mapped_column(Float)
     voicemail: Mapped[bool] = mapped_column(Boolean, default=False)
-    attestation: Mapped[str | None] = mapped_column(String(16))
+    attestation: Mapped[str | None] = mapped_column(String(ATTESTATION_LENGTH))
     # received -> decided -> texted|suppressed -> synced (CRM done) ; failed when stuck for good
     state: Mapped[str] = mapped_column(String(16), default="received")
     decision: Mapped[str | None] = mapped_column(String(16))  # text | suppress

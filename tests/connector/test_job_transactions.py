@@ -98,3 +98,15 @@ def test_every_sweeper_step_runs_on_both_databases(backend, webhook_secret):
         assert timers[by_caller["+14155552002"].id].fired_at is not None  # escalated
     escalations = [m for m in records(backend, "acme", "sms") if m["to"] == SAM]
     assert len(escalations) == 1 and "escalated" in escalations[0]["body"]
+
+
+def test_a_full_caller_verification_status_is_stored_on_both_databases(backend, webhook_secret):
+    # Twilio's StirVerstat is 22 characters; PostgreSQL refused it in a 16-character column.
+    add_account(backend, sandbox_account("acme", webhook_secret))
+    client = create_app(backend).test_client()
+    answer = post(client, "acme", "voice",
+                  missed(caller=CALLER, attestation="TN-Validation-Passed-A"), webhook_secret)
+    assert answer.status_code == 200
+    with backend.db.session() as s:
+        call = s.scalar(select(Call))
+        assert call.attestation == "TN-Validation-Passed-A" and call.state == "texted"
