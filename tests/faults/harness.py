@@ -55,10 +55,9 @@ class FaultConfig:
     crm_outage: OutageSpec = OutageSpec(1, 6.0)
     crm_hang: OutageSpec = OutageSpec(1, 2.0, hang=16.0)  # > HubSpot's 15 s read timeout
     settle_timeout: float = 300.0
-    #: The callbacks' ``StirVerstat``. Twilio sends ``TN-Validation-Passed-A`` for a verified
-    #: caller, but ``calls.attestation`` holds 16 characters and PostgreSQL refuses the insert
-    #: (every such webhook answers 500): left out until that column is widened.
-    stir_verstat: str | None = None
+    #: The callbacks' ``StirVerstat``: what Twilio sends for a verified caller (22 characters,
+    #: once too long for ``calls.attestation`` on PostgreSQL).
+    stir_verstat: str | None = "TN-Validation-Passed-A"
     seed: int = 20260615
     pg_url: str = PG_URL
     redis_url: str = "redis://127.0.0.1:6379/9"
