@@ -209,8 +209,8 @@ class CarrierAdapter(ABC):
         carried = self.url_kinds.get(kind, frozenset({kind}))
         if routed not in carried or (kind == "status" and routed == "sms"):
             raise MalformedWebhookError(
-                f"{self.name}: a {routed} event was posted to the {kind} URL, which does not "
-                f"take them (see the adapter's url_kinds)"
+                f"{self.name}: the {kind} URL does not take {routed} events (see the adapter's "
+                "url_kinds)"
             )
         return routed
 
