@@ -84,8 +84,8 @@ class Workflow:
     """The connector in-process (immediate queue) with its Flask test client."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        from connector.config import load_settings
         from connector.runtime import Runtime
+        from connector.settings.config import load_settings
         from connector.web import create_app
 
         settings = load_settings({k: v for k, v in env.items() if k.startswith("TEXTBACK_")})

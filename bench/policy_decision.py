@@ -1,7 +1,7 @@
 """Policy decision time per call, with a full store: facts read + rules run, p50 and p99.
 
 Fills a fresh database with one account, 10,000 opt-outs and 100,000 earlier calls (spread over
-2,000 callers and 30 days), then times ``connector.workflow.decide_call`` minus the carrier
+2,000 callers and 30 days), then times ``connector.jobs.text_back.decide_call`` minus the carrier
 lookup (the line type is cached, as it is for any number seen within the TTL) for calls from
 callers who are and are not in the store. Run on SQLite, and on PostgreSQL when it answers::
 
@@ -28,12 +28,12 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import insert  # noqa: E402
 
 from connector import clock  # noqa: E402
-from connector.accounts import import_account  # noqa: E402
-from connector.config import load_settings  # noqa: E402
+from connector.jobs.text_back import decide_call  # noqa: E402
 from connector.runtime import Runtime  # noqa: E402
+from connector.settings.config import load_settings  # noqa: E402
+from connector.storage.accounts import import_account  # noqa: E402
 from connector.storage.db import upgrade  # noqa: E402
 from connector.storage.models import Call, LineType, OptOut  # noqa: E402
-from connector.workflow import decide_call  # noqa: E402
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

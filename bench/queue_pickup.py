@@ -3,7 +3,7 @@
 What it measures: the time from just before a trivial job is enqueued to the first line of that
 job running, after the consumer has been idle (``--initial-idle`` seconds first, then a random
 ``--min-gap``..``--max-gap`` seconds before each of ``--count`` jobs), on the Huey instance
-``connector.queue.build_huey`` makes and the consumer ``connector.queue.make_consumer`` makes:
+``connector.jobs.queue.build_huey`` makes and the consumer ``connector.jobs.queue.make_consumer`` makes:
 
 - ``sqlite``: the default SQLite queue with the consumer threads running in this process, as
   ``textback serve`` runs them (``embedded=True``); timed with ``time.perf_counter()``;
@@ -48,7 +48,7 @@ def default_workers() -> int:
 
 def settings_for(tmp: Path, queue_url: str | None) -> Any:
     """Settings from an explicit ``TEXTBACK_*`` dict (the process environment is not read)."""
-    from connector.config import load_settings
+    from connector.settings.config import load_settings
 
     env = {
         "TEXTBACK_DATABASE_URL": f"sqlite:///{tmp / 'textback.db'}",
@@ -84,7 +84,7 @@ def measure(
 
 def run_sqlite(args: argparse.Namespace) -> list[float]:
     """The SQLite queue, consumer threads in this process (as inside ``textback serve``)."""
-    from connector.queue import build_huey, make_consumer
+    from connector.jobs.queue import build_huey, make_consumer
 
     started: queue.Queue[tuple[int, float]] = queue.Queue()
     with tempfile.TemporaryDirectory(prefix="textback-bench-") as tmpdir:
@@ -116,7 +116,7 @@ def run_redis_worker(url: str, workers: int) -> None:
     """The ``--redis-worker`` child: a Redis consumer run as ``textback worker`` runs it."""
     import redis
 
-    from connector.queue import build_huey, make_consumer
+    from connector.jobs.queue import build_huey, make_consumer
 
     with tempfile.TemporaryDirectory(prefix="textback-bench-") as tmpdir:
         huey = build_huey(settings_for(Path(tmpdir), url))
@@ -133,7 +133,7 @@ def run_redis(args: argparse.Namespace) -> list[float]:
     """The Redis queue with a separate worker process."""
     import redis
 
-    from connector.queue import build_huey
+    from connector.jobs.queue import build_huey
 
     client = redis.Redis.from_url(args.redis_url)
     client.flushdb()
@@ -190,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_redis_worker(args.redis_worker, args.workers)
         return 0
 
-    from connector.queue import POLL_INITIAL_DELAY, POLL_MAX_DELAY
+    from connector.jobs.queue import POLL_INITIAL_DELAY, POLL_MAX_DELAY
 
     print(f"{args.count} trivial jobs per queue after idle gaps of {args.min_gap:g}-{args.max_gap:g} s "
           f"({args.workers} consumer threads; SQLite polling {POLL_INITIAL_DELAY * 1000:.0f} ms "

@@ -1,8 +1,8 @@
-"""The contract every carrier adapter fulfils (DESIGN.md section 5).
+"""The contract every carrier adapter fulfils.
 
 An adapter is a thin translator: verify the provider's signature on the raw request, map its
-payloads to :mod:`connector.events` through mapping tables, send one text per call to ``send_sms``
-and classify the provider's errors into :mod:`connector.errors`. It keeps no state and never
+payloads to :mod:`connector.core.events` through mapping tables, send one text per call to ``send_sms``
+and classify the provider's errors into :mod:`connector.core.errors`. It keeps no state and never
 touches Flask or storage.
 """
 
@@ -18,8 +18,8 @@ from typing import Any, ClassVar, final
 import marshmallow
 import requests
 
-from connector.errors import MalformedWebhookError
-from connector.events import (
+from connector.core.errors import MalformedWebhookError
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -28,7 +28,7 @@ from connector.events import (
     MissedCall,
     SendResult,
 )
-from connector.http import WebhookReply, WebhookRequest, new_session
+from connector.core.http import WebhookReply, WebhookRequest, new_session
 
 #: Webhook kinds, the last segment of ``/webhooks/<carrier>/<account_id>/<kind>``.
 WEBHOOK_KINDS = ("voice", "sms", "status")
@@ -142,13 +142,13 @@ class CarrierAdapter(ABC):
 
     @abstractmethod
     def verify_request(self, request: WebhookRequest) -> None:
-        """Raise :class:`~connector.errors.WebhookVerificationError` unless the request is authentic."""
+        """Raise :class:`~connector.core.errors.WebhookVerificationError` unless the request is authentic."""
 
     @abstractmethod
     def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
         """The missed call this voice webhook reports, or None (answered, ringing, not a call end).
 
-        Raises :class:`~connector.errors.MalformedWebhookError` when required fields are missing.
+        Raises :class:`~connector.core.errors.MalformedWebhookError` when required fields are missing.
         """
 
     def replay_nonce(self, request: WebhookRequest) -> str | None:
@@ -199,7 +199,7 @@ class CarrierAdapter(ABC):
         """The kind to parse an authentic request to our ``kind`` URL as: :meth:`route`'s answer,
         when the URL may carry it (:attr:`url_kinds`).
 
-        Raises :class:`~connector.errors.MalformedWebhookError` (a 400) for an event the URL
+        Raises :class:`~connector.core.errors.MalformedWebhookError` (a 400) for an event the URL
         does not carry, above all an inbound text on the ``status`` URL. ``HANDSHAKE`` passes on
         any URL: answering it stores nothing.
         """
@@ -246,7 +246,7 @@ class CarrierAdapter(ABC):
     def send_sms(
         self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
     ) -> SendResult:
-        """Send one text, one attempt; raise a classified :mod:`connector.errors` error on failure."""
+        """Send one text, one attempt; raise a classified :mod:`connector.core.errors` error on failure."""
 
     def find_sent_message(
         self, *, to: str, from_: str, body: str, sent_after: datetime

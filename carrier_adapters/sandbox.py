@@ -20,9 +20,9 @@ from typing import Any, ClassVar, Protocol
 from marshmallow import Schema, fields
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
-from connector import clock, safe_json
-from connector.errors import MalformedWebhookError, WebhookVerificationError
-from connector.events import (
+from connector.core import clock, safe_json
+from connector.core.errors import MalformedWebhookError, WebhookVerificationError
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -31,9 +31,9 @@ from connector.events import (
     MissedCall,
     SendResult,
 )
-from connector.http import WebhookReply, WebhookRequest, classify_status
-from connector.phone import to_e164
-from connector.signing import constant_time_equals, hmac_hex
+from connector.core.http import WebhookReply, WebhookRequest, classify_status
+from connector.core.phone import to_e164
+from connector.core.signing import constant_time_equals, hmac_hex
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
 

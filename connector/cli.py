@@ -1,4 +1,9 @@
-"""The ``textback`` command line (DESIGN.md section 2)."""
+"""The ``textback`` command line.
+
+Each command imports the layers it uses when it runs, so ``textback --help`` and a mistyped
+command answer at once instead of loading the web app, the queue and every adapter first. The
+CLI is the top layer: nothing imports it, so these imports cannot form a cycle.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector.config import Settings, load_settings
-from connector.errors import ConfigurationError
+from connector.core.errors import ConfigurationError
+from connector.settings.config import Settings, load_settings
 
 log = logging.getLogger("textback")
 
@@ -96,12 +101,12 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(level: str, stream: TextIO | None = None) -> None:
-    """Log to ``stream`` (stderr) at ``level``, every line redacted (``connector.log_redaction``).
+    """Log to ``stream`` (stderr) at ``level``, every line redacted (``connector.core.log_redaction``).
 
     The redacting filter goes on each handler of the root logger, so it covers every library's
     records too, at every level.
     """
-    from connector import log_redaction
+    from connector.core import log_redaction
 
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=stream)
     log_redaction.install()
@@ -139,8 +144,8 @@ def _check_schema(settings: Settings) -> None:
 
 def ensure_demo_account(runtime) -> bool:  # type: ignore[no-untyped-def]
     """Load the demo account when no account is configured; True when it did."""
-    from connector.accounts import import_account, list_accounts
     from connector.simulate import demo_account_document
+    from connector.storage.accounts import import_account, list_accounts
 
     with runtime.db.session() as s:
         if list_accounts(s):
@@ -183,7 +188,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Consume jobs only."""
-    from connector.queue import run_consumers
+    from connector.jobs.queue import run_consumers
 
     settings = _settings()
     _check_schema(settings)
@@ -204,13 +209,13 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 def cmd_accounts_import(args: argparse.Namespace) -> int:
     """Validate and store an account file."""
-    from connector.accounts import import_account, parse_account_file
+    from connector.storage.accounts import import_account, parse_account_file
 
     settings = _settings()
     text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
     document = parse_account_file(text)
     runtime = _runtime(settings)
-    from connector.compose import template_report
+    from connector.jobs.compose import template_report
 
     with runtime.db.session() as s:
         account = import_account(s, runtime.box, document)
@@ -222,7 +227,7 @@ def cmd_accounts_import(args: argparse.Namespace) -> int:
 
 def cmd_accounts_export(args: argparse.Namespace) -> int:
     """Print an account file (secrets redacted unless asked for)."""
-    from connector.accounts import export_account
+    from connector.storage.accounts import export_account
     from connector.storage.models import Account
 
     runtime = _runtime(_settings())
@@ -237,7 +242,7 @@ def cmd_accounts_export(args: argparse.Namespace) -> int:
 
 def cmd_accounts_list(args: argparse.Namespace) -> int:
     """List accounts."""
-    from connector.accounts import list_accounts
+    from connector.storage.accounts import list_accounts
 
     runtime = _runtime(_settings())
     with runtime.db.session() as s:
@@ -270,7 +275,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
     """Add (or reset) a user of the conversation and dashboard pages."""
     import getpass
 
-    from connector.users import add_user
+    from connector.storage.users import add_user
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
     runtime = _runtime(_settings())
@@ -282,7 +287,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 def cmd_simulate_call(args: argparse.Namespace) -> int:
     """Simulate a missed call on a sandbox account and run its jobs here, now."""
-    from connector.explain import explain
+    from connector.reporting.explain import explain
     from connector.simulate import simulate_call
     from connector.web import create_app
 
@@ -305,7 +310,7 @@ def cmd_simulate_call(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     """Print what happened to a call and why."""
-    from connector.explain import explain
+    from connector.reporting.explain import explain
 
     runtime = _runtime(_settings())
     try:
@@ -318,8 +323,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print an account's numbers for a period, or write them as CSV."""
-    from connector.report import build, parse_day
-    from connector.report_output import format_table, write_csv
+    from connector.reporting.report import build, parse_day
+    from connector.reporting.report_output import format_table, write_csv
 
     since = parse_day(args.since, "--since")
     until = parse_day(args.until, "--until") if args.until else None

@@ -17,14 +17,15 @@ from huey.api import Huey
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import CarrierAdapter
-from connector.config import Settings
-from connector.crypto import CredentialBox
-from connector.installations import DbTokenStore
-from connector.metrics import InstrumentedCrm
-from connector.queue import build_huey
-from connector.sandbox_store import DbCrmStore, DbOutbox
+from connector.core.metrics import InstrumentedCrm
+from connector.jobs.queue import build_huey, make_consumer
+from connector.jobs.sweeper import Jobs
+from connector.settings.config import Settings
+from connector.storage.crypto import CredentialBox
 from connector.storage.db import Database
+from connector.storage.installations import DbTokenStore
 from connector.storage.models import Account
+from connector.storage.sandbox_store import DbCrmStore, DbOutbox
 from crm_adapters import CRMS
 from crm_adapters.base import CrmAdapter
 
@@ -51,8 +52,6 @@ class Runtime:
             contextlib.nullcontext() if settings.queue_is_redis else threading.Lock()
         )
         self._lock = threading.Lock()
-        from connector.jobs import Jobs  # jobs import the workflow, which imports this module
-
         self.jobs = Jobs(self)
 
     def __repr__(self) -> str:
@@ -60,8 +59,6 @@ class Runtime:
 
     def consumers(self, text_workers: int, crm_workers: int, *, embedded: bool = True) -> list:
         """Thread-pool consumers for both lanes (the texts lane's size is its own)."""
-        from connector.queue import make_consumer
-
         return [make_consumer(self.huey, text_workers, embedded=embedded),
                 make_consumer(self.crm_huey, crm_workers, embedded=embedded)]
 

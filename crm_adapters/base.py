@@ -1,4 +1,4 @@
-"""The contract every CRM adapter fulfils (DESIGN.md section 5).
+"""The contract every CRM adapter fulfils.
 
 Adapters are stateless: the connector keeps the map from our ids to CRM record ids (the
 ``crm_links`` table), passes existing ids back in, and so a retried step never duplicates a record.
@@ -15,9 +15,10 @@ from typing import Any, ClassVar, Protocol
 
 import marshmallow
 
-from connector.events import CallOutcome
-from connector.http import WebhookRequest
-from connector.phone import mask
+from connector.core.errors import WebhookVerificationError
+from connector.core.events import CallOutcome
+from connector.core.http import WebhookRequest
+from connector.core.phone import mask
 
 #: Capability names an adapter may declare.
 CAPABILITIES = frozenset(
@@ -228,7 +229,6 @@ class CrmAdapter(ABC):
         raise NotImplementedError
 
     def verify_request(self, request: WebhookRequest) -> None:
-        """Raise :class:`~connector.errors.WebhookVerificationError` unless a CRM webhook is authentic."""
-        from connector.errors import WebhookVerificationError
-
+        """Raise :class:`~connector.core.errors.WebhookVerificationError` unless a CRM webhook is
+        authentic."""
         raise WebhookVerificationError(f"{self.name} sends no webhooks this connector accepts")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from connector.http import new_session
+from connector.core.http import new_session
 from crm_adapters.base import OAuthTokens
 from crm_adapters.housecallpro import oauth as hcp_oauth
 from crm_adapters.housecallpro.adapter import HousecallProCrm

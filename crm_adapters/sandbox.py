@@ -15,10 +15,10 @@ from typing import Any, ClassVar, Protocol
 
 from marshmallow import Schema, fields
 
-from connector.errors import WebhookVerificationError
-from connector.http import WebhookRequest, classify_status
-from connector.phone import to_e164
-from connector.signing import constant_time_equals, hmac_hex
+from connector.core.errors import WebhookVerificationError
+from connector.core.http import WebhookRequest, classify_status
+from connector.core.phone import to_e164
+from connector.core.signing import constant_time_equals, hmac_hex
 from crm_adapters.base import CallLog, CrmAdapter, CrmContact, LeadSpec, MessageLog, TaskSpec
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"

@@ -175,7 +175,7 @@ def redis_url() -> Iterator[str]:
 
 def make_settings(tmp_path: Path, **overrides: str):  # type: ignore[no-untyped-def]
     """Settings for a test, on a SQLite file under ``tmp_path`` unless overridden."""
-    from connector.config import load_settings
+    from connector.settings.config import load_settings
 
     env = {
         "TEXTBACK_DATABASE_URL": f"sqlite:///{tmp_path / 'textback.db'}",

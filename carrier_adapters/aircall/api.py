@@ -23,10 +23,10 @@ from typing import Any
 
 import requests
 
-from connector import clock
-from connector.errors import ProviderError, TransientProviderError
-from connector.events import DeliveryStatus, SendResult
-from connector.http import DEFAULT_TIMEOUT, classify_status, transport_error
+from connector.core import clock
+from connector.core.errors import ProviderError, TransientProviderError
+from connector.core.events import DeliveryStatus, SendResult
+from connector.core.http import DEFAULT_TIMEOUT, classify_status, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -47,7 +47,7 @@ def _retry_after(response: requests.Response) -> str | None:
 
 
 def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.errors` error for a non-2xx Aircall response (by HTTP status)."""
+    """The :mod:`connector.core.errors` error for a non-2xx Aircall response (by HTTP status)."""
     status = response.status_code
     return classify_status(
         CARRIER,

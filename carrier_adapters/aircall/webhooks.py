@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector import clock, safe_json
-from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
-from connector.events import (
+from connector.core import clock, safe_json
+from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -36,9 +36,9 @@ from connector.events import (
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.http import WebhookRequest
-from connector.phone import to_e164
-from connector.signing import constant_time_equals
+from connector.core.http import WebhookRequest
+from connector.core.phone import to_e164
+from connector.core.signing import constant_time_equals
 
 CARRIER = "aircall"
 

@@ -34,7 +34,7 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.events import (
+from connector.core.events import (
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
@@ -42,7 +42,7 @@ from connector.events import (
     MissedCall,
     SendResult,
 )
-from connector.http import WebhookReply, WebhookRequest
+from connector.core.http import WebhookReply, WebhookRequest
 
 from . import webhooks
 from .api import DEFAULT_TOKEN_URL, BandwidthRestClient, OAuthToken
@@ -235,7 +235,7 @@ class BandwidthCarrier(CarrierAdapter):
     def send_sms(
         self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
     ) -> SendResult:
-        """Create one message; raise a classified :mod:`connector.errors` error on failure.
+        """Create one message; raise a classified :mod:`connector.core.errors` error on failure.
 
         Messaging v2 has no per-message callback URL: delivery reports go to the Messaging
         Application's outbound callback URL, so ``status_callback_url`` is not sent.

@@ -25,15 +25,21 @@ from typing import Any
 
 import requests
 
-from connector.errors import (
+from connector.core.errors import (
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     RecipientRejectedError,
     TransientProviderError,
 )
-from connector.events import DeliveryStatus, SendResult
-from connector.http import DEFAULT_TIMEOUT, CachedToken, classify_status, retry_after_seconds, transport_error
+from connector.core.events import DeliveryStatus, SendResult
+from connector.core.http import (
+    DEFAULT_TIMEOUT,
+    CachedToken,
+    classify_status,
+    retry_after_seconds,
+    transport_error,
+)
 
 from .webhooks import CARRIER
 
@@ -82,7 +88,7 @@ def _rejects_recipient(response: requests.Response) -> bool:
 
 
 def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.errors` error for a non-2xx Bandwidth response.
+    """The :mod:`connector.core.errors` error for a non-2xx Bandwidth response.
 
     Delivery refusals (opt-out 4775, landline or invalid 4720...) come later in
     ``message-failed`` callbacks; at send time only a 400 whose field errors name ``to`` is

@@ -1,6 +1,6 @@
 """Bandwidth webhooks: Basic-auth verification, routing, payload parsing and BXML replies.
 
-Everything here is a pure function of a :class:`~connector.http.WebhookRequest`, so it is tested
+Everything here is a pure function of a :class:`~connector.core.http.WebhookRequest`, so it is tested
 without Flask or the network.
 
 Bandwidth references:
@@ -29,18 +29,18 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
-from connector import clock, safe_json
-from connector.errors import MalformedWebhookError, WebhookVerificationError
-from connector.events import (
+from connector.core import clock, safe_json
+from connector.core.errors import MalformedWebhookError, WebhookVerificationError
+from connector.core.events import (
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.http import WebhookReply, WebhookRequest
-from connector.phone import to_e164
-from connector.signing import constant_time_equals
+from connector.core.http import WebhookReply, WebhookRequest
+from connector.core.phone import to_e164
+from connector.core.signing import constant_time_equals
 
 CARRIER = "bandwidth"
 AUTH_HEADER = "Authorization"

@@ -24,8 +24,8 @@ import marshmallow
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
-from connector.errors import PermanentProviderError, UnsupportedEventError
-from connector.events import (
+from connector.core.errors import PermanentProviderError, UnsupportedEventError
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -34,7 +34,7 @@ from connector.events import (
     MissedCall,
     SendResult,
 )
-from connector.http import WebhookReply, WebhookRequest
+from connector.core.http import WebhookReply, WebhookRequest
 
 from . import webhooks
 

@@ -31,12 +31,12 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector import clock, safe_json
-from connector.errors import MalformedWebhookError, WebhookVerificationError
-from connector.events import AnsweredCall, CallOutcome, MissedCall
-from connector.http import WebhookRequest
-from connector.phone import to_e164
-from connector.signing import constant_time_equals
+from connector.core import clock, safe_json
+from connector.core.errors import MalformedWebhookError, WebhookVerificationError
+from connector.core.events import AnsweredCall, CallOutcome, MissedCall
+from connector.core.http import WebhookRequest
+from connector.core.phone import to_e164
+from connector.core.signing import constant_time_equals
 
 CARRIER = "callrail"
 #: The header CallRail puts the signature in, and the default digest (``sha1``; an account may

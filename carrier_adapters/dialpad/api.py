@@ -22,9 +22,9 @@ from typing import Any
 
 import requests
 
-from connector.errors import ProviderError, TransientProviderError
-from connector.events import DeliveryStatus, SendResult
-from connector.http import DEFAULT_TIMEOUT, classify_status, transport_error
+from connector.core.errors import ProviderError, TransientProviderError
+from connector.core.events import DeliveryStatus, SendResult
+from connector.core.http import DEFAULT_TIMEOUT, classify_status, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -33,7 +33,7 @@ DEFAULT_RETRY_AFTER = 5.0
 
 
 def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.errors` error for a non-2xx Dialpad response (by HTTP status)."""
+    """The :mod:`connector.core.errors` error for a non-2xx Dialpad response (by HTTP status)."""
     status = response.status_code
     return classify_status(
         CARRIER,

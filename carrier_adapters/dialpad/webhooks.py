@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector import clock, safe_json
-from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
-from connector.events import (
+from connector.core import clock, safe_json
+from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -41,9 +41,9 @@ from connector.events import (
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.http import WebhookRequest
-from connector.phone import to_e164
-from connector.signing import require_fresh
+from connector.core.http import WebhookRequest
+from connector.core.phone import to_e164
+from connector.core.signing import require_fresh
 
 CARRIER = "dialpad"
 #: Seconds an ``iat`` may lie from now, and slack on ``exp``.
@@ -104,7 +104,7 @@ def decode(request: WebhookRequest, secret: str, *, now: float | None = None) ->
     The MAC over the raw ``header.claims`` text is compared in constant time *before* either
     part is decoded, so no JSON an outsider wrote is ever parsed; then only ``alg`` HS256 is
     accepted (never ``none``, never a public-key algorithm), both parts are parsed with the
-    nesting cap of :mod:`connector.safe_json`, and the times are checked (:func:`_check_times`).
+    nesting cap of :mod:`connector.core.safe_json`, and the times are checked (:func:`_check_times`).
     """
     try:
         token = request.body.decode("ascii").strip()
@@ -153,7 +153,7 @@ def _check_times(claims: Mapping[str, Any], now: float) -> None:
     ``exp`` not past (with :data:`EXP_LEEWAY` for clock skew).
 
     Without them a token stays valid forever, so one captured event could be replayed at will;
-    a token that lacks either is refused. ``now`` comes from :mod:`connector.clock`.
+    a token that lacks either is refused. ``now`` comes from :mod:`connector.core.clock`.
     """
     for name in ("iat", "exp"):
         value = claims.get(name)

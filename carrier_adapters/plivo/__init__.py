@@ -28,7 +28,7 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
-from connector.events import (
+from connector.core.events import (
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
@@ -36,8 +36,8 @@ from connector.events import (
     MissedCall,
     SendResult,
 )
-from connector.http import WebhookReply, WebhookRequest
-from connector.phone import to_e164
+from connector.core.http import WebhookReply, WebhookRequest
+from connector.core.phone import to_e164
 
 from . import webhooks
 from .api import PlivoRestClient
@@ -154,7 +154,7 @@ class PlivoCarrier(CarrierAdapter):
     def send_sms(
         self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
     ) -> SendResult:
-        """Send one message (``type=sms``); raise a classified :mod:`connector.errors` error.
+        """Send one message (``type=sms``); raise a classified :mod:`connector.core.errors` error.
 
         ``url``/``method`` ask Plivo to post each status change to our ``status`` webhook.
         """

@@ -1,6 +1,6 @@
 """Plivo webhooks: signature verification, payload parsing and Plivo XML replies.
 
-Everything here is a pure function of a :class:`~connector.http.WebhookRequest` (and the Auth
+Everything here is a pure function of a :class:`~connector.core.http.WebhookRequest` (and the Auth
 Token for signatures), so it is tested without Flask or the network.
 
 Plivo references:
@@ -24,18 +24,18 @@ from urllib.parse import parse_qsl, urlparse, urlsplit
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
-from connector import clock
-from connector.errors import MalformedWebhookError, WebhookVerificationError
-from connector.events import (
+from connector.core import clock
+from connector.core.errors import MalformedWebhookError, WebhookVerificationError
+from connector.core.events import (
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.http import WebhookReply, WebhookRequest
-from connector.phone import to_e164
-from connector.signing import constant_time_equals, hmac_base64
+from connector.core.http import WebhookReply, WebhookRequest
+from connector.core.phone import to_e164
+from connector.core.signing import constant_time_equals, hmac_base64
 
 CARRIER = "plivo"
 V3_HEADER = "X-Plivo-Signature-V3"

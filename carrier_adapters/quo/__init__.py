@@ -27,7 +27,7 @@ import requests
 from marshmallow import fields, validate, validates, validates_schema
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.events import (
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -36,7 +36,7 @@ from connector.events import (
     MissedCall,
     SendResult,
 )
-from connector.http import WebhookReply, WebhookRequest
+from connector.core.http import WebhookReply, WebhookRequest
 
 from . import webhooks
 from .api import QuoRestClient

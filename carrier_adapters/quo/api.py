@@ -23,10 +23,10 @@ from typing import Any
 
 import requests
 
-from connector.errors import ProviderError, TransientProviderError
-from connector.events import DeliveryStatus, SendResult
-from connector.http import DEFAULT_TIMEOUT, classify_status, transport_error
-from connector.phone import to_e164
+from connector.core.errors import ProviderError, TransientProviderError
+from connector.core.events import DeliveryStatus, SendResult
+from connector.core.http import DEFAULT_TIMEOUT, classify_status, transport_error
+from connector.core.phone import to_e164
 
 from .webhooks import CARRIER, DELIVERY_STATUSES, parse_time
 
@@ -38,7 +38,7 @@ MAX_PAGES = 3
 
 
 def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.errors` error for a non-2xx Quo response (by HTTP status)."""
+    """The :mod:`connector.core.errors` error for a non-2xx Quo response (by HTTP status)."""
     status = response.status_code
     return classify_status(
         CARRIER,

@@ -30,8 +30,8 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import HANDSHAKE, CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.errors import UnsupportedEventError
-from connector.events import (
+from connector.core.errors import UnsupportedEventError
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -40,7 +40,7 @@ from connector.events import (
     MissedCall,
     SendResult,
 )
-from connector.http import WebhookReply, WebhookRequest
+from connector.core.http import WebhookReply, WebhookRequest
 
 from . import webhooks
 from .api import JwtToken, RingCentralRestClient

@@ -28,16 +28,16 @@ from typing import Any
 
 import requests
 
-from connector.errors import (
+from connector.core.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
     RecipientRejectedError,
     TransientProviderError,
 )
-from connector.events import DeliveryStatus, SendResult
-from connector.http import DEFAULT_TIMEOUT, CachedToken, classify_status, transport_error
-from connector.phone import to_e164
+from connector.core.events import DeliveryStatus, SendResult
+from connector.core.http import DEFAULT_TIMEOUT, CachedToken, classify_status, transport_error
+from connector.core.phone import to_e164
 
 from .webhooks import CARRIER, DELIVERY_STATUSES, parse_time
 
@@ -83,7 +83,7 @@ def _error_code(response: requests.Response) -> str | None:
 
 
 def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.errors` error for a non-2xx RingCentral response.
+    """The :mod:`connector.core.errors` error for a non-2xx RingCentral response.
 
     RingCentral answers 403 for some messaging refusals that are not about credentials, so
     the ``errorCode`` is read before the HTTP status decides.

@@ -1,6 +1,6 @@
 """RingCentral webhooks: the subscription handshake, the verification token, routing and parsing.
 
-Everything here is a pure function of a :class:`~connector.http.WebhookRequest` (and the
+Everything here is a pure function of a :class:`~connector.core.http.WebhookRequest` (and the
 configured verification token), so it is tested without Flask or the network.
 
 RingCentral references:
@@ -29,18 +29,18 @@ from types import MappingProxyType
 from typing import Any
 
 from carrier_adapters.base import HANDSHAKE
-from connector import clock, safe_json
-from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
-from connector.events import (
+from connector.core import clock, safe_json
+from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
     MissedCall,
 )
-from connector.http import WebhookReply, WebhookRequest
-from connector.phone import to_e164
-from connector.signing import constant_time_equals
+from connector.core.http import WebhookReply, WebhookRequest
+from connector.core.phone import to_e164
+from connector.core.signing import constant_time_equals
 
 CARRIER = "ringcentral"
 #: Sent once, when a subscription is created; we must echo it in the response header.

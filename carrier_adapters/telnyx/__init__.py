@@ -30,7 +30,7 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.events import (
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -39,7 +39,7 @@ from connector.events import (
     MissedCall,
     SendResult,
 )
-from connector.http import WebhookReply, WebhookRequest
+from connector.core.http import WebhookReply, WebhookRequest
 
 from . import voice, webhooks
 from .api import TelnyxRestClient
@@ -189,7 +189,7 @@ class TelnyxCarrier(CarrierAdapter):
     def send_sms(
         self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
     ) -> SendResult:
-        """Send one message; raise a classified :mod:`connector.errors` error on failure.
+        """Send one message; raise a classified :mod:`connector.core.errors` error on failure.
 
         ``webhook_url`` sends this message's delivery reports to our ``status`` webhook first
         (the messaging profile's URL is the failover). ``messaging_profile_id``, when

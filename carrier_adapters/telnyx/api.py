@@ -24,15 +24,15 @@ from urllib.parse import quote
 
 import requests
 
-from connector.errors import (
+from connector.core.errors import (
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     RecipientRejectedError,
     TransientProviderError,
 )
-from connector.events import DeliveryStatus, SendResult
-from connector.http import DEFAULT_TIMEOUT, classify_status, retry_after_seconds, transport_error
+from connector.core.events import DeliveryStatus, SendResult
+from connector.core.http import DEFAULT_TIMEOUT, classify_status, retry_after_seconds, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -40,7 +40,7 @@ MESSAGES_PATH = "/v2/messages"
 NUMBER_LOOKUP_PATH = "/v2/number_lookup"
 
 #: Number lookup ``data.carrier.type`` in the connector's vocabulary (Twilio Lookup's, which
-#: :data:`connector.policy.UNTEXTABLE_LINE_TYPES` is written in). ``fixed line or mobile``
+#: :data:`connector.rules.policy.UNTEXTABLE_LINE_TYPES` is written in). ``fixed line or mobile``
 #: cannot be told apart, so it is not called a landline; ``unknown`` is no answer.
 LINE_TYPES: Mapping[str, str] = {
     "fixed line": "landline",
@@ -92,7 +92,7 @@ def _error_code(response: requests.Response) -> str | None:
 
 
 def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.errors` error for a non-2xx Telnyx response.
+    """The :mod:`connector.core.errors` error for a non-2xx Telnyx response.
 
     Telnyx's code decides first (STOP block, landline, invalid number, bad key, throttling),
     then the HTTP status through the shared mapping (429, 401/403, 5xx, other 4xx).

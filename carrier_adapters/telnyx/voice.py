@@ -40,11 +40,11 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
-from connector import clock
-from connector.errors import MalformedWebhookError
-from connector.events import AnsweredCall, CallOutcome, MissedCall
-from connector.http import WebhookReply, WebhookRequest
-from connector.phone import to_e164
+from connector.core import clock
+from connector.core.errors import MalformedWebhookError
+from connector.core.events import AnsweredCall, CallOutcome, MissedCall
+from connector.core.http import WebhookReply, WebhookRequest
+from connector.core.phone import to_e164
 
 from .webhooks import CARRIER, event_data, is_json, parse_time, payload_of
 

@@ -29,16 +29,16 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from connector import clock, safe_json
-from connector.errors import (
+from connector.core import clock, safe_json
+from connector.core.errors import (
     MalformedWebhookError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import DeliveryStatus, InboundMessage, MessageStatusUpdate
-from connector.http import WebhookRequest
-from connector.phone import to_e164
-from connector.signing import require_fresh
+from connector.core.events import DeliveryStatus, InboundMessage, MessageStatusUpdate
+from connector.core.http import WebhookRequest
+from connector.core.phone import to_e164
+from connector.core.signing import require_fresh
 
 CARRIER = "telnyx"
 SIGNATURE_HEADER = "telnyx-signature-ed25519"

@@ -21,15 +21,15 @@ from urllib.parse import quote
 
 import requests
 
-from connector.errors import (
+from connector.core.errors import (
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     RecipientRejectedError,
     TransientProviderError,
 )
-from connector.events import DeliveryStatus, SendResult
-from connector.http import (
+from connector.core.events import DeliveryStatus, SendResult
+from connector.core.http import (
     DEFAULT_TIMEOUT,
     classify_status,
     retry_after_seconds,
@@ -84,7 +84,7 @@ def _error_code(response: requests.Response) -> int | None:
 
 
 def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.errors` error for a non-2xx Twilio response.
+    """The :mod:`connector.core.errors` error for a non-2xx Twilio response.
 
     Twilio's code decides first (opted out, landline, invalid number, bad credentials, rate
     limit), then the HTTP status (429, 401/403, 5xx, other 4xx) through the shared mapping.

@@ -1,6 +1,6 @@
 """Twilio webhooks: signature verification, payload parsing and TwiML replies.
 
-Everything here is a pure function of a :class:`~connector.http.WebhookRequest` (and the Auth
+Everything here is a pure function of a :class:`~connector.core.http.WebhookRequest` (and the Auth
 Token for the signature), so it is tested without Flask or the network.
 
 Twilio references:
@@ -23,9 +23,9 @@ from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting, WebhookEvent
-from connector import clock
-from connector.errors import MalformedWebhookError, WebhookVerificationError
-from connector.events import (
+from connector.core import clock
+from connector.core.errors import MalformedWebhookError, WebhookVerificationError
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -33,9 +33,9 @@ from connector.events import (
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.http import WebhookReply, WebhookRequest
-from connector.phone import to_e164
-from connector.signing import constant_time_equals, hmac_base64
+from connector.core.http import WebhookReply, WebhookRequest
+from connector.core.phone import to_e164
+from connector.core.signing import constant_time_equals, hmac_base64
 
 CARRIER = "twilio"
 SIGNATURE_HEADER = "X-Twilio-Signature"

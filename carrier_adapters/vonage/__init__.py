@@ -28,7 +28,7 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.events import (
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -37,7 +37,7 @@ from connector.events import (
     MissedCall,
     SendResult,
 )
-from connector.http import WebhookReply, WebhookRequest
+from connector.core.http import WebhookReply, WebhookRequest
 
 from . import tokens, webhooks
 from .api import VonageRestClient

@@ -24,15 +24,15 @@ from typing import Any
 
 import requests
 
-from connector.errors import (
+from connector.core.errors import (
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     RecipientRejectedError,
     TransientProviderError,
 )
-from connector.events import DeliveryStatus, SendResult
-from connector.http import DEFAULT_TIMEOUT, classify_status, retry_after_seconds, transport_error
+from connector.core.events import DeliveryStatus, SendResult
+from connector.core.http import DEFAULT_TIMEOUT, classify_status, retry_after_seconds, transport_error
 
 from .webhooks import CARRIER, error_code
 
@@ -63,7 +63,7 @@ def _error_code(response: requests.Response) -> str | None:
 
 
 def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.errors` error for a non-2xx Messages API response.
+    """The :mod:`connector.core.errors` error for a non-2xx Messages API response.
 
     Vonage's code decides first (opted out, invalid number, throttled, bad credentials), then
     the HTTP status through the shared mapping (429, 401/403, 5xx, other 4xx; a 402 low

@@ -30,9 +30,9 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from connector import clock, safe_json
-from connector.errors import MalformedWebhookError, WebhookVerificationError
-from connector.signing import constant_time_equals, require_fresh
+from connector.core import clock, safe_json
+from connector.core.errors import MalformedWebhookError, WebhookVerificationError
+from connector.core.signing import constant_time_equals, require_fresh
 
 #: Seconds an ``iat`` may lie either side of now. Vonage does not document a lifetime for its
 #: webhook tokens; five minutes matches the other carriers and absorbs clock skew.
@@ -74,7 +74,7 @@ def verify_hs256(token: str, secret: str) -> dict[str, Any]:
     Only ``alg`` HS256 is accepted (never ``none``, never a public-key algorithm). The MAC over
     the raw header and claims is compared in constant time *before* either is decoded, so no
     JSON an outsider wrote is parsed; both are then parsed with the nesting cap of
-    :mod:`connector.safe_json`.
+    :mod:`connector.core.safe_json`.
     """
     parts = token.split(".")
     if len(parts) != 3 or not all(_B64URL.match(part) for part in parts):

@@ -25,9 +25,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from carrier_adapters.base import CallRouting
-from connector import clock, safe_json
-from connector.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
-from connector.events import (
+from connector.core import clock, safe_json
+from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -35,8 +35,8 @@ from connector.events import (
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.http import WebhookReply, WebhookRequest
-from connector.phone import to_e164
+from connector.core.http import WebhookReply, WebhookRequest
+from connector.core.phone import to_e164
 
 from . import context as call_context
 from . import tokens

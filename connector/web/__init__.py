@@ -9,6 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connector.runtime import Runtime
+from connector.web import crm_webhooks, demo, health, oauth, pages, webhooks
 
 
 def create_app(runtime: Runtime) -> Flask:
@@ -28,8 +29,6 @@ def create_app(runtime: Runtime) -> Flask:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
-    from connector.web import crm_webhooks, demo, health, oauth, pages, webhooks
-
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(crm_webhooks.bp)
     app.register_blueprint(oauth.bp)

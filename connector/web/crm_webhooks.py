@@ -2,10 +2,9 @@
 
 Jobber posts every installation's events to one app-wide URL and names its own account id in the
 payload, which maps to our account through the installation. Housecall Pro webhooks are set up
-per company, so their URL carries our account id (a departure from DESIGN.md's single
-``/webhooks/crm/<crm>``, made because Housecall Pro's payload names no account we can verify
-against). Every delivery is verified before anything is stored, de-duplicated, and answered at
-once (Jobber allows 1 s).
+per company, so their URL carries our account id (``/webhooks/crm/<crm>/<account>``, because
+Housecall Pro's payload names no account we can verify against). Every delivery is verified
+before anything is stored, de-duplicated, and answered at once (Jobber allows 1 s).
 """
 
 from __future__ import annotations
@@ -15,15 +14,15 @@ import logging
 from flask import Blueprint, Response, abort, current_app
 from sqlalchemy.exc import IntegrityError
 
-from connector import safe_json
-from connector.conversation import lead_stage_changed, task_completed_in_crm
-from connector.errors import (
+from connector.core import safe_json
+from connector.core.errors import (
     MalformedWebhookError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.installations import DbTokenStore, installation_for_external_id
+from connector.jobs.conversation import lead_stage_changed, task_completed_in_crm
 from connector.runtime import Runtime
+from connector.storage.installations import DbTokenStore, installation_for_external_id
 from connector.storage.models import Account, WebhookReceipt
 from connector.web.health import count
 from connector.web.webhooks import webhook_request

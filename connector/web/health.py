@@ -1,4 +1,4 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus text format, see ``connector.metrics``)."""
+"""``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus text format, see ``connector.core.metrics``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
-from connector.metrics import REGISTRY, count, observe_webhook_latency
+from connector.core.metrics import REGISTRY, count, observe_webhook_latency
 
 __all__ = ["bp", "count", "timed_webhook"]
 

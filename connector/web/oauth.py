@@ -31,12 +31,12 @@ from flask import (
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
-from connector.errors import ProviderError
-from connector.installations import save_installation
-from connector.nonces import spend
+from connector.core.errors import ProviderError
+from connector.core.signing import constant_time_equals
 from connector.runtime import Runtime
-from connector.signing import constant_time_equals
+from connector.storage.installations import save_installation
 from connector.storage.models import Account
+from connector.storage.nonces import spend
 from crm_adapters.oauth import OAUTH_PROVIDERS
 
 bp = Blueprint("oauth", __name__)

@@ -37,11 +37,12 @@ from flask import (
 from sqlalchemy import or_, select, update
 from werkzeug.wrappers import Response
 
-from connector import clock
-from connector.conversation import mark_human_response
+from connector.core import clock
+from connector.jobs.conversation import mark_human_response
+from connector.reporting.report import build
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, ContactProfile, Message, User
-from connector.users import (
+from connector.storage.users import (
     authenticate,
     clear_sign_in_failures,
     record_sign_in_failure,
@@ -308,8 +309,6 @@ def pause(call_id: str) -> Response:
 @login_required
 def dashboard() -> str:
     """The account's numbers per day over the last 30 days, drawn as charts."""
-    from connector.report import build
-
     with _runtime().db.session() as s:
         account = _account(s, request.args.get("account"))
         today = clock.today_in(ZoneInfo(account.timezone))

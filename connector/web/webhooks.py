@@ -21,22 +21,23 @@ from sqlalchemy.orm import Session
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import HANDSHAKE, WEBHOOK_KINDS, CallRouting, CarrierAdapter
-from connector import clock, nonces
-from connector.errors import (
+from connector.core import clock
+from connector.core.errors import (
     ConfigurationError,
     MalformedWebhookError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall
-from connector.http import WebhookReply, WebhookRequest
-from connector.intake import (
+from connector.core.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall
+from connector.core.http import WebhookReply, WebhookRequest
+from connector.jobs.intake import (
     record_answered_call,
     record_inbound,
     record_missed_call,
     record_status,
 )
 from connector.runtime import Runtime
+from connector.storage import nonces
 from connector.storage.models import Account, UsedNonce
 from connector.web.health import count, timed_webhook
 

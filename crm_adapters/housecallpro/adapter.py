@@ -1,6 +1,6 @@
 """The Housecall Pro CRM adapter: :class:`HousecallProCrm`, its credentials and API call budget.
 
-How the connector's steps land in Housecall Pro (``connector.crm_sync`` order):
+How the connector's steps land in Housecall Pro (``connector.jobs.crm_sync`` order):
 
 1. ``find_or_create_contact`` -> a **customer** (:mod:`.customers`).
 2. ``set_pipeline_stage`` -> a **lead** for that customer, assigned to ``LeadSpec.owner_id``
@@ -31,8 +31,8 @@ import marshmallow
 import requests
 from marshmallow import Schema, fields, validates_schema
 
-from connector.errors import ConfigurationError, PermanentProviderError
-from connector.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.core.errors import ConfigurationError, PermanentProviderError
+from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
 from crm_adapters.base import (
     CallLog,
     CrmAdapter,

@@ -2,7 +2,7 @@
 
 Base URL ``https://api.housecallpro.com`` (one unversioned surface; paths carry no ``/v1``).
 Every request is one attempt with the connector's timeouts and no redirects followed; whatever
-fails leaves as a :class:`~connector.errors.ProviderError` (the connector is the only retry layer).
+fails leaves as a :class:`~connector.core.errors.ProviderError` (the connector is the only retry layer).
 
 Credentials (https://docs.housecallpro.com/, OpenAPI ``securitySchemes``):
 
@@ -36,8 +36,8 @@ from typing import Any
 
 import requests
 
-from connector.errors import ProviderAuthError, TransientProviderError
-from connector.http import DEFAULT_TIMEOUT, new_session, transport_error
+from connector.core.errors import ProviderAuthError, TransientProviderError
+from connector.core.http import DEFAULT_TIMEOUT, new_session, transport_error
 from crm_adapters.base import OAuthTokens, TokenStore
 from crm_adapters.housecallpro import oauth
 from crm_adapters.housecallpro.errors import (

@@ -32,15 +32,15 @@ from urllib.parse import urlencode
 
 import requests
 
-from connector import clock
-from connector.errors import (
+from connector.core import clock
+from connector.core.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
 )
-from connector.http import DEFAULT_TIMEOUT, new_session, retry_after_seconds, transport_error
+from connector.core.http import DEFAULT_TIMEOUT, new_session, retry_after_seconds, transport_error
 from crm_adapters.base import OAuthTokens
 from crm_adapters.housecallpro.errors import PROVIDER, redact
 
@@ -223,7 +223,7 @@ def refresh(
     """New tokens from a refresh token (``grant_type=refresh_token``).
 
     When the answer carries no new refresh token the old one is kept. Raises
-    :class:`~connector.errors.ProviderAuthError` when the grant is gone (app uninstalled).
+    :class:`~connector.core.errors.ProviderAuthError` when the grant is gone (app uninstalled).
     """
     body = {
         "grant_type": "refresh_token",

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connector import clock, safe_json
-from connector.errors import (
+from connector.core import clock, safe_json
+from connector.core.errors import (
     MalformedWebhookError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.http import WebhookRequest
-from connector.signing import constant_time_equals, hmac_hex, require_fresh
+from connector.core.http import WebhookRequest
+from connector.core.signing import constant_time_equals, hmac_hex, require_fresh
 
 SIGNATURE_HEADER = "Api-Signature"
 TIMESTAMP_HEADER = "Api-Timestamp"

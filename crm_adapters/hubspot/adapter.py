@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from marshmallow import Schema, fields
 
-from connector.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
 from crm_adapters.base import CallLog, CrmAdapter, CrmContact, LeadSpec, MessageLog, TaskSpec
 from crm_adapters.hubspot import activities, deals
 from crm_adapters.hubspot.client import HubSpotApi
@@ -47,7 +47,7 @@ CALLER_KINDS = ("new", "in_crm", "linked")
 
 
 def api_calls_per_missed_call(caller: str, *, first_in_process: bool = False) -> int:
-    """HubSpot requests for one missed call as ``connector.crm_sync`` syncs it (text sent).
+    """HubSpot requests for one missed call as ``connector.jobs.crm_sync`` syncs it (text sent).
 
     ``caller`` is ``"new"`` (unknown to HubSpot: search, upsert, new deal), ``"in_crm"`` (a
     HubSpot contact the connector has no link for yet: search, new deal) or ``"linked"`` (the

@@ -1,11 +1,11 @@
-"""hubspot-api-client setup and the translation of its exceptions into :mod:`connector.errors`.
+"""hubspot-api-client setup and the translation of its exceptions into :mod:`connector.core.errors`.
 
 One :class:`HubSpotApi` per adapter instance holds the SDK's API objects (each owns a urllib3 pool,
 so they are built once and reused), passes a timeout on every call and has urllib3 retries turned
-off: the connector is the only retry layer (DESIGN.md section 6).
+off: the connector is the only retry layer.
 
 Everything the SDK raises leaves through :meth:`HubSpotApi.translating` as a
-:class:`~connector.errors.ProviderError`. Messages keep HubSpot's own text and ``correlationId``
+:class:`~connector.core.errors.ProviderError`. Messages keep HubSpot's own text and ``correlationId``
 (what HubSpot support asks for) but never the access token, the client secret or a full phone
 number, and the SDK exception is not chained (its ``str`` embeds the raw response body).
 """
@@ -24,14 +24,14 @@ import hubspot
 import urllib3
 from urllib3.util.retry import Retry
 
-from connector.errors import (
+from connector.core.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
 )
-from connector.http import retry_after_seconds
+from connector.core.http import retry_after_seconds
 
 PROVIDER = "hubspot"
 
@@ -67,7 +67,7 @@ _PHONE_LIKE = re.compile(r"(?<![0-9A-Za-z\-])\+?\d(?:[\s().\-]{0,2}\d){6,}(?![0-
 _LOG = logging.getLogger(__name__)
 
 # The generated SDK logs every response body at DEBUG ("response body: ..."), and bodies hold
-# phone numbers and message texts (DESIGN.md section 8). Keep its loggers at INFO or above unless
+# phone numbers and message texts. Keep its loggers at INFO or above unless
 # the operator configured them explicitly.
 _sdk_logger = logging.getLogger("hubspot")
 if _sdk_logger.level == logging.NOTSET:

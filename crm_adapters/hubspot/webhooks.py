@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 
-from connector import clock
-from connector.errors import WebhookVerificationError
-from connector.http import WebhookRequest
-from connector.signing import constant_time_equals, hmac_base64, require_fresh
+from connector.core import clock
+from connector.core.errors import WebhookVerificationError
+from connector.core.http import WebhookRequest
+from connector.core.signing import constant_time_equals, hmac_base64, require_fresh
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from marshmallow import Schema, fields
 
-from connector.errors import ConfigurationError
-from connector.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
+from connector.core.errors import ConfigurationError, ProviderAuthError
+from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
 from crm_adapters.base import (
     CallLog,
     CrmAdapter,
@@ -259,7 +259,7 @@ class JobberCrm(CrmAdapter):
 
 
 def api_calls_per_missed_call(caller: str) -> int:
-    """GraphQL requests for one missed call as ``connector.crm_sync`` syncs it (text sent).
+    """GraphQL requests for one missed call as ``connector.jobs.crm_sync`` syncs it (text sent).
 
     ``caller``: ``"new"`` (search, create, new request), ``"in_crm"`` (search, new request) or
     ``"linked"`` (client and open request known: one status read). Then the call note, the text
@@ -275,3 +275,16 @@ def api_calls_per_missed_call(caller: str) -> int:
         raise ValueError("caller must be one of ('new', 'in_crm', 'linked')")
     steps += ["log_call", "log_message", "create_task"]
     return sum(len(API_CALLS[step]) for step in steps)
+
+
+def app_disconnect(adapter: JobberCrm) -> None:
+    """Disconnect the app from the account (our side of an uninstall) and mark it disconnected.
+
+    ``appDisconnect`` invalidates the access and refresh tokens and shows the app as disconnected
+    in Jobber. An installation Jobber already considers gone counts as done.
+    """
+    try:
+        adapter.disconnect()
+    except ProviderAuthError:
+        pass  # already disconnected on Jobber's side
+    adapter.token_store_or_raise().mark_disconnected("app disconnected from textback")

@@ -6,7 +6,7 @@ bodies are refused since 2024-04-02), ``Authorization: Bearer <access token>`` a
 https://developer.getjobber.com/docs/using_jobbers_api/api_queries_and_mutations
 https://developer.getjobber.com/docs/using_jobbers_api/api_versioning
 
-One attempt per request; the connector is the only retry layer (DESIGN.md section 6). The one
+One attempt per request; the connector is the only retry layer. The one
 exception is token renewal: a 401 renews the access token once under the installation lock and
 re-sends that request once.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from connector.errors import (
+from connector.core.errors import (
     ConfigurationError,
     PermanentProviderError,
     ProviderAuthError,

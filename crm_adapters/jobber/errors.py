@@ -1,4 +1,4 @@
-"""Jobber's failure shapes translated into :mod:`connector.errors`.
+"""Jobber's failure shapes translated into :mod:`connector.core.errors`.
 
 Jobber fails in two layers (https://developer.getjobber.com/docs/using_jobbers_api/handling_api_errors):
 HTTP statuses (401 bad token, 429 too many requests, 5xx) and, inside an HTTP 200, GraphQL
@@ -13,15 +13,15 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connector import clock
-from connector.errors import (
+from connector.core import clock
+from connector.core.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
 )
-from connector.http import retry_after_seconds
+from connector.core.http import retry_after_seconds
 
 PROVIDER = "jobber"
 

@@ -21,20 +21,22 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 import requests
 
-from connector.errors import (
+from connector.core.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
 )
-from connector.http import DEFAULT_TIMEOUT, retry_after_seconds
+from connector.core.http import DEFAULT_TIMEOUT, retry_after_seconds
 from crm_adapters.base import OAuthTokens
+from crm_adapters.jobber.client import post_graphql
+from crm_adapters.jobber.documents import ACCOUNT
 from crm_adapters.jobber.errors import (
     MIN_WAIT_SECONDS,
     PROVIDER,
@@ -44,9 +46,6 @@ from crm_adapters.jobber.errors import (
 )
 from crm_adapters.jobber.tokens import TokenRefusedError, jwt_claims, jwt_expiry
 from crm_adapters.jobber.webhooks import JobberWebhookEvent, parse_webhook
-
-if TYPE_CHECKING:
-    from crm_adapters.jobber.adapter import JobberCrm
 
 AUTHORIZE_URL = "https://api.getjobber.com/api/oauth/authorize"
 TOKEN_URL = "https://api.getjobber.com/api/oauth/token"  # noqa: S105 - a URL, not a secret
@@ -71,7 +70,6 @@ __all__ = [
     "JobberAccount",
     "JobberWebhookEvent",
     "TokenRefusedError",
-    "app_disconnect",
     "authorize_url",
     "exchange_code",
     "fetch_account",
@@ -167,9 +165,6 @@ def fetch_account(
     Jobber recommends it right after the code exchange: the ``account`` query works for every
     app whatever its scopes, and its ``id`` is what the ``APP_DISCONNECT`` webhook names.
     """
-    from crm_adapters.jobber.client import post_graphql
-    from crm_adapters.jobber.documents import ACCOUNT
-
     data = post_graphql(
         session,
         graphql_url,
@@ -184,19 +179,6 @@ def fetch_account(
     if not account.get("id"):
         raise PermanentProviderError("Jobber returned no account for the token", provider=PROVIDER)
     return JobberAccount(id=str(account["id"]), name=str(account.get("name") or ""))
-
-
-def app_disconnect(adapter: JobberCrm) -> None:
-    """Disconnect the app from the account (our side of an uninstall) and mark it disconnected.
-
-    ``appDisconnect`` invalidates the access and refresh tokens and shows the app as disconnected
-    in Jobber. An installation Jobber already considers gone counts as done.
-    """
-    try:
-        adapter.disconnect()
-    except ProviderAuthError:
-        pass  # already disconnected on Jobber's side
-    adapter.token_store_or_raise().mark_disconnected("app disconnected from textback")
 
 
 def tokens_from_response(body: Mapping[str, Any]) -> OAuthTokens:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.errors import ProviderAuthError
+from connector.core.errors import ProviderAuthError
 from crm_adapters.base import OAuthTokens, TokenStore
 from crm_adapters.jobber.errors import PROVIDER
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connector import safe_json
-from connector.errors import MalformedWebhookError, WebhookVerificationError
-from connector.http import WebhookRequest
-from connector.signing import constant_time_equals, hmac_base64
+from connector.core import safe_json
+from connector.core.errors import MalformedWebhookError, WebhookVerificationError
+from connector.core.http import WebhookRequest
+from connector.core.signing import constant_time_equals, hmac_base64
 
 SIGNATURE_HEADER = "X-Jobber-Hmac-SHA256"
 

@@ -20,15 +20,15 @@ import responses
 
 from carrier_adapters.aircall import AircallCarrier
 from carrier_adapters.base import CarrierAdapter
-from connector.errors import (
+from connector.core.errors import (
     MalformedWebhookError,
     RateLimitedError,
     TransientProviderError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
-from connector.http import WebhookRequest
+from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
+from connector.core.http import WebhookRequest
 from tests.contracts.carrier_contract import CarrierContract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aircall"

@@ -22,11 +22,11 @@ import requests
 import responses
 from responses import matchers
 
-import connector.http as connector_http
+import connector.core.http as connector_http
 from carrier_adapters.bandwidth import BandwidthCarrier
 from carrier_adapters.bandwidth import api as bandwidth_api
 from carrier_adapters.base import CallRouting, CarrierAdapter
-from connector.errors import (
+from connector.core.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -35,8 +35,8 @@ from connector.errors import (
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.events import CallOutcome, DeliveryStatus, MissedCall
-from connector.http import WebhookRequest
+from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
+from connector.core.http import WebhookRequest
 from tests.contracts.carrier_contract import CarrierContract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bandwidth"
@@ -563,7 +563,7 @@ def test_token_is_reused_until_it_nears_expiry(
     stub_token(http, expires_in=3600)
     http.add(responses.POST, MESSAGES_URL, json=message_json(), status=202)
     now = [1000.0]
-    # The token cache is the shared one in connector.http; its clock is what moves.
+    # The token cache is the shared one in connector.core.http; its clock is what moves.
     monkeypatch.setattr(connector_http.time, "monotonic", lambda: now[0])
     adapter.send_sms(**SEND)
     now[0] += 3000  # 600 s left: still good

@@ -25,14 +25,14 @@ import responses
 
 from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.callrail import CallRailCarrier
-from connector.errors import (
+from connector.core.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
-from connector.http import WebhookRequest
+from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
+from connector.core.http import WebhookRequest
 from tests.contracts.carrier_contract import CarrierContract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "callrail"

@@ -24,15 +24,15 @@ import responses
 
 from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.dialpad import DialpadCarrier
-from connector.errors import (
+from connector.core.errors import (
     MalformedWebhookError,
     RateLimitedError,
     TransientProviderError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
-from connector.http import WebhookRequest
+from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
+from connector.core.http import WebhookRequest
 from tests.contracts.carrier_contract import CarrierContract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dialpad"
@@ -282,7 +282,7 @@ def test_token_without_times_is_refused(adapter: DialpadCarrier, missing: tuple[
 def test_token_times_follow_the_clock(
     adapter: DialpadCarrier, frozen_clock: Any, iat_age: int, exp_in: int, accepted: bool
 ) -> None:
-    from connector import clock
+    from connector.core import clock
 
     now = clock.timestamp()
     body = as_jwt(claims("voice_call_missed"), iat=now - iat_age, exp=now + exp_in)

@@ -34,14 +34,14 @@ from carrier_adapters.plivo.webhooks import (
     compute_v3_signature,
     v3_string_to_sign,
 )
-from connector.errors import (
+from connector.core.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.events import CallOutcome, DeliveryStatus, MissedCall
-from connector.http import WebhookRequest
+from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
+from connector.core.http import WebhookRequest
 from tests.contracts.carrier_contract import CarrierContract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plivo"

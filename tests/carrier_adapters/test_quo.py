@@ -26,15 +26,15 @@ from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.quo import QuoCarrier
 from carrier_adapters.quo.api import MAX_PAGES
 from carrier_adapters.quo.webhooks import SIGNATURE_HEADERS, standard_signature, verify
-from connector.errors import (
+from connector.core.errors import (
     MalformedWebhookError,
     RateLimitedError,
     TransientProviderError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
-from connector.http import WebhookRequest
+from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
+from connector.core.http import WebhookRequest
 from tests.contracts.carrier_contract import CarrierContract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "quo"

@@ -20,7 +20,7 @@ import responses
 from carrier_adapters.base import HANDSHAKE, CarrierAdapter
 from carrier_adapters.ringcentral import RingCentralCarrier
 from carrier_adapters.ringcentral.api import MAX_PAGES
-from connector.errors import (
+from connector.core.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -30,8 +30,8 @@ from connector.errors import (
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
-from connector.http import WebhookRequest
+from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
+from connector.core.http import WebhookRequest
 from tests.contracts.carrier_contract import CarrierContract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ringcentral"

@@ -10,10 +10,10 @@ import pytest
 
 from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.sandbox import SIGNATURE_HEADER, MemoryOutbox, SandboxCarrier
-from connector import clock
-from connector.events import CallOutcome, DeliveryStatus
-from connector.http import WebhookRequest
-from connector.signing import hmac_hex
+from connector.core import clock
+from connector.core.events import CallOutcome, DeliveryStatus
+from connector.core.http import WebhookRequest
+from connector.core.signing import hmac_hex
 from tests.contracts.carrier_contract import CarrierContract
 
 SECRET = "sandbox-test-secret"

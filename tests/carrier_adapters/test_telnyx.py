@@ -27,7 +27,7 @@ from responses import matchers
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
 from carrier_adapters.telnyx import TelnyxCarrier
-from connector.errors import (
+from connector.core.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -37,9 +37,9 @@ from connector.errors import (
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import CallOutcome, DeliveryStatus, MissedCall
-from connector.http import DEFAULT_TIMEOUT, WebhookRequest
-from connector.optout import Intent, classify
+from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
+from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.rules.optout import Intent, classify
 from tests.contracts.carrier_contract import CarrierContract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "telnyx"
@@ -1134,7 +1134,7 @@ def test_line_type_lookup(
 def test_landline_lookup_feeds_the_policys_untextable_set(
     adapter: TelnyxCarrier, http: responses.RequestsMock
 ) -> None:
-    from connector.policy import UNTEXTABLE_LINE_TYPES
+    from connector.rules.policy import UNTEXTABLE_LINE_TYPES
 
     http.add(responses.GET, LOOKUP_URL, json=lookup_response("fixed line"))
     assert adapter.lookup_line_type(CALLER) in UNTEXTABLE_LINE_TYPES
@@ -1164,7 +1164,7 @@ def register_carrier(monkeypatch: pytest.MonkeyPatch, adapter: type[CarrierAdapt
     this does nothing.
     """
     from carrier_adapters import CARRIERS
-    from connector import account_schema
+    from connector.settings import account_schema
 
     monkeypatch.setitem(CARRIERS, adapter.name, adapter)
     for validator in account_schema.CarrierSchema._declared_fields["kind"].validators:
@@ -1176,7 +1176,7 @@ def register_carrier(monkeypatch: pytest.MonkeyPatch, adapter: type[CarrierAdapt
 @pytest.fixture
 def client(app, runtime, monkeypatch):  # type: ignore[no-untyped-def]
     """The app with a Telnyx account on the sandbox CRM."""
-    from connector.accounts import import_account
+    from connector.storage.accounts import import_account
 
     register_carrier(monkeypatch, TelnyxCarrier)
     doc = {

@@ -28,7 +28,7 @@ from werkzeug.datastructures import MultiDict
 from carrier_adapters.base import CallRouting, CarrierAdapter
 from carrier_adapters.twilio import TwilioCarrier
 from carrier_adapters.twilio.webhooks import compute_signature, url_variants
-from connector.errors import (
+from connector.core.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -37,8 +37,8 @@ from connector.errors import (
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.events import CallOutcome, DeliveryStatus, MissedCall
-from connector.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
+from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
 from tests.contracts.carrier_contract import CarrierContract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "twilio"

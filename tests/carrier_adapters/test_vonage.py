@@ -33,7 +33,7 @@ from responses import matchers
 from carrier_adapters.base import CallRouting, CarrierAdapter
 from carrier_adapters.vonage import VonageCarrier, tokens
 from carrier_adapters.vonage import context as call_context
-from connector.errors import (
+from connector.core.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -43,8 +43,8 @@ from connector.errors import (
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import CallOutcome, DeliveryStatus, MissedCall
-from connector.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
+from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
 from tests.contracts.carrier_contract import CarrierContract
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vonage"
@@ -1013,7 +1013,7 @@ PUBLIC = "https://hooks.example.test"  # TEXTBACK_PUBLIC_URL of the test setting
 @pytest.fixture
 def client(app, runtime, monkeypatch):  # type: ignore[no-untyped-def]
     """The app with a Vonage account on the sandbox CRM."""
-    from connector.accounts import import_account
+    from connector.storage.accounts import import_account
     from tests.carrier_adapters.test_telnyx import register_carrier
 
     register_carrier(monkeypatch, VonageCarrier)

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from carrier_adapters.sandbox import SIGNATURE_HEADER
-from connector import clock
-from connector.accounts import import_account
-from connector.signing import hmac_hex
+from connector.core import clock
+from connector.core.signing import hmac_hex
+from connector.storage.accounts import import_account
 from connector.storage.models import Account, Call, Message, SandboxRecord
 
 BUSINESS = "+14155550100"

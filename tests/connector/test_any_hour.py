@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from connector import clock
 from connector.cli import main
-from connector.users import add_user
+from connector.core import clock
+from connector.storage.users import add_user
 from tests.conftest import SECRET, SUITE_INSTANT
 from tests.connector.helpers import add_account, missed, post, sandbox_account
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
-from connector import config
-from connector.account_schema import AccountSchema, http_loopback_policy
-from connector.accounts import validate_account
-from connector.config import load_settings
-from connector.errors import ConfigurationError
+from connector.core.errors import ConfigurationError
+from connector.settings import config
+from connector.settings.account_schema import AccountSchema, http_loopback_policy
+from connector.settings.config import load_settings
+from connector.storage.accounts import validate_account
 from tests.connector.test_accounts import TWILIO_HUBSPOT
 
 #: Where each section keeps its ``api_base_url``, and how the error names it.

@@ -66,7 +66,7 @@ def test_simulated_answered_call_does_nothing(env, capsys):
 
 def test_accounts_import_takes_plain_http_to_this_machine_only_when_allowed(env, monkeypatch,
                                                                             capsys):
-    from connector import config
+    from connector.settings import config
 
     monkeypatch.setattr(config, "_loaded_http_loopback", config._loaded_http_loopback)
     doc = json.loads(json.dumps(TWILIO_HUBSPOT))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from connector.config import load_settings
-from connector.errors import ConfigurationError
+from connector.core.errors import ConfigurationError
+from connector.settings.config import load_settings
 
 
 def test_defaults_use_sqlite_and_a_queue_file_next_to_it(tmp_path, monkeypatch):
@@ -65,7 +65,7 @@ def test_log_level_is_taken_in_any_case():
 
 
 def test_http_to_loopback_apis_is_off_unless_set(monkeypatch):
-    from connector import config
+    from connector.settings import config
 
     monkeypatch.setattr(config, "_loaded_http_loopback", config._loaded_http_loopback)
     base = {"TEXTBACK_SECRET_KEY": "k" * 40}

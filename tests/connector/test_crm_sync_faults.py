@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from connector.errors import PermanentProviderError
-from connector.explain import explain
-from connector.jobs import sweep
+from connector.core.errors import PermanentProviderError
+from connector.jobs.sweeper import sweep
+from connector.reporting.explain import explain
 from connector.storage.models import Call, CrmLink
 from crm_adapters.sandbox import SandboxCrm
 from tests.connector.helpers import add_account, missed, only_call, post, records, sandbox_account
@@ -42,7 +42,7 @@ def test_a_refused_step_shows_on_the_conversation_page(
         app, runtime, acme, webhook_secret, monkeypatch):  # type: ignore[no-untyped-def]
     import re
 
-    from connector.users import add_user
+    from connector.storage.users import add_user
 
     monkeypatch.setattr(SandboxCrm, "create_task", lambda self, task: (_ for _ in ()).throw(
         PermanentProviderError("no permission to create tasks", provider="hubspot")))
@@ -91,8 +91,8 @@ def test_a_kill_between_creating_the_task_and_linking_it_makes_no_second_task(
 
 
 def test_hubspot_finds_the_task_an_earlier_attempt_made(runtime, frozen_clock, monkeypatch):  # type: ignore[no-untyped-def]
-    from connector.accounts import import_account
-    from connector.crm_sync import sync_call
+    from connector.jobs.crm_sync import sync_call
+    from connector.storage.accounts import import_account
     from connector.web import create_app
     from crm_adapters.hubspot import activities
     from tests.stubs.hubspot_stub import HubSpotStub

@@ -15,7 +15,7 @@ import pytest
 import responses
 from twilio.request_validator import RequestValidator
 
-from connector.accounts import import_account
+from connector.storage.accounts import import_account
 from tests.carrier_adapters.test_twilio import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -188,8 +188,8 @@ def test_a_call_source_can_text_through_another_carrier(app, runtime, twilio_api
 
 def test_a_source_that_cannot_text_needs_an_sms_carrier(runtime, webhook_secret, monkeypatch):
     from carrier_adapters.sandbox import SandboxCarrier
-    from connector.accounts import validate_account
-    from connector.errors import ConfigurationError
+    from connector.core.errors import ConfigurationError
+    from connector.storage.accounts import validate_account
     from tests.connector.helpers import sandbox_account
 
     monkeypatch.setattr(SandboxCarrier, "sends_sms", False)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from connector.jobs import sweep
+from connector.jobs.sweeper import sweep
 from connector.runtime import Runtime
 from connector.storage.db import upgrade
 from connector.storage.models import Call, EscalationTimer, Message, SandboxRecord

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connector.cli import configure_logging
-from connector.config import load_settings
-from connector.log_redaction import QUIET_LOGGERS, RedactingFilter, mask_phone_numbers
+from connector.core.log_redaction import QUIET_LOGGERS, RedactingFilter, mask_phone_numbers
+from connector.settings.config import load_settings
 from connector.storage.models import Message
 from tests.conftest import SECRET
 
@@ -74,7 +74,7 @@ def failing_insert(runtime) -> IntegrityError:  # type: ignore[no-untyped-def]
 
 
 def test_a_database_error_logs_neither_the_number_nor_the_body(runtime, log_output) -> None:  # type: ignore[no-untyped-def]
-    log = logging.getLogger("connector.intake")
+    log = logging.getLogger("connector.jobs.intake")
     exc = failing_insert(runtime)
     log.info("could not store the message: %s", exc)
     try:
@@ -139,7 +139,7 @@ def test_urllib3_debug_lines_keep_only_a_path_template(log_output, debug_on) -> 
 
 
 def test_an_encoded_number_anywhere_is_masked(log_output) -> None:  # type: ignore[no-untyped-def]
-    logging.getLogger("connector.replies").debug("carrier asked for /v1/x?To=%%2B%s", DIGITS)
+    logging.getLogger("connector.jobs.replies").debug("carrier asked for /v1/x?To=%%2B%s", DIGITS)
     text = log_output.getvalue()
     assert "To=%2B1********23" in text
     assert_clean(text)

@@ -9,8 +9,8 @@ from collections import defaultdict
 
 import pytest
 
-from connector import metrics
-from connector.metrics import Registry, timed_crm_call
+from connector.core import metrics
+from connector.core.metrics import Registry, timed_crm_call
 from tests.connector.helpers import add_account, missed, post, sandbox_account
 
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")

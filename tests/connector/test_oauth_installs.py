@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from connector import clock
-from connector.installations import DbTokenStore
-from connector.locks import named_lock
+from connector.core import clock
 from connector.storage.db import Database
+from connector.storage.installations import DbTokenStore
+from connector.storage.locks import named_lock
 from connector.storage.models import Installation, UsedNonce, WebhookReceipt
 from connector.web.oauth import install_link
 from tests.connector.helpers import add_account, missed, post, sandbox_account
@@ -196,7 +196,7 @@ def test_missed_call_without_an_installation_waits_for_reauthorisation(
 
 
 def test_token_store_round_trip(runtime, acme):
-    from connector.installations import save_installation
+    from connector.storage.installations import save_installation
     from crm_adapters.base import OAuthTokens
 
     save_installation(runtime.db, runtime.box, "acme", "jobber",

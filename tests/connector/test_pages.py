@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from connector.storage.models import Call
-from connector.users import add_user, check_password, hash_password
+from connector.storage.users import add_user, check_password, hash_password
 from tests.connector.helpers import CALLER, add_account, missed, post, records, sandbox_account
 
 PASSWORD = "correct horse battery"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector.users import add_user
+from connector.storage.users import add_user
 from tests.connector.helpers import CALLER, add_account, missed, post, records, sandbox_account
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

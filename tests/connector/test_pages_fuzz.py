@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from werkzeug.routing import Rule
 
-from connector import clock
+from connector.core import clock
 from connector.storage.models import Base, Call, User
-from connector.users import add_user
+from connector.storage.users import add_user
 from connector.web.oauth import install_link
 from tests.connector.helpers import add_account, missed, post, sandbox_account
 

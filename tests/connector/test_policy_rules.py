@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
-from connector import clock
-from connector.explain import explain
+from connector.core import clock
+from connector.reporting.explain import explain
 from connector.storage.models import Call, CallerState, ConsentEvent, Message, OptOut
 from tests.connector.helpers import (
     BUSINESS,
@@ -179,7 +179,7 @@ def _schedule(runtime, webhook_secret, app, **policy):  # type: ignore[no-untype
 
 
 def _due(runtime):  # type: ignore[no-untyped-def]
-    from connector.jobs import sweep
+    from connector.jobs.sweeper import sweep
 
     with runtime.db.session() as s:
         past = clock.now() - timedelta(minutes=5)

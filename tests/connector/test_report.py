@@ -40,10 +40,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event
 
-from connector import clock
 from connector.cli import main
-from connector.report import build, compute, load, percentile, period_for
-from connector.report_output import format_table, write_csv
+from connector.core import clock
+from connector.reporting.report import build, compute, load, percentile, period_for
+from connector.reporting.report_output import format_table, write_csv
 from connector.storage.models import Call, CallActivity, ConsentEvent, Message
 from tests.conftest import SECRET
 from tests.connector.helpers import BUSINESS, add_account, missed, post, sandbox_account

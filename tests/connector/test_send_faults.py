@@ -22,9 +22,9 @@ import requests
 from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
 
-from connector import clock
-from connector.http import never_reached_provider, transport_error
-from connector.jobs import sweep
+from connector.core import clock
+from connector.core.http import never_reached_provider, transport_error
+from connector.jobs.sweeper import sweep
 from connector.storage.models import Call, CallEvent, Message
 from tests.carrier_adapters.test_twilio import ACCOUNT_SID, AUTH_TOKEN, fixture_body
 from tests.connector.helpers import add_account, records
@@ -225,7 +225,7 @@ class Killed(BaseException):
 
 def test_a_kill_during_the_decision_loses_no_text(
         app, runtime, acme, twilio, frozen_clock, monkeypatch):  # type: ignore[no-untyped-def]
-    import connector.workflow as workflow
+    import connector.jobs.text_back as workflow
 
     def die(*args: Any, **kwargs: Any) -> Any:
         raise Killed
@@ -253,7 +253,7 @@ def test_a_kill_during_the_decision_loses_no_text(
 
 def test_a_worker_that_read_the_call_before_another_sent_it_does_not_send_again(
         app, runtime, acme, twilio, monkeypatch):  # type: ignore[no-untyped-def]
-    import connector.workflow as workflow
+    import connector.jobs.text_back as workflow
     from connector.runtime import Runtime
 
     # The webhook stores the call; hold its job back so two workers can race for it.

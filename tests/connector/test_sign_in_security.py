@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from connector.storage.models import Call, ContactProfile, SignInFailure, User
-from connector.users import add_user
+from connector.storage.users import add_user
 from tests.connector.helpers import add_account, missed, post, sandbox_account
 
 EMAIL = "dana@acme.test"

@@ -6,9 +6,8 @@ import copy
 
 import pytest
 
-from connector.accounts import validate_account
-from connector.errors import ConfigurationError
-from connector.templates import (
+from connector.core.errors import ConfigurationError
+from connector.rules.templates import (
     DEFAULT_TEXTS,
     FIRST_MESSAGE_SCENARIOS,
     TemplateError,
@@ -16,6 +15,7 @@ from connector.templates import (
     sms_encoding,
     validate_template,
 )
+from connector.storage.accounts import validate_account
 from tests.connector.helpers import sandbox_account
 
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from connector.accounts import import_account
 from connector.runtime import Runtime
 from connector.storage import models
+from connector.storage.accounts import import_account
 from crm_adapters.jobber.webhooks import SIGNATURE_HEADER as JOBBER_SIGNATURE
 
 BUSINESS = "+14155550100"
@@ -140,8 +140,8 @@ def test_deep_json_in_a_dialpad_jwt_is_refused_not_a_500(app: Any, runtime: Runt
 
 def test_dialpad_checks_the_mac_before_it_decodes_the_header(monkeypatch: Any) -> None:
     from carrier_adapters.dialpad import webhooks as dialpad_webhooks
-    from connector.errors import WebhookVerificationError
-    from connector.http import WebhookRequest
+    from connector.core.errors import WebhookVerificationError
+    from connector.core.http import WebhookRequest
 
     decoded: list[bytes] = []
 
@@ -200,8 +200,8 @@ def test_deep_unsigned_json_to_hubspot_is_refused(app: Any, runtime: Runtime) ->
 
 
 def test_the_nesting_cap_counts_without_recursing() -> None:
-    from connector import safe_json
-    from connector.errors import MalformedWebhookError
+    from connector.core import safe_json
+    from connector.core.errors import MalformedWebhookError
 
     assert safe_json.nesting_depth('{"a": "[[[[", "b": [1, {"c": []}]}') == 4
     assert safe_json.loads(deep_json(64)) == json.loads(deep_json(64))
@@ -323,7 +323,7 @@ def test_sandbox_fields_of_another_shape_do_not_reach_the_database(app: Any,
 
 def test_a_dialpad_event_without_times_is_refused(app: Any, runtime: Runtime,
                                                   frozen_clock: Any) -> None:
-    from connector import clock
+    from connector.core import clock
 
     dp = carrier_tests("dialpad")
     add(runtime, account_doc("acme", "dialpad", dp.credentials()))
@@ -384,7 +384,7 @@ def stored(runtime: Runtime) -> dict[str, int]:
 
 def plivo_request(kind: str, body: bytes, *, nonce: str, account_id: str = "acme") -> Any:
     from carrier_adapters.plivo.webhooks import compute_v2_signature, compute_v3_signature
-    from connector.http import WebhookRequest
+    from connector.core.http import WebhookRequest
 
     pv = carrier_tests("plivo")
     target = url("plivo", account_id, kind)
@@ -402,7 +402,7 @@ def plivo_request(kind: str, body: bytes, *, nonce: str, account_id: str = "acme
 
 def with_body(request: Any, body: bytes) -> Any:
     """The same URL and headers with another body: what an attacker holding the headers sends."""
-    from connector.http import WebhookRequest
+    from connector.core.http import WebhookRequest
 
     return WebhookRequest.build(url=request.url, headers=dict(request.headers.items()), body=body)
 
@@ -453,7 +453,7 @@ def test_plivo_nonces_are_spent_per_account_and_kept_a_while(app: Any, runtime: 
                                                              frozen_clock: Any) -> None:
     from datetime import timedelta
 
-    from connector import clock
+    from connector.core import clock
 
     pv = carrier_tests("plivo")
     add(runtime, account_doc("acme", "plivo", pv.credentials()))
@@ -582,7 +582,7 @@ def test_url_kind_declarations_keep_the_status_url_for_reports() -> None:
 
 def named_numbers(adapter: Any, kind: str, request: Any) -> set[str]:
     """The business numbers the webhook's events name, as the pipeline reads them."""
-    from connector.errors import ConnectorError
+    from connector.core.errors import ConnectorError
 
     try:
         if kind == "voice":

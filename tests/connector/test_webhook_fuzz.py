@@ -27,8 +27,8 @@ from sqlalchemy import select
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import WEBHOOK_KINDS
-from connector import clock
-from connector.http import WebhookRequest
+from connector.core import clock
+from connector.core.http import WebhookRequest
 from connector.runtime import Runtime
 from connector.storage.models import Base
 from tests.connector.test_webhook_forgeries import contract_for
@@ -74,9 +74,9 @@ def runtime(settings: Any) -> Iterator[Runtime]:
 def world(runtime: Runtime) -> Runtime:
     """The demo account, one account per carrier (on the credentials its tests sign with) and
     one per webhook-taking CRM, with a Jobber installation."""
-    from connector.accounts import import_account
     from connector.cli import ensure_demo_account
-    from connector.installations import save_installation
+    from connector.storage.accounts import import_account
+    from connector.storage.installations import save_installation
     from crm_adapters.base import OAuthTokens
 
     assert ensure_demo_account(runtime)

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from connector import clock
-from connector.explain import explain
-from connector.jobs import sweep
+from connector.core import clock
+from connector.jobs.sweeper import sweep
+from connector.reporting.explain import explain
 from connector.storage.models import Call, CallEvent, Message, OptOut
 from tests.connector.helpers import (
     BUSINESS,
@@ -209,12 +209,12 @@ def test_crm_outage_is_retried_by_the_sweeper_with_the_same_end_state(
 
     def flaky(self, task):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        from connector.errors import TransientProviderError
+        from connector.core.errors import TransientProviderError
 
         raise TransientProviderError("CRM down", provider="sandbox")
 
     monkeypatch.setattr(SandboxCrm, "create_task", flaky)
-    monkeypatch.setattr("connector.steps._wait", lambda state: 0)
+    monkeypatch.setattr("connector.jobs.steps._wait", lambda state: 0)
     post(app.test_client(), acme, "voice", missed(), webhook_secret)
     call = only_call(runtime, acme)
     assert call.crm_state == "retry" and calls["n"] == 3  # the one retry layer: 3 attempts
@@ -288,7 +288,7 @@ def test_ambiguous_send_is_not_resent_while_the_carrier_may_still_list_it(
     app, runtime, acme, webhook_secret, monkeypatch
 ):
     from carrier_adapters.sandbox import SandboxCarrier
-    from connector.errors import TransientProviderError
+    from connector.core.errors import TransientProviderError
 
     real_send = SandboxCarrier.send_sms
 
@@ -313,7 +313,7 @@ def test_opted_out_error_from_the_carrier_records_the_opt_out(
     app, runtime, acme, webhook_secret, monkeypatch
 ):
     from carrier_adapters.sandbox import SandboxCarrier
-    from connector.errors import RecipientRejectedError
+    from connector.core.errors import RecipientRejectedError
 
     def rejected(self, **kwargs):  # type: ignore[no-untyped-def]
         raise RecipientRejectedError("unsubscribed", provider="sandbox", code="21610",

@@ -100,7 +100,7 @@ from typing import Any, ClassVar
 import marshmallow
 import pytest
 
-from connector.errors import (
+from connector.core.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -108,8 +108,8 @@ from connector.errors import (
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.events import CallOutcome
-from connector.http import WebhookRequest
+from connector.core.events import CallOutcome
+from connector.core.http import WebhookRequest
 from crm_adapters.base import (
     CAPABILITIES,
     CallLog,

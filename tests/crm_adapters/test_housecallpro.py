@@ -29,7 +29,7 @@ import pytest
 import requests
 import responses
 
-from connector.errors import (
+from connector.core.errors import (
     ConfigurationError,
     MalformedWebhookError,
     PermanentProviderError,
@@ -39,9 +39,9 @@ from connector.errors import (
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.events import CallOutcome
-from connector.http import WebhookRequest
-from connector.phone import to_e164
+from connector.core.events import CallOutcome
+from connector.core.http import WebhookRequest
+from connector.core.phone import to_e164
 from crm_adapters.base import CallLog, LeadSpec, MessageLog, OAuthTokens, TaskSpec
 from crm_adapters.housecallpro import API_CALLS, HousecallProCrm, oauth
 from crm_adapters.housecallpro.errors import error_text

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hubspot.utils.signature import Signature
 
-from connector.errors import (
+from connector.core.errors import (
     ConfigurationError,
     PermanentProviderError,
     ProviderAuthError,
@@ -25,8 +25,8 @@ from connector.errors import (
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.events import CallOutcome
-from connector.http import WebhookRequest
+from connector.core.events import CallOutcome
+from connector.core.http import WebhookRequest
 from crm_adapters.base import CallLog, LeadSpec, MessageLog, TaskSpec
 from crm_adapters.hubspot import API_CALLS, HubSpotCrm, api_calls_per_missed_call
 from crm_adapters.hubspot.contacts import UNIQUE_PHONE_PROPERTY
@@ -698,7 +698,7 @@ def test_webhooks_need_the_client_secret(stub: HubSpotStub) -> None:
 def sync_missed_call(
     crm: HubSpotCrm, number: str, *, contact: str | None = None, lead: str | None = None
 ) -> tuple[str, str]:
-    """What ``connector.crm_sync`` does for one missed call; known ids skip their lookups."""
+    """What ``connector.jobs.crm_sync`` does for one missed call; known ids skip their lookups."""
     if contact is None:
         contact = crm.find_or_create_contact(number).id
     lead = crm.set_pipeline_stage(

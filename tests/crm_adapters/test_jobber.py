@@ -19,7 +19,7 @@ import requests
 from graphql import GraphQLError, parse, validate
 from graphql.execution.values import get_variable_values
 
-from connector.errors import (
+from connector.core.errors import (
     ConfigurationError,
     MalformedWebhookError,
     PermanentProviderError,
@@ -28,9 +28,9 @@ from connector.errors import (
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.events import CallOutcome
-from connector.http import WebhookRequest
-from connector.signing import hmac_base64
+from connector.core.events import CallOutcome
+from connector.core.http import WebhookRequest
+from connector.core.signing import hmac_base64
 from crm_adapters.base import CallLog, LeadSpec, MessageLog, OAuthTokens, TaskSpec
 from crm_adapters.jobber import (
     API_CALLS,
@@ -41,6 +41,7 @@ from crm_adapters.jobber import (
     contacts,
     oauth,
 )
+from crm_adapters.jobber.adapter import app_disconnect
 from crm_adapters.jobber.documents import DOCUMENTS, MUTATIONS, operation_name
 from crm_adapters.jobber.errors import ddos_window_wait
 from crm_adapters.jobber.tokens import jwt_expiry
@@ -905,10 +906,10 @@ def test_app_disconnect_revokes_and_marks_the_installation(crm: JobberCrm,
                                                            fake: FakeJobber) -> None:
     store = crm.token_store
     assert isinstance(store, MemoryTokenStore)
-    oauth.app_disconnect(crm)
+    app_disconnect(crm)
     assert fake.routes() == ["mutation AppDisconnect"]
     assert fake.access_tokens == set() and store.disconnected == ["app disconnected from textback"]
-    oauth.app_disconnect(crm)  # already gone at Jobber: still fine
+    app_disconnect(crm)  # already gone at Jobber: still fine
     assert store.disconnected[-1] == "app disconnected from textback"
 
 
@@ -978,7 +979,7 @@ def test_malformed_webhooks(body: bytes) -> None:
 
 def sync_missed_call(crm: JobberCrm, number: str, *, contact: str | None = None,
                      lead: str | None = None) -> tuple[str, str]:
-    """What ``connector.crm_sync`` does for one missed call; known ids skip their lookups."""
+    """What ``connector.jobs.crm_sync`` does for one missed call; known ids skip their lookups."""
     if contact is None:
         contact = crm.find_or_create_contact(number).id
     lead = crm.set_pipeline_stage(LeadSpec(contact, "Missed call", None, None), lead)

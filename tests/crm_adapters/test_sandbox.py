@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from connector.http import WebhookRequest
-from connector.phone import to_e164
-from connector.signing import hmac_hex
+from connector.core.http import WebhookRequest
+from connector.core.phone import to_e164
+from connector.core.signing import hmac_hex
 from crm_adapters.sandbox import SIGNATURE_HEADER, MemoryCrmStore, SandboxCrm
 from tests.contracts.crm_contract import CrmContract
 

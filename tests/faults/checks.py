@@ -15,7 +15,7 @@ from tests.faults.service import plain_pg_url
 TEXT_FINAL = frozenset({"texted", "suppressed", "text_failed", "cancelled"})
 #: ... and its CRM work is done or given up.
 CRM_FINAL = frozenset({"done", "failed", "needs_reauth"})
-#: The text's statuses the CRM logs (see connector.crm_sync).
+#: The text's statuses the CRM logs (see connector.jobs.crm_sync).
 LOGGED_TEXT_STATUSES = frozenset({"sent", "delivered", "ambiguous"})
 CRM_TYPES = ("contacts", "deals", "calls", "communications", "tasks")
 
@@ -60,7 +60,7 @@ def read_calls(base_url: str, schema: str) -> list[CallRow]:
 
 def no_crm_reasons() -> frozenset[str]:
     """The decision reasons whose calls never reach the CRM (the workflow's own list)."""
-    from connector.workflow import NO_CRM_REASONS
+    from connector.rules.policy import NO_CRM_REASONS
 
     return frozenset(NO_CRM_REASONS)
 

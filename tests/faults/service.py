@@ -33,7 +33,7 @@ QUICK_TIMERS: Mapping[str, str] = {
 
 def known_settings() -> frozenset[str]:
     """The ``TEXTBACK_*`` settings this version of textback reads."""
-    from connector.config import ENV_PREFIX, _EnvSchema
+    from connector.settings.config import ENV_PREFIX, _EnvSchema
 
     return frozenset(ENV_PREFIX + name for name in _EnvSchema().fields)
 

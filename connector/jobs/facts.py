@@ -1,0 +1,192 @@
+"""Gather what the policy needs to know about a missed call: the I/O half of the decision.
+
+Each fact is one indexed read (primary keys or the ``(account, caller, time)`` index), so a
+decision stays fast with many opt-outs and calls stored; ``bench/policy_decision.py`` measures it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+from phonenumbers import timezone as number_timezones
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connector.core import clock
+from connector.core.events import CallOutcome
+from connector.core.phone import region_of
+from connector.rules.hours import BusinessHours
+from connector.rules.policy import CallFacts, PolicySettings
+from connector.storage.models import (
+    Account,
+    Call,
+    CallerState,
+    ContactProfile,
+    LineType,
+    Message,
+    OptOut,
+)
+
+#: Earlier calls a repeat call inside the burst window is folded into: the ones with a task.
+BURST_LEADER_REASONS = frozenset({"missed", "cooldown", "landline", "opted_out"})
+
+
+def business_number_for(account: Account, call: Call) -> str | None:
+    """The number the text goes out from: the one that was called, if it is the account's."""
+    numbers: list[str] = account.settings["carrier"]["numbers"]
+    if call.called in numbers:
+        return call.called
+    return numbers[0] if numbers else None
+
+
+def recipient_zone(number: str | None, fallback: ZoneInfo) -> ZoneInfo:
+    """The caller's time zone from the number's country and area code, when it has just one."""
+    if not number:
+        return fallback
+    try:
+        zones = number_timezones.time_zones_for_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return fallback
+    usable = [z for z in zones if z != "Etc/Unknown"]
+    if len(usable) == 1:
+        return ZoneInfo(usable[0])
+    # Several zones (a country-wide or ambiguous prefix): only trust them if they agree now.
+    if usable:
+        current = clock.now()
+        offsets = {current.astimezone(ZoneInfo(z)).utcoffset() for z in usable}
+        if len(offsets) == 1:
+            return ZoneInfo(usable[0])
+    return fallback
+
+
+def is_opted_out(session: Session, account_id: str, number: str | None) -> bool:
+    """True when the number has opted out of this business's texts."""
+    return bool(number) and session.get(OptOut, (account_id, number)) is not None
+
+
+def gather(
+    session: Session,
+    account: Account,
+    call: Call,
+    settings: PolicySettings,
+    now: datetime,
+    *,
+    line_type: str | None = None,
+) -> CallFacts:
+    """The facts about ``call`` at ``now``."""
+    tz = ZoneInfo(account.timezone)
+    hours = BusinessHours.from_settings(account.timezone, account.settings.get("hours"))
+    business_number = business_number_for(account, call)
+    caller = call.caller
+    last_text_at = burst_leader = None
+    short_calls = 0
+    human = opted_out = paused = False
+    if caller:
+        human_window = timedelta(
+            hours=float(account.settings["policy"].get("human_conversation_hours", 12))
+        )
+        line_type_ttl = timedelta(
+            days=int(account.settings["policy"].get("line_type_ttl_days", 30)))
+        # The per-caller facts in one round trip: each is a keyed or indexed lookup.
+        keyed = select(
+            select(OptOut.number).where(OptOut.account_id == account.id,
+                                        OptOut.number == caller).exists().label("opted_out"),
+            select(CallerState.last_text_at).where(
+                CallerState.account_id == account.id, CallerState.number == caller,
+                or_(CallerState.last_text_call_id.is_(None),
+                    CallerState.last_text_call_id != call.id),
+            ).scalar_subquery().label("last_text_at"),
+            select(ContactProfile.automation_paused).where(
+                ContactProfile.account_id == account.id, ContactProfile.number == caller,
+            ).scalar_subquery().label("paused"),
+            select(Message.id).where(
+                Message.account_id == account.id, Message.customer == caller,
+                Message.purpose_key.startswith("human:"),
+                Message.created_at >= now - human_window,
+            ).exists().label("human"),
+            select(LineType.line_type).where(
+                LineType.account_id == account.id, LineType.number == caller,
+                LineType.looked_up_at >= now - line_type_ttl,
+            ).scalar_subquery().label("line_type"),
+        )
+        row = session.execute(keyed).one()
+        if line_type is None:
+            line_type = row.line_type  # a lookup within its TTL; None means look it up
+        opted_out, paused, human = bool(row.opted_out), bool(row.paused), bool(row.human)
+        last_text_at = row.last_text_at
+        if last_text_at is not None and last_text_at.tzinfo is None:  # SQLite keeps no zone
+            last_text_at = last_text_at.replace(tzinfo=UTC)
+        window_start = call.occurred_at - settings.burst_window
+        # One read of this caller's calls in the window serves the burst and the spam rules.
+        recent = session.execute(
+            select(Call.id, Call.reason, Call.outcome, Call.ring_seconds, Call.occurred_at)
+            .where(
+                Call.account_id == account.id,
+                Call.caller == caller,
+                Call.occurred_at >= window_start,
+                Call.occurred_at <= call.occurred_at,
+            )
+            .order_by(Call.occurred_at)
+            .limit(200)
+        ).all()
+        burst_leader = next(
+            (r.id for r in recent if r.id != call.id and r.reason in BURST_LEADER_REASONS), None
+        )
+        short_calls = sum(
+            1 for r in recent
+            if r.outcome == CallOutcome.CANCELED.value
+            and r.ring_seconds is not None and r.ring_seconds < settings.min_ring_seconds
+        )
+    return CallFacts(
+        outcome=CallOutcome(call.outcome),
+        caller=caller,
+        caller_country=region_of(caller) if caller else None,
+        business_number=business_number,
+        ring_seconds=call.ring_seconds,
+        voicemail=call.voicemail,
+        attestation=call.attestation,
+        now=now,
+        business_open=hours.is_open(call.occurred_at, business_number),
+        opted_out=opted_out,
+        last_text_at=last_text_at,
+        burst_leader=burst_leader,
+        short_calls_recent=int(short_calls),
+        in_human_conversation=human,
+        recipient_tz=recipient_zone(caller, tz),
+        line_type=line_type,
+        automation_paused=paused,
+    )
+
+
+def cached_line_type(
+    session: Session, account_id: str, number: str, ttl: timedelta, now: datetime
+) -> str | None:
+    """A line type looked up within the TTL, else None."""
+    row = session.get(LineType, (account_id, number))
+    if row is None or now - row.looked_up_at > ttl:
+        return None
+    return row.line_type
+
+
+def remember_line_type(session: Session, account_id: str, number: str, line_type: str,
+                       now: datetime) -> None:
+    """Cache a lookup result (replacing an expired one)."""
+    row = session.get(LineType, (account_id, number))
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(LineType(account_id=account_id, number=number, line_type=line_type,
+                                     looked_up_at=now))
+            return
+        except IntegrityError:  # another worker looked the same number up just now
+            row = session.get(LineType, (account_id, number), populate_existing=True)
+    if row is not None:
+        row.line_type, row.looked_up_at = line_type, now
+
+
+def contact_profile(session: Session, account_id: str, number: str) -> ContactProfile | None:
+    """What the CRM told us about the caller, if anything."""
+    return session.get(ContactProfile, (account_id, number))

@@ -1,0 +1,260 @@
+"""What the webhook views store before they answer: quick, idempotent writes, no provider calls.
+
+Each function returns whether the event was new, so a re-delivered webhook enqueues nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, bindparam, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from connector.core import clock
+from connector.core.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall
+from connector.jobs.compose import compose
+from connector.jobs.conversation import latest_call, mark_human_response
+from connector.jobs.routing import Owner, owner_by_mobile
+from connector.rules.optout import Intent, classify, normalise
+from connector.storage.consent import record_opt_out
+from connector.storage.models import (
+    ATTESTATION_LENGTH,
+    Account,
+    Call,
+    CallActivity,
+    ConsentEvent,
+    Message,
+    OptOut,
+    UTCDateTime,
+    WebhookReceipt,
+    new_id,
+)
+
+_CALL_COLUMNS = (
+    "id", "account_id", "carrier", "event_id", "caller", "caller_raw", "called", "outcome",
+    "occurred_at", "ring_seconds", "voicemail", "attestation", "state", "crm_state", "attempts",
+    "created_at", "updated_at",
+)
+# Written as SQL (valid on SQLite and PostgreSQL alike) so the hot path skips statement
+# compilation; the typed bind parameters keep the UTC handling of the models.
+_COLUMNS_SQL = ", ".join(_CALL_COLUMNS)
+_VALUES_SQL = ", ".join(":" + c for c in _CALL_COLUMNS)
+_INSERT_CALL = text(
+    f"INSERT INTO calls ({_COLUMNS_SQL}) VALUES ({_VALUES_SQL}) "  # noqa: S608 - constants only
+    "ON CONFLICT (account_id, carrier, event_id) DO NOTHING RETURNING id"
+).bindparams(
+    *(bindparam(c, type_=UTCDateTime()) for c in ("occurred_at", "created_at", "updated_at")),
+    bindparam("voicemail", type_=Boolean()),
+)
+
+
+def record_missed_call(session: Session, account: Account, event: MissedCall) -> tuple[str, bool]:
+    """Store the missed call once per provider call id; later callbacks only fill gaps.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING`` (the webhook hot path: no savepoint, no ORM
+    flush); when the call was already there, its row is read and gaps filled. Returns the
+    call's id and whether this event created it.
+    """
+    now = clock.now()
+    created = session.execute(
+        _INSERT_CALL,
+        {
+            "id": new_id(), "account_id": account.id, "carrier": event.carrier,
+            "event_id": event.event_id, "caller": event.caller,
+            "caller_raw": event.caller_raw[:64], "called": event.called,
+            "outcome": event.outcome.value, "occurred_at": event.occurred_at,
+            "ring_seconds": event.ring_seconds, "voicemail": event.voicemail,
+            "attestation": (event.attestation or "")[:ATTESTATION_LENGTH] or None,
+            "state": "received", "crm_state": "pending",
+            "attempts": 0, "created_at": now, "updated_at": now,
+        },
+    ).scalar()
+    if created is not None:
+        return str(created), True
+    call = session.scalar(
+        select(Call).where(
+            Call.account_id == account.id,
+            Call.carrier == event.carrier,
+            Call.event_id == event.event_id,
+        )
+    )
+    assert call is not None  # noqa: S101 - the conflict says it is there
+    _fill_gaps(call, event)
+    return call.id, False
+
+
+def _fill_gaps(call: Call, event: MissedCall) -> None:
+    if call.state != "received":
+        return
+    if event.voicemail and not call.voicemail:
+        call.voicemail = True
+    if call.ring_seconds is None and event.ring_seconds is not None:
+        call.ring_seconds = event.ring_seconds
+    if call.outcome == "unknown" and event.outcome.value != "unknown":
+        call.outcome = event.outcome.value
+
+
+def record_inbound(
+    session: Session,
+    account: Account,
+    event: InboundMessage,
+    business_number: str,
+    *,
+    carrier_confirms: bool,
+) -> tuple[Message | None, bool, list[str]]:
+    """Store a customer's text; STOP, START and HELP are honoured here, before anything else.
+
+    Returns the message, whether it was new, and the ids of compliance replies to send (none
+    when the carrier answers these keywords itself).
+    """
+    if event.sender is None:
+        return None, False, []
+    key = f"inbound:{event.carrier}:{event.event_id}"
+    existing = session.scalar(
+        select(Message).where(Message.account_id == account.id, Message.purpose_key == key)
+    )
+    if existing is not None:
+        return existing, False, []
+    business = event.recipient or business_number
+    owner = owner_by_mobile(account, event.sender)
+    if owner is not None:
+        return _relay_owner_reply(session, account, event, key, business, owner)
+    intent = _intent(event)
+    message = Message(
+        account_id=account.id,
+        direction="inbound",
+        purpose_key=key,
+        customer=event.sender,
+        business_number=business,
+        body=event.body,
+        intent=intent.value,
+        status="received",
+        carrier_message_id=event.event_id,
+    )
+    try:
+        with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        return None, False, []
+    keyword = normalise(event.body)[:40] or (event.opt_out_type or "")
+    reply_scenario: str | None = None
+    if intent is Intent.OPT_OUT:
+        if record_opt_out(session, account.id, event.sender, keyword or "STOP", business):
+            reply_scenario = "opt_out_confirmation"
+    elif intent is Intent.OPT_IN:
+        opted = session.get(OptOut, (account.id, event.sender))
+        if opted is not None:  # "yes" from a subscribed customer is just a reply
+            session.delete(opted)
+            session.add(ConsentEvent(account_id=account.id, number=event.sender,
+                                     action="opt_in", source=keyword, business_number=business))
+            reply_scenario = "opt_in_confirmation"
+    elif intent is Intent.HELP:
+        session.add(ConsentEvent(account_id=account.id, number=event.sender, action="help",
+                                 source=keyword, business_number=business))
+        reply_scenario = "help"
+    replies: list[str] = []
+    if reply_scenario and not carrier_confirms:
+        session.flush()
+        body, _ = compose(session, account, event.sender, business, reply_scenario, clock.now())
+        reply = Message(
+            account_id=account.id, direction="outbound", purpose_key=f"reply:{message.id}",
+            customer=event.sender, business_number=business, body=body, status="intent",
+        )
+        session.add(reply)
+        session.flush()
+        replies.append(reply.id)
+    return message, True, replies
+
+
+def _relay_owner_reply(session: Session, account: Account, event: InboundMessage, key: str,
+                       business: str, owner: Owner) -> tuple[Message | None, bool, list[str]]:
+    """An owner answered an alert text: relay their words to that alert's customer.
+
+    The customer is the one in the latest alert this account sent to this owner from this
+    business number; nothing else is considered, so a reply can never reach another account's
+    customer. With no alert to answer, the text is kept and nothing is sent.
+    """
+    alert = session.scalar(
+        select(Message).where(
+            Message.account_id == account.id, Message.direction == "outbound",
+            Message.purpose_key.startswith("alert:"), Message.customer == event.sender,
+            Message.business_number == business,
+        ).order_by(Message.created_at.desc()).limit(1))
+    call = session.get(Call, alert.call_id) if alert is not None and alert.call_id else None
+    inbound = Message(
+        account_id=account.id, direction="inbound", purpose_key=key, customer=event.sender or "",
+        business_number=business, body=event.body, intent="owner", status="received",
+        carrier_message_id=event.event_id, crm_state="done", call_id=call.id if call else None,
+    )
+    session.add(inbound)
+    session.flush()
+    if call is None or call.caller is None:
+        return inbound, True, []
+    relay = Message(
+        account_id=account.id, call_id=call.id, direction="outbound",
+        purpose_key=f"human:{inbound.id}", customer=call.caller, business_number=business,
+        body=event.body, status="intent",
+    )
+    session.add(relay)
+    session.flush()
+    mark_human_response(session, call, clock.now(), f"{owner.name} replied by text")
+    return inbound, True, [relay.id]
+
+
+def _intent(event: InboundMessage) -> Intent:
+    # Twilio's Advanced Opt-Out names the keyword class it matched; trust it when present.
+    carrier_says = {"STOP": Intent.OPT_OUT, "START": Intent.OPT_IN, "HELP": Intent.HELP}
+    return carrier_says.get((event.opt_out_type or "").upper()) or classify(event.body)
+
+
+def record_answered_call(session: Session, account: Account, event: AnsweredCall) -> bool:
+    """Remember an answered call (it cancels a pending text); False when seen before."""
+    try:
+        with session.begin_nested():
+            session.add(CallActivity(
+                account_id=account.id, carrier=event.carrier, event_id=event.event_id[:200],
+                customer=event.customer, direction=event.direction, at=event.occurred_at,
+            ))
+    except IntegrityError:
+        return False
+    if event.direction == "outbound":  # the business called the customer back: a human answered
+        call = latest_call(session, account.id, event.customer, event.occurred_at)
+        if call is not None:
+            mark_human_response(session, call, event.occurred_at, "the business called back")
+    return True
+
+
+def record_status(session: Session, account: Account, event: MessageStatusUpdate,
+                  opt_out_codes: frozenset[str] = frozenset()) -> Message | None:
+    """Apply a delivery report to our message; returns the message when it newly failed.
+
+    A failure whose code means "opted out with the carrier" also opts the number out here.
+    """
+    receipt = WebhookReceipt(
+        account_id=account.id, provider=event.carrier, kind="status", event_id=event.event_id[:200]
+    )
+    try:
+        with session.begin_nested():
+            session.add(receipt)
+    except IntegrityError:
+        return None  # seen before
+    message = session.scalar(
+        select(Message).where(
+            Message.account_id == account.id,
+            Message.carrier_message_id == event.message_id,
+            Message.direction == "outbound",
+        )
+    )
+    if message is None:
+        return None
+    if message.status in ("delivered", "undelivered", "failed") and not event.status.is_final:
+        return None  # late, out-of-order report of an earlier state
+    previously_failed = message.status in ("undelivered", "failed")
+    message.status = event.status.value
+    message.error_code = event.error_code
+    if event.error_code and event.error_code in opt_out_codes:
+        record_opt_out(session, account.id, message.customer, f"carrier:{event.error_code}",
+                       message.business_number)
+    if event.status.is_failure and not previously_failed:
+        message.crm_state = "failure_note"
+        return message
+    return None

@@ -1,0 +1,151 @@
+"""Small pieces the workflow jobs share: leases, the audit trail, CRM links and the retry layer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TypeVar
+
+from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+)
+
+from connector.core import clock
+from connector.core.errors import RateLimitedError, TransientProviderError
+from connector.storage.models import Call, CallEvent, CrmLink, Message
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LEASE = timedelta(minutes=2)
+#: Longest wait the in-job retry honours; a longer one goes back to the sweeper.
+MAX_INLINE_WAIT = 15.0
+
+
+LeasedRow = TypeVar("LeasedRow", Call, Message)
+
+
+def take_lease(session: Session, model: type[LeasedRow], row_id: str,
+               *conditions: ColumnElement[bool]) -> LeasedRow | None:
+    """Claim a call or message for this worker and read it fresh, in one statement.
+
+    ``conditions`` (say, "still unsent") are checked in the same ``UPDATE``, so a row another
+    worker finished a moment ago is never claimed on a stale reading. Returns the row as the
+    database has it now, or None when another worker holds it or it no longer qualifies.
+    Commits, so the claim is visible to every other worker at once.
+    """
+    now = clock.now()
+    claimed = session.scalars(
+        update(model)
+        .where(
+            model.id == row_id,
+            or_(model.lease_until.is_(None), model.lease_until < now),
+            *conditions,
+        )
+        .values(lease_until=now + LEASE)
+        .returning(model),
+        execution_options={"populate_existing": True},
+    ).first()
+    session.commit()
+    return claimed
+
+
+def release_lease(session: Session, model: type[Call] | type[Message], row_id: str) -> None:
+    """Give a claimed call or message back."""
+    session.execute(update(model).where(model.id == row_id).values(lease_until=None))
+    session.commit()
+
+
+def audit(session: Session, call_id: str, step: str, detail: str = "") -> None:
+    """Add a line to the call's audit trail (never message bodies or full numbers).
+
+    It is part of the caller's transaction: the line is kept exactly when the step it describes
+    is, so a crash can never leave a trail that claims more than the data shows.
+    """
+    session.add(CallEvent(call_id=call_id, step=step, detail=detail))
+
+
+def get_link(session: Session, account_id: str, crm: str, object_type: str, key: str) -> str | None:
+    """The CRM id recorded for one of our objects, if any."""
+    return session.scalar(
+        select(CrmLink.crm_id).where(
+            CrmLink.account_id == account_id,
+            CrmLink.crm == crm,
+            CrmLink.object_type == object_type,
+            CrmLink.local_key == key,
+        )
+    )
+
+
+def set_link(
+    session: Session, account_id: str, crm: str, object_type: str, key: str, crm_id: str
+) -> None:
+    """Record (or replace) the CRM id for one of our objects, committed at once."""
+    row = session.scalar(
+        select(CrmLink).where(
+            CrmLink.account_id == account_id,
+            CrmLink.crm == crm,
+            CrmLink.object_type == object_type,
+            CrmLink.local_key == key,
+        )
+    )
+    if row is None:
+        session.add(
+            CrmLink(
+                account_id=account_id, crm=crm, object_type=object_type, local_key=key,
+                crm_id=crm_id,
+            )
+        )
+    else:
+        row.crm_id = crm_id
+    try:
+        session.commit()
+    except IntegrityError:  # another worker linked it first; theirs stands
+        session.rollback()
+
+
+def _retryable(retry_ambiguous: bool) -> Callable[[BaseException], bool]:
+    def check(exc: BaseException) -> bool:
+        if isinstance(exc, RateLimitedError):
+            return exc.retry_after <= MAX_INLINE_WAIT
+        if isinstance(exc, TransientProviderError):
+            return retry_ambiguous or not exc.ambiguous
+        return False
+
+    return check
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, RateLimitedError):
+        return min(exc.retry_after, MAX_INLINE_WAIT)
+    return min(0.5 * 2 ** (state.attempt_number - 1), 4.0)
+
+
+def call_with_retries(
+    fn: Callable[[], T], *, attempts: int = 3, retry_ambiguous: bool = True
+) -> T:
+    """Run one provider call, retrying transient failures; the connector's only retry layer.
+
+    With ``retry_ambiguous=False`` (text sends) a failure that may have taken effect is raised at
+    once, to be reconciled rather than repeated.
+    """
+    retrying = Retrying(
+        stop=stop_after_attempt(attempts),
+        wait=_wait,
+        retry=retry_if_exception(_retryable(retry_ambiguous)),
+        reraise=True,
+    )
+    return retrying(fn)
+
+
+def backoff(attempts: int) -> timedelta:
+    """How long to wait before the sweeper tries a failed step again."""
+    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))

@@ -1,0 +1,377 @@
+"""The text-back job: decide, then send the text first (intent row before the carrier call).
+
+A retried or re-delivered job never texts twice: the intent row is unique per call, a caller's
+cooldown is claimed atomically, and a send whose outcome was ambiguous is reconciled against the
+carrier's records before anything is sent again. A delayed or held text is re-checked just before
+it goes: an opt-out, a call back or an answered repeat call cancels it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import timedelta
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.orm import Session
+
+from connector.core import clock
+from connector.core.errors import (
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    RecipientRejectedError,
+    TransientProviderError,
+)
+from connector.core.events import SendResult
+from connector.core.metrics import observe_text_latency
+from connector.core.phone import mask
+from connector.jobs.alerts import raise_alert
+from connector.jobs.compose import compose
+from connector.jobs.facts import (
+    business_number_for,
+    cached_line_type,
+    gather,
+    is_opted_out,
+    remember_line_type,
+)
+from connector.jobs.routing import choose_owner, owners
+from connector.jobs.steps import audit, call_with_retries, release_lease, take_lease
+from connector.rules import policy
+from connector.rules.hours import BusinessHours
+from connector.storage.consent import record_opt_out
+from connector.storage.models import (
+    Account,
+    Call,
+    CallActivity,
+    Message,
+    UTCDateTime,
+)
+
+if TYPE_CHECKING:
+    from connector.jobs.context import JobContext
+
+log = logging.getLogger(__name__)
+
+#: A send whose outcome is unknown is reconciled only once the carrier has had time to list it.
+RECONCILE_AFTER = timedelta(seconds=30)
+#: The states in which the text-back job still has something to do.
+TEXT_BACK_STATES = ("received", "decided", "scheduled")
+
+
+
+# The claim in one statement (SQLite 3.35+ and PostgreSQL): insert the caller's row, or update
+# it only when the cooldown has passed (or this call already holds it); a returned row means the
+# text is ours. Plain SQL so the decision path compiles nothing.
+_CLAIM_COOLDOWN = text(
+    "INSERT INTO caller_states (account_id, number, last_text_at, last_text_call_id) "
+    "VALUES (:account_id, :number, :now, :call_id) "
+    "ON CONFLICT (account_id, number) DO UPDATE SET "
+    "last_text_at = excluded.last_text_at, last_text_call_id = excluded.last_text_call_id "
+    "WHERE caller_states.last_text_at IS NULL OR caller_states.last_text_at < :cutoff "
+    "OR caller_states.last_text_call_id = :call_id "
+    "RETURNING number"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("cutoff", type_=UTCDateTime()))
+
+
+def _claim_cooldown(session: Session, account: Account, call: Call, cooldown: timedelta) -> bool:
+    """Atomically take the caller's 'last texted' slot; False when another call holds it."""
+    assert call.caller is not None  # noqa: S101 - decided callers always have a number
+    now = clock.now()
+    claimed = session.execute(_CLAIM_COOLDOWN, {
+        "account_id": account.id, "number": call.caller, "now": now,
+        "cutoff": now - cooldown, "call_id": call.id,
+    }).first()
+    return claimed is not None
+
+
+def _line_type(runtime: JobContext, session: Session, account: Account, call: Call) -> str | None:
+    """The caller's line type, from the cache or one carrier lookup; None when unknown."""
+    assert call.caller is not None  # noqa: S101
+    now = clock.now()
+    ttl = timedelta(days=int(account.settings["policy"].get("line_type_ttl_days", 30)))
+    known = cached_line_type(session, account.id, call.caller, ttl, now)
+    if known is not None:
+        return known
+    carrier = runtime.sms_carrier_for(account)
+    try:
+        found = call_with_retries(lambda: carrier.lookup_line_type(call.caller or ""))
+    except NotImplementedError:
+        return None
+    except ProviderError as exc:
+        audit(session, call.id, "line_type_lookup_failed", type(exc).__name__)
+        return None
+    if found:
+        remember_line_type(session, account.id, call.caller, found, now)
+        session.commit()
+    return found
+
+
+def decide_call(runtime: JobContext, session: Session, account: Account, call: Call
+                ) -> policy.Decision:
+    """Gather the facts, run the policy (twice when a line-type lookup is needed), claim."""
+    settings = policy.settings_from(account.settings["policy"], account.settings["templates"])
+    now = clock.now()
+    facts = policy_facts = gather(session, account, call, settings, now)
+    decision = policy.decide(facts, settings)
+    if facts.line_type is not None:
+        call.line_type = facts.line_type  # known from the cache the facts were read with
+    elif decision.texts and account.settings["policy"].get("line_type_lookup", True):
+        line_type = _line_type(runtime, session, account, call)
+        if line_type is not None:
+            call.line_type = line_type
+            policy_facts = dataclasses.replace(facts, line_type=line_type)
+            decision = policy.decide(policy_facts, settings)
+    if decision.texts and not _claim_cooldown(session, account, call, settings.cooldown):
+        decision = policy.Decision(
+            policy.Action.SUPPRESS, policy.Reason.COOLDOWN,
+            trace=decision.trace + (policy.RuleCheck(
+                "cooldown claim", False, "another call from this number took the text"),),
+        )
+    if decision.reason is policy.Reason.BURST:
+        call.burst_leader_id = policy_facts.burst_leader
+    return decision
+
+
+def send_text_back(runtime: JobContext, call_id: str) -> None:
+    """Job: decide about a missed call and, when it is to be texted, text the caller once."""
+    with runtime.db.session() as session:
+        # Claimed and read in one statement: a call another worker texted a moment ago is
+        # never taken on a stale reading.
+        call = take_lease(session, Call, call_id, Call.state.in_(TEXT_BACK_STATES))
+        if call is None:
+            return
+        try:
+            _run(runtime, session, call)
+            session.commit()
+        except BaseException:
+            session.rollback()  # nothing half-done is kept; the sweeper brings the call back
+            raise
+        finally:
+            release_lease(session, Call, call_id)
+        to_crm = call.reason not in policy.NO_CRM_REASONS and call.state != "decided"
+        if call.state == "texted":
+            _alert_owner(runtime, session, call)
+    if to_crm:
+        runtime.jobs.enqueue_crm_sync(call_id)
+
+
+def _alert_owner(runtime: JobContext, session: Session, call: Call) -> None:
+    account = session.get(Account, call.account_id)
+    assert account is not None  # noqa: S101
+    owner = owners(account).get(call.owner_id or "")
+    if owner is not None:
+        raise_alert(runtime, session, account, call, owner, "texted", key="texted")
+
+
+def _run(runtime: JobContext, session: Session, call: Call) -> None:
+    account = session.get(Account, call.account_id)
+    assert account is not None  # noqa: S101 - foreign key
+    if call.state == "received":
+        _decide_and_write_intent(runtime, session, account, call)
+    if call.state == "scheduled":
+        if call.send_at is not None and clock.now() < call.send_at - timedelta(seconds=1):
+            runtime.jobs.enqueue_text_back(call.id, eta=call.send_at)
+            return
+        call.state = "decided"
+        session.commit()
+    if call.state == "decided" and not _cancelled(session, account, call):
+        _send(runtime, session, account, call)
+
+
+def _decide_and_write_intent(runtime: JobContext, session: Session, account: Account, call: Call
+                             ) -> None:
+    """Decide, and write the decision and the text's intent row in one commit.
+
+    A worker killed before that commit leaves the call "received", so the sweeper decides it
+    again; one killed after it leaves a decided call with its intent row, which is sent.
+    """
+    decision = decide_call(runtime, session, account, call)
+    call.decision = decision.action.value
+    call.reason = decision.reason.value
+    call.decision_trace = [[c.rule, c.passed, c.facts] for c in decision.trace]
+    call.state = "suppressed"
+    if call.reason not in policy.NO_OWNER_REASONS:
+        number = business_number_for(account, call)
+        hours = BusinessHours.from_settings(account.timezone, account.settings.get("hours"))
+        owner = choose_owner(session, account, number, hours.is_open(call.occurred_at, number))
+        call.owner_id = owner.id if owner else None
+    audit(session, call.id, "decided", f"{decision.action.value}: {decision.reason.value}"
+          + (f"; owner {call.owner_id}" if call.owner_id else ""))
+    if not decision.texts:
+        session.commit()
+        return
+    assert call.caller is not None and decision.scenario is not None  # noqa: S101
+    business_number = business_number_for(account, call)
+    now = clock.now()
+    body, language = compose(session, account, call.caller, business_number, decision.scenario,
+                             now)
+    call.scenario, call.language, call.send_at = decision.scenario, language, decision.send_at
+    session.add(Message(
+        account_id=account.id, call_id=call.id, direction="outbound",
+        purpose_key=f"text_back:{call.id}", customer=call.caller,
+        business_number=business_number or "", body=body, status="intent",
+    ))
+    later = decision.send_at is not None and decision.send_at > now + timedelta(seconds=1)
+    if later:
+        assert decision.send_at is not None  # noqa: S101
+        call.state = "scheduled"
+        call.next_attempt_at = decision.send_at
+        audit(session, call.id, "text_scheduled", f"for {decision.send_at:%Y-%m-%d %H:%M} UTC")
+    else:
+        call.state = "decided"
+        audit(session, call.id, "text_intent", "intent written before the carrier call")
+    session.commit()
+    if later:
+        runtime.jobs.enqueue_text_back(call.id, eta=decision.send_at)
+
+
+def _cancelled(session: Session, account: Account, call: Call) -> bool:
+    """Cancel a text that should no longer go: opted out since, called back, got through."""
+    message = _text_of(session, call)
+    reason: policy.Reason | None = None
+    if is_opted_out(session, account.id, call.caller):
+        reason = policy.Reason.OPTED_OUT
+    else:
+        answered = session.scalar(
+            select(CallActivity.direction).where(
+                CallActivity.account_id == account.id,
+                CallActivity.customer == call.caller,
+                CallActivity.at >= call.occurred_at,
+            ).order_by(CallActivity.at).limit(1)
+        )
+        if answered == "outbound":
+            reason = policy.Reason.CALLED_BACK
+        elif answered == "inbound":
+            reason = policy.Reason.ANSWERED_LATER
+    if reason is None or message.send_attempts > 0:
+        return False
+    message.status = "cancelled"
+    call.state, call.reason = "cancelled", reason.value
+    audit(session, call.id, "text_cancelled", reason.value)
+    return True
+
+
+def _text_of(session: Session, call: Call) -> Message:
+    message = session.scalar(
+        select(Message).where(
+            Message.account_id == call.account_id, Message.purpose_key == f"text_back:{call.id}"
+        )
+    )
+    assert message is not None  # noqa: S101 - written with the decision
+    return message
+
+
+class Reconciled(Enum):
+    """What reconciling an unsettled send found, when it found no text."""
+
+    WAIT = "wait"  # too early to tell, or the carrier cannot say: try later
+    ABSENT = "absent"  # the carrier has no such text: safe to send
+
+
+def _send(runtime: JobContext, session: Session, account: Account, call: Call) -> None:
+    message = _text_of(session, call)
+    carrier = runtime.sms_carrier_for(account)
+    if message.send_attempts > 0 and message.status in ("intent", "ambiguous"):
+        found = _reconcile(runtime, session, call, message)
+        if found is Reconciled.WAIT:
+            return  # rescheduled, or waiting for the carrier's status callback
+        if isinstance(found, SendResult):
+            _mark_sent(session, call, message, found, "reconciled: the carrier had sent it")
+            return
+    message.send_attempts += 1
+    message.last_attempt_at = clock.now()
+    session.commit()
+    status_url = runtime.webhook_url(carrier.name, account.id, "status")
+    try:
+        result = call_with_retries(
+            lambda: carrier.send_sms(
+                to=message.customer, from_=message.business_number, body=message.body,
+                status_callback_url=status_url,
+            ),
+            retry_ambiguous=False,
+        )
+    except TransientProviderError as exc:
+        if exc.ambiguous:
+            message.status = "ambiguous"
+            audit(session, call.id, "text_ambiguous", f"{type(exc).__name__}; will reconcile")
+            runtime.jobs.enqueue_text_back(call.id, delay=RECONCILE_AFTER.total_seconds())
+            return
+        _mark_failed(session, call, message, exc, retry=True)
+        return
+    except RecipientRejectedError as exc:
+        if exc.reason == "opted_out":
+            record_opt_out(session, account.id, message.customer, f"carrier:{exc.code}",
+                           message.business_number)
+        _mark_failed(session, call, message, exc, retry=False)
+        return
+    except ProviderError as exc:
+        _mark_failed(session, call, message, exc, retry=False)
+        return
+    _mark_sent(session, call, message, result, "carrier accepted the text")
+    observe_text_latency((clock.now() - call.occurred_at).total_seconds())
+
+
+def _reconcile(
+    runtime: JobContext, session: Session, call: Call, message: Message
+) -> SendResult | Reconciled:
+    """The carrier's record of the text when it has one, else whether to send or wait."""
+    last = message.last_attempt_at or message.created_at
+    if clock.now() - last < RECONCILE_AFTER:
+        runtime.jobs.enqueue_text_back(call.id, delay=RECONCILE_AFTER.total_seconds())
+        return Reconciled.WAIT
+    account = session.get(Account, call.account_id)
+    assert account is not None  # noqa: S101
+    carrier = runtime.sms_carrier_for(account)
+    try:
+        found = call_with_retries(
+            lambda: carrier.find_sent_message(
+                to=message.customer, from_=message.business_number, body=message.body,
+                sent_after=last - timedelta(minutes=2),
+            )
+        )
+    except (NotImplementedError, ProviderAuthError, PermanentProviderError) as exc:
+        # The carrier cannot (or will not let us) list texts: its status callback settles it.
+        message.status = "ambiguous"
+        call.state = "texted"
+        audit(session, call.id, "text_ambiguous",
+              f"cannot list texts ({type(exc).__name__}); awaiting the status callback")
+        return Reconciled.WAIT
+    except ProviderError as exc:
+        audit(session, call.id, "reconcile_failed", type(exc).__name__)
+        runtime.jobs.enqueue_text_back(call.id, delay=RECONCILE_AFTER.total_seconds())
+        return Reconciled.WAIT
+    if found is None:
+        audit(session, call.id, "reconciled", "the carrier has no such text; sending")
+        return Reconciled.ABSENT
+    return found
+
+
+def _mark_sent(
+    session: Session, call: Call, message: Message, result: SendResult, detail: str
+) -> None:
+    message.status = "sent"
+    message.carrier_message_id = result.message_id
+    message.segments = result.segments
+    call.state = "texted"
+    audit(session, call.id, "texted", detail)
+    log.info("text-back sent call=%s to=%s", call.id, mask(message.customer))
+
+
+def _mark_failed(
+    session: Session, call: Call, message: Message, exc: ProviderError, *, retry: bool
+) -> None:
+    detail = f"{type(exc).__name__} code={exc.code or '-'}"
+    if retry and message.send_attempts < 5:
+        message.status = "intent"
+        call.next_attempt_at = clock.now() + timedelta(seconds=30 * message.send_attempts)
+        call.last_error = detail
+        audit(session, call.id, "text_retry_later", detail)
+        return
+    message.status = "failed"
+    message.error_code = exc.code
+    call.state = "text_failed"
+    call.last_error = detail
+    audit(session, call.id, "text_failed", detail)

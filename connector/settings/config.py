@@ -1,0 +1,215 @@
+"""Deployment settings, read from the ``TEXTBACK_*`` environment once and validated together.
+
+This is the only module that reads the environment. Every bad setting is reported in one
+:class:`~connector.core.errors.ConfigurationError` that names each variable to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from connector.core.errors import ConfigurationError
+
+ENV_PREFIX = "TEXTBACK_"
+DEFAULT_DATABASE_URL = "sqlite:///var/textback.db"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+#: ``TEXTBACK_ALLOW_HTTP_LOOPBACK`` of the settings this process loaded last; None before any.
+_loaded_http_loopback: bool | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated deployment settings."""
+
+    database_url: str
+    queue_url: str
+    public_url: str
+    secret_key: str
+    trust_proxy_hops: int
+    log_level: str
+    demo: bool
+    smtp_url: str | None = None
+    allow_http_loopback: bool = False
+
+    @property
+    def queue_is_redis(self) -> bool:
+        """True when jobs go through Redis (consumed by ``textback worker`` processes)."""
+        return self.queue_url.startswith(("redis://", "rediss://"))
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(database_url={_redact_url(self.database_url)!r}, "
+            f"queue_url={_redact_url(self.queue_url)!r}, public_url={self.public_url!r}, "
+            f"smtp_url={_redact_url(self.smtp_url) if self.smtp_url else None!r})"
+        )
+
+
+def _redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@")
+    return url
+
+
+class _UpperString(fields.String):
+    """A word taken in any case (``debug``, ``Debug``) and kept in upper case."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip().upper()
+
+
+class _EnvSchema(Schema):
+    DATABASE_URL = fields.String(load_default=DEFAULT_DATABASE_URL)
+    QUEUE_URL = fields.String(load_default=None, allow_none=True)
+    PUBLIC_URL = fields.String(load_default=DEFAULT_PUBLIC_URL)
+    SECRET_KEY = fields.String(load_default=None, allow_none=True)
+    TRUST_PROXY_HOPS = fields.Integer(load_default=0, validate=validate.Range(min=0, max=10))
+    LOG_LEVEL = _UpperString(
+        load_default="INFO",
+        validate=validate.OneOf(
+            LOG_LEVELS, error="must be one of DEBUG, INFO, WARNING or ERROR (any case)"
+        ),
+    )
+    DEMO = fields.Boolean(load_default=True)
+    SMTP_URL = fields.String(load_default=None, allow_none=True)
+    ALLOW_HTTP_LOOPBACK = fields.Boolean(
+        load_default=False, error_messages={"invalid": "must be true or false"}
+    )
+
+    @validates("SMTP_URL")
+    def _check_smtp(self, value: str | None, **_: object) -> None:
+        if value is None:
+            return
+        parts = urlsplit(value)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ValidationError("must look like smtp://user:password@host:587?from=alerts@x.com")
+        if "from=" not in parts.query:
+            raise ValidationError("needs a from= address, e.g. ?from=alerts@example.com")
+
+    @validates("DATABASE_URL")
+    def _check_db(self, value: str, **_: object) -> None:
+        if not value.startswith(("sqlite:///", "postgresql+psycopg://")):
+            raise ValidationError("must start with sqlite:/// or postgresql+psycopg://")
+
+    @validates("QUEUE_URL")
+    def _check_queue(self, value: str | None, **_: object) -> None:
+        if value is not None and not value.startswith(("sqlite:///", "redis://", "rediss://")):
+            raise ValidationError("must start with sqlite:///, redis:// or rediss://")
+
+    @validates("PUBLIC_URL")
+    def _check_public(self, value: str, **_: object) -> None:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValidationError("must be an absolute http(s) URL, e.g. https://textback.example.com")
+        if parts.query or parts.fragment:
+            raise ValidationError("must not carry a query string or fragment")
+
+    @validates("SECRET_KEY")
+    def _check_secret(self, value: str | None, **_: object) -> None:
+        if value is not None and len(value) < 32:
+            raise ValidationError("must be at least 32 characters")
+
+
+def default_queue_url(database_url: str) -> str:
+    """A SQLite queue file next to the SQLite database (or under ``var/`` for PostgreSQL)."""
+    if database_url.startswith("sqlite:///"):
+        db_path = Path(database_url.removeprefix("sqlite:///"))
+        return f"sqlite:///{db_path.parent / 'textback-queue.db'}"
+    return "sqlite:///var/textback-queue.db"
+
+
+def _dev_secret_key(database_url: str) -> str:
+    """The per-installation key kept beside a SQLite database when none is configured.
+
+    Lets ``make run`` work on a fresh machine; production sets ``TEXTBACK_SECRET_KEY``.
+    """
+    base = (
+        Path(database_url.removeprefix("sqlite:///")).parent
+        if database_url.startswith("sqlite:///")
+        else Path("var")
+    )
+    path = base / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    base.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the ``TEXTBACK_*`` variables; raise ConfigurationError listing every bad one."""
+    env = os.environ if environ is None else environ
+    raw = {
+        key.removeprefix(ENV_PREFIX): value
+        for key, value in env.items()
+        if key.startswith(ENV_PREFIX) and value != ""
+    }
+    known = set(_EnvSchema().fields)
+    unknown = sorted(ENV_PREFIX + k for k in raw if k not in known)
+    try:
+        data = _EnvSchema().load({k: v for k, v in raw.items() if k in known})
+    except ValidationError as exc:
+        problems = [
+            f"{ENV_PREFIX}{name}: {' '.join(map(str, msgs))}"
+            for name, msgs in sorted(exc.normalized_messages().items())
+        ]
+        problems += [f"{name}: unknown setting" for name in unknown]
+        raise ConfigurationError(
+            "bad settings:\n  " + "\n  ".join(problems),
+            field=", ".join(p.split(":")[0] for p in problems),
+        ) from None
+    if unknown:
+        raise ConfigurationError(
+            "bad settings:\n  " + "\n  ".join(f"{n}: unknown setting" for n in unknown),
+            field=", ".join(unknown),
+        )
+    database_url = data["DATABASE_URL"]
+    settings = Settings(
+        database_url=database_url,
+        queue_url=data["QUEUE_URL"] or default_queue_url(database_url),
+        public_url=data["PUBLIC_URL"].rstrip("/"),
+        secret_key=data["SECRET_KEY"] or _dev_secret_key(database_url),
+        trust_proxy_hops=data["TRUST_PROXY_HOPS"],
+        log_level=data["LOG_LEVEL"],
+        demo=data["DEMO"],
+        smtp_url=data["SMTP_URL"],
+        allow_http_loopback=data["ALLOW_HTTP_LOOPBACK"],
+    )
+    global _loaded_http_loopback
+    _loaded_http_loopback = settings.allow_http_loopback
+    return settings
+
+
+def http_loopback_allowed(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether account files may name a plain-http API URL on a loopback host.
+
+    That is ``TEXTBACK_ALLOW_HTTP_LOOPBACK``: from ``environ`` when given, else from the settings
+    this process loaded (:func:`load_settings`, which every command and the test settings go
+    through), else from the process environment. Account validation asks here because an account
+    can be imported without the settings at hand.
+    """
+    if environ is None and _loaded_http_loopback is not None:
+        return _loaded_http_loopback
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV_PREFIX + "ALLOW_HTTP_LOOPBACK", "")
+    if raw == "":
+        return False
+    try:
+        return bool(_EnvSchema().fields["ALLOW_HTTP_LOOPBACK"].deserialize(raw))
+    except ValidationError as exc:
+        name = ENV_PREFIX + "ALLOW_HTTP_LOOPBACK"
+        raise ConfigurationError(
+            f"bad settings:\n  {name}: {' '.join(map(str, exc.messages))}", field=name
+        ) from None

@@ -1,0 +1,133 @@
+"""The account file: its schema, and ``textback accounts import/export/list``.
+
+An account file is JSON. It is validated in full before anything is
+written; a bad one is refused with every bad field named by its dotted path. Credentials are
+sealed with :class:`~connector.storage.crypto.CredentialBox` before they reach the database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from carrier_adapters import CARRIERS
+from carrier_adapters.base import secret_fields
+from connector.core.errors import ConfigurationError
+from connector.settings.account_schema import REDACTED, AccountSchema
+from connector.storage.crypto import CredentialBox
+from connector.storage.models import Account
+from crm_adapters import CRMS
+
+#: What ``export`` writes in place of a secret; ``import`` keeps the stored value when it sees it.
+
+def _flatten(messages: Any, prefix: str = "") -> list[str]:
+    if isinstance(messages, Mapping):
+        out: list[str] = []
+        for key, value in messages.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            out += _flatten(value, name)
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return [f"{prefix}: {' '.join(messages)}"]
+    if isinstance(messages, list):
+        return [line for m in messages for line in _flatten(m, prefix)]
+    return [f"{prefix}: {messages}"]
+
+
+def validate_account(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate an account document; raise ConfigurationError naming every bad field."""
+    try:
+        return AccountSchema().load(dict(document))  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        lines = _flatten(exc.normalized_messages())
+        raise ConfigurationError(
+            "account file refused, nothing written:\n  " + "\n  ".join(lines),
+            field=", ".join(line.split(":")[0] for line in lines),
+        ) from None
+
+
+def parse_account_file(text: str) -> dict[str, Any]:
+    """Parse and validate the JSON text of an account file."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(f"account file is not JSON: {exc}", field="(file)") from None
+    if not isinstance(document, dict):
+        raise ConfigurationError("account file must be a JSON object", field="(file)")
+    return validate_account(document)
+
+
+def _merge_redacted(new: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(new)
+    for key, value in new.items():
+        if value == REDACTED:
+            if key not in stored:
+                raise ConfigurationError(
+                    f"credential {key} is redacted and no stored value exists", field=key
+                )
+            merged[key] = stored[key]
+    return merged
+
+
+def import_account(session: Session, box: CredentialBox, document: Mapping[str, Any]) -> Account:
+    """Validate and store an account (insert or replace); secrets are sealed before storage."""
+    data = validate_account(document)
+    existing = session.get(Account, data["id"])
+    carrier_creds = dict(data["carrier"].pop("credentials"))
+    crm_creds = dict(data["crm"].pop("credentials"))
+    sms = data["carrier"].get("sms")
+    sms_creds = dict(sms.pop("credentials")) if sms else None
+    stored_sms = box.open(existing.sms_credentials) if existing and existing.sms_credentials \
+        else {}
+    carrier_creds = _merge_redacted(
+        carrier_creds, box.open(existing.carrier_credentials) if existing else {})
+    crm_creds = _merge_redacted(crm_creds, box.open(existing.crm_credentials) if existing else {})
+    if sms_creds is not None:
+        sms_creds = _merge_redacted(sms_creds, stored_sms)
+    settings = {k: v for k, v in data.items() if k not in ("id", "name", "timezone")}
+    account = existing or Account(id=data["id"])
+    account.name = data["name"]
+    account.timezone = data["timezone"]
+    account.carrier_kind = data["carrier"]["kind"]
+    account.crm_kind = data["crm"]["kind"]
+    account.settings = json.loads(json.dumps(settings))
+    account.carrier_credentials = box.seal(carrier_creds)
+    account.crm_credentials = box.seal(crm_creds)
+    account.sms_credentials = box.seal(sms_creds) if sms_creds is not None else None
+    account.crm_needs_reauth = False
+    if existing is None:
+        session.add(account)
+    session.flush()
+    return account
+
+
+def export_account(account: Account, box: CredentialBox, *, include_secrets: bool = False) -> dict:
+    """The account as an account-file document; secret credentials redacted unless asked for."""
+    settings = json.loads(json.dumps(account.settings))
+    for section, registry, sealed in (
+        ("carrier", CARRIERS, account.carrier_credentials),
+        ("crm", CRMS, account.crm_credentials),
+    ):
+        creds = box.open(sealed)
+        if not include_secrets:
+            secret = secret_fields(registry[settings[section]["kind"]].config_schema)
+            creds = {k: (REDACTED if k in secret else v) for k, v in creds.items()}
+        settings[section]["credentials"] = creds
+    sms = settings["carrier"].get("sms")
+    if sms and account.sms_credentials:
+        creds = box.open(account.sms_credentials)
+        if not include_secrets:
+            secret = secret_fields(CARRIERS[sms["kind"]].config_schema)
+            creds = {k: (REDACTED if k in secret else v) for k, v in creds.items()}
+        sms["credentials"] = creds
+    return {"id": account.id, "name": account.name, "timezone": account.timezone, **settings}
+
+
+def list_accounts(session: Session) -> list[Account]:
+    """Every account, by id."""
+    return list(session.scalars(select(Account).order_by(Account.id)))
