@@ -46,14 +46,15 @@ def owner_of(account: Account, call: Call) -> Owner | None:
 
 
 def mark_human_response(session: Session, call: Call, at: datetime, how: str) -> None:
-    """A person answered: stop escalation and record when (only the first response counts)."""
+    """A person answered: stop escalation and record when (only the first response counts).
+
+    Part of the caller's transaction: the view or job that saw the response commits it."""
     if call.human_responded_at is None:
         call.human_responded_at = at
         audit(session, call.id, "human_responded", how)
     session.execute(update(EscalationTimer).where(
         EscalationTimer.call_id == call.id, EscalationTimer.fired_at.is_(None),
         EscalationTimer.cancelled_at.is_(None)).values(cancelled_at=at))
-    session.commit()
 
 
 def on_customer_reply(runtime: JobContext, session: Session, message: Message) -> None:

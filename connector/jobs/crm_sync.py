@@ -63,6 +63,14 @@ def _remote(session: Session, request: Callable[[], T]) -> T:
     return call_with_retries(request)
 
 
+def _link(session: Session, account_id: str, crm: str, object_type: str, key: str,
+          crm_id: str) -> None:
+    """Record the CRM id of one of our objects and commit: the step that made it is done, and a
+    retry from here on skips it."""
+    set_link(session, account_id, crm, object_type, key, crm_id)
+    session.commit()
+
+
 class NotReady(Exception):
     """A step depends on work not done yet (another call's task); the sweeper comes back."""
 
@@ -138,7 +146,7 @@ def contact_id_for(session: Session, account: Account, crm: CrmAdapter, number: 
         if contact_id is None:
             contact = _remote(session, lambda: crm.find_or_create_contact(number))
             contact_id = contact.id
-            set_link(session, account.id, crm.name, "contact", number, contact_id)
+            _link(session, account.id, crm.name, "contact", number, contact_id)
             _remember_profile(session, account.id, number, contact)
     return contact_id
 
@@ -183,7 +191,7 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
         if note:
             audit(session, call.id, "crm_pipeline", note)
         if new_lead != lead_id:
-            set_link(session, account.id, crm.name, "lead", call.caller or "", new_lead)
+            _link(session, account.id, crm.name, "lead", call.caller or "", new_lead)
             audit(session, call.id, "crm_lead", f"lead {new_lead}")
             lead_id = new_lead
 
@@ -196,7 +204,7 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
             title=call_title(call), body=task_body(account, call, text), owner_id=owner,
             deal_id=lead_id if full else None,
         )
-        set_link(session, account.id, crm.name, "call", call.id,
+        _link(session, account.id, crm.name, "call", call.id,
                  _remote(session, lambda: crm.log_call(entry)))
         audit(session, call.id, "crm_call_logged")
 
@@ -245,18 +253,18 @@ def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text:
         task_id = _create_once(session, account, crm, "task", call.id,
                                create=lambda: crm.create_task(task),
                                find=lambda: crm.find_task(call.id))
-        set_link(session, account.id, crm.name, "task", call.id, task_id)
+        _link(session, account.id, crm.name, "task", call.id, task_id)
         # Replies and delivery failures from this caller are added to their latest task.
-        set_link(session, account.id, crm.name, "latest_task", call.caller, task_id)
+        _link(session, account.id, crm.name, "latest_task", call.caller, task_id)
         audit(session, call.id, "crm_task_created", f"task {task_id}")
         if call.state != "scheduled":  # the body already tells the text's fate
-            set_link(session, account.id, crm.name, "task_note", f"text:{call.id}", task_id)
+            _link(session, account.id, crm.name, "task_note", f"text:{call.id}", task_id)
     elif call.state != "scheduled" and get_link(
         session, account.id, crm.name, "task_note", f"text:{call.id}"
     ) is None:
         line = text_line(account, call, text)  # the held text went, or was cancelled
         _remote(session, lambda: crm.append_to_task(task_id, line))
-        set_link(session, account.id, crm.name, "task_note", f"text:{call.id}", task_id)
+        _link(session, account.id, crm.name, "task_note", f"text:{call.id}", task_id)
 
 
 def _create_once(session: Session, account: Account, crm: CrmAdapter, object_type: str,
@@ -277,7 +285,7 @@ def _create_once(session: Session, account: Account, crm: CrmAdapter, object_typ
         if found is not None:
             return found
     else:
-        set_link(session, account.id, crm.name, "attempt", attempt, "-")
+        _link(session, account.id, crm.name, "attempt", attempt, "-")
     return _remote(session, create)
 
 
@@ -294,7 +302,7 @@ def _note_on_leader_task(session: Session, account: Account, crm: CrmAdapter, ca
     note = (f"Called again at {local_time(account, call.occurred_at)}: {calls} calls in a row "
             f"from this number; one text covers them.")
     _remote(session, lambda: crm.append_to_task(task_id, note))
-    set_link(session, account.id, crm.name, "task_note", f"burst:{call.id}", task_id)
+    _link(session, account.id, crm.name, "task_note", f"burst:{call.id}", task_id)
 
 
 def log_message(session: Session, account: Account, crm: CrmAdapter, message: Message,
@@ -310,7 +318,7 @@ def log_message(session: Session, account: Account, crm: CrmAdapter, message: Me
         recipient=message.business_number if inbound else message.customer,
         owner_id=owner, deal_id=lead_id,
     )
-    set_link(session, account.id, crm.name, "message", message.id,
+    _link(session, account.id, crm.name, "message", message.id,
              _remote(session, lambda: crm.log_message(entry)))
 
 
@@ -354,7 +362,7 @@ def _sync_message(runtime: JobContext, session: Session, message: Message) -> No
             note = (f"The text-back to {message.customer} was not delivered "
                     f"(status {message.status}, carrier code {message.error_code or '-'}).")
             _remote(session, lambda: crm.append_to_task(task_id, note))
-            set_link(session, account.id, crm.name, "task_note", message.id, task_id)
+            _link(session, account.id, crm.name, "task_note", message.id, task_id)
     else:
         contact_id = contact_id_for(session, account, crm, message.customer)
         lead_id = get_link(session, account.id, crm.name, "lead", message.customer)
@@ -364,7 +372,7 @@ def _sync_message(runtime: JobContext, session: Session, message: Message) -> No
         if message.direction == "inbound" and task_id and not noted:
             note = f'Customer replied at {local_time(account, message.created_at)}: "{message.body}"'
             _remote(session, lambda: crm.append_to_task(task_id, note))
-            set_link(session, account.id, crm.name, "task_note", message.id, task_id)
+            _link(session, account.id, crm.name, "task_note", message.id, task_id)
     message.crm_state = "done"
     session.commit()
 
@@ -378,4 +386,4 @@ def _mark_contact(session: Session, account: Account, crm: CrmAdapter, message: 
         _remote(session, lambda: crm.set_opt_out(contact_id, message.intent == "opt_out"))
     except NotImplementedError:
         log.info("%s cannot mark opt-outs on contacts; the keyword text is logged instead", crm.name)
-    set_link(session, account.id, crm.name, "task_note", key, contact_id)
+    _link(session, account.id, crm.name, "task_note", key, contact_id)

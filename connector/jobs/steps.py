@@ -87,7 +87,11 @@ def get_link(session: Session, account_id: str, crm: str, object_type: str, key:
 def set_link(
     session: Session, account_id: str, crm: str, object_type: str, key: str, crm_id: str
 ) -> None:
-    """Record (or replace) the CRM id for one of our objects, committed at once."""
+    """Record (or replace) the CRM id for one of our objects; the caller commits.
+
+    When another worker linked the same object first, theirs stands and nothing else in the
+    caller's transaction is lost (the insert runs in a savepoint).
+    """
     row = session.scalar(
         select(CrmLink).where(
             CrmLink.account_id == account_id,
@@ -96,19 +100,16 @@ def set_link(
             CrmLink.local_key == key,
         )
     )
-    if row is None:
-        session.add(
-            CrmLink(
-                account_id=account_id, crm=crm, object_type=object_type, local_key=key,
-                crm_id=crm_id,
-            )
-        )
-    else:
+    if row is not None:
         row.crm_id = crm_id
+        session.flush()
+        return
     try:
-        session.commit()
-    except IntegrityError:  # another worker linked it first; theirs stands
-        session.rollback()
+        with session.begin_nested():
+            session.add(CrmLink(account_id=account_id, crm=crm, object_type=object_type,
+                                local_key=key, crm_id=crm_id))
+    except IntegrityError:
+        pass  # another worker linked it first; theirs stands
 
 
 def _retryable(retry_ambiguous: bool) -> Callable[[BaseException], bool]:
