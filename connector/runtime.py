@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from huey.api import Huey
+from huey.consumer import Consumer
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import CarrierAdapter
@@ -57,7 +58,8 @@ class Runtime:
     def __repr__(self) -> str:
         return f"Runtime({self.settings!r})"
 
-    def consumers(self, text_workers: int, crm_workers: int, *, embedded: bool = True) -> list:
+    def consumers(self, text_workers: int, crm_workers: int, *, embedded: bool = True
+                  ) -> list[Consumer]:
         """Thread-pool consumers for both lanes (the texts lane's size is its own)."""
         return [make_consumer(self.huey, text_workers, embedded=embedded),
                 make_consumer(self.crm_huey, crm_workers, embedded=embedded)]

@@ -126,8 +126,8 @@ def _retryable(retry_ambiguous: bool) -> Callable[[BaseException], bool]:
 def _wait(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     if isinstance(exc, RateLimitedError):
-        return min(exc.retry_after, MAX_INLINE_WAIT)
-    return min(0.5 * 2 ** (state.attempt_number - 1), 4.0)
+        return min(float(exc.retry_after), MAX_INLINE_WAIT)
+    return min(0.5 * 2.0 ** (state.attempt_number - 1), 4.0)
 
 
 def call_with_retries(

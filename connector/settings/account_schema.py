@@ -236,7 +236,7 @@ class BusinessSchema(_Strict):
     callback_number = E164(load_default=None, allow_none=True)
 
 
-class IntervalsField(fields.List):
+class IntervalsField(fields.List):  # type: ignore[type-arg]
     """``[["08:00", "12:00"], ["13:00", "17:00"]]``: sorted, non-overlapping, end after start."""
 
     def __init__(self, **kwargs: Any) -> None:

@@ -106,7 +106,8 @@ def import_account(session: Session, box: CredentialBox, document: Mapping[str, 
     return account
 
 
-def export_account(account: Account, box: CredentialBox, *, include_secrets: bool = False) -> dict:
+def export_account(account: Account, box: CredentialBox, *, include_secrets: bool = False
+                   ) -> dict[str, Any]:
     """The account as an account-file document; secret credentials redacted unless asked for."""
     settings = json.loads(json.dumps(account.settings))
     for section, registry, sealed in (
