@@ -22,11 +22,10 @@ https://support.aircall.io/hc/en-gb/articles/14936017803549
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector.core import clock, safe_json
+from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.core.events import (
     AnsweredCall,
@@ -39,6 +38,7 @@ from connector.core.events import (
 from connector.core.http import WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import constant_time_equals
+from connector.core.times import first_time
 
 CARRIER = "aircall"
 
@@ -121,31 +121,6 @@ def route(kind: str, request: WebhookRequest) -> str:
     return kind
 
 
-def _event_time(*values: object) -> datetime:
-    """The first of ``values`` that reads as a time; the receiving time when none does."""
-    for value in values:
-        parsed = parse_time(value)
-        if parsed is not None:
-            return parsed
-    return clock.now()
-
-
-def parse_time(value: object) -> datetime | None:
-    """Unix seconds (calls), Unix milliseconds (callbacks) or ISO 8601 text, in UTC; or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        seconds = value / 1000.0 if value > 1e11 else float(value)
-        return datetime.fromtimestamp(seconds, UTC)
-    if isinstance(value, str) and value.strip():
-        try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-    return None
-
-
 def _data(document: Mapping[str, Any]) -> dict[str, Any]:
     data = document.get("data")
     if not isinstance(data, dict) or data.get("id") in (None, ""):
@@ -190,7 +165,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
         caller=to_e164(caller_raw),
         called=to_e164(_our_number(data)),
         outcome=outcome,
-        occurred_at=_event_time(data.get("started_at"), document.get("timestamp")),
+        occurred_at=first_time(data.get("started_at"), document.get("timestamp"), epoch=True),
         caller_raw=caller_raw,
         ring_seconds=float(duration) if isinstance(duration, int | float) else None,
         voicemail=voicemail,
@@ -212,7 +187,7 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
         event_id=str(data["id"]),
         customer=customer,
         direction="outbound" if data.get("direction") == "outbound" else "inbound",
-        occurred_at=parse_time(data.get("answered_at")) or clock.now(),
+        occurred_at=first_time(data.get("answered_at"), epoch=True),
     )
 
 
@@ -235,7 +210,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
         sender=to_e164(_external(data)),
         recipient=to_e164(_our_number(data)),
         body=str(data.get("body") or ""),
-        received_at=_event_time(data.get("created_at"), document.get("timestamp")),
+        received_at=first_time(data.get("created_at"), document.get("timestamp"), epoch=True),
         media_count=len(media) if isinstance(media, list) else 0,
         raw=document,
     )
@@ -255,7 +230,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         event_id=f"{data['id']}:{status}",
         message_id=str(data["id"]),
         status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
-        occurred_at=_event_time(data.get("updated_at"), document.get("timestamp")),
+        occurred_at=first_time(data.get("updated_at"), document.get("timestamp"), epoch=True),
         error_code=str(error) if error not in (None, "") else None,
         raw=document,
     )

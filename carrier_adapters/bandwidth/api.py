@@ -40,6 +40,7 @@ from connector.core.http import (
     retry_after_seconds,
     transport_error,
 )
+from connector.core.times import parse_time
 
 from .webhooks import CARRIER
 
@@ -266,7 +267,7 @@ class BandwidthRestClient:
                     continue
                 if item.get("sourceTn") != from_ or item.get("destinationTn") != to:
                     continue
-                received = _iso(item.get("receiveTime"))
+                received = parse_time(item.get("receiveTime"))
                 if received is None or received < earliest or not item.get("messageId"):
                     continue
                 segments = item.get("segmentCount")
@@ -283,12 +284,3 @@ class BandwidthRestClient:
             f"bandwidth: no match in the first {MAX_PAGES} pages of messages", provider=CARRIER
         )
 
-
-def _iso(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

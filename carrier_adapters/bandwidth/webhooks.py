@@ -23,13 +23,12 @@ import binascii
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
-from connector.core import clock, safe_json
+from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, WebhookVerificationError
 from connector.core.events import (
     CallOutcome,
@@ -41,6 +40,7 @@ from connector.core.events import (
 from connector.core.http import WebhookReply, WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import constant_time_equals
+from connector.core.times import first_time
 
 CARRIER = "bandwidth"
 AUTH_HEADER = "Authorization"
@@ -182,17 +182,6 @@ def _pick(request: WebhookRequest, inbound: bool) -> tuple[dict[str, Any], dict[
     return event, message
 
 
-def _timestamp(value: Any) -> datetime:
-    """An ISO 8601 time (``2019-06-20T15:56:11.554Z``) in UTC; now when absent or unreadable."""
-    if not isinstance(value, str) or not value:
-        return clock.now()
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return clock.now()
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
     """The customer's text in a ``message-received`` callback.
 
@@ -207,7 +196,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
         sender=to_e164(str(message.get("from") or "")),
         recipient=to_e164(str(message.get("owner") or event.get("to") or "")),
         body=str(message.get("text") or ""),
-        received_at=_timestamp(event.get("time")),
+        received_at=first_time(event.get("time")),
         media_count=len(media) if isinstance(media, list) else 0,
         raw=event,
     )
@@ -229,7 +218,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         event_id=f"{message['id']}:{kind}",
         message_id=str(message["id"]),
         status=status,
-        occurred_at=_timestamp(event.get("time")),
+        occurred_at=first_time(event.get("time")),
         error_code=str(code) if code not in (None, "", 0) else None,
         raw=event,
     )
@@ -258,7 +247,7 @@ def is_incoming_call(request: WebhookRequest) -> bool:
 def _ring_seconds(event: Mapping[str, Any]) -> float | None:
     if event.get("answerTime") or not event.get("startTime") or not event.get("endTime"):
         return None
-    seconds = (_timestamp(event["endTime"]) - _timestamp(event["startTime"])).total_seconds()
+    seconds = (first_time(event["endTime"]) - first_time(event["startTime"])).total_seconds()
     return seconds if seconds >= 0 else None
 
 
@@ -293,7 +282,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
         caller=to_e164(caller_raw),
         called=to_e164(str(event.get("to") or "")),
         outcome=outcome,
-        occurred_at=_timestamp(event.get("eventTime")),
+        occurred_at=first_time(event.get("eventTime")),
         caller_raw=caller_raw,
         ring_seconds=_ring_seconds(event),
         raw=event,

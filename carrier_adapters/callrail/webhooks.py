@@ -27,16 +27,16 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector.core import clock, safe_json
+from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, WebhookVerificationError
 from connector.core.events import AnsweredCall, CallOutcome, MissedCall
 from connector.core.http import WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import constant_time_equals
+from connector.core.times import first_time
 
 CARRIER = "callrail"
 #: The header CallRail puts the signature in, and the default digest (``sha1``; an account may
@@ -108,17 +108,6 @@ def is_post_call(document: Mapping[str, Any]) -> bool:
     return bool(_seconds(document.get("duration"))) or _flag(document.get("voicemail"))
 
 
-def parse_time(value: object) -> datetime | None:
-    """``start_time`` such as ``2026-04-14T11:05:12.000-04:00`` in UTC, or None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def _event_id(document: Mapping[str, Any]) -> str:
     return str(document.get("resource_id") or document["id"])
 
@@ -150,7 +139,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
         caller=to_e164(caller_raw),
         called=to_e164(str(called or "")),
         outcome=outcome,
-        occurred_at=parse_time(document.get("start_time")) or clock.now(),
+        occurred_at=first_time(document.get("start_time")),
         caller_raw=caller_raw,
         ring_seconds=_seconds(document.get("duration")),
         voicemail=outcome is CallOutcome.VOICEMAIL,
@@ -169,7 +158,7 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
         event_id=_event_id(document),
         customer=customer,
         direction="outbound" if document.get("direction") == "outbound" else "inbound",
-        occurred_at=parse_time(document.get("start_time")) or clock.now(),
+        occurred_at=first_time(document.get("start_time")),
     )
 
 

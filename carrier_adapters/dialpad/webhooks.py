@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -44,6 +43,7 @@ from connector.core.events import (
 from connector.core.http import WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import require_fresh
+from connector.core.times import first_time, parse_time
 
 CARRIER = "dialpad"
 #: Seconds an ``iat`` may lie from now, and slack on ``exp``.
@@ -180,17 +180,6 @@ def route(kind: str, claims: Mapping[str, Any]) -> str:
     return kind
 
 
-def parse_time(value: object) -> datetime | None:
-    """Unix milliseconds (or seconds) in UTC, or None."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return datetime.fromtimestamp(number / 1000.0 if number > 1e11 else number, UTC)
-
-
 def _call_id(claims: Mapping[str, Any]) -> str:
     if not claims.get("call_id"):
         raise MalformedWebhookError("dialpad: call event lacks call_id")
@@ -215,7 +204,8 @@ def parse_call_event(claims: Mapping[str, Any]) -> MissedCall | None:
         return None
     else:
         outcome = CallOutcome.UNKNOWN
-    started, ended = parse_time(claims.get("date_started")), parse_time(claims.get("date_ended"))
+    started = parse_time(claims.get("date_started"), epoch=True)
+    ended = parse_time(claims.get("date_ended"), epoch=True)
     caller_raw = str(claims.get("external_number") or "")
     return MissedCall(
         carrier=CARRIER,
@@ -234,7 +224,7 @@ def parse_call_event(claims: Mapping[str, Any]) -> MissedCall | None:
 def parse_answered_call(claims: Mapping[str, Any]) -> AnsweredCall | None:
     """A call event with ``date_connected``: answered, in either direction."""
     call_id = _call_id(claims)
-    connected = parse_time(claims.get("date_connected"))
+    connected = parse_time(claims.get("date_connected"), epoch=True)
     customer = to_e164(str(claims.get("external_number") or ""))
     if connected is None or customer is None:
         return None
@@ -266,7 +256,7 @@ def parse_inbound_message(claims: Mapping[str, Any]) -> InboundMessage:
         sender=to_e164(str(claims.get("from_number") or "")),
         recipient=to_e164(str(recipient or "")),
         body=str(claims.get("text") or ""),
-        received_at=parse_time(claims.get("created_date")) or clock.now(),
+        received_at=first_time(claims.get("created_date"), epoch=True),
         media_count=1 if claims.get("mms") else 0,
         raw=dict(claims),
     )

@@ -27,6 +27,7 @@ from connector.core.errors import ProviderError, TransientProviderError
 from connector.core.events import DeliveryStatus, SendResult
 from connector.core.http import DEFAULT_TIMEOUT, classify_status, transport_error
 from connector.core.phone import to_e164
+from connector.core.times import parse_time
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -58,17 +59,6 @@ def classify_error(response: requests.Response) -> ProviderError:
         retry_after=response.headers.get("Retry-After"),
         default_wait=DEFAULT_RETRY_AFTER,
     )
-
-
-def _plivo_time(value: object) -> datetime | None:
-    """A ``message_time`` such as ``2026-04-14 15:05:02+00:00`` (UTC when it has no offset)."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 class PlivoRestClient:
@@ -162,7 +152,7 @@ class PlivoRestClient:
                     continue
                 if to_e164(str(item.get("from_number") or "")) != want_from:
                     continue
-                created = _plivo_time(item.get("message_time"))
+                created = parse_time(item.get("message_time"))
                 if created is None or created < earliest or not item.get("message_uuid"):
                     continue
                 state = str(item.get("message_state") or "")

@@ -27,8 +27,9 @@ from connector.core.errors import ProviderError, TransientProviderError
 from connector.core.events import DeliveryStatus, SendResult
 from connector.core.http import DEFAULT_TIMEOUT, classify_status, transport_error
 from connector.core.phone import to_e164
+from connector.core.times import parse_time
 
-from .webhooks import CARRIER, DELIVERY_STATUSES, parse_time
+from .webhooks import CARRIER, DELIVERY_STATUSES
 
 #: Wait when a 429 comes without ``Retry-After`` (Quo documents no value; *inferred*).
 DEFAULT_RETRY_AFTER = 1.0

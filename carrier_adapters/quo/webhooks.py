@@ -26,11 +26,11 @@ import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from connector.core import clock, safe_json
+from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.core.events import (
     AnsweredCall,
@@ -43,6 +43,7 @@ from connector.core.events import (
 from connector.core.http import WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import constant_time_equals, require_fresh
+from connector.core.times import first_time
 
 CARRIER = "quo"
 ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER = "webhook-id", "webhook-timestamp", "webhook-signature"
@@ -199,20 +200,9 @@ def route(kind: str, request: WebhookRequest) -> str:
     return kind
 
 
-def parse_time(value: object) -> datetime | None:
-    """An ISO 8601 time (``2022-01-24T19:22:19.000Z``) in UTC, or None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def _when(resource: Mapping[str, Any], document: Mapping[str, Any], key: str) -> datetime:
     """The resource's ``key`` time, else the envelope's ``createdAt``, else now."""
-    return parse_time(resource.get(key)) or parse_time(document.get("createdAt")) or clock.now()
+    return first_time(resource.get(key), document.get("createdAt"))
 
 
 def _first(value: object) -> str:
@@ -341,7 +331,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         event_id=str(document["id"]),
         message_id=str(resource["id"]),
         status=status,
-        occurred_at=parse_time(document.get("createdAt")) or clock.now(),
+        occurred_at=first_time(document.get("createdAt")),
         error_code=str(error_code) if error_code not in (None, "") else None,
         raw=document,
     )

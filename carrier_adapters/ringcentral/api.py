@@ -38,8 +38,9 @@ from connector.core.errors import (
 from connector.core.events import DeliveryStatus, SendResult
 from connector.core.http import DEFAULT_TIMEOUT, CachedToken, classify_status, transport_error
 from connector.core.phone import to_e164
+from connector.core.times import parse_time
 
-from .webhooks import CARRIER, DELIVERY_STATUSES, parse_time
+from .webhooks import CARRIER, DELIVERY_STATUSES
 
 API_PREFIX = "/restapi/v1.0"
 TOKEN_PATH = "/restapi/oauth/token"  # noqa: S105 - a URL path, not a secret

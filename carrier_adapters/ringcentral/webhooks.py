@@ -24,12 +24,12 @@ RingCentral references:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from carrier_adapters.base import HANDSHAKE
-from connector.core import clock, safe_json
+from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.core.events import (
     AnsweredCall,
@@ -41,6 +41,7 @@ from connector.core.events import (
 from connector.core.http import WebhookReply, WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import constant_time_equals
+from connector.core.times import first_time
 
 CARRIER = "ringcentral"
 #: Sent once, when a subscription is created; we must echo it in the response header.
@@ -177,17 +178,6 @@ def route(kind: str, request: WebhookRequest) -> str:
     return kind
 
 
-def parse_time(value: object) -> datetime | None:
-    """An ISO 8601 time such as ``2018-06-05T00:14:50.147Z`` in UTC, or None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-
-
 def _number(party_side: object) -> tuple[str, bool]:
     """The raw phone number of a ``from``/``to`` object and whether it is one of our extensions."""
     if not isinstance(party_side, dict):
@@ -228,7 +218,7 @@ def _status(party: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _when(document: Mapping[str, Any], body: Mapping[str, Any], key: str) -> datetime:
-    return parse_time(body.get(key)) or parse_time(document.get("timestamp")) or clock.now()
+    return first_time(body.get(key), document.get("timestamp"))
 
 
 def parse_call_event(request: WebhookRequest) -> MissedCall | None:

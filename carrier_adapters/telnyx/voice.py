@@ -40,13 +40,13 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
-from connector.core import clock
 from connector.core.errors import MalformedWebhookError
 from connector.core.events import AnsweredCall, CallOutcome, MissedCall
 from connector.core.http import WebhookReply, WebhookRequest
 from connector.core.phone import to_e164
+from connector.core.times import first_time, parse_time
 
-from .webhooks import CARRIER, event_data, is_json, parse_time, payload_of
+from .webhooks import CARRIER, event_data, is_json, payload_of
 
 #: Call Control ``call.hangup`` ``hangup_cause`` values (the full documented enum).
 HANGUP_CAUSES: Mapping[str, CallOutcome] = MappingProxyType(
@@ -144,8 +144,8 @@ def _missed_call(
     if not session:
         raise MalformedWebhookError("telnyx: call event lacks call_session_id")
     caller_raw = payload.get("from") if isinstance(payload.get("from"), str) else ""
-    occurred = parse_time(data.get("occurred_at")) or clock.now()
-    started = parse_time(payload.get("start_time"))
+    occurred = first_time(data.get("occurred_at"), rfc2822=True)
+    started = parse_time(payload.get("start_time"), rfc2822=True)
     ring = (occurred - started).total_seconds() if started else None
     return MissedCall(
         carrier=CARRIER,
@@ -200,7 +200,7 @@ def _texml_callback(request: WebhookRequest) -> MissedCall | None:
         caller=to_e164(caller_raw),
         called=to_e164(form.get("To")),
         outcome=outcome,
-        occurred_at=parse_time(form.get("Timestamp")) or clock.now(),
+        occurred_at=first_time(form.get("Timestamp"), rfc2822=True),
         caller_raw=caller_raw,
         ring_seconds=duration,
         voicemail=bool(recording) if recording is not None else bool(form.get("RecordingUrl")),
@@ -241,7 +241,7 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
         event_id=f"{form['CallSid']}:{direction}",
         customer=customer,
         direction=direction,
-        occurred_at=parse_time(form.get("Timestamp")) or clock.now(),
+        occurred_at=first_time(form.get("Timestamp"), rfc2822=True),
     )
 
 

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email.utils
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from connector.core import clock, safe_json
+from connector.core import safe_json
 from connector.core.errors import (
     MalformedWebhookError,
     UnsupportedEventError,
@@ -39,6 +37,7 @@ from connector.core.events import DeliveryStatus, InboundMessage, MessageStatusU
 from connector.core.http import WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import require_fresh
+from connector.core.times import first_time
 
 CARRIER = "telnyx"
 SIGNATURE_HEADER = "telnyx-signature-ed25519"
@@ -147,24 +146,6 @@ def payload_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return payload
 
 
-def parse_time(value: object) -> datetime | None:
-    """An aware UTC datetime from ISO 8601 (Telnyx's JSON and new TeXML callbacks) or RFC 2822
-    (what older TeXML documentation promises); None when absent or unreadable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        try:
-            parsed = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def route(kind: str, request: WebhookRequest) -> str:
     """The kind a JSON webhook really is, from its ``event_type``; forms keep their URL's kind.
 
@@ -229,10 +210,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
         sender=to_e164(sender_raw),
         recipient=to_e164(_number(_first_recipient(payload)) or None),
         body=text if isinstance(text, str) else "",
-        received_at=(
-            parse_time(payload.get("received_at")) or parse_time(data.get("occurred_at"))
-            or clock.now()
-        ),
+        received_at=first_time(payload.get("received_at"), data.get("occurred_at"), rfc2822=True),
         media_count=len(media) if isinstance(media, list) else 0,
         raw=dict(data),
     )
@@ -264,10 +242,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         event_id=f"{message_id}:{status}",
         message_id=str(message_id),
         status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
-        occurred_at=(
-            parse_time(data.get("occurred_at")) or parse_time(payload.get("completed_at"))
-            or clock.now()
-        ),
+        occurred_at=first_time(data.get("occurred_at"), payload.get("completed_at"), rfc2822=True),
         error_code=error_code,
         raw=dict(data),
     )

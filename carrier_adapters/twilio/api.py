@@ -13,9 +13,8 @@ References:
 
 from __future__ import annotations
 
-import email.utils
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -35,6 +34,7 @@ from connector.core.http import (
     retry_after_seconds,
     transport_error,
 )
+from connector.core.times import parse_time
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -132,16 +132,6 @@ def to_send_result(message: Mapping[str, Any]) -> SendResult:
     )
 
 
-def _rfc2822(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 class TwilioRestClient:
     """The two Messages calls the adapter needs, with Basic auth and our timeouts.
 
@@ -217,7 +207,7 @@ class TwilioRestClient:
         for message in messages:
             if not isinstance(message, dict) or message.get("body") != body:
                 continue
-            created = _rfc2822(message.get("date_created"))
+            created = parse_time(message.get("date_created"), rfc2822=True)
             if created is not None and created >= earliest and message.get("sid"):
                 return to_send_result(message)
         return None

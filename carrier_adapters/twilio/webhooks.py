@@ -14,10 +14,8 @@ Twilio references:
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from types import MappingProxyType
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree as ET
@@ -36,6 +34,7 @@ from connector.core.events import (
 from connector.core.http import WebhookReply, WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import constant_time_equals, hmac_base64
+from connector.core.times import first_time
 
 CARRIER = "twilio"
 SIGNATURE_HEADER = "X-Twilio-Signature"
@@ -179,19 +178,6 @@ def _required(request: WebhookRequest, *names: str) -> None:
         raise MalformedWebhookError(f"twilio: webhook lacks {', '.join(missing)}")
 
 
-def _timestamp(value: str | None) -> datetime:
-    """The RFC 2822 ``Timestamp`` of a status callback in UTC; now when absent or unreadable."""
-    if not value:
-        return clock.now()
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return clock.now()
-    if parsed.tzinfo is None:  # "-0000" means UTC with no zone information (RFC 2822 3.3)
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def _seconds(value: str | None) -> float | None:
     if value is None or value == "":
         return None
@@ -263,7 +249,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
         caller=to_e164(caller_raw),
         called=to_e164(form.get("To")),
         outcome=outcome,
-        occurred_at=_timestamp(form.get("Timestamp")),
+        occurred_at=first_time(form.get("Timestamp"), rfc2822=True),
         caller_raw=caller_raw,
         ring_seconds=duration,
         voicemail=_left_voicemail(form),
@@ -307,7 +293,7 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
         event_id=f"{form['CallSid']}:{direction}",
         customer=customer,
         direction=direction,
-        occurred_at=_timestamp(form.get("Timestamp")),
+        occurred_at=first_time(form.get("Timestamp"), rfc2822=True),
     )
 
 

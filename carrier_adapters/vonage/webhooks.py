@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 from carrier_adapters.base import CallRouting
-from connector.core import clock, safe_json
+from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.core.events import (
     AnsweredCall,
@@ -37,6 +36,7 @@ from connector.core.events import (
 )
 from connector.core.http import WebhookReply, WebhookRequest
 from connector.core.phone import to_e164
+from connector.core.times import first_time
 
 from . import context as call_context
 from . import tokens
@@ -136,19 +136,6 @@ def json_body(request: WebhookRequest) -> Mapping[str, Any]:
     return document
 
 
-def parse_time(value: object) -> datetime | None:
-    """An aware UTC datetime from Vonage's ISO 8601 ``timestamp``; None when unreadable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
@@ -224,7 +211,7 @@ def parse_call_event(request: WebhookRequest, signature_secret: str) -> MissedCa
         caller=to_e164(caller_raw or None),
         called=to_e164(called_raw),
         outcome=outcome,
-        occurred_at=parse_time(body.get("timestamp")) or clock.now(),
+        occurred_at=first_time(body.get("timestamp")),
         caller_raw=caller_raw,
         voicemail=outcome is CallOutcome.VOICEMAIL,
         raw=dict(body),
@@ -256,7 +243,7 @@ def parse_answered_call(request: WebhookRequest, signature_secret: str) -> Answe
         event_id=f"{leg}:{direction}",
         customer=customer,
         direction=direction,
-        occurred_at=parse_time(body.get("timestamp")) or clock.now(),
+        occurred_at=first_time(body.get("timestamp")),
     )
 
 
@@ -324,7 +311,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
         sender=to_e164(sender_raw),
         recipient=to_e164(_text(body.get("to")) or None),
         body=text,
-        received_at=parse_time(body.get("timestamp")) or clock.now(),
+        received_at=first_time(body.get("timestamp")),
         media_count=len(media),
         raw=dict(body),
     )
@@ -356,7 +343,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         event_id=f"{message_id}:{status}",
         message_id=str(message_id),
         status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
-        occurred_at=parse_time(body.get("timestamp")) or clock.now(),
+        occurred_at=first_time(body.get("timestamp")),
         error_code=error_code(body.get("error")),
         raw=dict(body),
     )
