@@ -23,10 +23,11 @@ from typing import Any
 
 import requests
 
+from carrier_adapters.errors import ErrorTable, classify_error
 from connector.core import clock
-from connector.core.errors import ProviderError, TransientProviderError
+from connector.core.errors import TransientProviderError
 from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, classify_status, transport_error
+from connector.core.http import DEFAULT_TIMEOUT, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -46,16 +47,8 @@ def _retry_after(response: requests.Response) -> str | None:
     return f"{wait:.3f}" if wait > 0 else None
 
 
-def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.core.errors` error for a non-2xx Aircall response (by HTTP status)."""
-    status = response.status_code
-    return classify_status(
-        CARRIER,
-        status,
-        f"aircall: HTTP {status}",
-        retry_after=_retry_after(response),
-        default_wait=DEFAULT_RETRY_AFTER,
-    )
+#: Aircall's errors carry no code of their own: the HTTP status decides.
+ERRORS = ErrorTable(provider=CARRIER, retry_after=_retry_after, default_wait=DEFAULT_RETRY_AFTER)
 
 
 class AircallRestClient:
@@ -84,7 +77,7 @@ class AircallRestClient:
         except requests.RequestException as exc:
             raise transport_error(CARRIER, exc) from None
         if not 200 <= response.status_code < 300:
-            raise classify_error(response)
+            raise classify_error(response, ERRORS)
         try:
             message: Any = response.json()
             if isinstance(message.get("message"), dict):  # tolerate a wrapped response

@@ -25,11 +25,9 @@ from typing import Any
 
 import requests
 
+from carrier_adapters.errors import ErrorTable, classify_error, json_code
 from connector.core.errors import (
     ProviderAuthError,
-    ProviderError,
-    RateLimitedError,
-    RecipientRejectedError,
     TransientProviderError,
 )
 from connector.core.events import DeliveryStatus, SendResult
@@ -37,7 +35,6 @@ from connector.core.http import (
     DEFAULT_TIMEOUT,
     CachedToken,
     classify_status,
-    retry_after_seconds,
     transport_error,
 )
 from connector.core.times import parse_time
@@ -69,45 +66,30 @@ LIST_STATUSES: Mapping[str, DeliveryStatus] = {
 }
 
 
-def _error_type(response: requests.Response) -> str | None:
-    """Bandwidth's error ``type`` (``request-validation``, ``unauthorized``...), if any."""
-    try:
-        payload = response.json()
-    except ValueError:
+def _rejected_recipient(response: requests.Response) -> str | None:
+    """``invalid`` when a 400's ``fieldErrors`` blame the ``to`` field, else None.
+
+    Delivery refusals (opt-out 4775, landline or invalid 4720...) come later in
+    ``message-failed`` callbacks; at send time only such a 400 is about the recipient.
+    """
+    if response.status_code != 400:
         return None
-    value = payload.get("type") if isinstance(payload, dict) else None
-    return value if isinstance(value, str) and value else None
-
-
-def _rejects_recipient(response: requests.Response) -> bool:
-    """True when a 400's ``fieldErrors`` blame the ``to`` field (the number is not valid)."""
     try:
         errors = response.json().get("fieldErrors") or []
     except (ValueError, AttributeError):
-        return False
-    return any(isinstance(e, dict) and str(e.get("fieldName", "")).startswith("to") for e in errors)
+        return None
+    blamed = any(isinstance(e, dict) and str(e.get("fieldName", "")).startswith("to") for e in errors)
+    return "invalid" if blamed else None
 
 
-def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.core.errors` error for a non-2xx Bandwidth response.
-
-    Delivery refusals (opt-out 4775, landline or invalid 4720...) come later in
-    ``message-failed`` callbacks; at send time only a 400 whose field errors name ``to`` is
-    a rejected recipient. Then the HTTP status decides through the shared mapping.
-    """
-    status = response.status_code
-    kind = _error_type(response)
-    message = f"bandwidth: HTTP {status}" + (f", {kind}" if kind else "")
-    common: dict[str, Any] = {"provider": CARRIER, "code": kind, "status": status}
-    if status == 400 and _rejects_recipient(response):
-        return RecipientRejectedError(message, reason="invalid", **common)
-    if status == 429:
-        return RateLimitedError(
-            message,
-            retry_after=retry_after_seconds(response.headers.get("Retry-After"), DEFAULT_RETRY_AFTER),
-            **common,
-        )
-    return classify_status(CARRIER, status, message, code=kind, default_wait=DEFAULT_RETRY_AFTER)
+#: Bandwidth's error body names a ``type`` (``request-validation``, ``unauthorized``...).
+ERRORS = ErrorTable(
+    provider=CARRIER,
+    code=json_code("type"),
+    recipient_check=_rejected_recipient,
+    default_wait=DEFAULT_RETRY_AFTER,
+    code_label=", {code}",
+)
 
 
 class OAuthToken(CachedToken):
@@ -205,7 +187,7 @@ class BandwidthRestClient:
         if response.status_code == 401 and isinstance(self._auth, OAuthToken):
             self._auth.invalidate()
         if not 200 <= response.status_code < 300:
-            raise classify_error(response)
+            raise classify_error(response, ERRORS)
         return response
 
     def create_message(self, payload: Mapping[str, Any]) -> SendResult:

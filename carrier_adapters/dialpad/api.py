@@ -22,26 +22,17 @@ from typing import Any
 
 import requests
 
-from connector.core.errors import ProviderError, TransientProviderError
+from carrier_adapters.errors import ErrorTable, classify_error
+from connector.core.errors import TransientProviderError
 from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, classify_status, transport_error
+from connector.core.http import DEFAULT_TIMEOUT, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
 #: 100 requests a minute: without ``Retry-After`` a throttled send waits for the window to move.
 DEFAULT_RETRY_AFTER = 5.0
-
-
-def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.core.errors` error for a non-2xx Dialpad response (by HTTP status)."""
-    status = response.status_code
-    return classify_status(
-        CARRIER,
-        status,
-        f"dialpad: HTTP {status}",
-        retry_after=response.headers.get("Retry-After"),
-        default_wait=DEFAULT_RETRY_AFTER,
-    )
+#: Dialpad's errors carry no code we act on, so the HTTP status decides.
+ERRORS = ErrorTable(provider=CARRIER, default_wait=DEFAULT_RETRY_AFTER)
 
 
 class DialpadRestClient:
@@ -68,7 +59,7 @@ class DialpadRestClient:
         except requests.RequestException as exc:
             raise transport_error(CARRIER, exc) from None
         if not 200 <= response.status_code < 300:
-            raise classify_error(response)
+            raise classify_error(response, ERRORS)
         try:
             message = response.json()
             message_id = str(message.get("id") or "")

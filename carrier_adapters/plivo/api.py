@@ -23,9 +23,10 @@ from typing import Any
 
 import requests
 
-from connector.core.errors import ProviderError, TransientProviderError
+from carrier_adapters.errors import ErrorTable, classify_error
+from connector.core.errors import TransientProviderError
 from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, classify_status, transport_error
+from connector.core.http import DEFAULT_TIMEOUT, transport_error
 from connector.core.phone import to_e164
 from connector.core.times import parse_time
 
@@ -35,30 +36,15 @@ API_VERSION = "v1"
 #: Wait when a 429 comes without ``Retry-After``. Plivo documents the message list as limited
 #: to 20 requests a minute (one every 3 s).
 DEFAULT_RETRY_AFTER = 5.0
+#: Plivo's synchronous errors carry free text only (refusals tied to the
+#: recipient come later, as ``ErrorCode`` in the status callback), so the HTTP status decides.
+ERRORS = ErrorTable(provider=CARRIER, default_wait=DEFAULT_RETRY_AFTER)
 #: How far before ``sent_after`` a message may have been created and still count as ours.
 CLOCK_SKEW = timedelta(seconds=60)
 #: Plivo's maximum page size for the message list.
 PAGE_SIZE = 20
 #: Pages read when reconciling before giving up (a busy account in a short window).
 MAX_PAGES = 5
-
-
-def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.core.errors` error for a non-2xx Plivo response.
-
-    Plivo's synchronous errors carry no numeric code, only free text, so the HTTP status
-    decides (429 rate limited, 401/403 credentials, 5xx transient and ambiguous, other 4xx
-    permanent). Refusals tied to the recipient (opted out: code 200, invalid number: 50) come
-    later, as ``ErrorCode`` in the status callback.
-    """
-    status = response.status_code
-    return classify_status(
-        CARRIER,
-        status,
-        f"plivo: HTTP {status}",
-        retry_after=response.headers.get("Retry-After"),
-        default_wait=DEFAULT_RETRY_AFTER,
-    )
 
 
 class PlivoRestClient:
@@ -88,7 +74,7 @@ class PlivoRestClient:
         except requests.RequestException as exc:
             raise transport_error(CARRIER, exc) from None
         if not 200 <= response.status_code < 300:
-            raise classify_error(response)
+            raise classify_error(response, ERRORS)
         return response
 
     def send_message(self, payload: Mapping[str, Any]) -> SendResult:

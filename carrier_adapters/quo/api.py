@@ -23,9 +23,10 @@ from typing import Any
 
 import requests
 
-from connector.core.errors import ProviderError, TransientProviderError
+from carrier_adapters.errors import ErrorTable, classify_error
+from connector.core.errors import TransientProviderError
 from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, classify_status, transport_error
+from connector.core.http import DEFAULT_TIMEOUT, transport_error
 from connector.core.phone import to_e164
 from connector.core.times import parse_time
 
@@ -33,21 +34,11 @@ from .webhooks import CARRIER, DELIVERY_STATUSES
 
 #: Wait when a 429 comes without ``Retry-After`` (Quo documents no value; *inferred*).
 DEFAULT_RETRY_AFTER = 1.0
+#: Quo's errors carry no code we act on, so the HTTP status decides.
+ERRORS = ErrorTable(provider=CARRIER, default_wait=DEFAULT_RETRY_AFTER)
 CLOCK_SKEW = timedelta(seconds=60)
 PAGE_SIZE = 50
 MAX_PAGES = 3
-
-
-def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.core.errors` error for a non-2xx Quo response (by HTTP status)."""
-    status = response.status_code
-    return classify_status(
-        CARRIER,
-        status,
-        f"quo: HTTP {status}",
-        retry_after=response.headers.get("Retry-After"),
-        default_wait=DEFAULT_RETRY_AFTER,
-    )
 
 
 def _result(message: Mapping[str, Any]) -> SendResult:
@@ -82,7 +73,7 @@ class QuoRestClient:
         except requests.RequestException as exc:
             raise transport_error(CARRIER, exc) from None
         if not 200 <= response.status_code < 300:
-            raise classify_error(response)
+            raise classify_error(response, ERRORS)
         return response
 
     def send_message(self, *, to: str, from_: str, body: str) -> SendResult:

@@ -28,15 +28,13 @@ from typing import Any
 
 import requests
 
+from carrier_adapters.errors import ErrorTable, classify_error, error_code, first_code, json_code
 from connector.core.errors import (
-    PermanentProviderError,
     ProviderAuthError,
-    ProviderError,
-    RecipientRejectedError,
     TransientProviderError,
 )
 from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, CachedToken, classify_status, transport_error
+from connector.core.http import DEFAULT_TIMEOUT, CachedToken, transport_error
 from connector.core.phone import to_e164
 from connector.core.times import parse_time
 
@@ -67,45 +65,16 @@ RECIPIENT_ERRORS: Mapping[str, str] = {
 #: 403 codes about the sending number or extension, not the credentials: fixing them is a
 #: configuration change, so they are permanent rather than "re-authorise".
 CONFIGURATION_ERRORS = frozenset({"MSG-241", "MSG-242", "MSG-304", "MSG-314", "MSG-330", "CMN-109"})
-
-
-def _error_code(response: requests.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    code = body.get("errorCode")
-    if not code and isinstance(body.get("errors"), list) and body["errors"]:
-        first = body["errors"][0]
-        code = first.get("errorCode") if isinstance(first, dict) else None
-    return str(code) if code else None
-
-
-def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.core.errors` error for a non-2xx RingCentral response.
-
-    RingCentral answers 403 for some messaging refusals that are not about credentials, so
-    the ``errorCode`` is read before the HTTP status decides.
-    """
-    status = response.status_code
-    code = _error_code(response)
-    message = f"ringcentral: HTTP {status}" + (f" {code}" if code else "")
-    if code is not None and code in RECIPIENT_ERRORS:
-        return RecipientRejectedError(
-            message, reason=RECIPIENT_ERRORS[code], provider=CARRIER, code=code, status=status
-        )
-    if code in CONFIGURATION_ERRORS:
-        return PermanentProviderError(message, provider=CARRIER, code=code, status=status)
-    return classify_status(
-        CARRIER,
-        status,
-        message,
-        code=code,
-        retry_after=response.headers.get("Retry-After"),
-        default_wait=DEFAULT_RETRY_AFTER,
-    )
+#: RingCentral answers 403 for some messaging refusals that are not about credentials, so the
+#: ``errorCode`` (top level, or of the first of ``errors``) is read before the status decides.
+ERRORS = ErrorTable(
+    provider=CARRIER,
+    code=first_code(json_code("errorCode"), json_code("errors", 0, "errorCode")),
+    recipient=RECIPIENT_ERRORS,
+    permanent=CONFIGURATION_ERRORS,
+    default_wait=DEFAULT_RETRY_AFTER,
+    code_label=" {code}",
+)
 
 
 class JwtToken(CachedToken):
@@ -148,11 +117,11 @@ class JwtToken(CachedToken):
             raise ProviderAuthError(
                 f"ringcentral: token request HTTP {status}",
                 provider=CARRIER,
-                code=_error_code(response),
+                code=error_code(response, ERRORS),
                 status=status,
             )
         if not 200 <= status < 300:
-            error = classify_error(response)
+            error = classify_error(response, ERRORS)
             if isinstance(error, TransientProviderError):
                 error.ambiguous = False  # nothing was sent yet
             raise error
@@ -200,7 +169,7 @@ class RingCentralRestClient:
         if response.status_code == 401:
             self._token.invalidate()
         if not 200 <= response.status_code < 300:
-            raise classify_error(response)
+            raise classify_error(response, ERRORS)
         return response
 
     def send_sms(self, *, to: str, from_: str, body: str) -> SendResult:

@@ -24,15 +24,12 @@ from urllib.parse import quote
 
 import requests
 
+from carrier_adapters.errors import ErrorTable, classify_error, json_code
 from connector.core.errors import (
-    ProviderAuthError,
-    ProviderError,
-    RateLimitedError,
-    RecipientRejectedError,
     TransientProviderError,
 )
 from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, classify_status, retry_after_seconds, transport_error
+from connector.core.http import DEFAULT_TIMEOUT, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -68,52 +65,18 @@ RECIPIENT_REJECTIONS: Mapping[str, str] = {
     "40012": "invalid",
     "40310": "invalid",
 }
-#: ``10009`` authentication failed (invalid or missing API key).
-AUTH_ERROR_CODES = frozenset({"10009"})
-#: ``10011`` too many requests.
-RATE_LIMIT_CODES = frozenset({"10011"})
 #: Wait when a 429 comes without ``Retry-After``.
 DEFAULT_RETRY_AFTER = 1.0
-
-
-def _error_code(response: requests.Response) -> str | None:
-    """The first ``errors[].code`` of a JSON error body, None when there is none."""
-    try:
-        payload = response.json()
-    except ValueError:
-        return None
-    errors = payload.get("errors") if isinstance(payload, dict) else None
-    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
-        return None
-    code = errors[0].get("code")
-    if code is None:
-        return None
-    return str(code).strip() or None
-
-
-def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.core.errors` error for a non-2xx Telnyx response.
-
-    Telnyx's code decides first (STOP block, landline, invalid number, bad key, throttling),
-    then the HTTP status through the shared mapping (429, 401/403, 5xx, other 4xx).
-    """
-    status = response.status_code
-    code = _error_code(response)
-    message = f"telnyx: HTTP {status}" + (f", error {code}" if code else "")
-    common: dict[str, Any] = {"provider": CARRIER, "code": code, "status": status}
-    if code is not None and status < 500 and code in RECIPIENT_REJECTIONS:
-        return RecipientRejectedError(message, reason=RECIPIENT_REJECTIONS[code], **common)
-    if code in AUTH_ERROR_CODES or status == 401:
-        return ProviderAuthError(message, **common)
-    retry_after = response.headers.get("Retry-After")
-    if status == 429 or code in RATE_LIMIT_CODES:
-        return RateLimitedError(
-            message, retry_after=retry_after_seconds(retry_after, DEFAULT_RETRY_AFTER), **common
-        )
-    return classify_status(
-        CARRIER, status, message, code=code, retry_after=retry_after,
-        default_wait=DEFAULT_RETRY_AFTER,
-    )
+#: Telnyx's error body: ``{"errors": [{"code": "40300", "title": ..., "detail": ...}]}``
+#: (https://developers.telnyx.com/docs/overview/errors).
+ERRORS = ErrorTable(
+    provider=CARRIER,
+    code=json_code("errors", 0, "code"),
+    recipient=RECIPIENT_REJECTIONS,
+    auth=frozenset({"10009"}),  # authentication failed (invalid or missing API key)
+    rate_limited=frozenset({"10011"}),  # too many requests
+    default_wait=DEFAULT_RETRY_AFTER,
+)
 
 
 def to_send_result(message: Mapping[str, Any]) -> SendResult:
@@ -158,7 +121,7 @@ class TelnyxRestClient:
         except requests.RequestException as exc:
             raise transport_error(CARRIER, exc) from None
         if not 200 <= response.status_code < 300:
-            raise classify_error(response)
+            raise classify_error(response, ERRORS)
         return response
 
     def create_message(self, body: Mapping[str, Any]) -> SendResult:

@@ -20,18 +20,13 @@ from urllib.parse import quote
 
 import requests
 
+from carrier_adapters.errors import ErrorTable, classify_error, json_code
 from connector.core.errors import (
-    ProviderAuthError,
-    ProviderError,
-    RateLimitedError,
-    RecipientRejectedError,
     TransientProviderError,
 )
 from connector.core.events import DeliveryStatus, SendResult
 from connector.core.http import (
     DEFAULT_TIMEOUT,
-    classify_status,
-    retry_after_seconds,
     transport_error,
 )
 from connector.core.times import parse_time
@@ -47,20 +42,27 @@ API_VERSION = "2010-04-01"
 #: 21635 https://www.twilio.com/docs/api/errors/21635 ('To' is a landline)
 #: 30006 https://www.twilio.com/docs/api/errors/30006 (landline or unreachable carrier)
 #: 21211 https://www.twilio.com/docs/api/errors/21211 (invalid 'To' number)
-RECIPIENT_REJECTIONS: Mapping[int, str] = {
-    21610: "opted_out",
-    21614: "not_mobile",
-    21635: "not_mobile",
-    30006: "not_mobile",
-    21211: "invalid",
+RECIPIENT_REJECTIONS: Mapping[str, str] = {
+    "21610": "opted_out",
+    "21614": "not_mobile",
+    "21635": "not_mobile",
+    "30006": "not_mobile",
+    "21211": "invalid",
 }
-#: 20003 https://www.twilio.com/docs/api/errors/20003 (authentication failed)
-AUTH_ERROR_CODES = frozenset({20003})
-#: 20429 https://www.twilio.com/docs/api/errors/20429 (too many concurrent requests)
-RATE_LIMIT_CODES = frozenset({20429})
 #: Wait when a 429 comes without ``Retry-After``; Twilio says a 429 is safe to retry after a
 #: short back-off.
 DEFAULT_RETRY_AFTER = 1.0
+#: Twilio's error body is JSON with ``code``, ``message``, ``more_info`` and ``status``.
+ERRORS = ErrorTable(
+    provider=CARRIER,
+    code=json_code("code"),
+    recipient=RECIPIENT_REJECTIONS,
+    #: 20003 https://www.twilio.com/docs/api/errors/20003 (authentication failed)
+    auth=frozenset({"20003"}),
+    #: 20429 https://www.twilio.com/docs/api/errors/20429 (too many concurrent requests)
+    rate_limited=frozenset({"20429"}),
+    default_wait=DEFAULT_RETRY_AFTER,
+)
 #: How far before ``sent_after`` a message may have been created and still count as ours:
 #: the clocks of this machine and Twilio's differ a little.
 CLOCK_SKEW = timedelta(seconds=60)
@@ -68,51 +70,6 @@ CLOCK_SKEW = timedelta(seconds=60)
 RECONCILE_PAGE_SIZE = 50
 #: Lookup v2 lives on its own host: https://www.twilio.com/docs/lookup/v2-api
 LOOKUPS_BASE_URL = "https://lookups.twilio.com"
-
-
-def _error_code(response: requests.Response) -> int | None:
-    """Twilio's numeric ``code`` from a JSON error body, None when there is none."""
-    try:
-        payload = response.json()
-    except ValueError:
-        return None
-    code = payload.get("code") if isinstance(payload, dict) else None
-    try:
-        return int(code) if code is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.core.errors` error for a non-2xx Twilio response.
-
-    Twilio's code decides first (opted out, landline, invalid number, bad credentials, rate
-    limit), then the HTTP status (429, 401/403, 5xx, other 4xx) through the shared mapping.
-    """
-    status = response.status_code
-    code = _error_code(response)
-    code_text = str(code) if code is not None else None
-    message = f"twilio: HTTP {status}" + (f", error {code}" if code is not None else "")
-    retry_after = response.headers.get("Retry-After")
-    common: dict[str, Any] = {"provider": CARRIER, "code": code_text, "status": status}
-    if code is not None and status < 500 and code in RECIPIENT_REJECTIONS:
-        return RecipientRejectedError(message, reason=RECIPIENT_REJECTIONS[code], **common)
-    if code in AUTH_ERROR_CODES or status == 401:
-        return ProviderAuthError(message, **common)
-    if status == 429 or code in RATE_LIMIT_CODES:
-        return RateLimitedError(
-            message,
-            retry_after=retry_after_seconds(retry_after, DEFAULT_RETRY_AFTER),
-            **common,
-        )
-    return classify_status(
-        CARRIER,
-        status,
-        message,
-        code=code_text,
-        retry_after=retry_after,
-        default_wait=DEFAULT_RETRY_AFTER,
-    )
 
 
 def _segments(value: Any) -> int | None:
@@ -169,7 +126,7 @@ class TwilioRestClient:
         except requests.RequestException as exc:
             raise transport_error(CARRIER, exc) from None
         if not 200 <= response.status_code < 300:
-            raise classify_error(response)
+            raise classify_error(response, ERRORS)
         return response
 
     def create_message(self, form: Mapping[str, str]) -> SendResult:

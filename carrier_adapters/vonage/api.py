@@ -24,15 +24,12 @@ from typing import Any
 
 import requests
 
+from carrier_adapters.errors import ErrorTable, classify_error
 from connector.core.errors import (
-    ProviderAuthError,
-    ProviderError,
-    RateLimitedError,
-    RecipientRejectedError,
     TransientProviderError,
 )
 from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, classify_status, retry_after_seconds, transport_error
+from connector.core.http import DEFAULT_TIMEOUT, transport_error
 
 from .webhooks import CARRIER, error_code
 
@@ -46,46 +43,20 @@ RECIPIENT_REJECTIONS: Mapping[str, str] = {
     "1050": "opted_out",
     "1040": "invalid",
 }
-#: ``1000`` "Throttled: you have exceeded the submission capacity allowed on this account".
-RATE_LIMIT_CODES = frozenset({"1000"})
-#: Generic RFC 7807 codes for refused credentials.
-AUTH_ERROR_CODES = frozenset({"unauthorized"})
 #: Wait when a 429 comes without ``Retry-After``.
 DEFAULT_RETRY_AFTER = 1.0
-
-
-def _error_code(response: requests.Response) -> str | None:
-    try:
-        payload = response.json()
-    except ValueError:
-        return None
-    return error_code(payload)
-
-
-def classify_error(response: requests.Response) -> ProviderError:
-    """The :mod:`connector.core.errors` error for a non-2xx Messages API response.
-
-    Vonage's code decides first (opted out, invalid number, throttled, bad credentials), then
-    the HTTP status through the shared mapping (429, 401/403, 5xx, other 4xx; a 402 low
-    balance is permanent until someone tops the account up).
-    """
-    status = response.status_code
-    code = _error_code(response)
-    message = f"vonage: HTTP {status}" + (f", error {code}" if code else "")
-    common: dict[str, Any] = {"provider": CARRIER, "code": code, "status": status}
-    if code is not None and status < 500 and code in RECIPIENT_REJECTIONS:
-        return RecipientRejectedError(message, reason=RECIPIENT_REJECTIONS[code], **common)
-    if code in AUTH_ERROR_CODES or status == 401:
-        return ProviderAuthError(message, **common)
-    retry_after = response.headers.get("Retry-After")
-    if status == 429 or code in RATE_LIMIT_CODES:
-        return RateLimitedError(
-            message, retry_after=retry_after_seconds(retry_after, DEFAULT_RETRY_AFTER), **common
-        )
-    return classify_status(
-        CARRIER, status, message, code=code, retry_after=retry_after,
-        default_wait=DEFAULT_RETRY_AFTER,
-    )
+#: Messages API errors are RFC 7807 documents; the code is the ``type`` URL's fragment
+#: (:func:`.webhooks.error_code`). A 402 (low balance) is permanent until someone tops the
+#: account up.
+ERRORS = ErrorTable(
+    provider=CARRIER,
+    code=error_code,
+    recipient=RECIPIENT_REJECTIONS,
+    auth=frozenset({"unauthorized"}),  # the generic RFC 7807 code for refused credentials
+    #: ``1000`` "Throttled: you have exceeded the submission capacity allowed on this account".
+    rate_limited=frozenset({"1000"}),
+    default_wait=DEFAULT_RETRY_AFTER,
+)
 
 
 class VonageRestClient:
@@ -119,7 +90,7 @@ class VonageRestClient:
         except requests.RequestException as exc:
             raise transport_error(CARRIER, exc) from None
         if not 200 <= response.status_code < 300:
-            raise classify_error(response)
+            raise classify_error(response, ERRORS)
         try:
             payload = response.json()
             message_id = payload["message_uuid"]

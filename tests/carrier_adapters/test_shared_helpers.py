@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from typing import Any
 
+import pytest
+import requests
+
+from carrier_adapters.errors import ErrorTable, classify_error, first_code, json_code
 from connector.core import clock
+from connector.core.errors import (
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    RateLimitedError,
+    RecipientRejectedError,
+    TransientProviderError,
+)
 from connector.core.redact import mask_phone_numbers, redact
 from connector.core.times import first_time, parse_time
 
@@ -60,3 +73,52 @@ def test_first_time_falls_back_to_now() -> None:
     )
     before = clock.now()
     assert before <= first_time(None, "") <= clock.now()
+
+
+TABLE = ErrorTable(
+    provider="acme",
+    code=first_code(json_code("errors", 0, "code"), json_code("code")),
+    recipient={"21610": "opted_out"},
+    auth=frozenset({"20003"}),
+    rate_limited=frozenset({"20429"}),
+    permanent=frozenset({"30001"}),
+    default_wait=7.0,
+)
+
+
+def _response(status: int, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
+    response = requests.Response()
+    response.status_code = status
+    response._content = json.dumps(body).encode() if not isinstance(body, bytes) else body
+    response.headers.update(headers or {})
+    return response
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "code"),
+    [
+        (400, {"code": 21610}, RecipientRejectedError, "21610"),
+        (500, {"code": 21610}, TransientProviderError, "21610"),  # a 5xx is never the recipient
+        (403, {"errors": [{"code": "30001"}]}, PermanentProviderError, "30001"),
+        (400, {"code": "20003"}, ProviderAuthError, "20003"),
+        (400, {"code": "20429"}, RateLimitedError, "20429"),
+        (429, b"<html>busy</html>", RateLimitedError, None),
+        (403, {}, ProviderAuthError, None),
+        (503, {"errors": []}, TransientProviderError, None),
+        (422, {"code": {"nested": 1}}, PermanentProviderError, None),
+    ],
+)
+def test_classify_error_follows_the_table(
+    status: int, body: Any, kind: type[ProviderError], code: str | None
+) -> None:
+    error = classify_error(_response(status, body), TABLE)
+    assert type(error) is kind
+    assert (error.provider, error.code, error.status) == ("acme", code, status)
+    assert str(error) == f"acme: HTTP {status}" + (f", error {code}" if code else "")
+
+
+def test_classify_error_waits_as_told_or_by_default() -> None:
+    told = classify_error(_response(429, {}, {"Retry-After": "3"}), TABLE)
+    assert isinstance(told, RateLimitedError) and told.retry_after == 3.0
+    default = classify_error(_response(400, {"code": "20429"}), TABLE)
+    assert isinstance(default, RateLimitedError) and default.retry_after == 7.0
