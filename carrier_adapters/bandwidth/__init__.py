@@ -222,10 +222,10 @@ class BandwidthCarrier(CarrierAdapter):
                 )
             event_type = webhooks.voice_event_type(request)
             if event_type == "transferAnswer":
-                return webhooks.empty_bxml()
+                return webhooks.BXML.empty()
             if event_type in ("disconnect", "transferDisconnect"):
                 return WebhookReply(b"", "text/plain", 204)
-            return webhooks.hangup_bxml()
+            return webhooks.BXML.hangup()
         if kind in ("sms", "status"):
             return WebhookReply(b"", "text/plain")
         raise ValueError(f"unknown webhook kind {kind!r}")

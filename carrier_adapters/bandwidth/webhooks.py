@@ -25,9 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
+from carrier_adapters.dialect import VoiceMarkup
 from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, WebhookVerificationError
 from connector.core.events import (
@@ -86,9 +86,6 @@ INBOUND_TYPES = frozenset({"message-received"})
 #: not indicate that the message was not received" (messaging webhooks page), so the message
 #: counts as sent, not failed.
 RECEIPT_EXPIRED = 9902
-#: ``<Transfer>`` limits: at most 8 ``<PhoneNumber>``; ``callTimeout`` 1 to 300 seconds.
-MAX_TRANSFER_NUMBERS = 8
-CALL_TIMEOUT_MIN, CALL_TIMEOUT_MAX = 1, 300
 
 
 # -- verification ----------------------------------------------------------------------------
@@ -312,63 +309,34 @@ class BxmlReply(WebhookReply):
         return f"BxmlReply(<{len(self.body)} bytes>, {self.content_type!r}, {self.status})"
 
 
-def _bxml(response: ET.Element) -> BxmlReply:
-    body = ET.tostring(response, encoding="UTF-8", xml_declaration=True)
-    return BxmlReply(body, BXML_CONTENT_TYPE)
+#: BXML ``<Transfer>``: at most 8 ``<PhoneNumber>``; ``callTimeout`` 1 to 300 seconds.
+#: ``transferCompleteUrl`` reports the outcome while the caller is still on the line.
+BXML = VoiceMarkup(
+    name="BXML", content_type=BXML_CONTENT_TYPE, dial_verb="Transfer", number_noun="PhoneNumber",
+    action_attribute="transferCompleteUrl", method_attribute="transferCompleteMethod",
+    timeout_attribute="callTimeout", timeout_min=1, timeout_max=300, max_numbers=8,
+    reply_type=BxmlReply,
+)
 
 
-def transfer_bxml(routing: CallRouting, username: str, password: str) -> BxmlReply:
+def transfer_bxml(routing: CallRouting, username: str, password: str) -> WebhookReply:
     """``<Transfer>`` the caller to the routing's numbers, rung at once.
 
-    ``transferCompleteUrl`` reports the outcome while the caller is still on the line; its
-    ``username``/``password`` make Bandwidth send our callback credentials (it sends none
+    The ``username``/``password`` make Bandwidth send our callback credentials (it sends none
     otherwise). Bandwidth sends ``transferComplete`` only if the inbound call is still up, so a
     caller hanging up while it rings shows only as a ``transferDisconnect`` (cause ``cancel``)
     of the rung leg. That per-leg event is requested only when a single number is rung: with
     several, a leg also ends ``cancel`` or ``busy`` when another leg answers, which is no
     missed call.
     """
-    if not routing.forward_to:
-        raise ValueError("routing.forward_to is empty: there is nothing to transfer to")
-    if len(routing.forward_to) > MAX_TRANSFER_NUMBERS:
-        raise ValueError(f"Bandwidth transfers to at most {MAX_TRANSFER_NUMBERS} numbers")
-    timeout = min(max(int(routing.ring_timeout_seconds), CALL_TIMEOUT_MIN), CALL_TIMEOUT_MAX)
-    response = ET.Element("Response")
-    transfer = ET.SubElement(
-        response,
-        "Transfer",
-        {
-            "transferCompleteUrl": routing.action_url,
-            "transferCompleteMethod": "POST",
-            "callTimeout": str(timeout),
-            "username": username,
-            "password": password,
-        },
-    )
-    per_leg = len(routing.forward_to) == 1
-    for number in routing.forward_to:
-        attributes = {}
-        if per_leg:
-            attributes = {
-                "transferDisconnectUrl": routing.status_callback_url,
-                "transferDisconnectMethod": "POST",
-                "username": username,
-                "password": password,
-            }
-        ET.SubElement(transfer, "PhoneNumber", attributes).text = number
-    return _bxml(response)
-
-
-def hangup_bxml() -> BxmlReply:
-    """``<Response><Hangup/></Response>``: end the call after the transfer is over."""
-    response = ET.Element("Response")
-    ET.SubElement(response, "Hangup")
-    return _bxml(response)
-
-
-def empty_bxml() -> BxmlReply:
-    """An empty ``<Response/>``: nothing to do (after ``transferAnswer`` the legs are bridged)."""
-    return _bxml(ET.Element("Response"))
+    credentials = {"username": username, "password": password}
+    per_leg = {
+        "transferDisconnectUrl": routing.status_callback_url,
+        "transferDisconnectMethod": "POST",
+        **credentials,
+    }
+    single = len(routing.forward_to) == 1
+    return BXML.dial(routing, attributes=credentials, number_attributes=per_leg if single else None)
 
 
 def sender(request: WebhookRequest) -> str | None:

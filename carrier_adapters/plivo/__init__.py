@@ -142,9 +142,9 @@ class PlivoCarrier(CarrierAdapter):
         """Plivo XML for ``voice`` (``<Dial>`` with routing, else ``<Hangup/>``) and ``sms``
         (an empty ``<Response/>``: no auto-reply); an empty 200 for ``status``."""
         if kind == "voice":
-            return webhooks.dial_xml(routing) if routing else webhooks.hangup_xml()
+            return webhooks.PLIVO_XML.dial(routing) if routing else webhooks.PLIVO_XML.hangup()
         if kind == "sms":
-            return webhooks.empty_xml()
+            return webhooks.PLIVO_XML.empty()
         if kind == "status":
             return WebhookReply(b"", "text/plain")
         raise ValueError(f"unknown webhook kind {kind!r}")

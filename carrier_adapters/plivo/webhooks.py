@@ -21,9 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from urllib.parse import parse_qsl, urlparse, urlsplit
-from xml.etree import ElementTree as ET
 
-from carrier_adapters.base import CallRouting
+from carrier_adapters.dialect import VoiceMarkup
 from connector.core import clock
 from connector.core.errors import MalformedWebhookError, WebhookVerificationError
 from connector.core.events import (
@@ -33,7 +32,7 @@ from connector.core.events import (
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.core.http import WebhookReply, WebhookRequest
+from connector.core.http import WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import constant_time_equals, hmac_base64
 
@@ -43,7 +42,14 @@ V3_NONCE_HEADER = "X-Plivo-Signature-V3-Nonce"
 V2_HEADER = "X-Plivo-Signature-V2"
 V2_NONCE_HEADER = "X-Plivo-Signature-V2-Nonce"
 SIGNATURE_HEADERS = (V3_HEADER, V3_NONCE_HEADER, V2_HEADER, V2_NONCE_HEADER)
-XML_CONTENT_TYPE = "application/xml"
+#: Plivo XML: ``<Dial timeout>`` has no default, so it is always set. ``redirect="true"`` makes
+#: Plivo continue the call with the XML our action URL returns (a ``<Hangup/>``). Numbers are
+#: written with their country code and no ``+``, as in Plivo's ``<Number>`` examples
+#: (https://www.plivo.com/docs/voice/xml/dial).
+PLIVO_XML = VoiceMarkup(
+    name="Plivo XML", content_type="application/xml", dial_attributes={"redirect": "true"},
+    number_format=lambda number: number.lstrip("+"),
+)
 
 #: ``DialStatus`` of the ``<Dial action>`` callback: ``completed, busy, failed, timeout,
 #: no-answer`` (https://www.plivo.com/docs/voice/use-cases/dial-status-reporting/).
@@ -324,44 +330,3 @@ def signature_nonce(request: WebhookRequest) -> str | None:
 
 # -- Plivo XML replies -----------------------------------------------------------------------
 
-
-def _xml(response: ET.Element) -> WebhookReply:
-    body = ET.tostring(response, encoding="UTF-8", xml_declaration=True)
-    return WebhookReply(body, XML_CONTENT_TYPE)
-
-
-def dial_xml(routing: CallRouting) -> WebhookReply:
-    """``<Dial>`` the routing's numbers at once; Plivo posts ``DialStatus`` to ``action_url``.
-
-    ``timeout`` has no default in Plivo, so it is always set. ``redirect="true"`` makes Plivo
-    continue the call with the XML our action URL returns (a ``<Hangup/>``). Numbers are
-    written with their country code and no ``+``, as in Plivo's ``<Number>`` examples.
-    """
-    if not routing.forward_to:
-        raise ValueError("routing.forward_to is empty: there is nothing to dial")
-    response = ET.Element("Response")
-    dial = ET.SubElement(
-        response,
-        "Dial",
-        {
-            "action": routing.action_url,
-            "method": "POST",
-            "redirect": "true",
-            "timeout": str(max(int(routing.ring_timeout_seconds), 1)),
-        },
-    )
-    for number in routing.forward_to:
-        ET.SubElement(dial, "Number").text = number.lstrip("+")
-    return _xml(response)
-
-
-def hangup_xml() -> WebhookReply:
-    """``<Response><Hangup/></Response>``: end the call once the ``<Dial>`` is over."""
-    response = ET.Element("Response")
-    ET.SubElement(response, "Hangup")
-    return _xml(response)
-
-
-def empty_xml() -> WebhookReply:
-    """An empty ``<Response/>``: acknowledge an incoming message without replying."""
-    return _xml(ET.Element("Response"))

@@ -176,10 +176,10 @@ class TelnyxCarrier(CarrierAdapter):
         (Telnyx messaging sends no reply from a webhook answer)."""
         if kind == "voice":
             if routing is not None:
-                return voice.dial_texml(routing)
+                return voice.TEXML.dial(routing)
             if request is not None and webhooks.is_json(request):
                 return WebhookReply(b"", "text/plain")
-            return voice.hangup_texml()
+            return voice.TEXML.hangup()
         if kind in ("sms", "status"):
             return WebhookReply(b"", "text/plain")
         raise ValueError(f"unknown webhook kind {kind!r}")

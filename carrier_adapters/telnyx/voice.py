@@ -37,12 +37,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
-from xml.etree import ElementTree as ET
 
-from carrier_adapters.base import CallRouting
+from carrier_adapters.dialect import VoiceMarkup
 from connector.core.errors import MalformedWebhookError
 from connector.core.events import AnsweredCall, CallOutcome, MissedCall
-from connector.core.http import WebhookReply, WebhookRequest
+from connector.core.http import WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.times import first_time, parse_time
 
@@ -82,12 +81,12 @@ TEXML_NOT_ENDED = frozenset({"queued", "initiated", "ringing"})
 HANGUP_EVENT = "call.hangup"
 MACHINE_DETECTION_EVENT = "call.machine.detection.ended"
 
-#: ``<Dial timeout>`` bounds in seconds (TeXML Dial reference: 5-120, default 30).
-DIAL_TIMEOUT_MIN, DIAL_TIMEOUT_MAX = 5, 120
-#: ``<Number>`` nouns in one ``<Dial>``. Telnyx documents TwiML compatibility but no limit of
-#: its own; we keep Twilio's ten.
-MAX_DIAL_NUMBERS = 10
-TEXML_CONTENT_TYPE = "text/xml"
+#: TeXML: ``<Dial timeout>`` is 5 to 120 seconds (default 30) per Telnyx's Dial reference. It
+#: documents TwiML compatibility but no limit on ``<Number>`` nouns; we keep Twilio's ten.
+#: The ``action`` request is signed like every TeXML webhook and carries ``DialCallStatus``.
+TEXML = VoiceMarkup(
+    name="TeXML", content_type="text/xml", timeout_min=5, timeout_max=120, max_numbers=10
+)
 
 
 def is_incoming_call(request: WebhookRequest) -> bool:
@@ -246,39 +245,6 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
 
 
 # -- TeXML replies ---------------------------------------------------------------------------
-
-
-def _texml(response: ET.Element) -> WebhookReply:
-    body = ET.tostring(response, encoding="UTF-8", xml_declaration=True)
-    return WebhookReply(body, TEXML_CONTENT_TYPE)
-
-
-def dial_texml(routing: CallRouting) -> WebhookReply:
-    """``<Dial>`` the routing's numbers at once; Telnyx requests ``action_url`` when it ends.
-
-    The ``action`` request is signed like every TeXML webhook and carries ``DialCallStatus``.
-    """
-    if not routing.forward_to:
-        raise ValueError("routing.forward_to is empty: there is nothing to dial")
-    if len(routing.forward_to) > MAX_DIAL_NUMBERS:
-        raise ValueError(f"TeXML dials at most {MAX_DIAL_NUMBERS} numbers here")
-    timeout = min(max(int(routing.ring_timeout_seconds), DIAL_TIMEOUT_MIN), DIAL_TIMEOUT_MAX)
-    response = ET.Element("Response")
-    dial = ET.SubElement(
-        response,
-        "Dial",
-        {"action": routing.action_url, "method": "POST", "timeout": str(timeout)},
-    )
-    for number in routing.forward_to:
-        ET.SubElement(dial, "Number").text = number
-    return _texml(response)
-
-
-def hangup_texml() -> WebhookReply:
-    """``<Response><Hangup/></Response>``: end the call after a ``<Dial>`` nobody answered."""
-    response = ET.Element("Response")
-    ET.SubElement(response, "Hangup")
-    return _texml(response)
 
 
 def business_number(request: WebhookRequest) -> str | None:

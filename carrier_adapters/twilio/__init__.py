@@ -173,9 +173,9 @@ class TwilioCarrier(CarrierAdapter):
         """TwiML for ``voice`` (``<Dial>`` with routing, else ``<Hangup/>``) and ``sms`` (empty,
         no auto-reply); an empty 200 for ``status``."""
         if kind == "voice":
-            return webhooks.dial_twiml(routing) if routing else webhooks.hangup_twiml()
+            return webhooks.TWIML.dial(routing) if routing else webhooks.TWIML.hangup()
         if kind == "sms":
-            return webhooks.empty_twiml()
+            return webhooks.TWIML.empty()
         if kind == "status":
             return WebhookReply(b"", "text/plain")
         raise ValueError(f"unknown webhook kind {kind!r}")

@@ -18,9 +18,9 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from urllib.parse import parse_qs, urlsplit
-from xml.etree import ElementTree as ET
 
-from carrier_adapters.base import CallRouting, WebhookEvent
+from carrier_adapters.base import WebhookEvent
+from carrier_adapters.dialect import VoiceMarkup
 from connector.core import clock
 from connector.core.errors import MalformedWebhookError, WebhookVerificationError
 from connector.core.events import (
@@ -31,7 +31,7 @@ from connector.core.events import (
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.core.http import WebhookReply, WebhookRequest
+from connector.core.http import WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import constant_time_equals, hmac_base64
 from connector.core.times import first_time
@@ -81,11 +81,17 @@ DELIVERY_STATUSES: Mapping[str, DeliveryStatus] = MappingProxyType(
     }
 )
 
-#: ``<Dial timeout>`` bounds in seconds (https://www.twilio.com/docs/voice/twiml/dial#timeout).
-DIAL_TIMEOUT_MIN, DIAL_TIMEOUT_MAX = 5, 600
-#: Twilio dials at most ten ``<Number>`` nouns at once
-#: (https://www.twilio.com/docs/voice/twiml/number).
-MAX_DIAL_NUMBERS = 10
+#: TwiML: ``<Dial timeout>`` is 5 to 600 seconds
+#: (https://www.twilio.com/docs/voice/twiml/dial#timeout) and Twilio dials at most ten
+#: ``<Number>`` nouns at once (https://www.twilio.com/docs/voice/twiml/number).
+#: ``answerOnBridge`` keeps the caller hearing ringing (and the call unanswered, unbilled)
+#: until someone picks up. No ``statusCallback`` is set on the ``<Number>`` legs: with several
+#: numbers one leg can be busy while another answers, so a leg's status is no missed-call
+#: signal; the ``action`` callback reports the outcome of the whole ``<Dial>``.
+TWIML = VoiceMarkup(
+    name="TwiML", content_type=TWIML_CONTENT_TYPE, timeout_min=5, timeout_max=600,
+    max_numbers=10, dial_attributes={"answerOnBridge": "true"},
+)
 
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -357,52 +363,6 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
 
 
 # -- TwiML replies ---------------------------------------------------------------------------
-
-
-def _twiml(response: ET.Element) -> WebhookReply:
-    body = ET.tostring(response, encoding="UTF-8", xml_declaration=True)
-    return WebhookReply(body, TWIML_CONTENT_TYPE)
-
-
-def dial_twiml(routing: CallRouting) -> WebhookReply:
-    """``<Dial>`` the routing's numbers at once; Twilio calls ``action_url`` when it ends.
-
-    ``answerOnBridge`` keeps the caller hearing ringing (and the call unanswered, unbilled)
-    until someone picks up. No ``statusCallback`` is set on the ``<Number>`` legs: with several
-    numbers one leg can be busy while another answers, so a leg's status is no missed-call
-    signal; the ``action`` callback reports the outcome of the whole ``<Dial>``.
-    """
-    if not routing.forward_to:
-        raise ValueError("routing.forward_to is empty: there is nothing to dial")
-    if len(routing.forward_to) > MAX_DIAL_NUMBERS:
-        raise ValueError(f"Twilio dials at most {MAX_DIAL_NUMBERS} numbers at once")
-    timeout = min(max(int(routing.ring_timeout_seconds), DIAL_TIMEOUT_MIN), DIAL_TIMEOUT_MAX)
-    response = ET.Element("Response")
-    dial = ET.SubElement(
-        response,
-        "Dial",
-        {
-            "action": routing.action_url,
-            "method": "POST",
-            "timeout": str(timeout),
-            "answerOnBridge": "true",
-        },
-    )
-    for number in routing.forward_to:
-        ET.SubElement(dial, "Number").text = number
-    return _twiml(response)
-
-
-def hangup_twiml() -> WebhookReply:
-    """``<Response><Hangup/></Response>``: end the call (ignored on status callbacks)."""
-    response = ET.Element("Response")
-    ET.SubElement(response, "Hangup")
-    return _twiml(response)
-
-
-def empty_twiml() -> WebhookReply:
-    """An empty ``<Response/>``: acknowledge a messaging webhook without replying to the sender."""
-    return _twiml(ET.Element("Response"))
 
 
 def business_number(request: WebhookRequest, event: WebhookEvent) -> str | None:
