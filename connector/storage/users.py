@@ -1,45 +1,61 @@
-"""Sign-in for the conversation and dashboard pages: users with scrypt-hashed passwords, and the
-sign-in rate limit (refused attempts per email and per client address, kept in
-``sign_in_failures``)."""
+"""Sign-in for the conversation and dashboard pages: users with hashed passwords, and the sign-in
+rate limit (refused attempts per email and per client address, kept in ``sign_in_failures``).
+
+Passwords are hashed by ``werkzeug.security`` (``scrypt:n:r:p$salt$hash``). Hashes stored before
+that, in this module's own ``scrypt$n$r$p$salt$hash`` format, still sign in, and are hashed again
+in werkzeug's format on that sign-in.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
-import secrets
 from datetime import timedelta
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from connector.core import clock
 from connector.core.errors import ConfigurationError
 from connector.storage.models import Account, SignInFailure, User
 
-# scrypt parameters (RFC 7914's interactive-login figures): n=2**14, r=8, p=1.
-_N, _R, _P = 2**14, 8, 1
+#: How the hashes of the first version of this module begin: ``scrypt$n$r$p$salt$hash``.
+_LEGACY_PREFIX = "scrypt$"
 
 
 def hash_password(password: str) -> str:
-    """``scrypt$n$r$p$salt$hash`` for storage."""
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    return "$".join(["scrypt", str(_N), str(_R), str(_P), base64.b64encode(salt).decode(),
-                     base64.b64encode(digest).decode()])
+    """The password hashed for storage, by werkzeug (its default method, salted)."""
+    return generate_password_hash(password)
 
 
 def check_password(stored: str, password: str) -> bool:
-    """True when ``password`` matches the stored hash (constant-time compare)."""
+    """True when ``password`` matches the stored hash, in werkzeug's format or the legacy one
+    (constant-time compare either way)."""
+    if is_legacy_hash(stored):
+        return _check_legacy(stored, password)
     try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
+        return check_password_hash(stored, password)
+    except (ValueError, TypeError):  # not a hash werkzeug knows
         return False
-    if scheme != "scrypt":
+
+
+def is_legacy_hash(stored: str) -> bool:
+    """True for a hash in the legacy ``scrypt$n$r$p$salt$hash`` format (re-hashed on sign-in)."""
+    return stored.startswith(_LEGACY_PREFIX)
+
+
+def _check_legacy(stored: str, password: str) -> bool:
+    """Check a legacy ``scrypt$n$r$p$salt$hash`` hash, the way it was written."""
+    try:
+        _scheme, n, r, p, salt, digest = stored.split("$")
+        candidate = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n),
+                                   r=int(r), p=int(p), dklen=32)
+        return hmac.compare_digest(candidate, base64.b64decode(digest))
+    except (ValueError, binascii.Error):
         return False
-    candidate = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n),
-                               r=int(r), p=int(p), dklen=32)
-    return hmac.compare_digest(candidate, base64.b64decode(digest))
 
 
 def add_user(session: Session, email: str, name: str, password: str,
@@ -66,12 +82,21 @@ def add_user(session: Session, email: str, name: str, password: str,
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
-    """The user with these credentials, or None (same work either way)."""
+    """The user with these credentials, or None (same work either way).
+
+    A legacy hash that matches is replaced by a werkzeug one (the caller commits); the user's
+    sessions go on, as the password is the same.
+    """
     user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     if user is None:
         check_password(_DUMMY, password)  # keep the timing of a miss like a hit
         return None
-    return user if check_password(user.password_hash, password) else None
+    if not check_password(user.password_hash, password):
+        return None
+    if is_legacy_hash(user.password_hash):
+        user.password_hash = hash_password(password)
+        session.flush()
+    return user
 
 
 _DUMMY = hash_password("not-a-real-password")
