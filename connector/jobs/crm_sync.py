@@ -40,6 +40,7 @@ from connector.jobs.steps import (
 from connector.rules.policy import NO_CRM_REASONS
 from connector.storage.locks import named_lock
 from connector.storage.models import Account, Call, ContactProfile, Message
+from connector.storage.states import CRM_SYNCABLE_STATES, CallState, CrmState
 from crm_adapters.base import CallLog, CrmAdapter, CrmContact, LeadSpec, MessageLog, TaskSpec
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ T = TypeVar("T")
 MAX_ATTEMPTS = 10
 #: Reasons whose call is logged on the contact and nothing more.
 LOG_ONLY_REASONS = frozenset({"likely_spam"})
-SYNCABLE_STATES = ("texted", "suppressed", "text_failed", "cancelled", "scheduled")
 
 
 def _remote(session: Session, request: Callable[[], T]) -> T:
@@ -79,22 +79,22 @@ def sync_call(runtime: JobContext, call_id: str) -> None:
     """Job: write a missed call into the CRM, step by step."""
     with runtime.db.session() as session:
         call = session.get(Call, call_id)
-        if call is None or call.crm_state == "done" or call.caller is None:
+        if call is None or call.crm_state == CrmState.DONE or call.caller is None:
             return
-        if call.state not in SYNCABLE_STATES or call.reason in NO_CRM_REASONS:
+        if call.state not in CRM_SYNCABLE_STATES or call.reason in NO_CRM_REASONS:
             return
         if not take_lease(session, Call, call_id):
             return
         try:
             _sync_call(runtime, session, call)
         except NotReady as exc:
-            call.crm_state = "retry"
+            call.crm_state = CrmState.RETRY
             call.next_attempt_at = clock.now() + timedelta(seconds=30)
             audit(session, call.id, "crm_waiting", str(exc))
         except ProviderError as exc:
             _step_failed(session, call, exc)
         except ConfigurationError as exc:
-            call.crm_state = "failed"
+            call.crm_state = CrmState.FAILED
             call.last_error = f"configuration: {exc}"
             audit(session, call.id, "crm_failed", f"configuration: {exc.field}")
         finally:
@@ -108,13 +108,13 @@ def _step_failed(session: Session, call: Call, exc: ProviderError) -> None:
         account = session.get(Account, call.account_id)
         if account is not None:
             account.crm_needs_reauth = True
-        call.crm_state = "needs_reauth"
+        call.crm_state = CrmState.NEEDS_REAUTH
     elif isinstance(exc, PermanentProviderError) or call.attempts >= MAX_ATTEMPTS:
-        call.crm_state = "failed"
+        call.crm_state = CrmState.FAILED
     else:
-        call.crm_state = "retry"
+        call.crm_state = CrmState.RETRY
         call.next_attempt_at = clock.now() + backoff(call.attempts)
-    audit(session, call.id, "crm_" + call.crm_state, call.last_error)
+    audit(session, call.id, f"crm_{call.crm_state}", call.last_error)
 
 
 def _remember_profile(session: Session, account_id: str, number: str, contact: CrmContact) -> None:
@@ -220,13 +220,13 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
         step("task", lambda: _task(session, account, crm, call, text, contact_id, lead_id,
                                    mapping))
 
-    if call.state == "scheduled":
-        call.crm_state = "waiting_text"
+    if call.state == CallState.SCHEDULED:
+        call.crm_state = CrmState.WAITING_TEXT
     else:
-        call.crm_state = "partial" if refused else "done"
+        call.crm_state = CrmState.PARTIAL if refused else CrmState.DONE
     call.last_error = f"the CRM refused: {', '.join(refused)}" if refused else None
-    audit(session, call.id, {"done": "crm_synced", "partial": "crm_synced_partly",
-                             "waiting_text": "crm_synced_partly"}[call.crm_state],
+    audit(session, call.id,
+          "crm_synced" if call.crm_state == CrmState.DONE else "crm_synced_partly",
           f"contact {contact_id}" + (f"; refused: {', '.join(refused)}" if refused else ""))
     log.info("call synced to %s call=%s caller=%s", crm.name, call.id, mask(call.caller))
 
@@ -257,9 +257,9 @@ def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text:
         # Replies and delivery failures from this caller are added to their latest task.
         _link(session, account.id, crm.name, "latest_task", call.caller, task_id)
         audit(session, call.id, "crm_task_created", f"task {task_id}")
-        if call.state != "scheduled":  # the body already tells the text's fate
+        if call.state != CallState.SCHEDULED:  # the body already tells the text's fate
             _link(session, account.id, crm.name, "task_note", f"text:{call.id}", task_id)
-    elif call.state != "scheduled" and get_link(
+    elif call.state != CallState.SCHEDULED and get_link(
         session, account.id, crm.name, "task_note", f"text:{call.id}"
     ) is None:
         line = text_line(account, call, text)  # the held text went, or was cancelled
@@ -326,14 +326,15 @@ def sync_message(runtime: JobContext, message_id: str) -> None:
     """Job: log a reply (or our compliance answer) on the contact, add it to the open task."""
     with runtime.db.session() as session:
         message = session.get(Message, message_id)
-        if message is None or message.crm_state == "done":
+        if message is None or message.crm_state == CrmState.DONE:
             return
         if not take_lease(session, Message, message_id):
             return
         try:
             _sync_message(runtime, session, message)
         except ProviderError as exc:
-            message.crm_state = "failed" if isinstance(exc, PermanentProviderError) else "retry"
+            message.crm_state = (CrmState.FAILED if isinstance(exc, PermanentProviderError)
+                                 else CrmState.RETRY)
             session.commit()
             log.warning("message sync failed message=%s error=%s", message.id, type(exc).__name__)
         finally:
@@ -344,7 +345,7 @@ def _sync_message(runtime: JobContext, session: Session, message: Message) -> No
     account = session.get(Account, message.account_id)
     assert account is not None  # noqa: S101
     if message.direction == "inbound" and message.intent in (None, "none") and \
-            message.crm_state == "pending":
+            message.crm_state == CrmState.PENDING:
         on_customer_reply(runtime, session, message)  # alerts first: they must not wait for the CRM
     crm = runtime.crm_for(account)
     owner = account.settings["crm"]["mapping"].get("owner_id")
@@ -353,10 +354,11 @@ def _sync_message(runtime: JobContext, session: Session, message: Message) -> No
         owner = call.owner_id  # a relayed reply is logged as that owner's text
     task_id = get_link(session, account.id, crm.name, "latest_task", message.customer)
     noted = get_link(session, account.id, crm.name, "task_note", message.id) is not None
-    if message.crm_state == "failure_note":
+    if message.crm_state == CrmState.FAILURE_NOTE:
         if task_id is None:
             call = session.get(Call, message.call_id) if message.call_id else None
-            if call is not None and call.crm_state not in ("done", "failed", "needs_reauth"):
+            if call is not None and call.crm_state not in (CrmState.DONE, CrmState.PARTIAL, CrmState.FAILED,
+                                                         CrmState.NEEDS_REAUTH):
                 return  # the task is not made yet; the sweeper brings this back
         elif not noted:
             note = (f"The text-back to {message.customer} was not delivered "
@@ -373,7 +375,7 @@ def _sync_message(runtime: JobContext, session: Session, message: Message) -> No
             note = f'Customer replied at {local_time(account, message.created_at)}: "{message.body}"'
             _remote(session, lambda: crm.append_to_task(task_id, note))
             _link(session, account.id, crm.name, "task_note", message.id, task_id)
-    message.crm_state = "done"
+    message.crm_state = CrmState.DONE
     session.commit()
 
 

@@ -16,6 +16,12 @@ from connector.jobs.queue import PRIORITY_CRM, PRIORITY_TEXT
 from connector.rules.policy import NO_CRM_REASONS
 from connector.storage import nonces
 from connector.storage.models import Call, Message
+from connector.storage.states import (
+    CRM_SYNCABLE_STATES,
+    CRM_UNFINISHED_STATES,
+    CallState,
+    CrmState,
+)
 
 if TYPE_CHECKING:
     from connector.jobs.context import JobContext
@@ -96,8 +102,9 @@ def sweep(runtime: JobContext) -> int:
         texts = s.scalars(
             select(Call.id).where(
                 or_(
-                    Call.state.in_(("received", "decided")) & (Call.updated_at < stalled),
-                    (Call.state == "scheduled") & (Call.send_at < stalled),
+                    Call.state.in_((CallState.RECEIVED, CallState.DECIDED))
+                    & (Call.updated_at < stalled),
+                    (Call.state == CallState.SCHEDULED) & (Call.send_at < stalled),
                 ),
                 Call.created_at > horizon,
                 not_leased,
@@ -106,8 +113,10 @@ def sweep(runtime: JobContext) -> int:
         ).all()
         crm = s.scalars(
             select(Call.id).where(
-                Call.state.in_(("texted", "suppressed", "text_failed", "cancelled")),
-                Call.crm_state.in_(("pending", "retry", "waiting_text")),
+                Call.state.in_(CRM_SYNCABLE_STATES),
+                Call.crm_state.in_(CRM_UNFINISHED_STATES),
+                # A held text's CRM records are written; its sync finishes once the text goes.
+                ~((Call.state == CallState.SCHEDULED) & (Call.crm_state == CrmState.WAITING_TEXT)),
                 Call.reason.not_in(NO_CRM_REASONS),
                 Call.caller.is_not(None),
                 Call.created_at > horizon,
@@ -119,10 +128,10 @@ def sweep(runtime: JobContext) -> int:
         free = or_(Message.lease_until.is_(None), Message.lease_until < now)
         messages = s.scalars(
             select(Message.id).where(
-                Message.crm_state.in_(("pending", "retry", "failure_note")),
+                Message.crm_state.in_((CrmState.PENDING, CrmState.RETRY, CrmState.FAILURE_NOTE)),
                 or_(
                     Message.direction == "inbound",
-                    Message.crm_state == "failure_note",
+                    Message.crm_state == CrmState.FAILURE_NOTE,
                     Message.purpose_key.startswith("reply:") & (Message.status == "sent"),
                 ),
                 Message.created_at > horizon,

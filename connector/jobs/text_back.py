@@ -49,6 +49,7 @@ from connector.storage.models import (
     Message,
     UTCDateTime,
 )
+from connector.storage.states import TEXT_BACK_STATES, CallState
 
 if TYPE_CHECKING:
     from connector.jobs.context import JobContext
@@ -57,8 +58,6 @@ log = logging.getLogger(__name__)
 
 #: A send whose outcome is unknown is reconciled only once the carrier has had time to list it.
 RECONCILE_AFTER = timedelta(seconds=30)
-#: The states in which the text-back job still has something to do.
-TEXT_BACK_STATES = ("received", "decided", "scheduled")
 
 
 
@@ -151,8 +150,8 @@ def send_text_back(runtime: JobContext, call_id: str) -> None:
             raise
         finally:
             release_lease(session, Call, call_id)
-        to_crm = call.reason not in policy.NO_CRM_REASONS and call.state != "decided"
-        if call.state == "texted":
+        to_crm = call.reason not in policy.NO_CRM_REASONS and call.state != CallState.DECIDED
+        if call.state == CallState.TEXTED:
             _alert_owner(runtime, session, call)
     if to_crm:
         runtime.jobs.enqueue_crm_sync(call_id)
@@ -169,15 +168,15 @@ def _alert_owner(runtime: JobContext, session: Session, call: Call) -> None:
 def _run(runtime: JobContext, session: Session, call: Call) -> None:
     account = session.get(Account, call.account_id)
     assert account is not None  # noqa: S101 - foreign key
-    if call.state == "received":
+    if call.state == CallState.RECEIVED:
         _decide_and_write_intent(runtime, session, account, call)
-    if call.state == "scheduled":
+    if call.state == CallState.SCHEDULED:
         if call.send_at is not None and clock.now() < call.send_at - timedelta(seconds=1):
             runtime.jobs.enqueue_text_back(call.id, eta=call.send_at)
             return
-        call.state = "decided"
+        call.state = CallState.DECIDED
         session.commit()
-    if call.state == "decided" and not _cancelled(session, account, call):
+    if call.state == CallState.DECIDED and not _cancelled(session, account, call):
         _send(runtime, session, account, call)
 
 
@@ -192,7 +191,6 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
     call.decision = decision.action.value
     call.reason = decision.reason.value
     call.decision_trace = [[c.rule, c.passed, c.facts] for c in decision.trace]
-    call.state = "suppressed"
     if call.reason not in policy.NO_OWNER_REASONS:
         number = business_number_for(account, call)
         hours = BusinessHours.from_settings(account.timezone, account.settings.get("hours"))
@@ -201,6 +199,7 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
     audit(session, call.id, "decided", f"{decision.action.value}: {decision.reason.value}"
           + (f"; owner {call.owner_id}" if call.owner_id else ""))
     if not decision.texts:
+        call.state = CallState.SUPPRESSED
         session.commit()
         return
     assert call.caller is not None and decision.scenario is not None  # noqa: S101
@@ -217,11 +216,11 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
     later = decision.send_at is not None and decision.send_at > now + timedelta(seconds=1)
     if later:
         assert decision.send_at is not None  # noqa: S101
-        call.state = "scheduled"
+        call.state = CallState.SCHEDULED
         call.next_attempt_at = decision.send_at
         audit(session, call.id, "text_scheduled", f"for {decision.send_at:%Y-%m-%d %H:%M} UTC")
     else:
-        call.state = "decided"
+        call.state = CallState.DECIDED
         audit(session, call.id, "text_intent", "intent written before the carrier call")
     session.commit()
     if later:
@@ -249,7 +248,7 @@ def _cancelled(session: Session, account: Account, call: Call) -> bool:
     if reason is None or message.send_attempts > 0:
         return False
     message.status = "cancelled"
-    call.state, call.reason = "cancelled", reason.value
+    call.state, call.reason = CallState.CANCELLED, reason.value
     audit(session, call.id, "text_cancelled", reason.value)
     return True
 
@@ -335,7 +334,7 @@ def _reconcile(
     except (NotImplementedError, ProviderAuthError, PermanentProviderError) as exc:
         # The carrier cannot (or will not let us) list texts: its status callback settles it.
         message.status = "ambiguous"
-        call.state = "texted"
+        call.state = CallState.TEXTED
         audit(session, call.id, "text_ambiguous",
               f"cannot list texts ({type(exc).__name__}); awaiting the status callback")
         return Reconciled.WAIT
@@ -355,7 +354,7 @@ def _mark_sent(
     message.status = "sent"
     message.carrier_message_id = result.message_id
     message.segments = result.segments
-    call.state = "texted"
+    call.state = CallState.TEXTED
     audit(session, call.id, "texted", detail)
     log.info("text-back sent call=%s to=%s", call.id, mask(message.customer))
 
@@ -372,6 +371,6 @@ def _mark_failed(
         return
     message.status = "failed"
     message.error_code = exc.code
-    call.state = "text_failed"
+    call.state = CallState.TEXT_FAILED
     call.last_error = detail
     audit(session, call.id, "text_failed", detail)

@@ -17,10 +17,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 from sqlalchemy.types import JSON, TypeDecorator
 
 from connector.core import clock
+from connector.storage.states import check_call_transition
 
 #: Room for a carrier's caller-verification status (Twilio's ``StirVerstat`` is 22 characters).
 ATTESTATION_LENGTH = 64
@@ -137,6 +138,12 @@ class Call(Base):
     lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+
+    @validates("state")
+    def _check_state(self, _key: str, new: str) -> str:
+        """Refuse a move the state table does not allow (a bug, never a provider's doing)."""
+        return check_call_transition(self.state, new).value
+
 
 
 class Message(Base):

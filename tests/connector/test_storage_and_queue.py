@@ -258,3 +258,27 @@ def test_missed_call_through_the_real_queue(tmp_path, queue_url, webhook_secret)
         rt.huey.flush()
         rt.crm_huey.flush()
         rt.close()
+
+
+def test_a_call_moves_only_as_the_state_table_allows(runtime):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from connector.storage.models import Account, Call
+    from connector.storage.states import CALL_TRANSITIONS, CallState
+
+    with runtime.db.session() as s:
+        s.add(Account(id="acme", name="Acme", timezone="UTC", carrier_kind="sandbox",
+                      crm_kind="sandbox", settings={}, carrier_credentials="",
+                      crm_credentials=""))
+        s.flush()
+        call = Call(account_id="acme", carrier="sandbox", event_id="E1", outcome="no-answer",
+                    occurred_at=datetime(2026, 6, 15, tzinfo=UTC), state="received")
+        s.add(call)
+        call.state = CallState.DECIDED
+        call.state = CallState.TEXTED
+        with pytest.raises(ValueError, match="cannot go from texted to decided"):
+            call.state = CallState.DECIDED
+        with pytest.raises(ValueError, match="'sent' is not a valid CallState"):
+            call.state = "sent"
+    finals = [state for state, moves in CALL_TRANSITIONS.items() if not moves]
+    assert sorted(finals) == ["cancelled", "suppressed", "text_failed", "texted"]
