@@ -99,8 +99,12 @@ class CarrierAdapter(ABC):
     default_api_base_url: ClassVar[str]
     #: Credential schema; secret fields carry ``metadata={"secret": True}``.
     config_schema: ClassVar[type[marshmallow.Schema]]
+    #: The carrier's call status (or end reason) -> what it means to us; :meth:`call_outcome`
+    #: reads it, and a status it does not list is ``UNKNOWN``. Each entry cites the docs.
     call_outcomes: ClassVar[Mapping[str, CallOutcome]]
-    delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]]
+    #: The carrier's message status -> ours; :meth:`delivery_status` reads it. Call sources
+    #: that send no texts leave it empty.
+    delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = MappingProxyType({})
     #: True when the carrier itself answers STOP (and START, HELP) with a confirmation text, so
     #: the connector must not send a second one. An account can override it.
     confirms_opt_outs: ClassVar[bool] = False
@@ -139,6 +143,18 @@ class CarrierAdapter(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} api_base_url={self.api_base_url!r}>"
+
+    @classmethod
+    def call_outcome(cls, status: str) -> CallOutcome:
+        """What the carrier's call ``status`` means, per :attr:`call_outcomes`; ``UNKNOWN`` for
+        a status the table does not list (one the carrier added since)."""
+        return cls.call_outcomes.get(status, CallOutcome.UNKNOWN)
+
+    @classmethod
+    def delivery_status(cls, status: str) -> DeliveryStatus:
+        """What the carrier's message ``status`` means, per :attr:`delivery_statuses`;
+        ``UNKNOWN`` for a status the table does not list."""
+        return cls.delivery_statuses.get(status, DeliveryStatus.UNKNOWN)
 
     @abstractmethod
     def verify_request(self, request: WebhookRequest) -> None:

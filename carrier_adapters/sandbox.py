@@ -232,7 +232,7 @@ class SandboxCarrier(CarrierAdapter):
     def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
         data = self._payload(request)
         self._require(data, "message_id", "status")
-        status = self.delivery_statuses.get(str(data["status"]), DeliveryStatus.UNKNOWN)
+        status = self.delivery_status(str(data["status"]))
         return MessageStatusUpdate(
             carrier=self.name,
             event_id=f"{data['message_id']}:{data['status']}",

@@ -33,9 +33,7 @@ from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
-    InboundMessage,
     MessageStatusUpdate,
-    MissedCall,
     SendResult,
 )
 from connector.core.http import WebhookReply, WebhookRequest
@@ -110,17 +108,9 @@ class AircallCarrier(CarrierAdapter):
         """Compare the body's ``token`` with the webhook and messaging tokens."""
         webhooks.verify(request, self._tokens)
 
-    def route(self, kind: str, request: WebhookRequest) -> str:
-        """``voice``, ``sms`` or ``status`` from the event name."""
-        return webhooks.route(kind, request)
-
-    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
-        """The missed call in a ``call.ended`` event, or None."""
-        return webhooks.parse_call_event(request)
-
-    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
-        """``call.answered`` or an answered ``call.ended``, either direction."""
-        return webhooks.parse_answered_call(request)
+    route = webhooks.route
+    parse_call_event = webhooks.parse_call_event
+    parse_answered_call = webhooks.parse_answered_call
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """The event's Aircall number (``data.number.digits``), in either direction."""
@@ -128,13 +118,8 @@ class AircallCarrier(CarrierAdapter):
             return webhooks.business_number(request)
         return super().business_number(event, request)
 
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """The customer's text in ``message.received``."""
-        return webhooks.parse_inbound_message(request)
-
-    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
-        """``message.status_updated`` (webhook) or ``message.updated`` (callback)."""
-        return webhooks.parse_status(request)
+    parse_inbound_message = webhooks.parse_inbound_message
+    parse_status = webhooks.parse_status
 
     def reply(
         self,

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from carrier_adapters.base import CarrierAdapter
 from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.core.events import (
@@ -105,7 +106,7 @@ def event_name(document: Mapping[str, Any]) -> str:
     return str(document.get("event") or document.get("event_name") or "")
 
 
-def route(kind: str, request: WebhookRequest) -> str:
+def route(adapter: CarrierAdapter, kind: str, request: WebhookRequest) -> str:
     """``voice`` for ``call.*``, ``sms`` for ``message.received``, ``status`` for message status
     events: one Aircall webhook sends every event it subscribes to one URL."""
     try:
@@ -133,7 +134,7 @@ def _our_number(data: Mapping[str, Any]) -> str:
     return str(number.get("digits") or "") if isinstance(number, dict) else ""
 
 
-def parse_call_event(request: WebhookRequest) -> MissedCall | None:
+def parse_call_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     """The missed call in a ``call.ended`` event, or None.
 
     ``call.ended`` comes about 30 s after the hang-up, once Aircall has computed the call's
@@ -154,7 +155,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
     elif voicemail:
         outcome = CallOutcome.VOICEMAIL
     elif reason:
-        outcome = CALL_OUTCOMES.get(reason, CallOutcome.UNKNOWN)
+        outcome = adapter.call_outcome(reason)
     else:
         outcome = CallOutcome.NO_ANSWER
     caller_raw = str(data.get("raw_digits") or "")
@@ -173,7 +174,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
     )
 
 
-def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
+def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> AnsweredCall | None:
     """``call.answered`` or ``call.ended`` with ``answered_at``, either direction."""
     document = load(request)
     if event_name(document) not in ("call.answered", "call.ended"):
@@ -197,7 +198,7 @@ def _external(data: Mapping[str, Any]) -> str:
     return str(data.get("external_number") or data.get("raw_digits") or "")
 
 
-def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
+def parse_inbound_message(adapter: CarrierAdapter, request: WebhookRequest) -> InboundMessage:
     """The customer's text in ``message.received`` (webhook event or messaging callback)."""
     document = load(request)
     if event_name(document) != "message.received":
@@ -216,7 +217,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
     )
 
 
-def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
+def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageStatusUpdate:
     """A delivery report: ``message.status_updated`` (webhook) or ``message.updated``
     (callback). The event id is ``<message id>:<status>``: one per status change."""
     document = load(request)
@@ -229,7 +230,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         carrier=CARRIER,
         event_id=f"{data['id']}:{status}",
         message_id=str(data["id"]),
-        status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
+        status=adapter.delivery_status(status),
         occurred_at=first_time(data.get("updated_at"), document.get("timestamp"), epoch=True),
         error_code=str(error) if error not in (None, "") else None,
         raw=document,

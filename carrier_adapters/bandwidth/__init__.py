@@ -37,9 +37,7 @@ from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url
 from connector.core.events import (
     CallOutcome,
     DeliveryStatus,
-    InboundMessage,
     MessageStatusUpdate,
-    MissedCall,
     SendResult,
 )
 from connector.core.http import WebhookReply, WebhookRequest
@@ -174,24 +172,10 @@ class BandwidthCarrier(CarrierAdapter):
             request, self.credentials["callback_username"], self.credentials["callback_password"]
         )
 
-    def route(self, kind: str, request: WebhookRequest) -> str:
-        """``sms`` for ``message-received``, ``status`` for other messaging events and
-        ``voice`` for voice events; :attr:`url_kinds` says which URL may take which."""
-        return webhooks.route(kind, request)
-
-    def is_incoming_call(self, request: WebhookRequest) -> bool:
-        """True for the ``initiate`` event of a new inbound call."""
-        return webhooks.is_incoming_call(request)
-
-    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
-        """The missed call in a ``transferComplete``, ``transferDisconnect`` or inbound
-        ``disconnect`` event; None when answered or not a call end."""
-        return webhooks.parse_call_event(request)
-
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """The customer's text in a ``message-received`` callback (the first event of the
-        array; see :func:`.webhooks.parse_inbound_message`)."""
-        return webhooks.parse_inbound_message(request)
+    route = webhooks.route
+    is_incoming_call = webhooks.is_incoming_call
+    parse_call_event = webhooks.parse_call_event
+    parse_inbound_message = webhooks.parse_inbound_message
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """``to`` of calls and texts; ``message.from`` of a delivery report."""
@@ -199,9 +183,7 @@ class BandwidthCarrier(CarrierAdapter):
             return webhooks.sender(request)
         return super().business_number(event, request)
 
-    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
-        """The delivery report in a ``message-*`` callback (the first event of the array)."""
-        return webhooks.parse_status(request)
+    parse_status = webhooks.parse_status
 
     def reply(
         self,

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from carrier_adapters.base import CallRouting
+from carrier_adapters.base import CallRouting, CarrierAdapter
 from carrier_adapters.dialect import VoiceMarkup
 from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, WebhookVerificationError
@@ -127,7 +127,7 @@ def _events(payload: Any) -> list[dict[str, Any]]:
     return [item for item in items if isinstance(item, dict)]
 
 
-def route(kind: str, request: WebhookRequest) -> str:
+def route(adapter: CarrierAdapter, kind: str, request: WebhookRequest) -> str:
     """The kind of event a request carries (:attr:`BandwidthCarrier.url_kinds` says which of
     our URLs may take it).
 
@@ -179,7 +179,7 @@ def _pick(request: WebhookRequest, inbound: bool) -> tuple[dict[str, Any], dict[
     return event, message
 
 
-def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
+def parse_inbound_message(adapter: CarrierAdapter, request: WebhookRequest) -> InboundMessage:
     """The customer's text in a ``message-received`` callback.
 
     Bandwidth flags no opt-out keywords, so ``opt_out_type`` stays None and the connector's own
@@ -199,14 +199,14 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
     )
 
 
-def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
+def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageStatusUpdate:
     """The delivery report in a ``message-sending/-sent/-delivered/-failed/-read`` callback.
 
     The event id is ``message.id:type``; Bandwidth delivers at least once, so repeats share it.
     """
     event, message = _pick(request, inbound=False)
     kind = str(event.get("type") or "").strip().lower()
-    status = DELIVERY_STATUSES.get(kind, DeliveryStatus.UNKNOWN)
+    status = adapter.delivery_status(kind)
     code = event.get("errorCode")
     if status is DeliveryStatus.FAILED and str(code) == str(RECEIPT_EXPIRED):
         status = DeliveryStatus.SENT
@@ -228,7 +228,7 @@ def _voice_event(request: WebhookRequest) -> dict[str, Any]:
     return payload
 
 
-def is_incoming_call(request: WebhookRequest) -> bool:
+def is_incoming_call(adapter: CarrierAdapter, request: WebhookRequest) -> bool:
     """True for the ``initiate`` event Bandwidth sends when a call comes in."""
     try:
         payload = _json(request)
@@ -248,7 +248,7 @@ def _ring_seconds(event: Mapping[str, Any]) -> float | None:
     return seconds if seconds >= 0 else None
 
 
-def parse_call_event(request: WebhookRequest) -> MissedCall | None:
+def parse_call_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     """The missed call a voice event reports, or None.
 
     ``transferComplete`` (the outcome of our ``<Transfer>``, sent while the caller is still on
@@ -269,7 +269,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
     if not call_id:
         raise MalformedWebhookError("bandwidth: voice event lacks callId")
     cause = str(event.get("cause") or "").strip().lower()
-    outcome = CALL_OUTCOMES.get(cause, CallOutcome.UNKNOWN)
+    outcome = adapter.call_outcome(cause)
     if outcome is CallOutcome.ANSWERED:
         return None
     caller_raw = str(event.get("from") or "")

@@ -66,7 +66,6 @@ class CallRailCarrier(CarrierAdapter):
     #: ``call_type`` of an unanswered post-call:
     #: https://support.callrail.com/hc/en-us/articles/5711246459149-Webhooks
     call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
-    delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = {}
     sends_sms: ClassVar[bool] = False
 
     # -- webhooks ------------------------------------------------------------------------
@@ -75,13 +74,8 @@ class CallRailCarrier(CarrierAdapter):
         """Check the ``Signature`` header: Base64 HMAC of the raw body under the signing key."""
         webhooks.verify(request, self.credentials["signing_key"], self.credentials["signature_digest"])
 
-    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
-        """The missed call in a post-call webhook; None for answered calls and pre-call bodies."""
-        return webhooks.parse_call_event(request)
-
-    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
-        """An answered post-call, either direction, else None."""
-        return webhooks.parse_answered_call(request)
+    parse_call_event = webhooks.parse_call_event
+    parse_answered_call = webhooks.parse_answered_call
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """``business_phone_number`` of a call (not the tracking number; see

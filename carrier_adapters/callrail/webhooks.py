@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from carrier_adapters.base import CarrierAdapter
 from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, WebhookVerificationError
 from connector.core.events import AnsweredCall, CallOutcome, MissedCall
@@ -112,7 +113,7 @@ def _event_id(document: Mapping[str, Any]) -> str:
     return str(document.get("resource_id") or document["id"])
 
 
-def parse_call_event(request: WebhookRequest) -> MissedCall | None:
+def parse_call_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     """The missed call a post-call webhook reports, or None.
 
     An inbound post-call with ``answered`` false is missed. The text goes out from the
@@ -128,7 +129,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
     if _flag(document.get("voicemail")):
         outcome = CallOutcome.VOICEMAIL
     elif call_type:
-        outcome = CALL_OUTCOMES.get(call_type, CallOutcome.UNKNOWN)
+        outcome = adapter.call_outcome(call_type)
     else:
         outcome = CallOutcome.NO_ANSWER
     caller_raw = str(document.get("customer_phone_number") or "")
@@ -147,7 +148,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
     )
 
 
-def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
+def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> AnsweredCall | None:
     """A post-call with ``answered`` true, in either direction, else None."""
     document = load(request)
     customer = to_e164(str(document.get("customer_phone_number") or ""))

@@ -31,9 +31,7 @@ from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
-    InboundMessage,
     MessageStatusUpdate,
-    MissedCall,
     SendResult,
 )
 from connector.core.http import WebhookReply, WebhookRequest
@@ -105,44 +103,27 @@ class DialpadCarrier(CarrierAdapter):
             session=self.session, base_url=self.api_base_url, api_key=self.credentials["api_key"]
         )
 
-    def _claims(self, request: WebhookRequest) -> dict[str, Any]:
-        """The verified event: parsing never trusts a body it has not checked itself."""
-        return webhooks.decode(request, self.credentials["webhook_secret"])
-
     # -- webhooks ------------------------------------------------------------------------
 
     def verify_request(self, request: WebhookRequest) -> None:
         """Check the body's HS256 JWT signature and its ``iat`` and ``exp`` (both required)."""
-        self._claims(request)
+        webhooks.claims_of(self, request)
 
-    def route(self, kind: str, request: WebhookRequest) -> str:
-        """``voice`` for call events, ``sms`` for inbound texts, ``status`` for updates."""
-        return webhooks.route(kind, self._claims(request))
-
-    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
-        """The missed call in an inbound ``missed``/``voicemail`` call event, or None."""
-        return webhooks.parse_call_event(self._claims(request))
-
-    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
-        """A connected call, either direction, else None."""
-        return webhooks.parse_answered_call(self._claims(request))
+    route = webhooks.route
+    parse_call_event = webhooks.parse_call_event
+    parse_answered_call = webhooks.parse_answered_call
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """``internal_number`` of an answered call; ``from_number`` of a delivery update."""
-        claims = self._claims(request)
+        claims = webhooks.claims_of(self, request)
         if isinstance(event, AnsweredCall):
             return to_e164(str(claims.get("internal_number") or "")) or None
         if isinstance(event, MessageStatusUpdate):
             return to_e164(str(claims.get("from_number") or "")) or None
         return super().business_number(event, request)
 
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """The customer's text in an inbound SMS event."""
-        return webhooks.parse_inbound_message(self._claims(request))
-
-    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
-        """A delivery update in an outbound SMS event."""
-        return webhooks.parse_status(self._claims(request))
+    parse_inbound_message = webhooks.parse_inbound_message
+    parse_status = webhooks.parse_status
 
     def reply(
         self,

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from carrier_adapters.base import CarrierAdapter
 from connector.core import clock, safe_json
 from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.core.events import (
@@ -169,8 +170,14 @@ def _check_times(claims: Mapping[str, Any], now: float) -> None:
 # -- routing and parsing ---------------------------------------------------------------------
 
 
-def route(kind: str, claims: Mapping[str, Any]) -> str:
+def claims_of(adapter: CarrierAdapter, request: WebhookRequest) -> dict[str, Any]:
+    """The verified event: parsing never trusts a body it has not checked itself."""
+    return decode(request, adapter.credentials["webhook_secret"])
+
+
+def route(adapter: CarrierAdapter, kind: str, request: WebhookRequest) -> str:
     """``voice`` for call events; for SMS events ``sms`` when inbound, ``status`` otherwise."""
+    claims = claims_of(adapter, request)
     if "call_id" in claims or "state" in claims:
         return "voice"
     if claims.get("direction") == "inbound" and ("from_number" in claims or "text" in claims):
@@ -186,7 +193,7 @@ def _call_id(claims: Mapping[str, Any]) -> str:
     return str(claims["call_id"])
 
 
-def parse_call_event(claims: Mapping[str, Any]) -> MissedCall | None:
+def parse_call_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     """The missed call an inbound call event reports, or None.
 
     ``missed`` and ``voicemail`` states are missed calls. The event id is the entry-point call
@@ -194,12 +201,13 @@ def parse_call_event(claims: Mapping[str, Any]) -> MissedCall | None:
     rang several people is one missed call; otherwise the call id. ``occurred_at`` is when the
     call started ringing, so a later ``connected`` on another leg still cancels the text.
     """
+    claims = claims_of(adapter, request)
     call_id = _call_id(claims)
     if claims.get("direction") != "inbound":
         return None
     state = str(claims.get("state") or "")
-    if state in CALL_OUTCOMES:
-        outcome = CALL_OUTCOMES[state]
+    if state in adapter.call_outcomes:
+        outcome = adapter.call_outcome(state)
     elif state in NOT_MISSED_STATES or not claims.get("date_ended") or claims.get("date_connected"):
         return None
     else:
@@ -221,8 +229,9 @@ def parse_call_event(claims: Mapping[str, Any]) -> MissedCall | None:
     )
 
 
-def parse_answered_call(claims: Mapping[str, Any]) -> AnsweredCall | None:
+def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> AnsweredCall | None:
     """A call event with ``date_connected``: answered, in either direction."""
+    claims = claims_of(adapter, request)
     call_id = _call_id(claims)
     connected = parse_time(claims.get("date_connected"), epoch=True)
     customer = to_e164(str(claims.get("external_number") or ""))
@@ -243,8 +252,9 @@ def _message_id(claims: Mapping[str, Any]) -> str:
     return str(claims["id"])
 
 
-def parse_inbound_message(claims: Mapping[str, Any]) -> InboundMessage:
+def parse_inbound_message(adapter: CarrierAdapter, request: WebhookRequest) -> InboundMessage:
     """The customer's text in an inbound SMS event (``text`` needs the content scope)."""
+    claims = claims_of(adapter, request)
     message_id = _message_id(claims)
     if claims.get("direction") != "inbound":
         raise UnsupportedEventError("dialpad: not an inbound SMS")
@@ -262,15 +272,16 @@ def parse_inbound_message(claims: Mapping[str, Any]) -> InboundMessage:
     )
 
 
-def parse_status(claims: Mapping[str, Any]) -> MessageStatusUpdate:
+def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageStatusUpdate:
     """A delivery update (an outbound SMS event of a subscription with ``status: true``)."""
+    claims = claims_of(adapter, request)
     message_id = _message_id(claims)
     status = str(claims.get("message_status") or "")
     return MessageStatusUpdate(
         carrier=CARRIER,
         event_id=f"{message_id}:{status}",
         message_id=message_id,
-        status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
+        status=adapter.delivery_status(status),
         occurred_at=clock.now(),  # the event carries the message's creation time, not the update's
         raw=dict(claims),
     )

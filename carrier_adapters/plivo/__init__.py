@@ -31,9 +31,7 @@ from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
 from connector.core.events import (
     CallOutcome,
     DeliveryStatus,
-    InboundMessage,
     MessageStatusUpdate,
-    MissedCall,
     SendResult,
 )
 from connector.core.http import WebhookReply, WebhookRequest
@@ -110,18 +108,9 @@ class PlivoCarrier(CarrierAdapter):
         signature covers the URL and the nonce but not the body, so the nonce is spent once."""
         return webhooks.signature_nonce(request)
 
-    def is_incoming_call(self, request: WebhookRequest) -> bool:
-        """True for the Answer URL request of a new inbound call."""
-        return webhooks.is_incoming_call(request)
-
-    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
-        """The missed call in a ``<Dial action>`` callback; None when answered or not a
-        ``<Dial>`` result."""
-        return webhooks.parse_call_event(request)
-
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """The customer's text posted to the Message URL."""
-        return webhooks.parse_inbound_message(request)
+    is_incoming_call = webhooks.is_incoming_call
+    parse_call_event = webhooks.parse_call_event
+    parse_inbound_message = webhooks.parse_inbound_message
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """``To`` of calls and texts; ``From`` of a delivery report (we sent the text)."""
@@ -129,9 +118,7 @@ class PlivoCarrier(CarrierAdapter):
             return to_e164(request.form.get("From"))
         return super().business_number(event, request)
 
-    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
-        """The delivery report posted to the message's status ``url``."""
-        return webhooks.parse_status(request)
+    parse_status = webhooks.parse_status
 
     def reply(
         self,

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from urllib.parse import parse_qsl, urlparse, urlsplit
 
+from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.dialect import VoiceMarkup
 from connector.core import clock
 from connector.core.errors import MalformedWebhookError, WebhookVerificationError
@@ -214,7 +215,7 @@ def _required(request: WebhookRequest, *names: str) -> None:
         raise MalformedWebhookError(f"plivo: webhook lacks {', '.join(missing)}")
 
 
-def is_incoming_call(request: WebhookRequest) -> bool:
+def is_incoming_call(adapter: CarrierAdapter, request: WebhookRequest) -> bool:
     """True for the Answer URL request of a new inbound call.
 
     Plivo requests the Application's Answer URL with ``Direction=inbound`` and
@@ -230,7 +231,7 @@ def is_incoming_call(request: WebhookRequest) -> bool:
     )
 
 
-def parse_call_event(request: WebhookRequest) -> MissedCall | None:
+def parse_call_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     """The missed call a ``<Dial action>`` callback reports, or None.
 
     Only the ``<Dial action>`` callback (``DialStatus``) tells whether the forwarded call was
@@ -245,7 +246,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
     if dial_status is None:
         return None
     status = dial_status.strip().lower()
-    outcome = CALL_OUTCOMES.get(status, CallOutcome.UNKNOWN)
+    outcome = adapter.call_outcome(status)
     if outcome is CallOutcome.ANSWERED:
         # Plivo documents DialBLegUUID as "empty if nobody answers": a <Dial> that completed
         # without a B leg ended because the caller hung up while it rang.
@@ -272,7 +273,7 @@ def _count(value: str | None) -> int:
         return 0
 
 
-def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
+def parse_inbound_message(adapter: CarrierAdapter, request: WebhookRequest) -> InboundMessage:
     """The customer's text posted to the Application's ``message_url``.
 
     SMS text is in ``Text``, MMS text in ``Body``. ``MessageIntent`` (``optout``, ``optin``,
@@ -298,7 +299,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
     )
 
 
-def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
+def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageStatusUpdate:
     """The delivery report posted to the ``url`` given when the message was sent.
 
     The event id is ``MessageUUID:Status``: one callback per status change, possibly repeated.
@@ -313,7 +314,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         carrier=CARRIER,
         event_id=f"{form['MessageUUID']}:{status}",
         message_id=form["MessageUUID"],
-        status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
+        status=adapter.delivery_status(status),
         occurred_at=clock.now(),
         error_code=error_code,
         raw=dict(form),

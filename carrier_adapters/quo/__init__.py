@@ -31,9 +31,7 @@ from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
-    InboundMessage,
     MessageStatusUpdate,
-    MissedCall,
     SendResult,
 )
 from connector.core.http import WebhookReply, WebhookRequest
@@ -124,17 +122,9 @@ class QuoCarrier(CarrierAdapter):
         """Check ``webhook-signature`` or ``openphone-signature`` and the 300 s window."""
         webhooks.verify(request, self._webhook_key, self._legacy_key)
 
-    def route(self, kind: str, request: WebhookRequest) -> str:
-        """``voice``, ``sms`` or ``status`` from the event ``type``."""
-        return webhooks.route(kind, request)
-
-    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
-        """``call.missed``, ``call.voicemail.completed`` or an unanswered ``call.completed``."""
-        return webhooks.parse_call_event(request)
-
-    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
-        """``call.answered`` or an answered ``call.completed``, either direction."""
-        return webhooks.parse_answered_call(request)
+    route = webhooks.route
+    parse_call_event = webhooks.parse_call_event
+    parse_answered_call = webhooks.parse_answered_call
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """Our (workspace) number of an answered call or a delivery report, either direction."""
@@ -142,13 +132,8 @@ class QuoCarrier(CarrierAdapter):
             return webhooks.business_number(request)
         return super().business_number(event, request)
 
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """The customer's text in ``message.received``."""
-        return webhooks.parse_inbound_message(request)
-
-    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
-        """``message.delivered``, ``message.failed`` or ``message.undelivered``."""
-        return webhooks.parse_status(request)
+    parse_inbound_message = webhooks.parse_inbound_message
+    parse_status = webhooks.parse_status
 
     def reply(
         self,

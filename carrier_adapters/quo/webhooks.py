@@ -30,6 +30,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from carrier_adapters.base import CarrierAdapter
 from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.core.events import (
@@ -184,7 +185,7 @@ def load(request: WebhookRequest) -> tuple[dict[str, Any], str, dict[str, Any], 
     return document, document["type"], resource, context if isinstance(context, dict) else {}
 
 
-def route(kind: str, request: WebhookRequest) -> str:
+def route(adapter: CarrierAdapter, kind: str, request: WebhookRequest) -> str:
     """``voice`` for ``call.*``, ``sms`` for ``message.received``, ``status`` for the other
     ``message.*`` events: one Quo webhook may subscribe to all of them."""
     try:
@@ -223,7 +224,7 @@ def _parties(resource: Mapping[str, Any], context: Mapping[str, Any]) -> tuple[s
     return _first(resource.get("from")), _first(resource.get("to"))
 
 
-def parse_call_event(request: WebhookRequest) -> MissedCall | None:
+def parse_call_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     """The missed call a call webhook reports, or None.
 
     ``call.missed`` ("an incoming call ended without being answered") and
@@ -250,7 +251,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
     elif event_type == "call.missed" and not status:
         outcome = CallOutcome.NO_ANSWER
     else:
-        outcome = CALL_OUTCOMES.get(status, CallOutcome.UNKNOWN)
+        outcome = adapter.call_outcome(status)
     customer, ours = _parties(resource, context)
     return MissedCall(
         carrier=CARRIER,
@@ -265,7 +266,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
     )
 
 
-def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
+def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> AnsweredCall | None:
     """``call.answered``, or a ``call.completed`` with ``answeredAt``, as an answered call."""
     document, event_type, resource, context = load(request)
     if event_type not in ("call.answered", "call.completed") or not resource.get("answeredAt"):
@@ -282,7 +283,7 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
     )
 
 
-def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
+def parse_inbound_message(adapter: CarrierAdapter, request: WebhookRequest) -> InboundMessage:
     """The customer's text in ``message.received``.
 
     Current payloads name the sender in ``context.senderIdentifier`` and the recipients in
@@ -309,7 +310,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
     )
 
 
-def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
+def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageStatusUpdate:
     """A delivery report: ``message.delivered``, ``message.failed``, ``message.undelivered``.
 
     The event type decides the status; any other ``message.*`` event falls back to the
@@ -324,7 +325,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
     if event_type in STATUS_EVENTS:
         status = STATUS_EVENTS[event_type]
     else:
-        status = DELIVERY_STATUSES.get(str(resource.get("status") or ""), DeliveryStatus.UNKNOWN)
+        status = adapter.delivery_status(str(resource.get("status") or ""))
     error_code = resource.get("errorCode")
     return MessageStatusUpdate(
         carrier=CARRIER,

@@ -35,9 +35,7 @@ from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
-    InboundMessage,
     MessageStatusUpdate,
-    MissedCall,
     SendResult,
 )
 from connector.core.http import WebhookReply, WebhookRequest
@@ -129,17 +127,9 @@ class RingCentralCarrier(CarrierAdapter):
         """Accept the subscription handshake; otherwise check ``Verification-Token``."""
         webhooks.verify(request, self.credentials["verification_token"])
 
-    def route(self, kind: str, request: WebhookRequest) -> str:
-        """``handshake`` for the subscription handshake, else the kind the event filter names."""
-        return webhooks.route(kind, request)
-
-    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
-        """The missed call in a telephony session notification, or None."""
-        return webhooks.parse_call_event(request)
-
-    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
-        """An outside caller answered on one of our extensions, else None."""
-        return webhooks.parse_answered_call(request)
+    route = webhooks.route
+    parse_call_event = webhooks.parse_call_event
+    parse_answered_call = webhooks.parse_answered_call
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """The number called (missed and answered calls) or texted."""
@@ -147,9 +137,7 @@ class RingCentralCarrier(CarrierAdapter):
             return webhooks.answered_business_number(request)
         return super().business_number(event, request)
 
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """The customer's text in an instant-message notification."""
-        return webhooks.parse_inbound_message(request)
+    parse_inbound_message = webhooks.parse_inbound_message
 
     def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
         """Always :class:`UnsupportedEventError`: message-store notifications only count changes.

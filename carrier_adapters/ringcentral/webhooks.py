@@ -28,7 +28,7 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from carrier_adapters.base import HANDSHAKE
+from carrier_adapters.base import HANDSHAKE, CarrierAdapter
 from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.core.events import (
@@ -157,7 +157,7 @@ def _body(document: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def route(kind: str, request: WebhookRequest) -> str:
+def route(adapter: CarrierAdapter, kind: str, request: WebhookRequest) -> str:
     """``handshake`` for the subscription handshake; otherwise the kind the event filter names.
 
     One subscription may deliver telephony sessions, instant messages and message-store
@@ -221,7 +221,7 @@ def _when(document: Mapping[str, Any], body: Mapping[str, Any], key: str) -> dat
     return first_time(body.get(key), document.get("timestamp"))
 
 
-def parse_call_event(request: WebhookRequest) -> MissedCall | None:
+def parse_call_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     """The missed call a telephony session notification reports, or None.
 
     A party counts as missed when RingCentral flags it ``missedCall: true`` (its outcome then
@@ -244,7 +244,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
         if voicemail:
             outcome = CallOutcome.VOICEMAIL
         elif reason:
-            outcome = CALL_OUTCOMES.get(reason, CallOutcome.UNKNOWN)
+            outcome = adapter.call_outcome(reason)
         else:
             outcome = CallOutcome.NO_ANSWER
         caller_raw, _ = _number(party.get("from"))
@@ -263,7 +263,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
     return None
 
 
-def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
+def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> AnsweredCall | None:
     """An outside caller's call answered on one of our extensions, else None.
 
     RingCentral documents an ``Inbound`` party's ``Answered`` code as "answered on a target
@@ -291,7 +291,7 @@ def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
     return None
 
 
-def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
+def parse_inbound_message(adapter: CarrierAdapter, request: WebhookRequest) -> InboundMessage:
     """The customer's text in an instant-message (``message-store/instant?type=SMS``) event.
 
     The text is in ``subject`` ("replicates message text"); MMS parts are ``attachments`` of

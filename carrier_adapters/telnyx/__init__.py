@@ -31,12 +31,10 @@ from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
 from connector.core.events import (
-    AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
     MessageStatusUpdate,
-    MissedCall,
     SendResult,
 )
 from connector.core.http import WebhookReply, WebhookRequest
@@ -126,22 +124,10 @@ class TelnyxCarrier(CarrierAdapter):
         """Check ``telnyx-signature-ed25519`` over ``"{telnyx-timestamp}|{body}"`` (300 s window)."""
         webhooks.verify_signature(request, self._public_key)
 
-    def route(self, kind: str, request: WebhookRequest) -> str:
-        """Sort JSON events by ``event_type``: messaging profiles post inbound texts and
-        delivery reports to one URL (see :func:`.webhooks.route`)."""
-        return webhooks.route(kind, request)
-
-    def is_incoming_call(self, request: WebhookRequest) -> bool:
-        """True for a TeXML instruction request of a new call (Call Control: never)."""
-        return voice.is_incoming_call(request)
-
-    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
-        """The missed call in a ``call.hangup`` event or TeXML callback, None when answered."""
-        return voice.parse_call_event(request)
-
-    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
-        """A TeXML call someone picked up (forwarded, or the business calling back)."""
-        return voice.parse_answered_call(request)
+    route = webhooks.route
+    is_incoming_call = voice.is_incoming_call
+    parse_call_event = voice.parse_call_event
+    parse_answered_call = voice.parse_answered_call
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """The receiving number of a text and the sender of a report; for calls see
@@ -157,13 +143,8 @@ class TelnyxCarrier(CarrierAdapter):
         connector caches it)."""
         return self._api.lookup_line_type(number)
 
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """The customer's text in a ``message.received`` event."""
-        return webhooks.parse_inbound_message(request)
-
-    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
-        """The delivery report in a ``message.sent``/``message.finalized`` event."""
-        return webhooks.parse_status(request)
+    parse_inbound_message = webhooks.parse_inbound_message
+    parse_status = webhooks.parse_status
 
     def reply(
         self,

@@ -38,6 +38,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.dialect import VoiceMarkup
 from connector.core.errors import MalformedWebhookError
 from connector.core.events import AnsweredCall, CallOutcome, MissedCall
@@ -89,7 +90,7 @@ TEXML = VoiceMarkup(
 )
 
 
-def is_incoming_call(request: WebhookRequest) -> bool:
+def is_incoming_call(adapter: CarrierAdapter, request: WebhookRequest) -> bool:
     """True for the TeXML instruction request of a new call, which we answer with ``<Dial>``.
 
     That request has ``CallSid`` and a live ``CallStatus`` (``ringing``, or ``in-progress``
@@ -110,14 +111,14 @@ def is_incoming_call(request: WebhookRequest) -> bool:
     )
 
 
-def parse_call_event(request: WebhookRequest) -> MissedCall | None:
+def parse_call_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     """The missed call a Call Control event or TeXML callback reports, else None."""
     if is_json(request):
-        return _call_control_event(request)
-    return _texml_callback(request)
+        return _call_control_event(adapter, request)
+    return _texml_callback(adapter, request)
 
 
-def _call_control_event(request: WebhookRequest) -> MissedCall | None:
+def _call_control_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     data = event_data(request)
     event_type = data.get("event_type")
     payload = payload_of(data)
@@ -125,7 +126,7 @@ def _call_control_event(request: WebhookRequest) -> MissedCall | None:
         cause = str(payload.get("hangup_cause") or "").strip().lower()
         if not cause:
             raise MalformedWebhookError("telnyx: call.hangup lacks hangup_cause")
-        outcome = HANGUP_CAUSES.get(cause, CallOutcome.UNKNOWN)
+        outcome = adapter.call_outcome(cause)
         if outcome is CallOutcome.ANSWERED:
             return None
     elif event_type == MACHINE_DETECTION_EVENT and payload.get("result") == "machine":
@@ -168,7 +169,7 @@ def _seconds(value: str | None) -> float | None:
     return seconds if seconds is not None and seconds >= 0 else None
 
 
-def _texml_callback(request: WebhookRequest) -> MissedCall | None:
+def _texml_callback(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     form = request.form
     if "CallSid" not in form or "From" not in form:
         raise MalformedWebhookError("telnyx: TeXML callback lacks CallSid or From")
@@ -182,7 +183,7 @@ def _texml_callback(request: WebhookRequest) -> MissedCall | None:
         raise MalformedWebhookError("telnyx: TeXML callback lacks CallStatus and DialCallStatus")
     if status in TEXML_NOT_ENDED:
         return None
-    outcome = TEXML_STATUSES.get(status, CallOutcome.UNKNOWN)
+    outcome = adapter.call_outcome(status)
     if outcome is CallOutcome.ANSWERED:
         # TeXML callbacks also carry Call Control's HangupCause; a <Dial> that "completed"
         # because the caller cancelled it while it rang never connected anyone.
@@ -208,7 +209,7 @@ def _texml_callback(request: WebhookRequest) -> MissedCall | None:
     )
 
 
-def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
+def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> AnsweredCall | None:
     """A TeXML call between the business and a customer that someone answered, else None.
 
     Two shapes count, as with Twilio's TwiML: the ``<Dial action>`` of a forwarded call that

@@ -27,6 +27,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from carrier_adapters.base import CarrierAdapter
 from connector.core import safe_json
 from connector.core.errors import (
     MalformedWebhookError,
@@ -146,7 +147,7 @@ def payload_of(data: Mapping[str, Any]) -> Mapping[str, Any]:
     return payload
 
 
-def route(kind: str, request: WebhookRequest) -> str:
+def route(adapter: CarrierAdapter, kind: str, request: WebhookRequest) -> str:
     """The kind a JSON webhook really is, from its ``event_type``; forms keep their URL's kind.
 
     ``message.received`` is ``sms``, ``message.sent``/``message.finalized`` are ``status`` and
@@ -184,7 +185,7 @@ def _number(value: object) -> str:
 # -- messaging -------------------------------------------------------------------------------
 
 
-def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
+def parse_inbound_message(adapter: CarrierAdapter, request: WebhookRequest) -> InboundMessage:
     """The customer's text in a ``message.received`` event.
 
     Telnyx blocks STOP, STOPALL, STOP ALL, UNSUBSCRIBE, CANCEL, END and QUIT on its own (a
@@ -216,7 +217,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
     )
 
 
-def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
+def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageStatusUpdate:
     """The delivery report in a ``message.sent`` or ``message.finalized`` event.
 
     The status is the first recipient's (we send to one number); the error code is the first
@@ -241,7 +242,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         carrier=CARRIER,
         event_id=f"{message_id}:{status}",
         message_id=str(message_id),
-        status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
+        status=adapter.delivery_status(status),
         occurred_at=first_time(data.get("occurred_at"), payload.get("completed_at"), rfc2822=True),
         error_code=error_code,
         raw=dict(data),

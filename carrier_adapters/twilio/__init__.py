@@ -23,12 +23,9 @@ from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
 from connector.core.events import (
-    AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
-    MessageStatusUpdate,
-    MissedCall,
     SendResult,
 )
 from connector.core.http import WebhookReply, WebhookRequest
@@ -134,17 +131,9 @@ class TwilioCarrier(CarrierAdapter):
         """Check ``X-Twilio-Signature`` against the Auth Token (see :mod:`.webhooks`)."""
         webhooks.verify_signature(request, self.credentials["auth_token"])
 
-    def is_incoming_call(self, request: WebhookRequest) -> bool:
-        """True for a new inbound call the number's Voice URL sends (``CallStatus=ringing``)."""
-        return webhooks.is_incoming_call(request)
-
-    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
-        """The missed call in a ``<Dial action>`` or status callback, None when answered."""
-        return webhooks.parse_call_event(request)
-
-    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
-        """A forwarded call someone picked up, or the business's call back that was answered."""
-        return webhooks.parse_answered_call(request)
+    is_incoming_call = webhooks.is_incoming_call
+    parse_call_event = webhooks.parse_call_event
+    parse_answered_call = webhooks.parse_answered_call
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """``To`` of inbound calls and texts; ``From`` of calls back and of delivery reports."""
@@ -156,13 +145,8 @@ class TwilioCarrier(CarrierAdapter):
         """The line type per Twilio Lookup v2 (a paid request; the connector caches it)."""
         return self._api.lookup_line_type(number)
 
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """The customer's text in an incoming-message webhook."""
-        return webhooks.parse_inbound_message(request)
-
-    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
-        """The delivery report in a message status callback."""
-        return webhooks.parse_status(request)
+    parse_inbound_message = webhooks.parse_inbound_message
+    parse_status = webhooks.parse_status
 
     def reply(
         self,

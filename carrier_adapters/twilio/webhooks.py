@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from urllib.parse import parse_qs, urlsplit
 
-from carrier_adapters.base import WebhookEvent
+from carrier_adapters.base import CarrierAdapter, WebhookEvent
 from carrier_adapters.dialect import VoiceMarkup
 from connector.core import clock
 from connector.core.errors import MalformedWebhookError, WebhookVerificationError
@@ -202,7 +202,7 @@ def _left_voicemail(form: Mapping[str, str]) -> bool:
     return bool(form.get("RecordingUrl"))
 
 
-def is_incoming_call(request: WebhookRequest) -> bool:
+def is_incoming_call(adapter: CarrierAdapter, request: WebhookRequest) -> bool:
     """True for the request a number's Voice URL gets when a new call comes in.
 
     That request has ``CallStatus=ringing`` and none of the fields of the other voice webhooks:
@@ -218,7 +218,7 @@ def is_incoming_call(request: WebhookRequest) -> bool:
     )
 
 
-def parse_call_event(request: WebhookRequest) -> MissedCall | None:
+def parse_call_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     """The missed call a voice webhook reports, or None when the call was answered or is live.
 
     Handles the ``<Dial action>`` callback (``DialCallStatus``) and call status callbacks
@@ -239,7 +239,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
 
     if status in CALL_NOT_ENDED:
         return None
-    outcome = CALL_OUTCOMES.get(status, CallOutcome.UNKNOWN)
+    outcome = adapter.call_outcome(status)
     if outcome is CallOutcome.ANSWERED:
         # DialBridged=false: the <Dial> ended "completed" without connecting anyone, which is
         # what the caller hanging up while it rang looks like. Absent means bridged.
@@ -264,7 +264,7 @@ def parse_call_event(request: WebhookRequest) -> MissedCall | None:
     )
 
 
-def parse_answered_call(request: WebhookRequest) -> AnsweredCall | None:
+def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> AnsweredCall | None:
     """A call between the business and a customer that a person answered, else None.
 
     Two shapes count: the ``<Dial action>`` of a forwarded call that was bridged (the customer
@@ -310,7 +310,7 @@ def _count(value: str | None) -> int:
         return 0
 
 
-def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
+def parse_inbound_message(adapter: CarrierAdapter, request: WebhookRequest) -> InboundMessage:
     """The customer's text in an incoming-message webhook.
 
     ``OptOutType`` (``STOP``, ``START``, ``HELP``) is only sent when the Messaging Service has
@@ -335,7 +335,7 @@ def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
     )
 
 
-def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
+def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageStatusUpdate:
     """The delivery report in a message status callback.
 
     The event id is ``MessageSid:MessageStatus``: Twilio sends one callback per status change and
@@ -355,7 +355,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         carrier=CARRIER,
         event_id=f"{form['MessageSid']}:{status}",
         message_id=form["MessageSid"],
-        status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
+        status=adapter.delivery_status(status),
         occurred_at=clock.now(),
         error_code=error_code,
         raw=dict(form),

@@ -32,9 +32,7 @@ from connector.core.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
-    InboundMessage,
     MessageStatusUpdate,
-    MissedCall,
     SendResult,
 )
 from connector.core.http import WebhookReply, WebhookRequest
@@ -164,21 +162,10 @@ class VonageCarrier(CarrierAdapter):
             application_id=self.credentials.get("application_id"),
         )
 
-    def route(self, kind: str, request: WebhookRequest) -> str:
-        """Tell inbound texts and status reports apart should both arrive on one URL."""
-        return webhooks.route(kind, request)
-
-    def is_incoming_call(self, request: WebhookRequest) -> bool:
-        """True for the answer webhook of a new call."""
-        return webhooks.is_incoming_call(request)
-
-    def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
-        """The missed call in a Voice event, None when answered or still ringing."""
-        return webhooks.parse_call_event(request, self._signature_secret)
-
-    def parse_answered_call(self, request: WebhookRequest) -> AnsweredCall | None:
-        """A forwarded call the business picked up, or a call back the customer answered."""
-        return webhooks.parse_answered_call(request, self._signature_secret)
+    route = webhooks.route
+    is_incoming_call = webhooks.is_incoming_call
+    parse_call_event = webhooks.parse_call_event
+    parse_answered_call = webhooks.parse_answered_call
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """The called number of missed calls and the receiving number of texts; for answered
@@ -187,13 +174,8 @@ class VonageCarrier(CarrierAdapter):
             return webhooks.business_number(request, event, self.credentials["signature_secret"])
         return super().business_number(event, request)
 
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """The customer's text in a Messages API inbound webhook."""
-        return webhooks.parse_inbound_message(request)
-
-    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
-        """The delivery report in a Messages API status webhook."""
-        return webhooks.parse_status(request)
+    parse_inbound_message = webhooks.parse_inbound_message
+    parse_status = webhooks.parse_status
 
     def reply(
         self,

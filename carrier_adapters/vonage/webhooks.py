@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from carrier_adapters.base import CallRouting
+from carrier_adapters.base import CallRouting, CarrierAdapter
 from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.core.events import (
@@ -140,7 +140,7 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def route(kind: str, request: WebhookRequest) -> str:
+def route(adapter: CarrierAdapter, kind: str, request: WebhookRequest) -> str:
     """``sms`` or ``status`` by the Messages payload's shape, should the application's inbound
     and status URLs both point at our ``sms`` URL; voice webhooks keep their kind. (The
     ``status`` URL never takes an inbound text: :attr:`VonageCarrier.url_kinds`.)"""
@@ -162,7 +162,7 @@ def route(kind: str, request: WebhookRequest) -> str:
 # -- voice -----------------------------------------------------------------------------------
 
 
-def is_incoming_call(request: WebhookRequest) -> bool:
+def is_incoming_call(adapter: CarrierAdapter, request: WebhookRequest) -> bool:
     """True for the answer webhook of a new call (answer method POST): ``from``, ``to``,
     ``uuid`` and ``conversation_uuid`` and none of the keys of the event webhooks."""
     try:
@@ -188,7 +188,7 @@ def _parties(
     return _text(body.get("from")), _text(body.get("to")) or None
 
 
-def parse_call_event(request: WebhookRequest, signature_secret: str) -> MissedCall | None:
+def parse_call_event(adapter: CarrierAdapter, request: WebhookRequest) -> MissedCall | None:
     """The missed call a Voice event reports, else None (answer webhook, progress, answered).
 
     The event id is ``conversation_uuid``: the caller's leg and the forwarded leg belong to one
@@ -198,13 +198,14 @@ def parse_call_event(request: WebhookRequest, signature_secret: str) -> MissedCa
     status = _text(body.get("status")).strip().lower()
     if not status or status in CALL_NOT_ENDED:
         return None
-    outcome = CALL_OUTCOMES.get(status, CallOutcome.UNKNOWN)
+    outcome = adapter.call_outcome(status)
     if outcome is CallOutcome.ANSWERED:
         return None
     conversation = body.get("conversation_uuid") or body.get("uuid") or body.get("call_uuid")
     if not conversation:
         raise MalformedWebhookError("vonage: voice event lacks conversation_uuid and uuid")
-    caller_raw, called_raw = _parties(body, call_context.from_request(request, signature_secret))
+    context = call_context.from_request(request, adapter.credentials["signature_secret"])
+    caller_raw, called_raw = _parties(body, context)
     return MissedCall(
         carrier=CARRIER,
         event_id=str(conversation),
@@ -218,7 +219,7 @@ def parse_call_event(request: WebhookRequest, signature_secret: str) -> MissedCa
     )
 
 
-def parse_answered_call(request: WebhookRequest, signature_secret: str) -> AnsweredCall | None:
+def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> AnsweredCall | None:
     """An ``answered`` event of a leg we can place, else None.
 
     With our call context it is the forwarded leg: the caller got through (``inbound``).
@@ -228,7 +229,7 @@ def parse_answered_call(request: WebhookRequest, signature_secret: str) -> Answe
     body = json_body(request)
     if _text(body.get("status")).lower() != "answered":
         return None
-    ctx = call_context.from_request(request, signature_secret)
+    ctx = call_context.from_request(request, adapter.credentials["signature_secret"])
     if ctx is not None:
         customer, direction = to_e164(ctx.caller or None), "inbound"
     elif body.get("direction") == "outbound":
@@ -285,7 +286,7 @@ def connect_ncco(
 # -- messages --------------------------------------------------------------------------------
 
 
-def parse_inbound_message(request: WebhookRequest) -> InboundMessage:
+def parse_inbound_message(adapter: CarrierAdapter, request: WebhookRequest) -> InboundMessage:
     """The customer's text in a Messages API inbound webhook (SMS, or MMS with a caption).
 
     Vonage's Messages API reports no opt-out keyword class, so ``opt_out_type`` stays None
@@ -331,7 +332,7 @@ def error_code(error: object) -> str | None:
     return None
 
 
-def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
+def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageStatusUpdate:
     """The delivery report in a Messages API status webhook; event id ``message_uuid:status``."""
     body = json_body(request)
     message_id, status_raw = body.get("message_uuid"), _text(body.get("status"))
@@ -342,7 +343,7 @@ def parse_status(request: WebhookRequest) -> MessageStatusUpdate:
         carrier=CARRIER,
         event_id=f"{message_id}:{status}",
         message_id=str(message_id),
-        status=DELIVERY_STATUSES.get(status, DeliveryStatus.UNKNOWN),
+        status=adapter.delivery_status(status),
         occurred_at=first_time(body.get("timestamp")),
         error_code=error_code(body.get("error")),
         raw=dict(body),
