@@ -28,7 +28,6 @@ from connector.core.errors import PermanentProviderError, UnsupportedEventError
 from connector.core.events import (
     AnsweredCall,
     CallOutcome,
-    DeliveryStatus,
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
