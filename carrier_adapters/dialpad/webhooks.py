@@ -3,9 +3,9 @@
 Dialpad sends every event "in the JWT format ... signed with a secret that you share with
 Dialpad": the request body *is* the compact JWT, and its payload is the event's JSON
 (https://developers.dialpad.com/docs/event-subscriptions; the webhook's ``signature`` is
-``{"type": "jwt", "algo": "HS256", "secret": ...}``). The JWT is verified by hand with
-:mod:`hmac` (no extra dependency): the MAC compared in constant time before any part is decoded,
-only ``alg`` HS256, and ``iat`` and ``exp`` required and checked. Dialpad's pages do not list
+``{"type": "jwt", "algo": "HS256", "secret": ...}``). The JWT is verified by
+:func:`carrier_adapters.jwt_tokens.verify_hs256`: the MAC compared in constant time before any
+part is decoded, only ``alg`` HS256, and ``iat`` and ``exp`` required and checked. Dialpad's pages do not list
 these claims; a token without them would be valid forever, so it is refused with a 403 (which
 Dialpad does not retry).
 
@@ -21,17 +21,13 @@ https://developers.dialpad.com/docs/sms-events
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from carrier_adapters import jwt_tokens
 from carrier_adapters.base import CarrierAdapter
-from connector.core import clock, safe_json
+from connector.core import clock, safe_json  # noqa: F401 - parses the JWT's parts (jwt_tokens)
 from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.core.events import (
     AnsweredCall,
@@ -43,14 +39,9 @@ from connector.core.events import (
 )
 from connector.core.http import WebhookRequest
 from connector.core.phone import to_e164
-from connector.core.signing import require_fresh
 from connector.core.times import first_time, parse_time
 
 CARRIER = "dialpad"
-#: Seconds an ``iat`` may lie from now, and slack on ``exp``.
-IAT_TOLERANCE = 300.0
-EXP_LEEWAY = 60.0
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 
 #: ``state`` of a call event that means the inbound call was not answered (*inferred*
 #: spellings: Dialpad's subscription examples use ``missed`` and ``voicemail``).
@@ -89,82 +80,19 @@ DELIVERY_STATUSES: Mapping[str, DeliveryStatus] = MappingProxyType(
 # -- the JWT ---------------------------------------------------------------------------------
 
 
-def b64url_decode(text: str) -> bytes:
-    """Base64url without padding, as JWTs spell it; ``ValueError`` otherwise."""
-    if not _B64URL.match(text):
-        raise ValueError("not base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise ValueError("not base64url") from None
-
-
 def decode(request: WebhookRequest, secret: str, *, now: float | None = None) -> dict[str, Any]:
     """The claims of the HS256 JWT that is the request body; raises on anything else.
 
-    The MAC over the raw ``header.claims`` text is compared in constant time *before* either
-    part is decoded, so no JSON an outsider wrote is ever parsed; then only ``alg`` HS256 is
-    accepted (never ``none``, never a public-key algorithm), both parts are parsed with the
-    nesting cap of :mod:`connector.core.safe_json`, and the times are checked (:func:`_check_times`).
+    :func:`carrier_adapters.jwt_tokens.verify_hs256` checks the MAC before any part is decoded
+    (with :mod:`connector.core.safe_json` and its nesting cap) and requires ``iat`` and
+    ``exp``: Dialpad's pages do not list these claims, but a token without them would stay
+    valid forever, so one captured event could be replayed at will.
     """
     try:
         token = request.body.decode("ascii").strip()
     except UnicodeDecodeError:
         raise WebhookVerificationError("dialpad: body is not a JWT") from None
-    parts = token.split(".")
-    if len(parts) != 3 or not all(_B64URL.match(part) for part in parts):
-        raise WebhookVerificationError("dialpad: body is not a JWT")
-    try:
-        given = b64url_decode(parts[2])
-    except ValueError:
-        raise WebhookVerificationError("dialpad: body is not a JWT") from None
-    if base64.urlsafe_b64encode(given).rstrip(b"=").decode() != parts[2]:
-        # Base64url's last character has spare bits: accept only the canonical spelling, so a
-        # signature cannot be varied without invalidating it.
-        raise WebhookVerificationError("dialpad: JWT signature is not canonical base64url")
-    expected = hmac.new(secret.encode("utf-8"), f"{parts[0]}.{parts[1]}".encode("ascii"), hashlib.sha256)
-    if not hmac.compare_digest(expected.digest(), given):
-        raise WebhookVerificationError("dialpad: JWT signature does not match")
-    header = _json_part(parts[0], "header")
-    if header.get("alg") != "HS256":
-        raise WebhookVerificationError("dialpad: JWT is not signed with HS256")
-    claims = _json_part(parts[1], "claims")
-    _check_times(claims, clock.timestamp() if now is None else now)
-    return claims
-
-
-def _json_part(part: str, name: str) -> dict[str, Any]:
-    """A JWT header or claims object, parsed with the nesting cap once the MAC has matched.
-
-    The MAC proved the part authentic, so one that cannot be read is a malformed webhook
-    (400), not a forgery.
-    """
-    try:
-        raw = b64url_decode(part)
-    except ValueError:
-        raise MalformedWebhookError(f"dialpad: the JWT's {name} is not base64url") from None
-    value = safe_json.loads(raw, what=f"dialpad: the JWT's {name}")
-    if not isinstance(value, dict):
-        raise MalformedWebhookError(f"dialpad: the JWT's {name} is not a JSON object")
-    return value
-
-
-def _check_times(claims: Mapping[str, Any], now: float) -> None:
-    """Both ``iat`` and ``exp`` must be there: ``iat`` within :data:`IAT_TOLERANCE` of now,
-    ``exp`` not past (with :data:`EXP_LEEWAY` for clock skew).
-
-    Without them a token stays valid forever, so one captured event could be replayed at will;
-    a token that lacks either is refused. ``now`` comes from :mod:`connector.core.clock`.
-    """
-    for name in ("iat", "exp"):
-        value = claims.get(name)
-        if value is None:
-            raise WebhookVerificationError(f"dialpad: JWT has no {name}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise WebhookVerificationError(f"dialpad: JWT {name} is not a time")
-    require_fresh(float(claims["iat"]), tolerance=IAT_TOLERANCE, now=now)
-    if now > float(claims["exp"]) + EXP_LEEWAY:
-        raise WebhookVerificationError("dialpad: JWT expired")
+    return jwt_tokens.verify_hs256(token, secret, what="dialpad: JWT", now=now)
 
 
 # -- routing and parsing ---------------------------------------------------------------------

@@ -107,8 +107,7 @@ def verify_request(
     retry.
     """
     token = tokens.bearer_token(request.headers.get("Authorization"))
-    claims = tokens.verify_hs256(token, signature_secret)
-    tokens.check_times(claims, now=now)
+    claims = tokens.verify_hs256(token, signature_secret, now=now)
     if "api_key" in claims and claims["api_key"] != api_key:
         raise WebhookVerificationError("vonage: token was issued for another API key")
     claimed_app = claims.get("application_id")
