@@ -7,13 +7,14 @@ Adapters are stateless: the connector keeps the map from our ids to CRM record i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Final, Literal, Protocol
 
 import marshmallow
+import requests
 
 from connector.core.errors import WebhookVerificationError
 from connector.core.events import CallOutcome
@@ -117,6 +118,98 @@ class OAuthTokens:
         return f"OAuthTokens(<hidden>, expires_at={self.expires_at!r})"
 
 
+# -- what a CRM webhook says, in the connector's terms ------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrmEvent:
+    """Something a CRM webhook told us that the connector acts on.
+
+    ``event_id`` is equal for every delivery of one event (CRMs deliver at least once): the
+    webhook view stores it once per account and acts on the first delivery only.
+    """
+
+    event_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCompleted(CrmEvent):
+    """A rep completed a follow-up task we made: a human responded to the call."""
+
+    task_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadStageChanged(CrmEvent):
+    """A lead (deal, request) moved to ``stage``; past the account's first stage it counts as a
+    saved conversation. A lead converted to a job or estimate reports the stage ``converted``."""
+
+    lead_id: str
+    stage: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppDisconnected(CrmEvent):
+    """The CRM account uninstalled or disconnected our app: its tokens no longer work."""
+
+    external_account_id: str
+
+
+#: ``/webhooks/crm/<crm>/<account_id>``: the CRM is given one URL per account.
+PER_ACCOUNT: Final = "per-account"
+#: ``/webhooks/crm/<crm>``: one URL for the whole app; the payload names the CRM's account, which
+#: leads to ours through the OAuth installation (``installations.external_id``).
+APP_WIDE: Final = "app-wide"
+
+
+@dataclass(frozen=True)
+class WebhookSpec:
+    """How a CRM's webhooks reach the connector and how they are checked.
+
+    ``url`` is :data:`PER_ACCOUNT` or :data:`APP_WIDE`. ``credential`` names the credential
+    field holding the signing secret; ``verify(request, secret)`` raises
+    :class:`~connector.core.errors.WebhookVerificationError` unless the delivery is authentic,
+    and refuses everything when the secret is empty. An app-wide URL also needs
+    ``account_of(request)``: the CRM's own account id as the delivery names it, read *before*
+    verification because it decides whose secret to verify with (raise
+    :class:`~connector.core.errors.MalformedWebhookError` when it cannot be read).
+    """
+
+    url: Literal["per-account", "app-wide"]
+    credential: str
+    verify: Callable[[WebhookRequest, str], None]
+    account_of: Callable[[WebhookRequest], str] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.url == APP_WIDE) != (self.account_of is not None):
+            raise ValueError("an app-wide webhook URL needs account_of, a per-account one none")
+
+
+@dataclass(frozen=True)
+class OAuthEndpoints:
+    """A CRM's OAuth 2.0 authorization-code install, declared; ``crm_adapters.oauth_flow`` runs it.
+
+    - ``authorize_url`` and ``token_url`` are the production URLs. An account whose
+      ``crm.api_base_url`` is not the adapter's default (a test double, a sandbox, a proxy) gets
+      both with that base in place of their scheme and host.
+    - ``scopes`` go on the authorize URL as ``scope`` (space-separated); none when empty (the
+      app's own settings decide, as at Jobber).
+    - ``request_body``: ``"form"`` posts the RFC 6749 parameters, ``client_id`` and
+      ``client_secret`` included, form-encoded; ``"json"`` posts the same as a JSON object.
+    - ``account_id_field``: the token answer's field naming the CRM account the install is for
+      (kept in :attr:`OAuthTokens.extra`); None when the adapter asks its API instead
+      (:meth:`CrmAdapter.installed_account_id`) or the CRM names none.
+    - ``kept_fields``: other token-answer fields worth keeping in :attr:`OAuthTokens.extra`.
+    """
+
+    authorize_url: str
+    token_url: str
+    scopes: tuple[str, ...] = ()
+    request_body: Literal["form", "json"] = "form"
+    account_id_field: str | None = None
+    kept_fields: tuple[str, ...] = ()
+
+
 class TokenStore(Protocol):
     """Where an OAuth adapter keeps its tokens; the connector provides it, encrypted at rest.
 
@@ -151,6 +244,32 @@ class CrmAdapter(ABC):
     config_schema: ClassVar[type[marshmallow.Schema]]
     #: True for adapters that take OAuth tokens from a ``token_store`` keyword argument.
     accepts_token_store: ClassVar[bool] = False
+    #: How the CRM's webhooks arrive and are verified; None when it sends none we accept.
+    webhook: ClassVar[WebhookSpec | None] = None
+    #: The CRM's OAuth install; None when it connects with credentials in the account file only.
+    oauth: ClassVar[OAuthEndpoints | None] = None
+
+    @classmethod
+    def oauth_tokens(cls, tokens: OAuthTokens) -> OAuthTokens:
+        """Tokens as read from the token endpoint, completed with what only this CRM knows (the
+        expiry inside a JWT access token, say). The default returns them unchanged."""
+        return tokens
+
+    @classmethod
+    def installed_account_id(
+        cls,
+        tokens: OAuthTokens,
+        *,
+        api_base_url: str,
+        session: requests.Session,
+        timeout: tuple[float, float],
+    ) -> str | None:
+        """The CRM's own id of the account a fresh install is for (the id an app-wide webhook
+        names), or None. The default reads :attr:`OAuthEndpoints.account_id_field` from the token
+        answer; an adapter whose CRM names it elsewhere asks its API with ``tokens``."""
+        name = cls.oauth.account_id_field if cls.oauth is not None else None
+        value = (tokens.extra or {}).get(name) if name else None
+        return None if value is None or value == "" else str(value)
 
     @staticmethod
     def options_from_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,5 +349,17 @@ class CrmAdapter(ABC):
 
     def verify_request(self, request: WebhookRequest) -> None:
         """Raise :class:`~connector.core.errors.WebhookVerificationError` unless a CRM webhook is
-        authentic."""
-        raise WebhookVerificationError(f"{self.name} sends no webhooks this connector accepts")
+        authentic: :attr:`webhook`'s check with the credential it names."""
+        spec = self.webhook
+        if spec is None:
+            raise WebhookVerificationError(f"{self.name} sends no webhooks this connector accepts")
+        spec.verify(request, str(self.credentials.get(spec.credential) or ""))
+
+    def parse_webhook(self, request: WebhookRequest) -> list[CrmEvent]:
+        """The events of a verified delivery that the connector acts on, in order; an empty list
+        for an authentic delivery we only acknowledge (a topic nobody subscribed to, a test ping).
+
+        Raises :class:`~connector.core.errors.MalformedWebhookError` for a payload that cannot be
+        read. The default acts on nothing.
+        """
+        return []

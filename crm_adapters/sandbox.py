@@ -3,7 +3,7 @@
 Used by the demo and the workflow tests. Records go to a :class:`SandboxCrmStore`; the connector
 passes one backed by its ``sandbox_records`` table, tests use the in-memory default. Its webhooks
 (none are sent today) would be signed like the sandbox carrier's: hex HMAC-SHA256 of the raw body
-under ``webhook_secret`` in ``X-Sandbox-Signature``.
+under ``webhook_secret`` in ``X-Sandbox-Signature``; they are verified and acknowledged.
 """
 
 from __future__ import annotations
@@ -19,9 +19,25 @@ from connector.core.errors import WebhookVerificationError
 from connector.core.http import WebhookRequest, classify_status
 from connector.core.phone import to_e164
 from connector.core.signing import constant_time_equals, hmac_hex
-from crm_adapters.base import CallLog, CrmAdapter, CrmContact, LeadSpec, MessageLog, TaskSpec
+from crm_adapters.base import (
+    PER_ACCOUNT,
+    CallLog,
+    CrmAdapter,
+    CrmContact,
+    LeadSpec,
+    MessageLog,
+    TaskSpec,
+    WebhookSpec,
+)
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
+
+
+def verify(request: WebhookRequest, secret: str) -> None:
+    """Raise :class:`WebhookVerificationError` unless ``X-Sandbox-Signature`` signs the body."""
+    given = request.headers.get(SIGNATURE_HEADER)
+    if not secret or not constant_time_equals(hmac_hex(secret, request.body), given):
+        raise WebhookVerificationError("sandbox CRM signature missing or wrong")
 
 
 class SandboxCrmStore(Protocol):
@@ -101,6 +117,7 @@ class SandboxCrm(CrmAdapter):
         {"contacts", "call_log", "message_log", "tasks", "pipeline", "webhooks"}
     )
     config_schema = SandboxCrmCredentials
+    webhook = WebhookSpec(url=PER_ACCOUNT, credential="webhook_secret", verify=verify)
 
     def __init__(
         self,
@@ -228,9 +245,3 @@ class SandboxCrm(CrmAdapter):
         if self.store.get("contact", contact_id) is None:
             raise classify_status(self.name, 404, "sandbox contact not found")
         self.store.update("contact", contact_id, {"sms_opted_out": opted_out})
-
-    def verify_request(self, request: WebhookRequest) -> None:
-        secret = self.credentials.get("webhook_secret") or ""
-        given = request.headers.get(SIGNATURE_HEADER)
-        if not secret or not constant_time_equals(hmac_hex(secret, request.body), given):
-            raise WebhookVerificationError("sandbox CRM signature missing or wrong")

@@ -37,6 +37,7 @@ from connector.runtime import Runtime
 from connector.storage.installations import save_installation
 from connector.storage.models import Account
 from connector.storage.nonces import spend
+from crm_adapters import oauth_flow
 from crm_adapters.oauth import OAUTH_PROVIDERS
 
 bp = Blueprint("oauth", __name__)
@@ -105,8 +106,8 @@ def _read_state(runtime: Runtime, state: str) -> tuple[dict[str, Any], datetime]
 def install(crm: str) -> Response | tuple[str, int]:
     """Check the signed install link, then send the admin to the CRM to approve the app."""
     runtime: Runtime = current_app.extensions["textback"]
-    provider = OAUTH_PROVIDERS.get(crm)
-    if provider is None:
+    adapter = OAUTH_PROVIDERS.get(crm)
+    if adapter is None:
         abort(404)
     try:
         data = _serializer(runtime, "install").loads(request.args.get("token", ""),
@@ -123,10 +124,16 @@ def install(crm: str) -> Response | tuple[str, int]:
         if account is None or account.crm_kind != crm:
             return _page("Unknown account", "The account no longer uses this CRM.", 404)
         credentials = runtime.box.open(account.crm_credentials)
+        api_base_url = account.settings["crm"].get("api_base_url")
+    if not credentials.get("client_id") or not credentials.get("client_secret"):
+        return _page("Nothing to install", "This account connects to the CRM with an API key, "
+                     "not through an app install.", 404)
     state = _serializer(runtime, "oauth-state").dumps(
         {"account": account.id, "crm": crm, "nonce": secrets.token_urlsafe(16),
          "browser": _browser_value()})
-    return redirect(provider.authorize_url(credentials, redirect_uri(runtime, crm), state))
+    return redirect(oauth_flow.authorize_url(adapter, str(credentials["client_id"]),
+                                             redirect_uri(runtime, crm), state,
+                                             api_base_url=api_base_url))
 
 
 @bp.get("/oauth/<crm>/callback")
@@ -136,8 +143,8 @@ def callback(crm: str) -> tuple[str, int]:
     Only once per state, and only in the browser session that started the install.
     """
     runtime: Runtime = current_app.extensions["textback"]
-    provider = OAUTH_PROVIDERS.get(crm)
-    if provider is None:
+    adapter = OAUTH_PROVIDERS.get(crm)
+    if adapter is None:
         abort(404)
     if request.args.get("error") or not request.args.get("code"):
         return _page("Not connected", "The connection was not approved, so nothing changed.", 400)
@@ -167,8 +174,9 @@ def callback(crm: str) -> tuple[str, int]:
         api_base_url = account.settings["crm"].get("api_base_url")
         name = account.name
     try:
-        tokens, external_id = provider.exchange(credentials, request.args["code"],
-                                                redirect_uri(runtime, crm), api_base_url)
+        tokens, external_id = oauth_flow.install(adapter, credentials, request.args["code"],
+                                                 redirect_uri(runtime, crm),
+                                                 api_base_url=api_base_url)
     except ProviderError as exc:
         log.warning("oauth code exchange failed crm=%s account=%s: %s", crm, data["account"],
                     type(exc).__name__)

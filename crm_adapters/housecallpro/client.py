@@ -32,14 +32,16 @@ import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
 
+from connector.core import clock
 from connector.core.errors import ProviderAuthError, TransientProviderError
 from connector.core.http import DEFAULT_TIMEOUT, new_session, transport_error
-from crm_adapters.base import OAuthTokens, TokenStore
-from crm_adapters.housecallpro import oauth
+from crm_adapters import oauth_flow
+from crm_adapters.base import CrmAdapter, OAuthTokens, TokenStore
 from crm_adapters.housecallpro.errors import (
     PROVIDER,
     SCHEME_API_KEY,
@@ -52,6 +54,18 @@ _LOG = logging.getLogger(__name__)
 #: Page size for list calls. The spec documents ``page_size`` with a default of 10 and no
 #: maximum; 50 is our choice *(inferred to be accepted)*.
 PAGE_SIZE = 50
+#: Refresh an OAuth access token this long before it expires (they last about 30 days).
+REFRESH_MARGIN = timedelta(minutes=10)
+
+
+def needs_refresh(tokens: OAuthTokens, *, now: datetime | None = None) -> bool:
+    """True when the access token expires within :data:`REFRESH_MARGIN` (and can be refreshed).
+
+    A token without ``expires_at`` is used until Housecall Pro refuses it.
+    """
+    if tokens.expires_at is None or not tokens.refresh_token:
+        return False
+    return tokens.expires_at - (now or clock.now()) <= REFRESH_MARGIN
 
 
 class StripedLocks:
@@ -67,8 +81,10 @@ class StripedLocks:
 
 @dataclass(frozen=True, repr=False)
 class OAuthApp:
-    """The partner app's OAuth client and where its tokens are refreshed."""
+    """The partner app's OAuth client and where its tokens are refreshed (``crm`` declares the
+    token endpoint's style)."""
 
+    crm: type[CrmAdapter]
     client_id: str
     client_secret: str
     token_url: str
@@ -123,18 +139,19 @@ class HcpClient:
         assert self._store is not None and self._app is not None  # noqa: S101
         tokens = self._store.load()
         self._remember(tokens)
-        if not oauth.needs_refresh(tokens):
+        if not needs_refresh(tokens):
             return tokens.access_token
         with self._store.locked():
             tokens = self._store.load()  # another worker may have refreshed meanwhile
-            if oauth.needs_refresh(tokens):
+            if needs_refresh(tokens):
                 assert tokens.refresh_token is not None  # noqa: S101 (needs_refresh checks)
                 try:
-                    tokens = oauth.refresh(
+                    tokens = oauth_flow.refresh(
+                        self._app.crm,
                         self._app.client_id,
                         self._app.client_secret,
                         tokens.refresh_token,
-                        token_endpoint=self._app.token_url,
+                        token_url=self._app.token_url,
                         session=self._session,
                         timeout=self.timeout,
                     )

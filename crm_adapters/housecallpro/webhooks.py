@@ -1,4 +1,5 @@
-"""The webhooks Housecall Pro sends to ``POST /webhooks/crm/housecallpro``: verify, then parse.
+"""The webhooks Housecall Pro sends to ``POST /webhooks/crm/housecallpro/<account>``: verify,
+then parse.
 
 Webhooks are a MAX-plan feature, off by default and enabled per company (in the Webhooks app of
 the Housecall Pro App Store, or ``POST /webhooks/subscription`` for partners). Housecall Pro shows
@@ -15,8 +16,9 @@ Fail closed: without a signing secret nothing can be verified, so every request 
 (403); a missing header, a malformed or stale timestamp or a wrong signature are refused too.
 
 Payload: ``{"event": "lead.created", "lead": {...}}`` and likewise ``customer.*``, ``job.*``,
-``estimate.*`` *(third-party lists; the exact event names are unverified)*. We act on ``lead.*``
-and ``customer.*``; anything else is authentic but unsupported (answered 200 and ignored).
+``estimate.*`` *(third-party lists; the exact event names are unverified)*. We read ``lead.*``
+and ``customer.*`` and act on ``lead.converted`` (converted to an estimate or a job: the lead moved
+past its first stage); anything else is authentic but unsupported (answered 200 and ignored).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from connector.core.errors import (
 )
 from connector.core.http import WebhookRequest
 from connector.core.signing import constant_time_equals, hmac_hex, require_fresh
+from crm_adapters.base import CrmEvent, LeadStageChanged
 
 SIGNATURE_HEADER = "Api-Signature"
 TIMESTAMP_HEADER = "Api-Timestamp"
@@ -86,7 +89,7 @@ class HcpWebhookEvent:
     dedupe_key: str
 
 
-def parse(request: WebhookRequest) -> HcpWebhookEvent:
+def read_event(request: WebhookRequest) -> HcpWebhookEvent:
     """The event in a verified request.
 
     Raises :class:`MalformedWebhookError` for a body that is not a JSON object (or an event
@@ -114,3 +117,15 @@ def parse(request: WebhookRequest) -> HcpWebhookEvent:
         object_id=str(object_id),
         dedupe_key=f"housecallpro:{event}:{object_id}:{stamp}",
     )
+
+
+def parse(request: WebhookRequest) -> list[CrmEvent]:
+    """The events of a verified request the connector acts on: a converted lead, which counts
+    as the lead moving past its first stage (stage ``converted``)."""
+    try:
+        event = read_event(request)
+    except UnsupportedEventError:
+        return []
+    if event.event != "lead.converted":
+        return []
+    return [LeadStageChanged(event_id=event.dedupe_key, lead_id=event.object_id, stage="converted")]

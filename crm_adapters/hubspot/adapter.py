@@ -8,12 +8,21 @@ from typing import Any, ClassVar
 from marshmallow import Schema, fields
 
 from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
-from crm_adapters.base import CallLog, CrmAdapter, CrmContact, LeadSpec, MessageLog, TaskSpec
-from crm_adapters.hubspot import activities, deals
+from crm_adapters.base import (
+    PER_ACCOUNT,
+    CallLog,
+    CrmAdapter,
+    CrmContact,
+    CrmEvent,
+    LeadSpec,
+    MessageLog,
+    TaskSpec,
+    WebhookSpec,
+)
+from crm_adapters.hubspot import activities, deals, webhooks
 from crm_adapters.hubspot.client import HubSpotApi
 from crm_adapters.hubspot.contacts import ContactFinder
 from crm_adapters.hubspot.optout import OptOutMarker
-from crm_adapters.hubspot.webhooks import verify_v3
 
 _SEARCH = "POST /crm/v3/objects/contacts/search"
 _PROPERTY = "POST /crm/v3/properties/contacts"
@@ -105,6 +114,8 @@ class HubSpotCrm(CrmAdapter):
         "crm.schemas.contacts.write",
     )
     config_schema = HubSpotCredentials
+    #: Each account's app posts to its own URL, signed (v3) with the app's client secret.
+    webhook = WebhookSpec(url=PER_ACCOUNT, credential="client_secret", verify=webhooks.verify_v3)
 
     def __init__(
         self,
@@ -162,6 +173,6 @@ class HubSpotCrm(CrmAdapter):
         """Set the app's ``textback_sms_opt_out`` contact property (see ``optout``)."""
         self._opt_outs.mark(contact_id, opted_out)
 
-    def verify_request(self, request: WebhookRequest) -> None:
-        """Check HubSpot's signature v3 with the app's ``client_secret``."""
-        verify_v3(request, self.credentials.get("client_secret") or "")
+    def parse_webhook(self, request: WebhookRequest) -> list[CrmEvent]:
+        """Completed tasks and deals that changed stage (see :mod:`.webhooks`)."""
+        return webhooks.parse(request)

@@ -1,20 +1,28 @@
-"""HubSpot request signature v3 for the webhooks HubSpot sends to ``/webhooks/crm/hubspot``.
+"""The webhooks HubSpot sends to ``/webhooks/crm/hubspot/<account>``: signature v3, then events.
 
 ``X-HubSpot-Signature-v3`` is base64(HMAC-SHA256(client_secret, method + URI + body + timestamp))
 where the timestamp is ``X-HubSpot-Request-Timestamp`` in epoch milliseconds; requests older than
 five minutes are rejected. The URI is the full https URL HubSpot called, with a few
 percent-encoded characters decoded first, and the body is the raw bytes as received.
 https://developers.hubspot.com/docs/apps/developer-platform/build-apps/authentication/request-validation
+
+The body is a JSON array of events. Two are acted on: a task's ``hs_task_status`` changing to
+``COMPLETED`` (a human response) and a deal moving to another ``dealstage`` (past the first stage:
+a saved conversation). Subscribe the app to ``object.propertyChange`` on tasks
+(``hs_task_status``) and deals (``dealstage``); every other event is acknowledged.
+https://developers.hubspot.com/docs/api/webhooks
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from connector.core import clock
-from connector.core.errors import WebhookVerificationError
+from connector.core import clock, safe_json
+from connector.core.errors import MalformedWebhookError, WebhookVerificationError
 from connector.core.http import WebhookRequest
 from connector.core.signing import constant_time_equals, hmac_base64, require_fresh
+from crm_adapters.base import CrmEvent, LeadStageChanged, TaskCompleted
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
@@ -73,3 +81,33 @@ def verify_v3(request: WebhookRequest, client_secret: str, *, now: float | None 
     expected = signature_v3(client_secret, request.method, request.url, request.body, stamp.strip())
     if not constant_time_equals(expected, given.strip()):
         raise WebhookVerificationError("hubspot: signature v3 does not match")
+
+
+def _event_id(event: dict[str, Any]) -> str:
+    """HubSpot's ``eventId`` (unique per event, the same on a redelivery); without one, what the
+    event says, so two different events never share a key."""
+    if event.get("eventId") not in (None, ""):
+        return str(event["eventId"])
+    fields = ("subscriptionType", "objectId", "propertyName", "propertyValue", "occurredAt")
+    return "hubspot:" + ":".join(str(event.get(f, "")) for f in fields)
+
+
+def parse(request: WebhookRequest) -> list[CrmEvent]:
+    """The events of a verified delivery that the connector acts on; entries that are not
+    objects, or say something else, are skipped. :class:`MalformedWebhookError` when the body is
+    not a JSON array."""
+    events = safe_json.loads(request.body, what="hubspot: webhook body")
+    if not isinstance(events, list):
+        raise MalformedWebhookError("hubspot: webhook body is not a JSON array")
+    found: list[CrmEvent] = []
+    for event in events:
+        if not isinstance(event, dict) or not event.get("objectId"):
+            continue
+        object_id, name = str(event["objectId"]), event.get("propertyName")
+        if name == "hs_task_status" and event.get("propertyValue") == "COMPLETED":
+            found.append(TaskCompleted(event_id=_event_id(event), task_id=object_id))
+        elif name == "dealstage":
+            stage = str(event.get("propertyValue") or "")
+            found.append(LeadStageChanged(event_id=_event_id(event), lead_id=object_id,
+                                          stage=stage))
+    return found

@@ -3,7 +3,7 @@
 Modules: ``adapter`` (:class:`JobberCrm`, :data:`API_CALLS`), ``documents`` (every GraphQL
 document sent), ``client`` (transport, token renewal on 401, error translation), ``errors``
 (Jobber's failure shapes), ``tokens`` (JWT expiry, refresh under the installation lock),
-``oauth`` (install, code exchange, refresh, disconnect), ``webhooks`` (signature, parsing),
+``oauth`` (the install's endpoints, JWT claims and account), ``webhooks`` (signature, parsing),
 ``contacts`` (clients), ``leads`` (requests) and ``activities`` (notes, tasks, assessments).
 """
 

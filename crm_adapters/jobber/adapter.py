@@ -13,19 +13,24 @@ from marshmallow import Schema, fields
 
 from connector.core.errors import ConfigurationError, ProviderAuthError
 from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
+from crm_adapters import oauth_flow
 from crm_adapters.base import (
+    APP_WIDE,
     CallLog,
     CrmAdapter,
     CrmContact,
+    CrmEvent,
     LeadSpec,
     MessageLog,
     OAuthTokens,
     TaskSpec,
     TokenStore,
+    WebhookSpec,
 )
-from crm_adapters.jobber import activities, contacts, leads, oauth, webhooks
+from crm_adapters.jobber import activities, contacts, leads, webhooks
 from crm_adapters.jobber.client import JobberApi
 from crm_adapters.jobber.documents import ACCOUNT, APP_DISCONNECT, USERS
+from crm_adapters.jobber.oauth import ENDPOINTS, JobberAccount, fetch_account, with_claims
 from crm_adapters.jobber.tokens import TokenManager
 
 #: The ``X-JOBBER-GRAPHQL-VERSION`` every request pins. 2025-04-16 is the newest version in
@@ -106,8 +111,34 @@ class JobberCrm(CrmAdapter):
         "read_users",
     )
     config_schema = JobberCredentials
+    #: One URL for the whole app, signed with the app's client secret; the delivery names the
+    #: Jobber account, which leads to ours through the installation.
+    webhook = WebhookSpec(url=APP_WIDE, credential="client_secret", verify=webhooks.verify,
+                          account_of=webhooks.account_of)
 
+    #: Installs through OAuth only (see :mod:`.oauth`).
+    oauth = ENDPOINTS
     accepts_token_store: ClassVar[bool] = True
+
+    @classmethod
+    def oauth_tokens(cls, tokens: OAuthTokens) -> OAuthTokens:
+        """The access token is a JWT: its ``exp`` is the expiry, a few claims are kept."""
+        return with_claims(tokens)
+
+    @classmethod
+    def installed_account_id(
+        cls,
+        tokens: OAuthTokens,
+        *,
+        api_base_url: str,
+        session: requests.Session,
+        timeout: tuple[float, float],
+    ) -> str | None:
+        """The account's EncodedId from ``query Account``: what webhooks name as ``accountId``."""
+        account = fetch_account(session, tokens.access_token,
+                                graphql_url=f"{api_base_url}/api/graphql",
+                                graphql_version=DEFAULT_GRAPHQL_VERSION, timeout=timeout)
+        return account.id
 
     @staticmethod
     def options_from_mapping(mapping: Mapping[str, Any]) -> dict[str, Any]:
@@ -152,7 +183,7 @@ class JobberCrm(CrmAdapter):
         self.follow_up = follow_up
         self.timezone = timezone
         self.graphql_url = f"{self.api_base_url}/api/graphql"
-        self.token_url = f"{self.api_base_url}/api/oauth/token"
+        self.token_url = oauth_flow.token_url(type(self), self.api_base_url)
         self.token_store = token_store
         self._client_id = str(self.credentials["client_id"])
         self._client_secret = str(self.credentials["client_secret"])
@@ -172,12 +203,13 @@ class JobberCrm(CrmAdapter):
         return f"<JobberCrm api_base_url={self.api_base_url!r} version={self.graphql_version}>"
 
     def _refresh(self, refresh_token: str) -> OAuthTokens:
-        return oauth.refresh(
-            self._session,
+        return oauth_flow.refresh(
+            type(self),
             self._client_id,
             self._client_secret,
             refresh_token,
-            self.token_url,
+            token_url=self.token_url,
+            session=self._session,
             timeout=self._timeout,
         )
 
@@ -219,9 +251,9 @@ class JobberCrm(CrmAdapter):
         """Reuse the open request ``existing_id`` or create one (see ``leads``)."""
         return leads.set_pipeline_stage(self._api, lead, existing_id)
 
-    def verify_request(self, request: WebhookRequest) -> None:
-        """Check ``X-Jobber-Hmac-SHA256`` with the app's client secret."""
-        webhooks.verify(request, self._client_secret)
+    def parse_webhook(self, request: WebhookRequest) -> list[CrmEvent]:
+        """``APP_DISCONNECT``; other topics are acknowledged (see :mod:`.webhooks`)."""
+        return webhooks.parse(request)
 
     # -- setup and lifecycle ---------------------------------------------------------------
 
@@ -247,11 +279,11 @@ class JobberCrm(CrmAdapter):
                 break
         return users
 
-    def account(self) -> oauth.JobberAccount:
+    def account(self) -> JobberAccount:
         """The connected account (``query Account``)."""
         data = self._api.execute(ACCOUNT)
         account = data.get("account") or {}
-        return oauth.JobberAccount(id=str(account.get("id") or ""), name=str(account.get("name") or ""))
+        return JobberAccount(id=str(account.get("id") or ""), name=str(account.get("name") or ""))
 
     def disconnect(self) -> None:
         """``appDisconnect``: Jobber invalidates this installation's tokens."""

@@ -27,15 +27,12 @@ from typing import Any
 from connector.core.errors import ProviderAuthError
 from crm_adapters.base import OAuthTokens, TokenStore
 from crm_adapters.jobber.errors import PROVIDER
+from crm_adapters.oauth_flow import TokenRefusedError
 
 #: Renew when the access token has less than this many seconds left.
 REFRESH_SKEW_SECONDS = 60.0
 
 _LOG = logging.getLogger(__name__)
-
-
-class TokenRefusedError(ProviderAuthError):
-    """Jobber refused the refresh token (``invalid_grant``): the installation is gone."""
 
 
 def jwt_claims(token: str) -> Mapping[str, Any]:
@@ -68,8 +65,8 @@ class TokenManager:
     """Hands out a usable access token for one installation, renewing it when needed.
 
     ``refresher`` redeems a refresh token for a new :class:`OAuthTokens` (one HTTP request; it
-    raises :class:`TokenRefusedError` when Jobber refuses the grant). ``clock`` returns Unix
-    seconds.
+    raises :class:`~crm_adapters.oauth_flow.TokenRefusedError` when Jobber refuses the grant).
+    ``clock`` returns Unix seconds.
     """
 
     def __init__(

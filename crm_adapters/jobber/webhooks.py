@@ -1,5 +1,8 @@
 """Webhooks Jobber sends to ``/webhooks/crm/jobber``: signature check and parsing.
 
+Jobber has one webhook URL per app, not per account: the delivery names the Jobber account
+(``accountId``, the EncodedId the install stored), which leads to ours through the installation.
+
 Each request carries ``X-Jobber-Hmac-SHA256``, the base64 HMAC-SHA256 of the body under the app's
 OAuth client secret. We hash the raw bytes as received (Jobber's own template re-encodes the
 parsed JSON, which breaks on any difference in key order or spacing). There is no timestamp, so
@@ -23,6 +26,7 @@ from connector.core import safe_json
 from connector.core.errors import MalformedWebhookError, WebhookVerificationError
 from connector.core.http import WebhookRequest
 from connector.core.signing import constant_time_equals, hmac_base64
+from crm_adapters.base import AppDisconnected, CrmEvent
 
 SIGNATURE_HEADER = "X-Jobber-Hmac-SHA256"
 
@@ -85,8 +89,8 @@ def _timestamp(value: str) -> datetime | None:
     return parsed.astimezone(UTC) if parsed.tzinfo else None
 
 
-def parse_webhook(request: WebhookRequest) -> JobberWebhookEvent:
-    """The event in a verified webhook; :class:`MalformedWebhookError` when fields are missing."""
+def read_event(request: WebhookRequest) -> JobberWebhookEvent:
+    """The event in a webhook; :class:`MalformedWebhookError` when fields are missing."""
     event = _event_fields(request)
     topic = str(event.get("topic") or "")
     account_id = str(event.get("accountId") or "")
@@ -101,3 +105,16 @@ def parse_webhook(request: WebhookRequest) -> JobberWebhookEvent:
         app_id=str(event["appId"]) if event.get("appId") else None,
         raw_occurred_at=raw_time,
     )
+
+
+def account_of(request: WebhookRequest) -> str:
+    """The Jobber account a delivery is about, read before verification to pick the secret."""
+    return read_event(request).account_id
+
+
+def parse(request: WebhookRequest) -> list[CrmEvent]:
+    """The events of a verified delivery the connector acts on: ``APP_DISCONNECT`` only."""
+    event = read_event(request)
+    if event.topic != "APP_DISCONNECT":
+        return []
+    return [AppDisconnected(event_id=event.dedupe_key, external_account_id=event.account_id)]

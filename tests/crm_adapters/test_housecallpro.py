@@ -42,8 +42,16 @@ from connector.core.errors import (
 from connector.core.events import CallOutcome
 from connector.core.http import WebhookRequest
 from connector.core.phone import to_e164
-from crm_adapters.base import CallLog, LeadSpec, MessageLog, OAuthTokens, TaskSpec
-from crm_adapters.housecallpro import API_CALLS, HousecallProCrm, oauth
+from crm_adapters import oauth_flow
+from crm_adapters.base import (
+    CallLog,
+    LeadSpec,
+    LeadStageChanged,
+    MessageLog,
+    OAuthTokens,
+    TaskSpec,
+)
+from crm_adapters.housecallpro import API_CALLS, HousecallProCrm, webhooks
 from crm_adapters.housecallpro.errors import error_text
 from tests.contracts.crm_contract import CrmContract
 from tests.transport_errors import dropped_connection, refused_connection
@@ -777,18 +785,33 @@ def test_options_come_from_the_crm_mapping() -> None:
 
 
 def test_authorize_url() -> None:
-    url = oauth.authorize_url(CLIENT_ID, "https://tb.example/oauth/housecallpro/callback", "st8")
+    url = oauth_flow.authorize_url(HousecallProCrm, CLIENT_ID,
+                                   "https://tb.example/oauth/housecallpro/callback", "st8")
     parts = urlsplit(url)
-    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == oauth.AUTHORIZE_URL
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == (
+        "https://pro.housecallpro.com/oauth/authorize")
     assert parse_qs(parts.query) == {
         "response_type": ["code"], "client_id": [CLIENT_ID], "state": ["st8"],
         "redirect_uri": ["https://tb.example/oauth/housecallpro/callback"]}
 
 
+def test_authorize_url_follows_an_api_base_url_other_than_the_default() -> None:
+    url = oauth_flow.authorize_url(HousecallProCrm, CLIENT_ID, "https://tb/cb", "s",
+                                   api_base_url=BASE)
+    assert url.startswith(f"{BASE}/oauth/authorize?")
+    default = oauth_flow.authorize_url(HousecallProCrm, CLIENT_ID, "https://tb/cb", "s",
+                                       api_base_url="https://api.housecallpro.com/")
+    assert default.startswith("https://pro.housecallpro.com/oauth/authorize?")
+
+
 def test_exchange_code_posts_json_and_reads_the_lifetime() -> None:
+    token_url = oauth_flow.token_url(HousecallProCrm, None)
+    assert token_url == "https://api.housecallpro.com/oauth/token"
     with responses.RequestsMock() as mock:
-        mock.add(responses.POST, oauth.TOKEN_URL, json=fixture("oauth_token.json"))
-        tokens = oauth.exchange_code(CLIENT_ID, CLIENT_SECRET, "the-code", "https://tb/cb")
+        mock.add(responses.POST, token_url, json=fixture("oauth_token.json"))
+        tokens, account = oauth_flow.install(
+            HousecallProCrm, {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+            "the-code", "https://tb/cb")
         sent = json.loads(mock.calls[0].request.body or b"")
     assert sent == {"grant_type": "authorization_code", "client_id": CLIENT_ID,
                     "client_secret": CLIENT_SECRET, "code": "the-code",
@@ -797,6 +820,7 @@ def test_exchange_code_posts_json_and_reads_the_lifetime() -> None:
         "hcp-test-access-token-0001", "hcp-test-refresh-token-0001")
     assert tokens.expires_at == datetime.fromtimestamp(1788274800 + 2592000, UTC)
     assert tokens.extra == {"scope": "public", "token_type": "Bearer", "created_at": 1788274800}
+    assert account is None  # Housecall Pro names no account; its webhooks URL carries ours
 
 
 def test_token_due_is_refreshed_under_the_lock_and_saved(hcp: FakeHcp) -> None:
@@ -846,25 +870,38 @@ def test_without_a_signing_secret_every_webhook_is_refused() -> None:
         crm.verify_request(sign(b"{}"))
 
 
-def test_webhook_events_and_dedupe_keys(crm: HousecallProCrm) -> None:
+def test_webhook_events_and_dedupe_keys() -> None:
     lead = sign(json.dumps(fixture("webhook_lead_created.json")).encode())
-    event = crm.parse_webhook(lead)
+    event = webhooks.read_event(lead)
     assert (event.event, event.resource, event.object_id) == (
         "lead.created", "lead", "lea_2e3f4a5b6c7d8e9f")
     assert event.dedupe_key == (
         f"housecallpro:lead.created:lea_2e3f4a5b6c7d8e9f:{lead.headers['Api-Timestamp']}")
-    customer = crm.parse_webhook(sign(json.dumps(fixture("webhook_customer_updated.json"))
-                                      .encode(), age_seconds=5))
-    again = crm.parse_webhook(sign(json.dumps(fixture("webhook_customer_updated.json")).encode()))
+    customer = webhooks.read_event(sign(json.dumps(fixture("webhook_customer_updated.json"))
+                                        .encode(), age_seconds=5))
+    again = webhooks.read_event(sign(json.dumps(fixture("webhook_customer_updated.json")).encode()))
     assert customer.dedupe_key == again.dedupe_key  # a redelivery, whatever its timestamp
     assert customer.dedupe_key.endswith(":2026-09-01T15:10:02Z")
     with pytest.raises(UnsupportedEventError):
-        crm.parse_webhook(sign(json.dumps(fixture("webhook_job_created.json")).encode()))
+        webhooks.read_event(sign(json.dumps(fixture("webhook_job_created.json")).encode()))
     with pytest.raises(UnsupportedEventError):
-        crm.parse_webhook(sign(b'{"foo": "bar"}'))
+        webhooks.read_event(sign(b'{"foo": "bar"}'))
     for broken in (b"not json", b"[1]", b'{"event": "lead.created", "lead": {}}'):
         with pytest.raises(MalformedWebhookError):
-            crm.parse_webhook(sign(broken))
+            webhooks.read_event(sign(broken))
+
+
+def test_a_converted_lead_is_the_one_event_acted_on(crm: HousecallProCrm) -> None:
+    converted = sign(json.dumps({"event": "lead.converted", "lead": {"id": "lea_9"}}).encode())
+    (event,) = crm.parse_webhook(converted)
+    assert event == LeadStageChanged(event_id=webhooks.read_event(converted).dedupe_key,
+                                     lead_id="lea_9", stage="converted")
+    for name in ("webhook_lead_created.json", "webhook_customer_updated.json",
+                 "webhook_job_created.json"):
+        assert crm.parse_webhook(sign(json.dumps(fixture(name)).encode())) == []
+    assert crm.parse_webhook(sign(b'{"foo": "bar"}')) == []
+    with pytest.raises(MalformedWebhookError):
+        crm.parse_webhook(sign(b'{"event": "lead.converted", "lead": {}}'))
 
 
 # -- API call budget ---------------------------------------------------------------------------

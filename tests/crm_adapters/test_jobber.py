@@ -31,6 +31,7 @@ from connector.core.errors import (
 from connector.core.events import CallOutcome
 from connector.core.http import WebhookRequest
 from connector.core.signing import hmac_base64
+from crm_adapters import oauth_flow
 from crm_adapters.base import CallLog, LeadSpec, MessageLog, OAuthTokens, TaskSpec
 from crm_adapters.jobber import (
     API_CALLS,
@@ -45,7 +46,7 @@ from crm_adapters.jobber.adapter import app_disconnect
 from crm_adapters.jobber.documents import DOCUMENTS, MUTATIONS, operation_name
 from crm_adapters.jobber.errors import ddos_window_wait
 from crm_adapters.jobber.tokens import jwt_expiry
-from crm_adapters.jobber.webhooks import SIGNATURE_HEADER, parse_webhook
+from crm_adapters.jobber.webhooks import SIGNATURE_HEADER, read_event
 from tests.contracts.crm_contract import CrmContract
 from tests.fixtures.jobber import make_schema, schema_patch
 from tests.fixtures.jobber.fake_jobber import ACCOUNT_ID, FakeJobber, MemoryTokenStore, gid, jwt
@@ -834,17 +835,37 @@ def test_without_the_lock_the_second_refresh_is_refused(fake: FakeJobber) -> Non
 
 
 def test_authorize_url() -> None:
-    url = oauth.authorize_url(CLIENT_ID, "https://tb.example.com/oauth/jobber/callback", "st8")
+    url = oauth_flow.authorize_url(JobberCrm, CLIENT_ID,
+                                   "https://tb.example.com/oauth/jobber/callback", "st8")
     assert url == (
         "https://api.getjobber.com/api/oauth/authorize?response_type=code"
         f"&client_id={CLIENT_ID}"
         "&redirect_uri=https%3A%2F%2Ftb.example.com%2Foauth%2Fjobber%2Fcallback&state=st8")
 
 
+def test_authorize_and_token_urls_follow_the_api_base_url() -> None:
+    base = "http://127.0.0.1:8123/jobber"
+    assert oauth_flow.authorize_url(JobberCrm, CLIENT_ID, "https://tb/cb", "s",
+                                    api_base_url=base).startswith(f"{base}/api/oauth/authorize?")
+    assert oauth_flow.token_url(JobberCrm, base + "/") == f"{base}/api/oauth/token"
+    assert oauth_flow.token_url(JobberCrm, None) == "https://api.getjobber.com/api/oauth/token"
+    crm = JobberCrm({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}, api_base_url=base)
+    assert crm.token_url == f"{base}/api/oauth/token"
+
+
+def exchange(fake: FakeJobber, code: str) -> OAuthTokens:
+    return oauth_flow.exchange_code(JobberCrm, CLIENT_ID, CLIENT_SECRET, code,
+                                    "https://tb.example.com/cb",
+                                    token_url=f"{fake.url}/api/oauth/token")
+
+
+def refresh(fake: FakeJobber, token: str, secret: str = CLIENT_SECRET) -> OAuthTokens:
+    return oauth_flow.refresh(JobberCrm, CLIENT_ID, secret, token,
+                              token_url=f"{fake.url}/api/oauth/token")
+
+
 def test_exchange_code(fake: FakeJobber) -> None:
-    session = requests.Session()
-    tokens = oauth.exchange_code(session, CLIENT_ID, CLIENT_SECRET, "good-code",
-                                 "https://tb.example.com/cb", f"{fake.url}/api/oauth/token")
+    tokens = exchange(fake, "good-code")
     (call,) = fake.calls
     assert call.form == {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                          "grant_type": "authorization_code", "code": "good-code",
@@ -858,9 +879,8 @@ def test_exchange_code(fake: FakeJobber) -> None:
 
 
 def test_exchange_of_a_bad_code_is_an_auth_error(fake: FakeJobber) -> None:
-    with pytest.raises(ProviderAuthError) as info:
-        oauth.exchange_code(requests.Session(), CLIENT_ID, CLIENT_SECRET, "used-code",
-                            "https://tb.example.com/cb", f"{fake.url}/api/oauth/token")
+    with pytest.raises(oauth_flow.TokenRefusedError) as info:
+        exchange(fake, "used-code")
     assert info.value.code == "invalid_grant"
     assert "used-code" not in str(info.value)
 
@@ -868,9 +888,8 @@ def test_exchange_of_a_bad_code_is_an_auth_error(fake: FakeJobber) -> None:
 def test_refresh_with_a_wrong_secret_is_a_configuration_auth_error(fake: FakeJobber) -> None:
     issued = fake.issue()
     with pytest.raises(ProviderAuthError) as info:
-        oauth.refresh(requests.Session(), CLIENT_ID, "wrong-secret-123", str(issued.refresh_token),
-                      f"{fake.url}/api/oauth/token")
-    assert not isinstance(info.value, oauth.TokenRefusedError)
+        refresh(fake, str(issued.refresh_token), secret="wrong-secret-123")
+    assert not isinstance(info.value, oauth_flow.TokenRefusedError)
     assert info.value.code == "invalid_client" and "client id, secret" in str(info.value)
 
 
@@ -879,8 +898,8 @@ def test_refresh_parses_expires_at_when_the_token_is_not_a_jwt(fake: FakeJobber,
     fake.fail_next(200, {"access_token": "opaque", "refresh_token": "rt-2",
                          "expires_at": "2024-04-09 21:04:31 UTC",
                          "warning": "Refresh token rotation is off."})
-    tokens = oauth.refresh(requests.Session(), CLIENT_ID, CLIENT_SECRET, "rt-1",
-                           f"{fake.url}/api/oauth/token")
+    with caplog.at_level(logging.INFO):
+        tokens = refresh(fake, "rt-1")
     assert tokens.expires_at == datetime(2024, 4, 9, 21, 4, 31, tzinfo=UTC)
     assert "Refresh token rotation is off." in caplog.text and "rt-1" not in caplog.text
 
@@ -888,9 +907,16 @@ def test_refresh_parses_expires_at_when_the_token_is_not_a_jwt(fake: FakeJobber,
 def test_token_endpoint_429_is_rate_limited(fake: FakeJobber) -> None:
     fake.fail_next(429, "Retry later", headers={"Retry-After": "12"})
     with pytest.raises(RateLimitedError) as info:
-        oauth.refresh(requests.Session(), CLIENT_ID, CLIENT_SECRET, "rt-1",
-                      f"{fake.url}/api/oauth/token")
+        refresh(fake, "rt-1")
     assert info.value.retry_after == 12.0
+
+
+def test_the_install_keys_the_installation_on_the_account(fake: FakeJobber) -> None:
+    tokens, account = oauth_flow.install(
+        JobberCrm, {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}, "good-code",
+        "https://tb.example.com/cb", api_base_url=fake.url)
+    assert account == ACCOUNT_ID and tokens.access_token in fake.access_tokens
+    assert fake.routes() == ["POST /api/oauth/token", "query Account"]
 
 
 def test_fetch_account_keys_the_installation(fake: FakeJobber) -> None:
@@ -923,7 +949,7 @@ def fixture_body(name: str) -> bytes:
 def test_app_disconnect_webhook_is_verified_and_parsed(crm: JobberCrm) -> None:
     request = signed(fixture_body("webhook_app_disconnect.json"))
     crm.verify_request(request)
-    event = parse_webhook(request)
+    event = read_event(request)
     assert (event.topic, event.account_id, event.app_id) == (
         "APP_DISCONNECT", ACCOUNT_ID, "3ef22a50-072d-430c-a78f-b7646657560b")
     assert event.occurred_at == datetime(2026, 9, 1, 14, 31, 36, tzinfo=UTC)
@@ -933,15 +959,15 @@ def test_app_disconnect_webhook_is_verified_and_parsed(crm: JobberCrm) -> None:
 
 def test_redeliveries_share_a_dedupe_key_and_other_events_do_not() -> None:
     body = fixture_body("webhook_app_disconnect.json")
-    assert parse_webhook(signed(body)).dedupe_key == parse_webhook(signed(body)).dedupe_key
+    assert read_event(signed(body)).dedupe_key == read_event(signed(body)).dedupe_key
     later = body.replace(b"08:31:36", b"08:31:37")
-    assert parse_webhook(signed(later)).dedupe_key != parse_webhook(signed(body)).dedupe_key
+    assert read_event(signed(later)).dedupe_key != read_event(signed(body)).dedupe_key
 
 
 def test_legacy_occured_at_spelling_is_read(crm: JobberCrm) -> None:
     request = signed(fixture_body("webhook_client_create_legacy.json"))
     crm.verify_request(request)
-    event = parse_webhook(request)
+    event = read_event(request)
     assert event.topic == "CLIENT_CREATE" and event.item_id == gid("Client", 123)
     assert event.occurred_at == datetime(2021, 8, 12, 22, 31, 36, tzinfo=UTC)
 
@@ -953,7 +979,7 @@ def test_form_encoded_webhooks_of_older_apps_are_read(crm: JobberCrm) -> None:
             "&data%5BwebHookEvent%5D%5BoccuredAt%5D=2021-08-12T16%3A31%3A36-06%3A00").encode()
     request = signed(body, **{"Content-Type": "application/x-www-form-urlencoded"})
     crm.verify_request(request)
-    event = parse_webhook(request)
+    event = read_event(request)
     assert (event.topic, event.account_id, event.item_id) == ("APP_DISCONNECT", ACCOUNT_ID, "1")
 
 
@@ -971,7 +997,7 @@ def test_the_signature_is_over_the_raw_bytes(crm: JobberCrm) -> None:
                                   b'{"data": {"webHookEvent": {"topic": "APP_DISCONNECT"}}}'])
 def test_malformed_webhooks(body: bytes) -> None:
     with pytest.raises(MalformedWebhookError):
-        parse_webhook(signed(body))
+        read_event(signed(body))
 
 
 # -- API call budget (the benchmark counts these) --------------------------------------------
