@@ -124,6 +124,25 @@ def _runtime(settings: Settings, **kwargs: object):  # type: ignore[no-untyped-d
     return Runtime(settings, **kwargs)  # type: ignore[arg-type]
 
 
+def record_metrics(settings: Settings, command: str) -> None:
+    """Record this process's metrics into ``TEXTBACK_METRICS_DIR``, where ``serve``'s ``/metrics``
+    sums every process's (``serve`` and ``worker`` at start-up; see ``connector.core.metrics``)."""
+    from connector.core import metrics
+
+    try:
+        metrics.record_in_directory(settings.metrics_dir, command)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot use the metrics directory {settings.metrics_dir}: {exc.strerror or exc}",
+            field="TEXTBACK_METRICS_DIR") from None
+
+
+def _stop_recording_metrics() -> None:
+    from connector.core import metrics
+
+    metrics.stop_recording_in_directory()
+
+
 def _check_schema(settings: Settings) -> None:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
@@ -162,6 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _check_schema(settings)
+    record_metrics(settings, "serve")
     runtime = _runtime(settings)
     if settings.demo and ensure_demo_account(runtime):
         log.info("no account configured: loaded the demo account (sandbox carrier and CRM)")
@@ -183,6 +203,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for consumer in consumers:
             consumer.stop(graceful=True)
         runtime.close()
+        _stop_recording_metrics()
     return 0
 
 
@@ -193,7 +214,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     _check_schema(settings)
     runtime = _runtime(settings)
-    run_consumers(runtime.consumers(args.text_workers, args.workers))
+    record_metrics(settings, "worker")
+    try:
+        run_consumers(runtime.consumers(args.text_workers, args.workers))
+    finally:
+        _stop_recording_metrics()
     return 0
 
 

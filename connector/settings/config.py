@@ -40,6 +40,8 @@ class Settings:
     demo: bool
     smtp_url: str | None = None
     allow_http_loopback: bool = False
+    #: Where ``serve`` and ``worker`` processes write their metrics for ``/metrics`` to sum.
+    metrics_dir: Path = Path("var/metrics")
 
     @property
     def queue_is_redis(self) -> bool:
@@ -85,6 +87,7 @@ class _EnvSchema(Schema):
     ALLOW_HTTP_LOOPBACK = fields.Boolean(
         load_default=False, error_messages={"invalid": "must be true or false"}
     )
+    METRICS_DIR = fields.String(load_default=None, allow_none=True)
 
     @validates("SMTP_URL")
     def _check_smtp(self, value: str | None, **_: object) -> None:
@@ -119,6 +122,19 @@ class _EnvSchema(Schema):
         if value is not None and len(value) < 32:
             raise ValidationError("must be at least 32 characters")
 
+    @validates("METRICS_DIR")
+    def _check_metrics_dir(self, value: str | None, **_: object) -> None:
+        if value is None:
+            return
+        path = Path(value)
+        if "\0" in value or not value.strip():
+            raise ValidationError("must be a directory path, e.g. /var/lib/textback/metrics")
+        if path.exists() and not path.is_dir():
+            raise ValidationError("names a file, not a directory")
+        parent = next((p for p in path.absolute().parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise ValidationError(f"cannot be created: {parent} is a file")
+
 
 def default_queue_url(database_url: str) -> str:
     """A SQLite queue file next to the SQLite database (or under ``var/`` for PostgreSQL)."""
@@ -126,6 +142,13 @@ def default_queue_url(database_url: str) -> str:
         db_path = Path(database_url.removeprefix("sqlite:///"))
         return f"sqlite:///{db_path.parent / 'textback-queue.db'}"
     return "sqlite:///var/textback-queue.db"
+
+
+def default_metrics_dir(database_url: str) -> Path:
+    """``metrics/`` next to the SQLite database (``var/metrics`` for PostgreSQL)."""
+    if database_url.startswith("sqlite:///"):
+        return Path(database_url.removeprefix("sqlite:///")).parent / "metrics"
+    return Path("var/metrics")
 
 
 def _dev_secret_key(database_url: str) -> str:
@@ -186,6 +209,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         demo=data["DEMO"],
         smtp_url=data["SMTP_URL"],
         allow_http_loopback=data["ALLOW_HTTP_LOOPBACK"],
+        metrics_dir=Path(data["METRICS_DIR"]) if data["METRICS_DIR"]
+        else default_metrics_dir(database_url),
     )
     global _loaded_http_loopback
     _loaded_http_loopback = settings.allow_http_loopback

@@ -1,4 +1,6 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus text format, see ``connector.core.metrics``)."""
+"""``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus text format, see ``connector.core.metrics``:
+in ``textback serve`` it sums what every process recording into ``TEXTBACK_METRICS_DIR`` measured,
+workers included)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
-from connector.core.metrics import REGISTRY, count, observe_webhook_latency
+from connector.core.metrics import CONTENT_TYPE, count, observe_webhook_latency, render
 
 __all__ = ["bp", "count", "timed_webhook"]
 
@@ -73,5 +75,6 @@ def readyz() -> tuple[Response, int]:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Counters and histograms in the Prometheus text exposition format."""
-    return Response(REGISTRY.render(), mimetype="text/plain; version=0.0.4")
+    """Counters and histograms in the Prometheus text exposition format (summed over the
+    processes recording into the metrics directory, when this one does)."""
+    return Response(render(), content_type=CONTENT_TYPE)
