@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from connector.jobs.crm_text import local_time
 from connector.jobs.routing import Owner
+from connector.settings.account_settings import account_settings
 from connector.storage.models import Account, Call, CrmLink, Message
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ SMTP_TIMEOUT = 10.0
 
 def record_link(session: Session, account: Account, customer: str) -> str | None:
     """A link to the customer's CRM record, when the account set ``crm.mapping.record_url``."""
-    template = (account.settings["crm"].get("mapping") or {}).get("record_url")
+    template = account_settings(account).crm_mapping.record_url
     if not template:
         return None
     contact_id = session.scalar(select(CrmLink.crm_id).where(
@@ -63,8 +64,8 @@ def raise_alert(runtime: JobContext, session: Session, account: Account, call: C
         exists = session.scalar(select(Message.id).where(
             Message.account_id == account.id, Message.purpose_key == purpose))
         if exists is None:
-            from_number = call.called if call.called in account.settings["carrier"]["numbers"] \
-                else account.settings["carrier"]["numbers"][0]
+            numbers = account_settings(account).carrier.numbers
+            from_number = call.called if call.called in numbers else numbers[0]
             alert = Message(account_id=account.id, call_id=call.id, direction="outbound",
                             purpose_key=purpose, customer=owner.mobile,
                             business_number=from_number, body=body, status="intent",

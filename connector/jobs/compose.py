@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from connector.jobs.facts import contact_profile
 from connector.rules.hours import BusinessHours, describe_next_open
 from connector.rules.templates import DEFAULT_TEXTS, LANGUAGES, render, sms_encoding
+from connector.settings.account_settings import account_settings
 from connector.storage.models import Account
 
 
@@ -52,13 +53,13 @@ def compose(
     if language not in variants:
         language = "en" if "en" in variants else next(iter(variants))
     hours = BusinessHours.from_settings(account.timezone, account.settings.get("hours"))
-    business = account.settings.get("business") or {}
+    business = account_settings(account).business
     profile = contact_profile(session, account.id, customer)
     values = {
         "business_name": account.name,
         "first_name": profile.first_name if profile else None,
-        "booking_link": business.get("booking_link"),
-        "emergency_number": business.get("emergency_number"),
+        "booking_link": business.booking_link,
+        "emergency_number": business.emergency_number,
         "next_open": describe_next_open(
             hours.next_open(now, business_number), now, ZoneInfo(account.timezone), language
         ),

@@ -21,6 +21,7 @@ from connector.jobs.alerts import raise_alert
 from connector.jobs.routing import Owner, owners
 from connector.jobs.steps import audit, get_link
 from connector.rules.hours import BusinessHours, add_open_time
+from connector.settings.account_settings import account_settings
 from connector.storage.models import Account, Call, CrmLink, EscalationTimer, Message
 
 if TYPE_CHECKING:
@@ -79,12 +80,12 @@ def on_customer_reply(runtime: JobContext, session: Session, message: Message) -
 def arm(runtime: JobContext, session: Session, account: Account, call: Call, start: datetime,
         *, level: int) -> None:
     """Start escalation timer ``level`` for the call (once per level)."""
-    settings = (account.settings.get("routing") or {}).get("escalation") or {}
-    minutes = settings.get("minutes", 15) if level == 1 else settings.get("second_level_minutes")
+    escalation = account_settings(account).routing.escalation
+    minutes = escalation.minutes if level == 1 else escalation.second_level_minutes
     if not minutes:
         return
     delta = timedelta(minutes=float(minutes))
-    if settings.get("business_hours_only"):
+    if escalation.business_hours_only:
         hours = BusinessHours.from_settings(account.timezone, account.settings.get("hours"))
         due = add_open_time(hours, start, delta, call.called)
     else:
@@ -132,12 +133,12 @@ def fire(runtime: JobContext, timer_id: int) -> bool:
 
 def _escalate(runtime: JobContext, session: Session, account: Account, call: Call,
               timer: EscalationTimer) -> None:
-    routing = account.settings.get("routing") or {}
+    routing = account_settings(account).routing
     people = owners(account)
-    target_id = (routing.get("backup_owner") or routing.get("manager")) if timer.level == 1 \
-        else routing.get("manager")
+    target_id = (routing.backup_owner or routing.manager) if timer.level == 1 \
+        else routing.manager
     target = people.get(target_id or "")
-    minutes = (routing.get("escalation") or {}).get("minutes", 15)
+    minutes = routing.escalation.minutes
     audit(session, call.id, "escalated",
           f"level {timer.level} to {target.name if target else 'nobody configured'}")
     if target is not None:
@@ -233,7 +234,7 @@ def lead_stage_changed(runtime: JobContext, account_id: str, crm: str, lead_id: 
         caller = session.scalar(select(CrmLink.local_key).where(
             CrmLink.account_id == account_id, CrmLink.crm == crm,
             CrmLink.object_type == "lead", CrmLink.crm_id == lead_id))
-        first_stage = (account.settings["crm"].get("mapping") or {}).get("stage") if account else None
+        first_stage = account_settings(account).crm_mapping.stage if account else None
         if caller is None or not stage or stage == first_stage:
             return False
         call = latest_call(session, account_id, caller, clock.now())

@@ -38,6 +38,7 @@ from connector.jobs.steps import (
     take_lease,
 )
 from connector.rules.policy import NO_CRM_REASONS
+from connector.settings.account_settings import CrmMapping, account_settings
 from connector.storage.locks import named_lock
 from connector.storage.models import Account, Call, ContactProfile, Message
 from connector.storage.states import CRM_SYNCABLE_STATES, CallState, CrmState
@@ -163,8 +164,8 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
     account = session.get(Account, call.account_id)
     assert account is not None and call.caller is not None  # noqa: S101
     crm = runtime.crm_for(account)
-    mapping = account.settings["crm"]["mapping"]
-    owner = call.owner_id or mapping.get("owner_id")
+    mapping = account_settings(account).crm_mapping
+    owner = call.owner_id or mapping.owner_id
     text = _text_of(session, call)
     contact_id = contact_id_for(session, account, crm, call.caller)  # every step needs it
     full = call.reason not in LOG_ONLY_REASONS and call.reason != "burst"
@@ -184,7 +185,7 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
     def lead() -> None:
         nonlocal lead_id
         spec = LeadSpec(contact_id=contact_id, name=f"Missed call {call.caller}",
-                        pipeline=mapping.get("pipeline"), stage=mapping.get("stage"),
+                        pipeline=mapping.pipeline, stage=mapping.stage,
                         owner_id=owner)
         new_lead = _remote(session, lambda: crm.set_pipeline_stage(spec, lead_id))
         note = crm.pipeline_note(new_lead)
@@ -238,17 +239,16 @@ def _crm_message(exc: ProviderError) -> str:
 
 
 def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text: Message | None,
-          contact_id: str, lead_id: str | None, mapping: dict) -> None:  # type: ignore[type-arg]
+          contact_id: str, lead_id: str | None, mapping: CrmMapping) -> None:
     assert call.caller is not None  # noqa: S101
     task_id = get_link(session, account.id, crm.name, "task", call.id)
     if task_id is None:
         task = TaskSpec(
             contact_id=contact_id, subject=task_subject(call),
             body=task_body(account, call, text),
-            due_at=clock.now() + timedelta(minutes=int(mapping.get("task_due_minutes", 15))),
-            owner_id=call.owner_id or mapping.get("owner_id"),
-            priority=mapping.get("task_priority", "HIGH"),
-            queue_id=mapping.get("task_queue_id"), deal_id=lead_id,
+            due_at=clock.now() + timedelta(minutes=mapping.task_due_minutes),
+            owner_id=call.owner_id or mapping.owner_id,
+            priority=mapping.task_priority, queue_id=mapping.task_queue_id, deal_id=lead_id,
         )
         task_id = _create_once(session, account, crm, "task", call.id,
                                create=lambda: crm.create_task(task),
@@ -348,7 +348,7 @@ def _sync_message(runtime: JobContext, session: Session, message: Message) -> No
             message.crm_state == CrmState.PENDING:
         on_customer_reply(runtime, session, message)  # alerts first: they must not wait for the CRM
     crm = runtime.crm_for(account)
-    owner = account.settings["crm"]["mapping"].get("owner_id")
+    owner = account_settings(account).crm_mapping.owner_id
     call = session.get(Call, message.call_id) if message.call_id else None
     if call is not None and call.owner_id:
         owner = call.owner_id  # a relayed reply is logged as that owner's text

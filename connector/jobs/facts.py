@@ -20,6 +20,7 @@ from connector.core.events import CallOutcome
 from connector.core.phone import region_of
 from connector.rules.hours import BusinessHours
 from connector.rules.policy import CallFacts, PolicySettings
+from connector.settings.account_settings import account_settings
 from connector.storage.models import (
     Account,
     Call,
@@ -36,7 +37,7 @@ BURST_LEADER_REASONS = frozenset({"missed", "cooldown", "landline", "opted_out"}
 
 def business_number_for(account: Account, call: Call) -> str | None:
     """The number the text goes out from: the one that was called, if it is the account's."""
-    numbers: list[str] = account.settings["carrier"]["numbers"]
+    numbers = account_settings(account).carrier.numbers
     if call.called in numbers:
         return call.called
     return numbers[0] if numbers else None
@@ -85,11 +86,9 @@ def gather(
     short_calls = 0
     human = opted_out = paused = False
     if caller:
-        human_window = timedelta(
-            hours=float(account.settings["policy"].get("human_conversation_hours", 12))
-        )
-        line_type_ttl = timedelta(
-            days=int(account.settings["policy"].get("line_type_ttl_days", 30)))
+        options = account_settings(account).policy
+        human_window = timedelta(hours=options.human_conversation_hours)
+        line_type_ttl = timedelta(days=options.line_type_ttl_days)
         # The per-caller facts in one round trip: each is a keyed or indexed lookup.
         keyed = select(
             select(OptOut.number).where(OptOut.account_id == account.id,

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from connector.settings.account_settings import account_settings
 from connector.storage.models import Account, RoutingState
 
 
@@ -40,8 +41,7 @@ class Owner:
 
 def owners(account: Account) -> dict[str, Owner]:
     """The account's owners by id."""
-    return {o["id"]: Owner.from_settings(o)
-            for o in (account.settings.get("routing") or {}).get("owners", [])}
+    return {o["id"]: Owner.from_settings(o) for o in account_settings(account).routing.owners}
 
 
 def owner_by_mobile(account: Account, number: str | None) -> Owner | None:
@@ -75,20 +75,20 @@ def round_robin(session: Session, account: Account, team: Sequence[str]) -> Owne
 def choose_owner(session: Session, account: Account, business_number: str | None,
                  business_open: bool) -> Owner | None:
     """The owner of a new missed call, or None to fall back to ``crm.mapping.owner_id``."""
-    routing = account.settings.get("routing") or {}
+    routing = account_settings(account).routing
     people = owners(account)
 
     def present(owner_id: str | None) -> Owner | None:
         owner = people.get(owner_id or "")
         return owner if owner is not None and not owner.away else None
 
-    if not business_open and present(routing.get("after_hours_owner")):
-        return present(routing.get("after_hours_owner"))
-    by_number = routing.get("by_number") or {}
-    if business_number in by_number and present(by_number[business_number]):
-        return present(by_number[business_number])
-    if routing.get("round_robin"):
-        chosen = round_robin(session, account, routing["round_robin"])
+    if not business_open and present(routing.after_hours_owner):
+        return present(routing.after_hours_owner)
+    numbered = routing.by_number.get(business_number or "")
+    if numbered and present(numbered):
+        return present(numbered)
+    if routing.round_robin:
+        chosen = round_robin(session, account, routing.round_robin)
         if chosen is not None:
             return chosen
-    return present(routing.get("default_owner"))
+    return present(routing.default_owner)

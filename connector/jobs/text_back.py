@@ -41,6 +41,7 @@ from connector.jobs.routing import choose_owner, owners
 from connector.jobs.steps import audit, call_with_retries, release_lease, take_lease
 from connector.rules import policy
 from connector.rules.hours import BusinessHours
+from connector.settings.account_settings import account_settings
 from connector.storage.consent import record_opt_out
 from connector.storage.models import (
     Account,
@@ -90,7 +91,7 @@ def _line_type(runtime: JobContext, session: Session, account: Account, call: Ca
     """The caller's line type, from the cache or one carrier lookup; None when unknown."""
     assert call.caller is not None  # noqa: S101
     now = clock.now()
-    ttl = timedelta(days=int(account.settings["policy"].get("line_type_ttl_days", 30)))
+    ttl = timedelta(days=account_settings(account).policy.line_type_ttl_days)
     known = cached_line_type(session, account.id, call.caller, ttl, now)
     if known is not None:
         return known
@@ -111,13 +112,14 @@ def _line_type(runtime: JobContext, session: Session, account: Account, call: Ca
 def decide_call(runtime: JobContext, session: Session, account: Account, call: Call
                 ) -> policy.Decision:
     """Gather the facts, run the policy (twice when a line-type lookup is needed), claim."""
-    settings = policy.settings_from(account.settings["policy"], account.settings["templates"])
+    typed = account_settings(account)
+    settings = policy.settings_from(typed.policy_section, typed.templates_section)
     now = clock.now()
     facts = policy_facts = gather(session, account, call, settings, now)
     decision = policy.decide(facts, settings)
     if facts.line_type is not None:
         call.line_type = facts.line_type  # known from the cache the facts were read with
-    elif decision.texts and account.settings["policy"].get("line_type_lookup", True):
+    elif decision.texts and account_settings(account).policy.line_type_lookup:
         line_type = _line_type(runtime, session, account, call)
         if line_type is not None:
             call.line_type = line_type

@@ -7,9 +7,11 @@ reason code stored on the call, and every rule it checked is kept in the trace t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.core.events import CallOutcome
@@ -258,9 +260,10 @@ def decide(facts: CallFacts, settings: PolicySettings) -> Decision:
     return Decision(Action.TEXT, Reason.MISSED, scenario, send_at, tuple(trace))
 
 
-def settings_from(policy: dict, templates: dict) -> PolicySettings:  # type: ignore[type-arg]
-    """Parse an account's (validated) ``policy`` and ``templates`` sections."""
-    quiet = policy.get("quiet_hours") or {}
+def settings_from(policy: Mapping[str, Any], templates: Mapping[str, Any]) -> PolicySettings:
+    """Parse an account's ``policy`` and ``templates`` sections, loaded through their schemas
+    (which fill every default: none is restated here)."""
+    quiet = policy["quiet_hours"]
     return PolicySettings(
         texted_outcomes=frozenset(CallOutcome(o) for o in policy["texted_outcomes"]),
         min_ring_seconds=float(policy["min_ring_seconds"]),
@@ -273,10 +276,10 @@ def settings_from(policy: dict, templates: dict) -> PolicySettings:  # type: ign
         spam_on_unattested=bool(policy["spam"]["unattested"]),
         spam_short_calls=int(policy["spam"]["short_calls"]),
         send_delay=timedelta(seconds=float(policy["send_delay_seconds"])),
-        quiet_start=time.fromisoformat(quiet.get("start", "08:00")),
-        quiet_end=time.fromisoformat(quiet.get("end", "21:00")),
-        quiet_hours_mode=quiet.get("mode", "send"),
-        voicemail_scenario=templates.get("voicemail"),
+        quiet_start=time.fromisoformat(quiet["start"]),
+        quiet_end=time.fromisoformat(quiet["end"]),
+        quiet_hours_mode=quiet["mode"],
+        voicemail_scenario=templates["voicemail"],
         missed_call_scenario=templates["missed_call"],
         after_hours_scenario=templates["after_hours"],
     )
