@@ -300,3 +300,72 @@ def test_housecallpro_converted_lead_is_recorded_and_other_events_are_acknowledg
     with runtime.db.session() as s:
         steps = s.scalars(select(CallEvent.step).where(CallEvent.call_id == "e" * 32)).all()
     assert steps == ["lead_moved"]
+
+
+# -- the OAuth declarations ------------------------------------------------------------------
+
+
+def test_oauth_crms_are_those_declaring_an_install() -> None:
+    from crm_adapters.oauth import OAUTH_PROVIDERS
+
+    assert sorted(OAUTH_PROVIDERS) == ["housecallpro", "jobber"]
+    assert all(cls.oauth is not None for cls in OAUTH_PROVIDERS.values())
+
+
+def _hcp_account(runtime, webhook_secret, credentials, **crm):  # type: ignore[no-untyped-def]
+    doc = sandbox_account("hcp-acme", webhook_secret)
+    doc["crm"] = {"kind": "housecallpro", "credentials": credentials, **crm}
+    add_account(runtime, doc)
+
+
+def test_the_authorize_url_follows_the_accounts_api_base_url(app, runtime, webhook_secret):
+    _hcp_account(runtime, webhook_secret, {"client_id": "hcp-client-id-1",
+                                           "client_secret": "hcp-client-secret-0042"},
+                 api_base_url="https://hcp-staging.example.test/")
+    link = install_link(runtime, "hcp-acme", "housecallpro")
+    answer = app.test_client().get(urlsplit(link).path + "?" + urlsplit(link).query)
+    assert answer.status_code == 302
+    target = urlsplit(answer.headers["Location"])
+    assert f"{target.scheme}://{target.netloc}{target.path}" == (
+        "https://hcp-staging.example.test/oauth/authorize")
+    assert parse_qs(target.query)["client_id"] == ["hcp-client-id-1"]
+
+
+def test_an_api_key_account_has_nothing_to_install(app, runtime, webhook_secret):
+    _hcp_account(runtime, webhook_secret, {"api_key": "hcp-api-key-0123456789"})
+    link = install_link(runtime, "hcp-acme", "housecallpro")
+    answer = app.test_client().get(urlsplit(link).path + "?" + urlsplit(link).query)
+    assert answer.status_code == 404 and b"API key" in answer.data
+
+
+def test_a_marketplace_install_is_a_few_attributes() -> None:
+    """What HubSpot's marketplace OAuth would declare: every parameter in the form body of
+    ``POST /oauth/2026-03/token``, the portal id (``hub_id``) in the answer."""
+    import responses
+
+    from crm_adapters import oauth_flow
+    from crm_adapters.base import OAuthEndpoints
+    from crm_adapters.hubspot import HubSpotCrm
+
+    class MarketplaceHubSpot(HubSpotCrm):
+        oauth = OAuthEndpoints(
+            authorize_url="https://app.hubspot.com/oauth/authorize",
+            token_url="https://api.hubapi.com/oauth/2026-03/token",
+            scopes=HubSpotCrm.required_scopes,
+            account_id_field="hub_id",
+        )
+
+    url = oauth_flow.authorize_url(MarketplaceHubSpot, "app-1", "https://tb/cb", "st8")
+    assert parse_qs(urlsplit(url).query)["scope"] == [" ".join(HubSpotCrm.required_scopes)]
+    with responses.RequestsMock() as mock:
+        mock.add(responses.POST, "https://api.hubapi.com/oauth/2026-03/token",
+                 json={"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 1800,
+                       "hub_id": 62515, "token_type": "bearer"})
+        tokens, portal = oauth_flow.install(
+            MarketplaceHubSpot, {"client_id": "app-1", "client_secret": "secret-0042"}, "code-1",
+            "https://tb/cb")
+        sent = parse_qs(mock.calls[0].request.body)
+    assert sent == {"grant_type": ["authorization_code"], "client_id": ["app-1"],
+                    "client_secret": ["secret-0042"], "code": ["code-1"],
+                    "redirect_uri": ["https://tb/cb"]}
+    assert portal == "62515" and tokens.refresh_token == "rt-1"

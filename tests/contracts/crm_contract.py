@@ -77,6 +77,10 @@ wrong_secret: bool = False) -> WebhookRequest | None``
 ``requests_made(self, backend) -> int | None``
     Default None (skip). How many API requests the backend has received so far; the suite
     checks that an operation failing on its first request made exactly one (no hidden retries).
+``webhook_samples(self) -> Sequence[tuple[bytes, Sequence[CrmEvent]]]``
+    Default ``()`` (skip). Webhook bodies as the CRM sends them, each with the normalised events
+    :meth:`CrmAdapter.parse_webhook` must return for it once signed (``[]`` for a delivery that
+    is only acknowledged). Give one sample for every event type the adapter produces.
 
 What the suite checks: the declared attributes and secret flags; a new number creates a contact,
 the same number in another format (national, punctuated) finds the same one, a contact typed in
@@ -87,7 +91,12 @@ lead; HTTP 429 is a ``RateLimitedError`` with ``retry_after > 0`` (the ``Retry-A
 sent), 401 a ``ProviderAuthError``, 5xx a ``TransientProviderError`` (ambiguous on a create),
 400 a ``PermanentProviderError``; webhook signatures are accepted and rejected (unsigned, wrong
 secret, altered body, stale) where ``webhooks`` is declared, and always rejected otherwise; no
-secret and no full phone number shows in ``repr`` of the adapter or a contact, or in any error.
+secret and no full phone number shows in ``repr`` of the adapter or a contact, or in any error;
+the ``webhook`` declaration matches the capability, names a secret credential and says how the
+URL names the account; signed samples parse to their events, the same event ids every time, and
+a signed body of any other shape is a ``MalformedWebhookError`` or no events, never another
+error; an ``oauth`` declaration has the client credentials to run it with and follows an
+account's ``api_base_url``.
 """
 
 from __future__ import annotations
@@ -101,20 +110,26 @@ import marshmallow
 import pytest
 
 from connector.core.errors import (
+    MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
+    UnsupportedEventError,
     WebhookVerificationError,
 )
 from connector.core.events import CallOutcome
 from connector.core.http import WebhookRequest
+from crm_adapters import oauth_flow
 from crm_adapters.base import (
+    APP_WIDE,
     CAPABILITIES,
+    PER_ACCOUNT,
     CallLog,
     CrmAdapter,
     CrmContact,
+    CrmEvent,
     LeadSpec,
     MessageLog,
     TaskSpec,
@@ -216,6 +231,10 @@ class CrmContract:
     def requests_made(self, backend: Any) -> int | None:
         """Unknown: skip the one-attempt checks."""
         return None
+
+    def webhook_samples(self) -> Sequence[tuple[bytes, Sequence[CrmEvent]]]:
+        """None: skip the checks of what webhooks parse to."""
+        return ()
 
     # -- fixtures and helpers ----------------------------------------------------------------
 
@@ -508,3 +527,67 @@ class CrmContract:
         request = WebhookRequest.build(url=self.webhook_url, body=WEBHOOK_BODY)
         with pytest.raises(WebhookVerificationError):
             adapter.verify_request(request)
+
+    # -- what webhooks say -----------------------------------------------------------------------
+
+    def test_the_webhook_declaration_matches_the_capability(self) -> None:
+        cls = self.adapter_class
+        spec = cls.webhook
+        assert ("webhooks" in cls.capabilities) == (spec is not None)
+        if spec is None:
+            return
+        assert spec.url in (PER_ACCOUNT, APP_WIDE)
+        assert (spec.url == APP_WIDE) == (spec.account_of is not None)
+        field = cls.config_schema().fields.get(spec.credential)
+        assert field is not None and field.metadata.get("secret"), (
+            f"{spec.credential} must be a secret credential of {cls.__name__}")
+
+    def test_signed_samples_parse_to_their_events(self, adapter: CrmAdapter) -> None:
+        samples = self.webhook_samples()
+        if not samples:
+            pytest.skip("the CRM's test class gives no webhook samples")
+        for body, expected in samples:
+            request = self.signed_webhook(body, url=self.webhook_url)
+            assert request is not None
+            adapter.verify_request(request)
+            events = adapter.parse_webhook(request)
+            assert events == list(expected), body[:80]
+            assert all(isinstance(e, CrmEvent) and e.event_id for e in events)
+            again = self.signed_webhook(body, url=self.webhook_url, age_seconds=1.0) or request
+            assert [e.event_id for e in adapter.parse_webhook(again)] == [
+                e.event_id for e in events], "a redelivery must keep its event ids"
+            if self.adapter_class.webhook is not None and self.adapter_class.webhook.account_of:
+                assert self.adapter_class.webhook.account_of(request)
+
+    @pytest.mark.parametrize("body", [WEBHOOK_BODY, b"{}", b"[]", b"[1, null]", b"null",
+                                      b'{"data": [1]}', b"not json", b""])
+    def test_a_signed_body_of_another_shape_is_refused_or_ignored(
+        self, adapter: CrmAdapter, body: bytes
+    ) -> None:
+        if "webhooks" not in self.adapter_class.capabilities:
+            pytest.skip("the adapter declares no webhooks")
+        request = self.signed_webhook(body, url=self.webhook_url)
+        assert request is not None
+        try:
+            events = adapter.parse_webhook(request)
+        except (MalformedWebhookError, UnsupportedEventError):
+            return
+        assert isinstance(events, list) and all(isinstance(e, CrmEvent) for e in events)
+
+    # -- OAuth install ---------------------------------------------------------------------------
+
+    def test_the_oauth_declaration_follows_the_api_base_url(self) -> None:
+        cls = self.adapter_class
+        if cls.oauth is None:
+            pytest.skip("the adapter installs without OAuth")
+        fields = cls.config_schema().fields
+        assert "client_id" in fields and fields["client_secret"].metadata.get("secret")
+        assert cls.oauth.authorize_url.startswith("https://")
+        assert cls.oauth.token_url.startswith("https://")
+        base = "http://127.0.0.1:8123/prefix"
+        url = oauth_flow.authorize_url(cls, "client-1", "https://tb.example/cb", "st8",
+                                       api_base_url=base)
+        assert url.startswith(f"{base}/") and "state=st8" in url
+        assert oauth_flow.token_url(cls, base).startswith(f"{base}/")
+        production = oauth_flow.authorize_url(cls, "client-1", "https://tb.example/cb", "st8")
+        assert production.startswith(cls.oauth.authorize_url + "?")

@@ -45,6 +45,7 @@ from connector.core.phone import to_e164
 from crm_adapters import oauth_flow
 from crm_adapters.base import (
     CallLog,
+    CrmEvent,
     LeadSpec,
     LeadStageChanged,
     MessageLog,
@@ -368,6 +369,18 @@ class TestHousecallProContract(CrmContract):
 
     def requests_made(self, backend: FakeHcp) -> int:
         return len(backend.requests)
+
+    def webhook_samples(self) -> Sequence[tuple[bytes, Sequence[CrmEvent]]]:
+        converted = {"event": "lead.converted", "company_id": "cmp_1",
+                     "lead": {"id": "lea_9", "updated_at": "2026-09-01T15:10:02Z"}}
+        return [
+            (json.dumps(converted).encode(), [LeadStageChanged(
+                event_id="housecallpro:lead.converted:lea_9:2026-09-01T15:10:02Z",
+                lead_id="lea_9", stage="converted")]),
+            *[(json.dumps(fixture(name)).encode(), []) for name in (
+                "webhook_lead_created.json", "webhook_customer_updated.json",
+                "webhook_job_created.json")],
+        ]
 
 
 class TestHousecallProOAuthContract(TestHousecallProContract):

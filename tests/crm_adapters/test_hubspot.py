@@ -6,6 +6,7 @@ hubspot-api-client sends through urllib3, which ``responses`` cannot intercept.
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import threading
@@ -27,7 +28,15 @@ from connector.core.errors import (
 )
 from connector.core.events import CallOutcome
 from connector.core.http import WebhookRequest
-from crm_adapters.base import CallLog, LeadSpec, MessageLog, TaskSpec
+from crm_adapters.base import (
+    CallLog,
+    CrmEvent,
+    LeadSpec,
+    LeadStageChanged,
+    MessageLog,
+    TaskCompleted,
+    TaskSpec,
+)
 from crm_adapters.hubspot import API_CALLS, HubSpotCrm, api_calls_per_missed_call
 from crm_adapters.hubspot.contacts import UNIQUE_PHONE_PROPERTY
 from crm_adapters.hubspot.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_v3
@@ -128,6 +137,26 @@ class TestHubSpotContract(CrmContract):
 
     def requests_made(self, backend: HubSpotStub) -> int:
         return len(backend.requests)
+
+    def webhook_samples(self) -> Sequence[tuple[bytes, Sequence[CrmEvent]]]:
+        change = {"subscriptionType": "object.propertyChange", "portalId": 62515,
+                  "occurredAt": 1788274800000, "attemptNumber": 0}
+        acted = [
+            {**change, "eventId": 7, "objectId": 9001, "propertyName": "hs_task_status",
+             "propertyValue": "COMPLETED"},
+            {**change, "eventId": 8, "objectId": 5005, "propertyName": "dealstage",
+             "propertyValue": "qualifiedtobuy"},
+        ]
+        ignored = [{**change, "eventId": 9, "subscriptionType": "contact.creation",
+                    "objectId": 123},
+                   {**change, "eventId": 10, "objectId": 9001, "propertyName": "hs_task_status",
+                    "propertyValue": "IN_PROGRESS"}]
+        return [
+            (json.dumps(acted).encode(), [
+                TaskCompleted(event_id="7", task_id="9001"),
+                LeadStageChanged(event_id="8", lead_id="5005", stage="qualifiedtobuy")]),
+            (json.dumps(ignored).encode(), []),
+        ]
 
 
 # -- HubSpot specifics -----------------------------------------------------------------------

@@ -32,7 +32,15 @@ from connector.core.events import CallOutcome
 from connector.core.http import WebhookRequest
 from connector.core.signing import hmac_base64
 from crm_adapters import oauth_flow
-from crm_adapters.base import CallLog, LeadSpec, MessageLog, OAuthTokens, TaskSpec
+from crm_adapters.base import (
+    AppDisconnected,
+    CallLog,
+    CrmEvent,
+    LeadSpec,
+    MessageLog,
+    OAuthTokens,
+    TaskSpec,
+)
 from crm_adapters.jobber import (
     API_CALLS,
     DEFAULT_GRAPHQL_VERSION,
@@ -134,6 +142,16 @@ class TestJobberContract(CrmContract):
 
     def requests_made(self, backend: FakeJobber) -> int:
         return len(backend.calls)
+
+    def webhook_samples(self) -> Sequence[tuple[bytes, Sequence[CrmEvent]]]:
+        disconnect = (FIXTURES / "webhook_app_disconnect.json").read_bytes()
+        return [
+            (disconnect, [AppDisconnected(
+                event_id=f"jobber:APP_DISCONNECT:{ACCOUNT_ID}:{ACCOUNT_ID}:"
+                         "2026-09-01T08:31:36-06:00",
+                external_account_id=ACCOUNT_ID)]),
+            ((FIXTURES / "webhook_client_create_legacy.json").read_bytes(), []),
+        ]
 
 
 @pytest.fixture
