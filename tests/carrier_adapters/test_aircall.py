@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import marshmallow
@@ -29,9 +28,14 @@ from connector.core.errors import (
 )
 from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
 from connector.core.http import WebhookRequest
-from tests.contracts.carrier_contract import CarrierContract
+from tests.carrier_adapters.conftest import Fixtures
+from tests.contracts.carrier_contract import (
+    CallSourceContract,
+    CarrierContract,
+    MessagingContract,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aircall"
+FIXTURES = Fixtures("aircall")
 API_BASE = "https://aircall-api.test"
 NUMBER_ID = "1284757"
 SEND_URL = f"{API_BASE}/v1/numbers/{NUMBER_ID}/messages/send"
@@ -55,7 +59,7 @@ def credentials(**changes: Any) -> dict[str, Any]:
 
 
 def fixture(scenario: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((FIXTURES / f"{scenario}.json").read_text())
+    document: dict[str, Any] = FIXTURES.json(scenario)
     return document
 
 
@@ -93,16 +97,10 @@ def adapter() -> AircallCarrier:
     return AircallCarrier(credentials(), api_base_url=API_BASE)
 
 
-@pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestAircallContract(CarrierContract):
+class TestAircallContract(CarrierContract, CallSourceContract, MessagingContract):
     """The generic carrier contract, fed with Aircall's fixtures."""
 
     adapter_class = AircallCarrier
@@ -146,8 +144,6 @@ class TestAircallContract(CarrierContract):
         "status_unknown": {"status": DeliveryStatus.UNKNOWN},
     }
     unknown_status_scenario = "status_unknown"
-    signs_url = False  # the token is a shared secret in the body, not a signature
-    signs_body = False
     fake_api_base_url = API_BASE
 
     def credentials(self) -> Mapping[str, Any]:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -37,9 +36,15 @@ from connector.core.errors import (
 )
 from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
 from connector.core.http import WebhookRequest
-from tests.contracts.carrier_contract import CarrierContract
+from tests.carrier_adapters.conftest import Fixtures
+from tests.contracts.carrier_contract import (
+    CallSourceContract,
+    CarrierContract,
+    IncomingCallContract,
+    MessagingContract,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bandwidth"
+FIXTURES = Fixtures("bandwidth")
 ACCOUNT_ID = "9900000"
 APPLICATION_ID = "93de2206-9669-4e07-948d-329f4b722ee2"
 CLIENT_ID = "test-client-id-6f1c"
@@ -64,12 +69,10 @@ SEND = {
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def fixture_body(scenario: str) -> bytes:
-    return (FIXTURES / f"{scenario}.json").read_bytes().rstrip(b"\r\n")
+fixture_body = FIXTURES.body
 
 
-def fixture_json(scenario: str) -> Any:
-    return json.loads(fixture_body(scenario))
+fixture_json = FIXTURES.json
 
 
 def basic(user: str, password: str) -> str:
@@ -169,12 +172,6 @@ def adapter() -> BandwidthCarrier:
     return BandwidthCarrier(credentials(), api_base_url=API_BASE)
 
 
-@pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 ROUTING = CallRouting(
     forward_to=(CELL,),
     ring_timeout_seconds=20,
@@ -186,7 +183,7 @@ ROUTING = CallRouting(
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestBandwidthContract(CarrierContract):
+class TestBandwidthContract(CarrierContract, CallSourceContract, IncomingCallContract, MessagingContract):
     """The generic carrier contract, fed with Bandwidth's fixtures (API credentials mode)."""
 
     adapter_class = BandwidthCarrier
@@ -236,8 +233,6 @@ class TestBandwidthContract(CarrierContract):
     }
     unknown_status_scenario = "status_unknown"
     signature_headers = ("Authorization",)
-    signs_url = False  # Basic credentials cover neither the URL nor the body
-    signs_body = False
     fake_api_base_url = API_BASE
 
     def credentials(self) -> Mapping[str, Any]:

@@ -16,14 +16,12 @@ import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import marshmallow
 import pytest
 import responses
 
-from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.callrail import CallRailCarrier
 from connector.core.errors import (
     MalformedWebhookError,
@@ -31,19 +29,22 @@ from connector.core.errors import (
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
+from connector.core.events import AnsweredCall, CallOutcome, MissedCall
 from connector.core.http import WebhookRequest
-from tests.contracts.carrier_contract import CarrierContract
+from tests.carrier_adapters.conftest import Fixtures
+from tests.contracts.carrier_contract import (
+    CallSourceContract,
+    CarrierContract,
+    SignsBodyContract,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "callrail"
+FIXTURES = Fixtures("callrail")
 WEBHOOK_URL = "https://textback.example.com/webhooks/callrail/acme-plumbing/voice"
 SIGNING_KEY = "test-callrail-signing-key-a1b2c3d4e5"
 CALLER, BUSINESS, TRACKING = "+12025550143", "+14155550100", "+14155550111"
-NO_TEXTS = "CallRail sends and receives no texts for the connector: the account's carrier.sms does"
 
 
-def fixture_body(scenario: str) -> bytes:
-    return (FIXTURES / f"{scenario}.json").read_bytes().rstrip(b"\n")
+fixture_body = FIXTURES.body
 
 
 def b64_hmac(key: str, body: bytes, digest: str = "sha1") -> str:
@@ -64,7 +65,7 @@ def adapter() -> CallRailCarrier:
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestCallRailContract(CarrierContract):
+class TestCallRailContract(CarrierContract, CallSourceContract, SignsBodyContract):
     """The generic carrier contract for a source that reports calls and sends no texts."""
 
     adapter_class = CallRailCarrier
@@ -81,47 +82,21 @@ class TestCallRailContract(CarrierContract):
         "voice_post_call_unknown_type": CallOutcome.UNKNOWN,
     }
     unknown_call_scenario = "voice_post_call_unknown_type"
-    # Placeholders: CallRail has no inbound-text or delivery-report webhook (signed_request skips).
-    inbound_scenarios: Mapping[str, Mapping[str, Any]] = {"sms_not_received_by_callrail": {}}
-    status_scenarios: Mapping[str, Mapping[str, Any]] = {
-        "status_not_sent_by_callrail": {"status": DeliveryStatus.UNKNOWN},
-    }
-    unknown_status_scenario = "status_not_sent_by_callrail"
+    # Neither messaging mixin: CallRail has no inbound-text or delivery-report webhook.
     signature_headers = ("Signature",)
-    signs_url = False  # the signature covers the body only
 
     def credentials(self) -> Mapping[str, Any]:
         return {"signing_key": SIGNING_KEY}
 
     def signed_request(self, kind: str, scenario: str) -> WebhookRequest:
-        if kind != "voice":
-            pytest.skip(NO_TEXTS)
         return signed(fixture_body(scenario))
 
     def wrongly_signed_request(self, kind: str, scenario: str) -> WebhookRequest:
-        if kind != "voice":
-            pytest.skip(NO_TEXTS)
         return signed(fixture_body(scenario), key="not-the-signing-key")
 
     def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:
         headers = {"Content-Type": content_type, "Signature": b64_hmac(SIGNING_KEY, body)}
         return WebhookRequest.build(url=url, headers=headers, body=body)
-
-    def stub_send(
-        self,
-        http: responses.RequestsMock,
-        adapter: CarrierAdapter,
-        status: int,
-        body: Any,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        pytest.skip(NO_TEXTS)
-
-    def success_send(self) -> tuple[int, Any, Mapping[str, Any]]:
-        pytest.skip(NO_TEXTS)
-
-    def error_body(self, status: int) -> Any:
-        pytest.skip(NO_TEXTS)
 
 
 # -- the source-only contract ----------------------------------------------------------------

@@ -12,9 +12,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -33,9 +32,16 @@ from connector.core.errors import (
 )
 from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
 from connector.core.http import WebhookRequest
-from tests.contracts.carrier_contract import CarrierContract
+from tests.carrier_adapters.conftest import Fixtures
+from tests.contracts.carrier_contract import (
+    CallSourceContract,
+    CarrierContract,
+    MessagingContract,
+    SignsBodyContract,
+    TimestampedSignatureContract,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "dialpad"
+FIXTURES = Fixtures("dialpad")
 API_BASE = "https://dialpad-api.test"
 SMS_URL = f"{API_BASE}/api/v2/sms"
 WEBHOOK_URL = "https://textback.example.com/webhooks/dialpad/acme-plumbing/voice"
@@ -55,7 +61,7 @@ def credentials(**changes: Any) -> dict[str, Any]:
 
 
 def claims(scenario: str) -> dict[str, Any]:
-    document: dict[str, Any] = json.loads((FIXTURES / f"{scenario}.json").read_text())
+    document: dict[str, Any] = FIXTURES.json(scenario)
     return document
 
 
@@ -90,16 +96,13 @@ def adapter() -> DialpadCarrier:
     return DialpadCarrier(credentials(), api_base_url=API_BASE)
 
 
-@pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestDialpadContract(CarrierContract):
+class TestDialpadContract(
+    CarrierContract, CallSourceContract, MessagingContract, TimestampedSignatureContract,
+    SignsBodyContract,
+):
     """The generic carrier contract, fed with Dialpad's fixtures."""
 
     adapter_class = DialpadCarrier
@@ -138,7 +141,6 @@ class TestDialpadContract(CarrierContract):
         "status_unknown": {"status": DeliveryStatus.UNKNOWN},
     }
     unknown_status_scenario = "status_unknown"
-    signs_url = False  # the JWT is the body; the URL is not covered
     fake_api_base_url = API_BASE
 
     def credentials(self) -> Mapping[str, Any]:

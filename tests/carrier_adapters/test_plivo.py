@@ -12,9 +12,8 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from xml.etree import ElementTree as ET
@@ -42,9 +41,16 @@ from connector.core.errors import (
 )
 from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
 from connector.core.http import WebhookRequest
-from tests.contracts.carrier_contract import CarrierContract
+from tests.carrier_adapters.conftest import Fixtures
+from tests.contracts.carrier_contract import (
+    CallSourceContract,
+    CarrierContract,
+    IncomingCallContract,
+    MessagingContract,
+    SignsUrlContract,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "plivo"
+FIXTURES = Fixtures("plivo")
 AUTH_ID = "MAODU4NJU3NDMWMGQ1ZW"
 AUTH_TOKEN = "test-plivo-auth-token-Zm9vYmFy"
 API_BASE = "https://plivo-api.test"
@@ -66,9 +72,7 @@ SEND = {
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def fixture_body(scenario: str) -> bytes:
-    """The form body of a scenario, exactly as Plivo posts it (no trailing newline)."""
-    return (FIXTURES / f"{scenario}.form").read_bytes().rstrip(b"\r\n")
+fixture_body = FIXTURES.body
 
 
 def fixture_form(scenario: str) -> dict[str, str]:
@@ -128,16 +132,13 @@ def adapter() -> PlivoCarrier:
     return PlivoCarrier(credentials(), api_base_url=API_BASE)
 
 
-@pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestPlivoContract(CarrierContract):
+class TestPlivoContract(
+    CarrierContract, CallSourceContract, IncomingCallContract, MessagingContract,
+    SignsUrlContract,
+):
     """The generic carrier contract, fed with Plivo's fixtures."""
 
     adapter_class = PlivoCarrier
@@ -180,7 +181,6 @@ class TestPlivoContract(CarrierContract):
     }
     unknown_status_scenario = "status_unknown"
     signature_headers = SIGNATURE_HEADERS
-    signs_body = False  # V2 (messaging) covers the URL only; V3 body tampering is tested below
     fake_api_base_url = API_BASE
 
     def credentials(self) -> Mapping[str, Any]:

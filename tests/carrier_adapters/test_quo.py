@@ -12,9 +12,8 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -35,9 +34,16 @@ from connector.core.errors import (
 )
 from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
 from connector.core.http import WebhookRequest
-from tests.contracts.carrier_contract import CarrierContract
+from tests.carrier_adapters.conftest import Fixtures
+from tests.contracts.carrier_contract import (
+    CallSourceContract,
+    CarrierContract,
+    MessagingContract,
+    SignsBodyContract,
+    TimestampedSignatureContract,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "quo"
+FIXTURES = Fixtures("quo")
 API_BASE = "https://quo-api.test"
 MESSAGES_URL = f"{API_BASE}/v1/messages"
 WEBHOOK_URL = "https://textback.example.com/webhooks/quo/acme-plumbing/voice"
@@ -54,8 +60,7 @@ def credentials(**changes: Any) -> dict[str, Any]:
     return {"api_key": API_KEY, "webhook_key": WEBHOOK_KEY, "legacy_signing_key": LEGACY_KEY, **changes}
 
 
-def fixture_body(scenario: str) -> bytes:
-    return (FIXTURES / f"{scenario}.json").read_bytes().rstrip(b"\n")
+fixture_body = FIXTURES.body
 
 
 def b64_hmac(key: bytes, message: bytes) -> str:
@@ -124,16 +129,13 @@ def adapter() -> QuoCarrier:
     return QuoCarrier(credentials(), api_base_url=API_BASE)
 
 
-@pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestQuoContract(CarrierContract):
+class TestQuoContract(
+    CarrierContract, CallSourceContract, MessagingContract, TimestampedSignatureContract,
+    SignsBodyContract,
+):
     """The generic carrier contract, fed with Quo's current and legacy payloads."""
 
     adapter_class = QuoCarrier
@@ -178,7 +180,6 @@ class TestQuoContract(CarrierContract):
     }
     unknown_status_scenario = "status_unknown"
     signature_headers = SIGNATURE_HEADERS
-    signs_url = False  # both schemes sign the body (and Standard Webhooks the id and time), not the URL
     fake_api_base_url = API_BASE
 
     def credentials(self) -> Mapping[str, Any]:

@@ -7,9 +7,8 @@ Fixtures in ``tests/fixtures/ringcentral`` are notification envelopes; the tests
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,9 +31,16 @@ from connector.core.errors import (
 )
 from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
 from connector.core.http import WebhookRequest
-from tests.contracts.carrier_contract import CarrierContract
+from tests.carrier_adapters.conftest import Fixtures
+from tests.contracts.carrier_contract import (
+    CallSourceContract,
+    CarrierContract,
+    InboundMessagingContract,
+    SendingContract,
+    TransportFailureContract,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "ringcentral"
+FIXTURES = Fixtures("ringcentral")
 API_BASE = "https://ringcentral-api.test"
 TOKEN_URL = f"{API_BASE}/restapi/oauth/token"
 SMS_URL = f"{API_BASE}/restapi/v1.0/account/~/extension/~/sms"
@@ -45,9 +51,6 @@ CALLER, BUSINESS = "+12025550143", "+14155550100"
 SESSION_ID = "s-a0d7e8f9b1c24d3e8f5a6b7c8d9e0f12"
 MESSAGE_ID = 320270670010
 BODY = "Sorry we missed your call! This is Acme Plumbing. How can we help?"
-NO_STATUS = (
-    "RingCentral sends no delivery-report webhook (message-store events carry counts, not ids)"
-)
 
 
 def credentials(**changes: str) -> dict[str, str]:
@@ -60,8 +63,7 @@ def credentials(**changes: str) -> dict[str, str]:
     }
 
 
-def fixture_body(scenario: str) -> bytes:
-    return (FIXTURES / f"{scenario}.json").read_bytes().rstrip(b"\n")
+fixture_body = FIXTURES.body
 
 
 def signed(body: bytes, *, token: str | None = VERIFICATION_TOKEN, **headers: str) -> WebhookRequest:
@@ -125,16 +127,13 @@ def adapter() -> RingCentralCarrier:
     return RingCentralCarrier(credentials(), api_base_url=API_BASE)
 
 
-@pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestRingCentralContract(CarrierContract):
+class TestRingCentralContract(
+    CarrierContract, CallSourceContract, InboundMessagingContract, SendingContract,
+    TransportFailureContract,
+):
     """The generic carrier contract, fed with RingCentral's fixtures."""
 
     adapter_class = RingCentralCarrier
@@ -168,27 +167,18 @@ class TestRingCentralContract(CarrierContract):
         },
         "sms_inbound_stop": {"sender": CALLER, "body": "STOP"},
     }
-    # RingCentral has no delivery-report webhook: the status checks skip (see signed_request).
-    status_scenarios: Mapping[str, Mapping[str, Any]] = {
-        "status_message_store": {"status": DeliveryStatus.UNKNOWN},
-    }
-    unknown_status_scenario = "status_message_store"
+    # No DeliveryReportContract: RingCentral posts no delivery reports (message-store events
+    # carry counts, not ids).
     signature_headers = ("Verification-Token",)
-    signs_url = False  # a static token: neither the URL nor the body is covered
-    signs_body = False
     fake_api_base_url = API_BASE
 
     def credentials(self) -> Mapping[str, Any]:
         return credentials()
 
     def signed_request(self, kind: str, scenario: str) -> WebhookRequest:
-        if kind == "status":
-            pytest.skip(NO_STATUS)
         return signed(fixture_body(scenario))
 
     def wrongly_signed_request(self, kind: str, scenario: str) -> WebhookRequest:
-        if kind == "status":
-            pytest.skip(NO_STATUS)
         return signed(fixture_body(scenario), token="not-the-verification-token")
 
     def sign_body(self, url: str, body: bytes, content_type: str) -> WebhookRequest:

@@ -11,9 +11,8 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from xml.etree import ElementTree as ET
@@ -40,9 +39,17 @@ from connector.core.errors import (
 from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
 from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
 from connector.rules.optout import Intent, classify
-from tests.contracts.carrier_contract import CarrierContract
+from tests.carrier_adapters.conftest import Fixtures
+from tests.contracts.carrier_contract import (
+    CallSourceContract,
+    CarrierContract,
+    IncomingCallContract,
+    MessagingContract,
+    SignsBodyContract,
+    TimestampedSignatureContract,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "telnyx"
+FIXTURES = Fixtures("telnyx", keep_json_newline=True)
 SIGNING_KEY = Ed25519PrivateKey.generate()
 OTHER_KEY = Ed25519PrivateKey.generate()
 PUBLIC_KEY = base64.b64encode(
@@ -66,18 +73,10 @@ SEND = {
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def fixture_body(scenario: str) -> bytes:
-    """The body of a scenario exactly as stored (JSON as is; a form without its newline)."""
-    for suffix in (".json", ".form"):
-        path = FIXTURES / f"{scenario}{suffix}"
-        if path.exists():
-            raw = path.read_bytes()
-            return raw.rstrip(b"\r\n") if suffix == ".form" else raw
-    raise FileNotFoundError(scenario)
+fixture_body = FIXTURES.body
 
 
-def fixture_json(scenario: str) -> dict[str, Any]:
-    return json.loads(fixture_body(scenario))  # type: ignore[no-any-return]
+fixture_json = FIXTURES.json
 
 
 def fixture_form(scenario: str) -> dict[str, str]:
@@ -184,16 +183,13 @@ def adapter() -> TelnyxCarrier:
     return TelnyxCarrier(credentials(), api_base_url=API_BASE)
 
 
-@pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestTelnyxContract(CarrierContract):
+class TestTelnyxContract(
+    CarrierContract, CallSourceContract, IncomingCallContract, MessagingContract,
+    TimestampedSignatureContract, SignsBodyContract,
+):
     """The generic carrier contract, fed with Telnyx's fixtures."""
 
     adapter_class = TelnyxCarrier
@@ -252,7 +248,6 @@ class TestTelnyxContract(CarrierContract):
     }
     unknown_status_scenario = "status_unknown"
     signature_headers = (SIG, TS)
-    signs_url = False  # Telnyx signs the timestamp and the body only
     fake_api_base_url = API_BASE
 
     def credentials(self) -> Mapping[str, Any]:

@@ -10,9 +10,8 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 from xml.etree import ElementTree as ET
@@ -39,9 +38,17 @@ from connector.core.errors import (
 )
 from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
 from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
-from tests.contracts.carrier_contract import CarrierContract
+from tests.carrier_adapters.conftest import Fixtures
+from tests.contracts.carrier_contract import (
+    CallSourceContract,
+    CarrierContract,
+    IncomingCallContract,
+    MessagingContract,
+    SignsBodyContract,
+    SignsUrlContract,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "twilio"
+FIXTURES = Fixtures("twilio")
 ACCOUNT_SID = "AC3f0c5e1b7a9d42c68e1f0a2b4c6d8e0f"
 AUTH_TOKEN = "test-auth-token-5f2b9c7e1d3a4f60"
 API_KEY_SID = "SK9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b"
@@ -58,9 +65,7 @@ FORM = "application/x-www-form-urlencoded"
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def fixture_body(scenario: str) -> bytes:
-    """The form body of a scenario, exactly as Twilio sends it (no trailing newline)."""
-    return (FIXTURES / f"{scenario}.form").read_bytes().rstrip(b"\r\n")
+fixture_body = FIXTURES.body
 
 
 def fixture_form(scenario: str) -> dict[str, str]:
@@ -146,16 +151,13 @@ def adapter() -> TwilioCarrier:
     return TwilioCarrier(credentials(), api_base_url=API_BASE)
 
 
-@pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestTwilioContract(CarrierContract):
+class TestTwilioContract(
+    CarrierContract, CallSourceContract, IncomingCallContract, MessagingContract,
+    SignsUrlContract, SignsBodyContract,
+):
     """The generic carrier contract, fed with Twilio's fixtures."""
 
     adapter_class = TwilioCarrier

@@ -16,9 +16,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -46,9 +45,17 @@ from connector.core.errors import (
 )
 from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
 from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
-from tests.contracts.carrier_contract import CarrierContract
+from tests.carrier_adapters.conftest import Fixtures
+from tests.contracts.carrier_contract import (
+    CallSourceContract,
+    CarrierContract,
+    IncomingCallContract,
+    MessagingContract,
+    SignsBodyContract,
+    TimestampedSignatureContract,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vonage"
+FIXTURES = Fixtures("vonage", keep_json_newline=True)
 API_KEY = "a1b2c3d4"
 API_SECRET = "test-api-secret-9F8e7D6c"
 SIGNATURE_SECRET = "test-signature-secret-0123456789abcdef0123456789abcdef"
@@ -77,12 +84,10 @@ SEND = {
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def fixture_body(scenario: str) -> bytes:
-    return (FIXTURES / f"{scenario}.json").read_bytes()
+fixture_body = FIXTURES.body
 
 
-def fixture_json(scenario: str) -> dict[str, Any]:
-    return json.loads(fixture_body(scenario))  # type: ignore[no-any-return]
+fixture_json = FIXTURES.json
 
 
 def vonage_token(body: bytes | None, *, secret: str = SIGNATURE_SECRET, **claims: Any) -> str:
@@ -179,16 +184,13 @@ def adapter() -> VonageCarrier:
     return VonageCarrier(credentials(), api_base_url=API_BASE)
 
 
-@pytest.fixture
-def http() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestVonageContract(CarrierContract):
+class TestVonageContract(
+    CarrierContract, CallSourceContract, IncomingCallContract, MessagingContract,
+    TimestampedSignatureContract, SignsBodyContract,
+):
     """The generic carrier contract, fed with Vonage's fixtures."""
 
     adapter_class = VonageCarrier
@@ -239,7 +241,6 @@ class TestVonageContract(CarrierContract):
     }
     unknown_status_scenario = "status_unknown"
     signature_headers = ("Authorization",)
-    signs_url = False  # the JWT covers the body (payload_hash), not the URL
     fake_api_base_url = API_BASE
 
     def credentials(self) -> Mapping[str, Any]:

@@ -1,16 +1,40 @@
 """The carrier contract suite: what every carrier adapter must do, whoever the carrier is.
 
-A carrier's test module subclasses :class:`CarrierContract` in a class whose name starts with
-``Test`` and fills in the hooks below; pytest then runs every ``test_*`` method of the suite
-against that adapter (the suite class itself is not collected: its name lacks the prefix)::
+The suite is cut by capability. :class:`CarrierContract` holds what every adapter does; each
+mixin below adds the checks of one capability, and a carrier's test class lists the ones that
+apply, so a carrier runs only checks that mean something for it and a green run shows no skip
+that stands for "does not apply"::
 
-    from tests.contracts.carrier_contract import CarrierContract
+    from tests.contracts.carrier_contract import (
+        CallSourceContract, CarrierContract, IncomingCallContract, MessagingContract,
+        SignsBodyContract, SignsUrlContract,
+    )
 
-    class TestTwilioContract(CarrierContract):
+    class TestTwilioContract(CarrierContract, CallSourceContract, IncomingCallContract,
+                             MessagingContract, SignsUrlContract, SignsBodyContract):
         adapter_class = TwilioCarrier
         secret_credentials = frozenset({"auth_token", "api_key_secret"})
         call_scenarios = {"voice_dial_no_answer": CallOutcome.NO_ANSWER, ...}
         ...
+
+The class's name starts with ``Test``; the suite's classes are not collected (their names
+lack the prefix).
+
+=================================  ==========================================================
+mixin                              for a carrier that ...
+=================================  ==========================================================
+:class:`CarrierContract`           (every carrier) verifies its webhooks, hides its secrets
+:class:`CallSourceContract`        reports calls (``call_scenarios``)
+:class:`IncomingCallContract`      answers a new incoming call (``incoming_call_scenario``)
+:class:`InboundMessagingContract`  receives the customer's texts (``inbound_scenarios``)
+:class:`DeliveryReportContract`    posts delivery reports (``status_scenarios``)
+:class:`SendingContract`           sends texts (``stub_send``, ``success_send``, ``error_body``)
+:class:`TransportFailureContract`  sends them over the network (timeouts, dropped connections)
+:class:`MessagingContract`         all four messaging mixins at once
+:class:`TimestampedSignatureContract`  signs a time (``stale_request``)
+:class:`SignsBodyContract`         signs the raw body
+:class:`SignsUrlContract`          signs the URL
+=================================  ==========================================================
 
 Hooks a subclass provides
 =========================
@@ -29,10 +53,9 @@ Class attributes (required unless a default is shown):
 ``unknown_call_scenario: str``
     A scenario in ``call_scenarios`` whose status the carrier does not define; it must parse
     to ``CallOutcome.UNKNOWN``.
-``incoming_call_scenario: str | None = None``
+``incoming_call_scenario: str`` (:class:`IncomingCallContract`)
     The scenario of a new incoming call, for carriers whose voice webhook tells us to route the
     call: ``is_incoming_call`` must be true for it and false for every other call scenario.
-    Leave None when the carrier has no such request.
 ``inbound_scenarios: Mapping[str, Mapping[str, Any]]``
     SMS webhook scenario -> expected attribute values of the :class:`InboundMessage`
     (e.g. ``{"sender": "+12025550143", "body": "STOP", "opt_out_type": "STOP"}``).
@@ -44,9 +67,6 @@ Class attributes (required unless a default is shown):
     to ``DeliveryStatus.UNKNOWN``.
 ``signature_headers: tuple[str, ...] = ()``
     The headers that carry the signature; the default :meth:`unsigned_request` removes them.
-``signs_url: bool = True`` / ``signs_body: bool = True``
-    Whether the signature covers the URL / the raw body. When true the suite also checks that
-    a request whose URL path / body was altered after signing is rejected.
 ``fake_api_base_url: str = "https://carrier-api.test"``
     The ``api_base_url`` the adapter is built with; stub the carrier's API under it.
 ``send_kwargs: Mapping[str, Any]``
@@ -65,16 +85,17 @@ Methods:
 ``unsigned_request(self, kind: str, scenario: str) -> WebhookRequest``
     Default: :meth:`signed_request` without ``signature_headers``. Override when the scheme
     needs more removed.
-``stale_request(self, kind: str, scenario: str) -> WebhookRequest | None``
-    Default None, which skips the check. Carriers whose signature carries a timestamp return a
-    request correctly signed for a time outside the tolerance.
+``stale_request(self, kind: str, scenario: str) -> WebhookRequest``
+    (:class:`TimestampedSignatureContract`)
+    A request correctly signed for a time outside the tolerance.
 ``stub_send(self, http, adapter, status, body, headers=None) -> None``
     Make the adapter's next ``send_sms`` meet the carrier answering with HTTP ``status`` and
     the provider ``body`` (a ``dict`` for JSON, ``str``/``bytes`` as is) and ``headers``; when
     ``body`` is an exception instance (``requests.exceptions.ReadTimeout()``,
     ``requests.exceptions.ConnectionError()``), the request raises it instead. ``http`` is an
-    active ``responses.RequestsMock``; carriers that do not send over ``requests`` use
-    ``adapter`` instead and may ``pytest.skip`` what they cannot simulate.
+    active ``responses.RequestsMock`` (the ``http`` fixture of the carrier tests' conftest);
+    carriers that do not send over ``requests`` use ``adapter`` instead (and leave
+    :class:`TransportFailureContract` out).
 ``success_send(self) -> tuple[int, Any, Mapping[str, Any]]``
     ``(status, provider body, expected attribute values of the SendResult)`` for an accepted
     send, e.g. ``(201, {...}, {"message_id": "SM...", "status": DeliveryStatus.QUEUED})``.
@@ -108,7 +129,7 @@ secret and no full phone number shows in ``repr`` of the adapter, its events or 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -173,20 +194,20 @@ def _rebuild(
     )
 
 
-class CarrierContract:
+class ContractHooks:
+    """What the carrier's test class provides (see the module docstring), the parametrisation
+    and the helpers every part of the suite shares. Holds no tests."""
+
     """Base class of every carrier adapter's contract tests; see the module docstring."""
 
     adapter_class: ClassVar[type[CarrierAdapter]]
     secret_credentials: ClassVar[frozenset[str]]
-    call_scenarios: ClassVar[Mapping[str, CallOutcome | None]]
+    call_scenarios: ClassVar[Mapping[str, CallOutcome | None]] = {}
     unknown_call_scenario: ClassVar[str]
-    incoming_call_scenario: ClassVar[str | None] = None
-    inbound_scenarios: ClassVar[Mapping[str, Mapping[str, Any]]]
-    status_scenarios: ClassVar[Mapping[str, Mapping[str, Any]]]
+    inbound_scenarios: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    status_scenarios: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     unknown_status_scenario: ClassVar[str]
     signature_headers: ClassVar[tuple[str, ...]] = ()
-    signs_url: ClassVar[bool] = True
-    signs_body: ClassVar[bool] = True
     fake_api_base_url: ClassVar[str] = "https://carrier-api.test"
     send_kwargs: ClassVar[Mapping[str, Any]] = {
         "to": "+12025550143",
@@ -228,10 +249,6 @@ class CarrierContract:
         """The signed request without the signature headers."""
         return _rebuild(self.signed_request(kind, scenario), drop_headers=self.signature_headers)
 
-    def stale_request(self, kind: str, scenario: str) -> WebhookRequest | None:
-        """None: the scheme has no timestamp."""
-        return None
-
     def http_attempts(self, http: responses.RequestsMock, adapter: CarrierAdapter) -> int:
         """Requests made so far through ``http``."""
         return len(http.calls)
@@ -271,12 +288,6 @@ class CarrierContract:
         """The adapter under test, pointed at the fake API base URL."""
         return self.adapter_class(self.credentials(), api_base_url=self.fake_api_base_url)
 
-    @pytest.fixture
-    def http(self) -> Iterator[responses.RequestsMock]:
-        """An active ``responses`` mock; unstubbed requests fail with ConnectionError."""
-        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-            yield mock
-
     def _secret_values(self) -> list[str]:
         creds = self.credentials()
         return [str(creds[name]) for name in self.secret_credentials if creds.get(name)]
@@ -307,6 +318,17 @@ class CarrierContract:
         assert self.send_kwargs["body"] not in message, "the message body shows in an error"
         return info.value
 
+    def _assert_event_repr(self, event: object, request: WebhookRequest) -> None:
+        values = [getattr(event, attr, None) for attr in _PHONE_ATTRS]
+        numbers = _full_numbers(*[v for v in values if isinstance(v, str)])
+        text, what = repr(event), f"repr of {type(event).__name__}"
+        self._assert_hidden(text, numbers, what)
+
+
+class CarrierContract(ContractHooks):
+    """What every carrier adapter does: declare itself, hide its secrets, accept what it signed
+    and refuse what it did not, answer every webhook kind."""
+
     # -- declaration -------------------------------------------------------------------------
 
     def test_declares_the_adapter_attributes(self, adapter: CarrierAdapter) -> None:
@@ -322,15 +344,6 @@ class CarrierContract:
 
     def test_flags_exactly_the_secret_credentials(self) -> None:
         assert secret_fields(self.adapter_class.config_schema) == self.secret_credentials
-
-    def test_scenario_tables_cover_the_contract(self) -> None:
-        outcomes = list(self.call_scenarios.values())
-        assert None in outcomes, "call_scenarios needs an answered call (None)"
-        assert any(o not in (None, CallOutcome.UNKNOWN) for o in outcomes), "and a missed one"
-        assert self.call_scenarios[self.unknown_call_scenario] is CallOutcome.UNKNOWN
-        unknown_status = self.status_scenarios[self.unknown_status_scenario]
-        assert unknown_status["status"] is DeliveryStatus.UNKNOWN
-        assert self.inbound_scenarios, "inbound_scenarios needs at least one scenario"
 
     def test_repr_hides_credentials(self, adapter: CarrierAdapter) -> None:
         assert self._secret_values(), "the test credentials must include a secret"
@@ -367,38 +380,23 @@ class CarrierContract:
         with pytest.raises(WebhookVerificationError):
             adapter.verify_request(self.wrongly_signed_request(*webhook))
 
-    def test_stale_request_is_rejected(
-        self, adapter: CarrierAdapter, webhook: tuple[str, str]
-    ) -> None:
-        stale = self.stale_request(*webhook)
-        if stale is None:
-            pytest.skip(f"{self.adapter_class.name} signatures carry no timestamp")
-        with pytest.raises(WebhookVerificationError):
-            adapter.verify_request(stale)
+    # -- replies -----------------------------------------------------------------------------
 
-    def test_request_with_altered_body_is_rejected(
-        self, adapter: CarrierAdapter, webhook: tuple[str, str]
-    ) -> None:
-        if not self.signs_body:
-            pytest.skip(f"{self.adapter_class.name} signatures do not cover the body")
-        signed = self.signed_request(*webhook)
-        last = signed.body[-1:]
-        altered = signed.body[:-1] + (b"1" if last != b"1" else b"2")
-        with pytest.raises(WebhookVerificationError):
-            adapter.verify_request(_rebuild(signed, body=altered))
+    def test_every_webhook_kind_gets_a_reply(self, adapter: CarrierAdapter) -> None:
+        for kind in WEBHOOK_KINDS:
+            reply = adapter.reply(kind)
+            assert isinstance(reply, WebhookReply)
+            assert 200 <= reply.status < 300, kind
 
-    def test_request_to_another_url_is_rejected(
-        self, adapter: CarrierAdapter, webhook: tuple[str, str]
-    ) -> None:
-        if not self.signs_url:
-            pytest.skip(f"{self.adapter_class.name} signatures do not cover the URL")
-        signed = self.signed_request(*webhook)
-        parts = urlsplit(signed.url)
-        other = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "-other"))
-        with pytest.raises(WebhookVerificationError):
-            adapter.verify_request(_rebuild(signed, url=other))
 
-    # -- parsing -----------------------------------------------------------------------------
+class CallSourceContract(ContractHooks):
+    """Reports calls: every call scenario gives its outcome, an unknown status ``UNKNOWN``."""
+
+    def test_call_scenarios_cover_the_contract(self) -> None:
+        outcomes = list(self.call_scenarios.values())
+        assert None in outcomes, "call_scenarios needs an answered call (None)"
+        assert any(o not in (None, CallOutcome.UNKNOWN) for o in outcomes), "and a missed one"
+        assert self.call_scenarios[self.unknown_call_scenario] is CallOutcome.UNKNOWN
 
     def test_call_scenario_maps_to_its_outcome(
         self, adapter: CarrierAdapter, call_scenario: str
@@ -425,14 +423,26 @@ class CarrierContract:
         assert isinstance(event, MissedCall)
         assert event.outcome is CallOutcome.UNKNOWN
 
+
+class IncomingCallContract(ContractHooks):
+    """Answers a new incoming call (TwiML ``<Dial>``, an NCCO, BXML ``<Transfer>``): only that
+    request is routed."""
+
+    incoming_call_scenario: ClassVar[str]
+
     def test_only_the_incoming_call_is_routed(
         self, adapter: CarrierAdapter, call_scenario: str
     ) -> None:
-        if self.incoming_call_scenario is None:
-            pytest.skip(f"{self.adapter_class.name} has no incoming-call request")
         request = self.signed_request("voice", call_scenario)
         expected = call_scenario == self.incoming_call_scenario
         assert adapter.is_incoming_call(request) is expected
+
+
+class InboundMessagingContract(ContractHooks):
+    """Receives the customer's texts."""
+
+    def test_inbound_scenarios_cover_the_contract(self) -> None:
+        assert self.inbound_scenarios, "inbound_scenarios needs at least one scenario"
 
     def test_inbound_message_is_parsed(
         self, adapter: CarrierAdapter, inbound_scenario: str
@@ -449,6 +459,14 @@ class CarrierContract:
         self._assert_event_repr(message, request)
         if len(message.body) >= 8:  # short bodies ("STOP") may equal other fields
             assert message.body not in repr(message), "the message body shows in repr"
+
+
+class DeliveryReportContract(ContractHooks):
+    """Posts delivery reports about the texts we send."""
+
+    def test_status_scenarios_cover_the_contract(self) -> None:
+        unknown_status = self.status_scenarios[self.unknown_status_scenario]
+        assert unknown_status["status"] is DeliveryStatus.UNKNOWN
 
     def test_status_callback_is_parsed(
         self, adapter: CarrierAdapter, status_scenario: str
@@ -468,19 +486,9 @@ class CarrierContract:
         request = self.signed_request("status", self.unknown_status_scenario)
         assert adapter.parse_status(request).status is DeliveryStatus.UNKNOWN
 
-    def _assert_event_repr(self, event: object, request: WebhookRequest) -> None:
-        values = [getattr(event, attr, None) for attr in _PHONE_ATTRS]
-        numbers = _full_numbers(*[v for v in values if isinstance(v, str)])
-        text, what = repr(event), f"repr of {type(event).__name__}"
-        self._assert_hidden(text, numbers, what)
 
-    # -- replies -----------------------------------------------------------------------------
-
-    def test_every_webhook_kind_gets_a_reply(self, adapter: CarrierAdapter) -> None:
-        for kind in WEBHOOK_KINDS:
-            reply = adapter.reply(kind)
-            assert isinstance(reply, WebhookReply)
-            assert 200 <= reply.status < 300, kind
+class SendingContract(ContractHooks):
+    """Sends texts: one attempt, each HTTP failure classified."""
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -530,6 +538,11 @@ class CarrierContract:
         assert not isinstance(error, RecipientRejectedError)
         assert error.status == 400
 
+
+class TransportFailureContract(ContractHooks):
+    """Sends over the network: a timeout or a dropped connection is ambiguous, a refused one
+    is not."""
+
     def test_read_timeout_is_ambiguous(
         self, adapter: CarrierAdapter, http: responses.RequestsMock
     ) -> None:
@@ -554,3 +567,49 @@ class CarrierContract:
         with pytest.raises(TransientProviderError) as info:
             self._send(adapter)
         assert info.value.ambiguous is True
+
+
+class MessagingContract(
+    InboundMessagingContract, DeliveryReportContract, SendingContract, TransportFailureContract
+):
+    """Texts in both directions over the network: inbound texts, delivery reports, sending."""
+
+
+class TimestampedSignatureContract(ContractHooks):
+    """The signature carries a time: a request signed outside the tolerance is refused."""
+
+    def stale_request(self, kind: str, scenario: str) -> WebhookRequest:
+        """A request correctly signed for a time outside the tolerance."""
+        raise NotImplementedError("the carrier's test class provides stale_request()")
+
+    def test_stale_request_is_rejected(
+        self, adapter: CarrierAdapter, webhook: tuple[str, str]
+    ) -> None:
+        with pytest.raises(WebhookVerificationError):
+            adapter.verify_request(self.stale_request(*webhook))
+
+
+class SignsBodyContract(ContractHooks):
+    """The signature covers the raw body: a body altered after signing is refused."""
+
+    def test_request_with_altered_body_is_rejected(
+        self, adapter: CarrierAdapter, webhook: tuple[str, str]
+    ) -> None:
+        signed = self.signed_request(*webhook)
+        last = signed.body[-1:]
+        altered = signed.body[:-1] + (b"1" if last != b"1" else b"2")
+        with pytest.raises(WebhookVerificationError):
+            adapter.verify_request(_rebuild(signed, body=altered))
+
+
+class SignsUrlContract(ContractHooks):
+    """The signature covers the URL: a request to another path is refused."""
+
+    def test_request_to_another_url_is_rejected(
+        self, adapter: CarrierAdapter, webhook: tuple[str, str]
+    ) -> None:
+        signed = self.signed_request(*webhook)
+        parts = urlsplit(signed.url)
+        other = urlunsplit(parts._replace(path=parts.path.rstrip("/") + "-other"))
+        with pytest.raises(WebhookVerificationError):
+            adapter.verify_request(_rebuild(signed, url=other))
