@@ -37,7 +37,7 @@ from connector.core.errors import (
     TransientProviderError,
 )
 from connector.core.http import DEFAULT_TIMEOUT, new_session, retry_after_seconds, transport_error
-from connector.core.log_redaction import mask_phone_numbers
+from connector.core.redact import redact
 from crm_adapters.base import CrmAdapter, OAuthEndpoints, OAuthTokens
 
 _LOG = logging.getLogger(__name__)
@@ -181,10 +181,7 @@ def _expiry(answer: Mapping[str, Any], now: datetime | None) -> datetime | None:
 
 
 def _redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return mask_phone_numbers(text).strip()[:MAX_DETAIL_CHARS]
+    return redact(text, secrets).strip()[:MAX_DETAIL_CHARS]
 
 
 def _post_token(

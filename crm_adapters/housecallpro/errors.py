@@ -21,7 +21,6 @@ asks for :data:`DEFAULT_RATE_LIMIT_WAIT`; the connector's one retry layer backs 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +32,7 @@ from connector.core.errors import (
     TransientProviderError,
 )
 from connector.core.http import retry_after_seconds
+from connector.core.redact import redact
 
 PROVIDER = "housecallpro"
 
@@ -73,29 +73,6 @@ FORBIDDEN_HINTS: Mapping[str, str] = {
         "and was granted the scopes it needs"
     ),
 }
-
-# A run of at least seven digits, optionally with a leading "+" and single phone punctuation
-# between digits, not glued to letters, digits or hyphens (ids such as UUIDs survive).
-_PHONE_LIKE = re.compile(r"(?<![0-9A-Za-z\-])\+?\d(?:[\s().\-]{0,2}\d){6,}(?![0-9A-Za-z\-])")
-
-
-def mask_phone_numbers(text: str) -> str:
-    """``text`` with every phone-like digit run reduced to its last two digits."""
-
-    def _mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        return "*" * (len(digits) - 2) + digits[-2:]
-
-    return _PHONE_LIKE.sub(_mask, text)
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` without any of ``secrets`` and without full phone numbers."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return mask_phone_numbers(text)
-
 
 def _as_text(value: Any) -> str:
     if isinstance(value, str):

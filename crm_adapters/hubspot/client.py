@@ -32,6 +32,7 @@ from connector.core.errors import (
     TransientProviderError,
 )
 from connector.core.http import retry_after_seconds
+from connector.core.redact import redact
 
 PROVIDER = "hubspot"
 
@@ -59,11 +60,6 @@ MIN_RATE_LIMIT_WAIT = 1.0
 # https://github.com/HubSpot/hubspot-api-nodejs/issues/545 (the message format)
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
 
-# A run of at least seven digits, optionally with a leading "+" and single phone punctuation
-# between digits, not glued to letters, digits or hyphens (so UUIDs such as correlationIds
-# survive). Provider messages sometimes echo property values, phone numbers among them.
-_PHONE_LIKE = re.compile(r"(?<![0-9A-Za-z\-])\+?\d(?:[\s().\-]{0,2}\d){6,}(?![0-9A-Za-z\-])")
-
 _LOG = logging.getLogger(__name__)
 
 # The generated SDK logs every response body at DEBUG ("response body: ..."), and bodies hold
@@ -80,24 +76,6 @@ class HubSpotConflictError(PermanentProviderError):
     def __init__(self, message: str, *, existing_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
         self.existing_id = existing_id
-
-
-def mask_phone_numbers(text: str) -> str:
-    """``text`` with every phone-like digit run reduced to its last two digits."""
-
-    def _mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        return "*" * (len(digits) - 2) + digits[-2:]
-
-    return _PHONE_LIKE.sub(_mask, text)
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` without any of ``secrets`` and without full phone numbers."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return mask_phone_numbers(text)
 
 
 def _parse_body(body: Any) -> dict[str, Any]:
@@ -169,7 +147,8 @@ def api_error(
     """
     data = _parse_body(body)
     category = str(data.get("category") or data.get("errorType") or "") or None
-    # Capped: validation messages can quote the values we sent.
+    # Capped and redacted: validation messages can quote the values we sent, phone numbers
+    # among them.
     raw_message = str(data.get("message") or "").strip()[:MAX_MESSAGE_CHARS] or f"HTTP {status}"
     correlation = data.get("correlationId")
     text = f"HubSpot {operation} failed ({status}"

@@ -9,7 +9,6 @@ secret or a full phone number.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from connector.core.errors import (
     TransientProviderError,
 )
 from connector.core.http import retry_after_seconds
+from connector.core.redact import redact as core_redact
 
 PROVIDER = "jobber"
 
@@ -42,11 +42,6 @@ DISCONNECTED_TEXT = "has disconnected this app"
 #: The GraphQL error of a temporary outage (same page).
 UNAVAILABLE_TEXT = "service temporarily unavailable"
 
-# A run of at least seven digits, optionally with a leading "+" and single phone punctuation
-# between digits, not glued to letters, digits or hyphens (so ids and UUIDs survive).
-_PHONE_LIKE = re.compile(r"(?<![0-9A-Za-z\-])\+?\d(?:[\s().\-]{0,2}\d){6,}(?![0-9A-Za-z\-])")
-
-
 class AppDisconnectedError(ProviderAuthError):
     """The account disconnected the app: Jobber has invalidated every token of the installation."""
 
@@ -55,22 +50,9 @@ class UnauthorizedError(ProviderAuthError):
     """HTTP 401 from the GraphQL endpoint: the access token was refused (expired or revoked)."""
 
 
-def mask_phone_numbers(text: str) -> str:
-    """``text`` with every phone-like digit run reduced to its last two digits."""
-
-    def _mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        return "*" * (len(digits) - 2) + digits[-2:]
-
-    return _PHONE_LIKE.sub(_mask, text)
-
-
 def redact(text: str, secrets: Sequence[str] = ()) -> str:
     """``text`` capped, without any of ``secrets`` and without full phone numbers."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return mask_phone_numbers(text).strip()[:MAX_MESSAGE_CHARS]
+    return core_redact(text, secrets).strip()[:MAX_MESSAGE_CHARS]
 
 
 def ddos_window_wait(now: float | None = None) -> float:
