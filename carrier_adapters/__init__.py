@@ -12,13 +12,14 @@ from carrier_adapters.sandbox import SandboxCarrier
 from carrier_adapters.telnyx import TelnyxCarrier
 from carrier_adapters.twilio import TwilioCarrier
 from carrier_adapters.vonage import VonageCarrier
+from carrier_adapters.zoom import ZoomCarrier
 
 CARRIERS: dict[str, type[CarrierAdapter]] = {
     adapter.name: adapter
     for adapter in (
         SandboxCarrier, TwilioCarrier, TelnyxCarrier, VonageCarrier, PlivoCarrier, BandwidthCarrier,
         # Call-event sources: they report missed calls; some text through their own API.
-        RingCentralCarrier, QuoCarrier, AircallCarrier, DialpadCarrier, CallRailCarrier,
+        RingCentralCarrier, QuoCarrier, AircallCarrier, DialpadCarrier, CallRailCarrier, ZoomCarrier,
     )
 }
 
