@@ -18,7 +18,11 @@ from typing import Any, ClassVar, final
 import marshmallow
 import requests
 
-from connector.core.errors import MalformedWebhookError
+from connector.core.errors import (
+    MalformedWebhookError,
+    PermanentProviderError,
+    UnsupportedEventError,
+)
 from connector.core.events import (
     AnsweredCall,
     CallOutcome,
@@ -283,3 +287,35 @@ class CarrierAdapter(ABC):
     ) -> WebhookReply:
         """The body to answer a webhook of ``kind`` with; ``routing`` is set for incoming calls."""
         return WebhookReply(b"", "text/plain")
+
+
+class CallEventSource(CarrierAdapter):
+    """Base of the call-event sources that text nothing for us (CallRail, Zoom Phone).
+
+    They report calls; the account names the carrier that texts from the business number in
+    ``carrier.sms`` (``sends_sms`` is False, so the account schema requires one), and the
+    customer's replies and delivery reports go to that carrier's webhooks.
+    """
+
+    sends_sms: ClassVar[bool] = False
+
+    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
+        """Always :class:`UnsupportedEventError`: replies reach the ``carrier.sms`` carrier."""
+        raise UnsupportedEventError(f"{self.name}: texts are received by the account's carrier.sms")
+
+    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
+        """Always :class:`UnsupportedEventError`: the source sends none of our texts."""
+        raise UnsupportedEventError(
+            f"{self.name}: delivery reports come from the account's carrier.sms"
+        )
+
+    def send_sms(
+        self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
+    ) -> SendResult:
+        """Always :class:`PermanentProviderError`: the account's ``carrier.sms`` sends texts;
+        reaching this is a wiring mistake."""
+        raise PermanentProviderError(
+            f"{self.name} sends no texts: the account's carrier.sms sends them from the "
+            "business number",
+            provider=self.name,
+        )

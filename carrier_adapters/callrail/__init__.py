@@ -23,17 +23,9 @@ from typing import ClassVar
 import marshmallow
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
-from connector.core.errors import PermanentProviderError, UnsupportedEventError
-from connector.core.events import (
-    AnsweredCall,
-    CallOutcome,
-    InboundMessage,
-    MessageStatusUpdate,
-    MissedCall,
-    SendResult,
-)
-from connector.core.http import WebhookReply, WebhookRequest
+from carrier_adapters.base import CallEventSource, WebhookEvent
+from connector.core.events import AnsweredCall, CallOutcome, MissedCall
+from connector.core.http import WebhookRequest
 
 from . import webhooks
 
@@ -53,7 +45,7 @@ class CallRailCredentials(marshmallow.Schema):
     signature_digest = fields.String(load_default="sha1", validate=validate.OneOf(webhooks.DIGESTS))
 
 
-class CallRailCarrier(CarrierAdapter):
+class CallRailCarrier(CallEventSource):
     """CallRail: signed post-call webhooks as missed calls; no texting of its own."""
 
     name: ClassVar[str] = "callrail"
@@ -65,7 +57,6 @@ class CallRailCarrier(CarrierAdapter):
     #: ``call_type`` of an unanswered post-call:
     #: https://support.callrail.com/hc/en-us/articles/5711246459149-Webhooks
     call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
-    sends_sms: ClassVar[bool] = False
 
     # -- webhooks ------------------------------------------------------------------------
 
@@ -82,38 +73,6 @@ class CallRailCarrier(CarrierAdapter):
         if isinstance(event, MissedCall | AnsweredCall):
             return webhooks.business_number(request)
         return super().business_number(event, request)
-
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """Always :class:`UnsupportedEventError`: replies reach the ``carrier.sms`` carrier."""
-        raise UnsupportedEventError("callrail: texts are received by the account's carrier.sms")
-
-    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
-        """Always :class:`UnsupportedEventError`: CallRail sends none of our texts."""
-        raise UnsupportedEventError("callrail: delivery reports come from the account's carrier.sms")
-
-    def reply(
-        self,
-        kind: str,
-        request: WebhookRequest | None = None,
-        routing: CallRouting | None = None,
-    ) -> WebhookReply:
-        """An empty 200."""
-        return WebhookReply(b"", "text/plain")
-
-    # -- sending -------------------------------------------------------------------------
-
-    def send_sms(
-        self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
-    ) -> SendResult:
-        """Always :class:`PermanentProviderError`: CallRail is a call-event source only.
-
-        The connector sends through the carrier named in ``carrier.sms`` (``sends_sms`` is
-        False, so the account schema requires one); reaching this is a wiring mistake.
-        """
-        raise PermanentProviderError(
-            "callrail sends no texts: the account's carrier.sms sends them from the business number",
-            provider=self.name,
-        )
 
 
 __all__ = ["CallRailCarrier", "CallRailCredentials"]

@@ -22,22 +22,10 @@ from typing import Any, ClassVar
 import marshmallow
 from marshmallow import fields, validate
 
-from carrier_adapters.base import HANDSHAKE, CallRouting, CarrierAdapter, WebhookEvent
+from carrier_adapters.base import HANDSHAKE, CallEventSource, CallRouting, CarrierAdapter, WebhookEvent
 from connector.core import safe_json
-from connector.core.errors import (
-    MalformedWebhookError,
-    PermanentProviderError,
-    UnsupportedEventError,
-    WebhookVerificationError,
-)
-from connector.core.events import (
-    AnsweredCall,
-    CallOutcome,
-    InboundMessage,
-    MessageStatusUpdate,
-    MissedCall,
-    SendResult,
-)
+from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.core.events import AnsweredCall, CallOutcome, MissedCall
 from connector.core.http import WebhookReply, WebhookRequest
 from connector.core.phone import to_e164
 from connector.core.signing import constant_time_equals, hmac_hex, require_fresh
@@ -165,7 +153,7 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
     )
 
 
-class ZoomCarrier(CarrierAdapter):
+class ZoomCarrier(CallEventSource):
     """Zoom Phone: signed call-state events as missed and answered calls; no texting of its own."""
 
     name: ClassVar[str] = "zoom"
@@ -175,7 +163,6 @@ class ZoomCarrier(CarrierAdapter):
     default_api_base_url: ClassVar[str] = "https://api.zoom.us"
     config_schema: ClassVar[type[marshmallow.Schema]] = ZoomCredentials
     call_outcomes: ClassVar[Mapping[str, CallOutcome]] = CALL_OUTCOMES
-    sends_sms: ClassVar[bool] = False
 
     route = route
     parse_call_event = parse_call_event
@@ -200,14 +187,6 @@ class ZoomCarrier(CarrierAdapter):
             return to_e164(_number(call, "callee" if event.direction == "inbound" else "caller"))
         return super().business_number(event, request)
 
-    def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:
-        """Always :class:`UnsupportedEventError`: replies reach the ``carrier.sms`` carrier."""
-        raise UnsupportedEventError("zoom: texts are received by the account's carrier.sms")
-
-    def parse_status(self, request: WebhookRequest) -> MessageStatusUpdate:
-        """Always :class:`UnsupportedEventError`: Zoom Phone sends none of our texts."""
-        raise UnsupportedEventError("zoom: delivery reports come from the account's carrier.sms")
-
     def reply(
         self,
         kind: str,
@@ -224,15 +203,6 @@ class ZoomCarrier(CarrierAdapter):
         encrypted = hmac_hex(self.credentials["secret_token"], plain.encode("utf-8"))
         body = json.dumps({"plainToken": plain, "encryptedToken": encrypted}).encode()
         return WebhookReply(body, "application/json")
-
-    def send_sms(
-        self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
-    ) -> SendResult:
-        """Always :class:`PermanentProviderError`: the account's ``carrier.sms`` sends texts."""
-        raise PermanentProviderError(
-            "zoom sends no texts: the account's carrier.sms sends them from the business number",
-            provider=self.name,
-        )
 
 
 __all__ = ["ZoomCarrier", "ZoomCredentials"]
