@@ -46,6 +46,21 @@ def suite_instant(config: pytest.Config) -> datetime:
     return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "applies(predicate, why_not): a contract check for some adapters only")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out contract checks that do not apply to an adapter (they are not skips)."""
+    from tests.capabilities import applies_to
+
+    left_out = [item for item in items if not applies_to(item)]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if applies_to(item)]
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"clock: every test starts at {suite_instant(config).isoformat()}; TZ={os.environ.get('TZ', '')}"
 

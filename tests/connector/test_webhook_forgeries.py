@@ -550,12 +550,18 @@ def test_the_status_url_never_reads_an_inbound_text(app: Any, runtime: Runtime,
             assert s.scalar(select(func.count()).select_from(models.Message)) >= 1
 
 
-@pytest.mark.parametrize("name", _carriers())
+def _carriers_with_delivery_reports() -> list[str]:
+    """Carriers that post delivery reports (RingCentral's message-store events carry no ids)."""
+    from carrier_adapters import CARRIERS
+
+    return sorted(name for name, cls in CARRIERS.items()
+                  if cls.sends_sms and name != "ringcentral")
+
+
+@pytest.mark.parametrize("name", _carriers_with_delivery_reports())
 def test_a_delivery_report_is_never_read_as_an_inbound_text(app: Any, runtime: Runtime,
                                                            name: str) -> None:
     contract = contract_for(name)
-    if not contract.adapter_class.sends_sms or name == "ringcentral":
-        pytest.skip(f"{name} posts no delivery reports")
     carrier_account(runtime, name, contract, BUSINESS)
     client = app.test_client()
     body, content_type = contract.scenario_body("status", next(iter(contract.status_scenarios)))
