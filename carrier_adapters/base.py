@@ -1,8 +1,8 @@
 """The contract every carrier adapter fulfils.
 
 An adapter is a thin translator: verify the provider's signature on the raw request, map its
-payloads to :mod:`connector.core.events` through mapping tables, send one text per call to ``send_sms``
-and classify the provider's errors into :mod:`connector.core.errors`. It keeps no state and never
+payloads to :mod:`connector.kernel.events` through mapping tables, send one text per call to ``send_sms``
+and classify the provider's errors into :mod:`connector.kernel.errors`. It keeps no state and never
 touches Flask or storage.
 """
 
@@ -18,12 +18,12 @@ from typing import Any, ClassVar, final
 import marshmallow
 import requests
 
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     UnsupportedEventError,
 )
-from connector.core.events import (
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -32,7 +32,7 @@ from connector.core.events import (
     MissedCall,
     SendResult,
 )
-from connector.core.http import WebhookReply, WebhookRequest, new_session
+from connector.kernel.http import WebhookReply, WebhookRequest, new_session
 
 #: Webhook kinds, the last segment of ``/webhooks/<carrier>/<account_id>/<kind>``.
 WEBHOOK_KINDS = ("voice", "sms", "status")
@@ -162,13 +162,14 @@ class CarrierAdapter(ABC):
 
     @abstractmethod
     def verify_request(self, request: WebhookRequest) -> None:
-        """Raise :class:`~connector.core.errors.WebhookVerificationError` unless the request is authentic."""
+        """Raise :class:`~connector.kernel.errors.WebhookVerificationError` unless the request is
+        authentic."""
 
     @abstractmethod
     def parse_call_event(self, request: WebhookRequest) -> MissedCall | None:
         """The missed call this voice webhook reports, or None (answered, ringing, not a call end).
 
-        Raises :class:`~connector.core.errors.MalformedWebhookError` when required fields are missing.
+        Raises :class:`~connector.kernel.errors.MalformedWebhookError` when required fields are missing.
         """
 
     def replay_nonce(self, request: WebhookRequest) -> str | None:
@@ -219,7 +220,7 @@ class CarrierAdapter(ABC):
         """The kind to parse an authentic request to our ``kind`` URL as: :meth:`route`'s answer,
         when the URL may carry it (:attr:`url_kinds`).
 
-        Raises :class:`~connector.core.errors.MalformedWebhookError` (a 400) for an event the URL
+        Raises :class:`~connector.kernel.errors.MalformedWebhookError` (a 400) for an event the URL
         does not carry, above all an inbound text on the ``status`` URL. ``HANDSHAKE`` passes on
         any URL: answering it stores nothing.
         """
@@ -266,7 +267,7 @@ class CarrierAdapter(ABC):
     def send_sms(
         self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
     ) -> SendResult:
-        """Send one text, one attempt; raise a classified :mod:`connector.core.errors` error on failure."""
+        """Send one text, one attempt; raise a classified :mod:`connector.kernel.errors` error on failure."""
 
     def find_sent_message(
         self, *, to: str, from_: str, body: str, sent_after: datetime

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
-from connector.core.http import WebhookReply
+from connector.kernel.http import WebhookReply
 
 
 def _as_is(number: str) -> str:

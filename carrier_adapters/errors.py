@@ -3,7 +3,7 @@
 Every carrier answers a failed request with an HTTP status and, often, an error code of its own
 in the body. What the code means differs (Twilio's 21610 is an opt-out, Telnyx's 40300 too);
 what we do with the meaning does not. A carrier describes its codes in an :class:`ErrorTable`;
-:func:`classify_error` turns a failed response into the :mod:`connector.core.errors` error the
+:func:`classify_error` turns a failed response into the :mod:`connector.kernel.errors` error the
 connector acts on:
 
 1. a code the table lists as the recipient's refusal (below HTTP 500) is a
@@ -13,7 +13,7 @@ connector acts on:
 3. a code listed as bad credentials, or HTTP 401, is a :class:`ProviderAuthError`;
 4. a code listed as throttling, or HTTP 429, is a :class:`RateLimitedError` whose wait is the
    carrier's ``Retry-After`` (or the table's default);
-5. anything else goes by HTTP status (:func:`connector.core.http.classify_status`): 403 auth,
+5. anything else goes by HTTP status (:func:`connector.kernel.http.classify_status`): 403 auth,
    5xx transient and ambiguous, other 4xx permanent.
 
 Messages carry the carrier's name, the HTTP status and the code only: never the carrier's own
@@ -28,14 +28,14 @@ from typing import Any
 
 import requests
 
-from connector.core.errors import (
+from connector.kernel.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     RecipientRejectedError,
 )
-from connector.core.http import classify_status, retry_after_seconds
+from connector.kernel.http import classify_status, retry_after_seconds
 
 #: Reads a carrier's error code out of its parsed JSON error body; None when there is none.
 CodeReader = Callable[[Any], str | None]
@@ -128,7 +128,7 @@ def error_code(response: requests.Response, table: ErrorTable) -> str | None:
 
 
 def classify_error(response: requests.Response, table: ErrorTable) -> ProviderError:
-    """The :mod:`connector.core.errors` error for a non-2xx response, per the carrier's table
+    """The :mod:`connector.kernel.errors` error for a non-2xx response, per the carrier's table
     (the order is in the module docstring)."""
     status = response.status_code
     code = error_code(response, table)

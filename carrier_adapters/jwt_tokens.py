@@ -10,11 +10,11 @@ in this order:
 2. the MAC over the raw ``header.claims`` text, with PyJWT's HS256 in constant time, *before*
    either part is decoded: no JSON an outsider wrote is ever parsed;
 3. only ``alg`` HS256 (never ``none``, never a public-key algorithm), both parts parsed with the
-   nesting cap of :mod:`connector.core.safe_json` (an authentic part that cannot be read is a
+   nesting cap of :mod:`connector.kernel.safe_json` (an authentic part that cannot be read is a
    malformed webhook, a 400, not a forgery);
 4. the required claims (``iat``, and ``exp`` where the carrier promises it) present and numbers,
    ``iat`` within a tolerance of now and ``exp`` not past (with leeway), now being
-   :func:`connector.core.clock.timestamp`, the program's one clock.
+   :func:`connector.kernel.clock.timestamp`, the program's one clock.
 
 PyJWT reference: https://pyjwt.readthedocs.io/en/stable/api.html
 """
@@ -31,9 +31,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import HMACAlgorithm
 from jwt.utils import base64url_decode, base64url_encode
 
-from connector.core import clock, safe_json
-from connector.core.errors import MalformedWebhookError, WebhookVerificationError
-from connector.core.signing import require_fresh
+from connector.kernel import clock, safe_json
+from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
+from connector.kernel.signing import require_fresh
 
 #: Seconds an ``iat`` may lie either side of now: five minutes absorbs clock skew.
 IAT_TOLERANCE = 300.0

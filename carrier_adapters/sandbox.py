@@ -20,9 +20,9 @@ from typing import Any, ClassVar, Protocol
 from marshmallow import Schema, fields
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
-from connector.core import clock, safe_json
-from connector.core.errors import MalformedWebhookError, WebhookVerificationError
-from connector.core.events import (
+from connector.kernel import clock, safe_json
+from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -31,9 +31,9 @@ from connector.core.events import (
     MissedCall,
     SendResult,
 )
-from connector.core.http import WebhookReply, WebhookRequest, classify_status
-from connector.core.phone import to_e164
-from connector.core.signing import constant_time_equals, hmac_hex
+from connector.kernel.http import WebhookReply, WebhookRequest, classify_status
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import constant_time_equals, hmac_hex
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
 

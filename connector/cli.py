@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from connector.core.errors import ConfigurationError
+from connector.kernel.errors import ConfigurationError
 from connector.settings.config import Settings, load_settings
 
 log = logging.getLogger("textback")
@@ -101,12 +101,12 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def configure_logging(level: str, stream: TextIO | None = None) -> None:
-    """Log to ``stream`` (stderr) at ``level``, every line redacted (``connector.core.log_redaction``).
+    """Log to ``stream`` (stderr) at ``level``, every line redacted (``connector.kernel.log_redaction``).
 
     The redacting filter goes on each handler of the root logger, so it covers every library's
     records too, at every level.
     """
-    from connector.core import log_redaction
+    from connector.kernel import log_redaction
 
     logging.basicConfig(level=level, format=LOG_FORMAT, stream=stream)
     log_redaction.install()
@@ -126,8 +126,8 @@ def _runtime(settings: Settings, **kwargs: object):  # type: ignore[no-untyped-d
 
 def record_metrics(settings: Settings, command: str) -> None:
     """Record this process's metrics into ``TEXTBACK_METRICS_DIR``, where ``serve``'s ``/metrics``
-    sums every process's (``serve`` and ``worker`` at start-up; see ``connector.core.metrics``)."""
-    from connector.core import metrics
+    sums every process's (``serve`` and ``worker`` at start-up; see ``connector.kernel.metrics``)."""
+    from connector.kernel import metrics
 
     try:
         metrics.record_in_directory(settings.metrics_dir, command)
@@ -138,7 +138,7 @@ def record_metrics(settings: Settings, command: str) -> None:
 
 
 def _stop_recording_metrics() -> None:
-    from connector.core import metrics
+    from connector.kernel import metrics
 
     metrics.stop_recording_in_directory()
 

@@ -18,9 +18,9 @@ from huey.consumer import Consumer
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import CarrierAdapter
-from connector.core.metrics import InstrumentedCrm
 from connector.jobs.queue import build_huey, make_consumer
 from connector.jobs.sweeper import Jobs
+from connector.kernel.metrics import InstrumentedCrm
 from connector.settings.config import Settings
 from connector.storage.crypto import CredentialBox
 from connector.storage.db import Database

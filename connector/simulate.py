@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from carrier_adapters.sandbox import SIGNATURE_HEADER, SandboxCarrier
-from connector.core.errors import ConfigurationError
+from connector.kernel.errors import ConfigurationError
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, Message, SandboxRecord
 

@@ -16,10 +16,10 @@ from typing import Any, ClassVar, Final, Literal, Protocol
 import marshmallow
 import requests
 
-from connector.core.errors import WebhookVerificationError
-from connector.core.events import CallOutcome
-from connector.core.http import WebhookRequest
-from connector.core.phone import mask
+from connector.kernel.errors import WebhookVerificationError
+from connector.kernel.events import CallOutcome
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import mask
 
 #: Capability names an adapter may declare.
 CAPABILITIES = frozenset(
@@ -168,11 +168,11 @@ class WebhookSpec:
 
     ``url`` is :data:`PER_ACCOUNT` or :data:`APP_WIDE`. ``credential`` names the credential
     field holding the signing secret; ``verify(request, secret)`` raises
-    :class:`~connector.core.errors.WebhookVerificationError` unless the delivery is authentic,
+    :class:`~connector.kernel.errors.WebhookVerificationError` unless the delivery is authentic,
     and refuses everything when the secret is empty. An app-wide URL also needs
     ``account_of(request)``: the CRM's own account id as the delivery names it, read *before*
     verification because it decides whose secret to verify with (raise
-    :class:`~connector.core.errors.MalformedWebhookError` when it cannot be read).
+    :class:`~connector.kernel.errors.MalformedWebhookError` when it cannot be read).
     """
 
     url: Literal["per-account", "app-wide"]
@@ -348,7 +348,7 @@ class CrmAdapter(ABC):
         raise NotImplementedError
 
     def verify_request(self, request: WebhookRequest) -> None:
-        """Raise :class:`~connector.core.errors.WebhookVerificationError` unless a CRM webhook is
+        """Raise :class:`~connector.kernel.errors.WebhookVerificationError` unless a CRM webhook is
         authentic: :attr:`webhook`'s check with the credential it names."""
         spec = self.webhook
         if spec is None:
@@ -359,7 +359,7 @@ class CrmAdapter(ABC):
         """The events of a verified delivery that the connector acts on, in order; an empty list
         for an authentic delivery we only acknowledge (a topic nobody subscribed to, a test ping).
 
-        Raises :class:`~connector.core.errors.MalformedWebhookError` for a payload that cannot be
+        Raises :class:`~connector.kernel.errors.MalformedWebhookError` for a payload that cannot be
         read. The default acts on nothing.
         """
         return []

@@ -10,7 +10,7 @@ callback's code for tokens, refreshes them and classifies what the token endpoin
   reported as ambiguous: start the install again rather than re-sending the code.
 - ``invalid_client``, ``unauthorized_client``, ``invalid_request`` and
   ``unsupported_grant_type`` mean our app's configuration is wrong: a
-  :class:`~connector.core.errors.ProviderAuthError` naming what to check. Any other refusal
+  :class:`~connector.kernel.errors.ProviderAuthError` naming what to check. Any other refusal
   (``invalid_grant`` above all) means the grant is dead, uninstalled or rotated away:
   :class:`TokenRefusedError`, on which the adapter marks the installation disconnected.
 - Messages keep the provider's ``error_description`` but never a secret, code or token, nor a
@@ -27,8 +27,8 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from connector.core import clock
-from connector.core.errors import (
+from connector.kernel import clock
+from connector.kernel.errors import (
     ConfigurationError,
     PermanentProviderError,
     ProviderAuthError,
@@ -36,8 +36,8 @@ from connector.core.errors import (
     RateLimitedError,
     TransientProviderError,
 )
-from connector.core.http import DEFAULT_TIMEOUT, new_session, retry_after_seconds, transport_error
-from connector.core.redact import redact
+from connector.kernel.http import DEFAULT_TIMEOUT, new_session, retry_after_seconds, transport_error
+from connector.kernel.redact import redact
 from crm_adapters.base import CrmAdapter, OAuthEndpoints, OAuthTokens
 
 _LOG = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from typing import Any, ClassVar, Protocol
 
 from marshmallow import Schema, fields
 
-from connector.core.errors import WebhookVerificationError
-from connector.core.http import WebhookRequest, classify_status
-from connector.core.phone import to_e164
-from connector.core.signing import constant_time_equals, hmac_hex
+from connector.kernel.errors import WebhookVerificationError
+from connector.kernel.http import WebhookRequest, classify_status
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import constant_time_equals, hmac_hex
 from crm_adapters.base import (
     PER_ACCOUNT,
     CallLog,

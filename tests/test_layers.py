@@ -12,9 +12,9 @@ PACKAGES = ("connector", "carrier_adapters", "crm_adapters")
 
 #: Lowest first. A module may import modules of its own layer or of a lower one.
 LAYERS = (
-    ("core", ("connector.core",)),  # the kernel the adapters build on: events, errors, http ...
+    ("kernel", ("connector.kernel",)),  # what the adapters build on: events, errors, http ...
     ("adapters", ("carrier_adapters", "crm_adapters")),
-    ("rules", ("connector.rules",)),  # policy, hours, templates, keywords: no storage
+    ("domain", ("connector.domain",)),  # policy, hours, templates, keywords: no storage
     ("settings", ("connector.settings",)),
     ("storage", ("connector.storage",)),
     ("jobs", ("connector.jobs",)),  # text-back, CRM sync, conversation, alerts, intake
@@ -138,6 +138,6 @@ def test_the_checker_sees_function_level_and_type_checking_imports(tmp_path: Pat
               "def f():\n    from connector.cli import main\n")
     path = tmp_path / "probe.py"
     path.write_text(source)
-    modules = {"connector.web.pages": path, "connector.cli": path, "connector.core.probe": path}
-    assert _imports(path, "connector.core.probe", modules) == {"connector.web.pages",
+    modules = {"connector.web.pages": path, "connector.cli": path, "connector.kernel.probe": path}
+    assert _imports(path, "connector.kernel.probe", modules) == {"connector.web.pages",
                                                                "connector.cli"}

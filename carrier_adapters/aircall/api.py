@@ -24,10 +24,10 @@ from typing import Any
 import requests
 
 from carrier_adapters.errors import ErrorTable, classify_error
-from connector.core import clock
-from connector.core.errors import TransientProviderError
-from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, transport_error
+from connector.kernel import clock
+from connector.kernel.errors import TransientProviderError
+from connector.kernel.events import DeliveryStatus, SendResult
+from connector.kernel.http import DEFAULT_TIMEOUT, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 

@@ -34,13 +34,13 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.core.events import (
+from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
     MessageStatusUpdate,
     SendResult,
 )
-from connector.core.http import WebhookReply, WebhookRequest
+from connector.kernel.http import WebhookReply, WebhookRequest
 
 from . import webhooks
 from .api import DEFAULT_TOKEN_URL, BandwidthRestClient, OAuthToken
@@ -217,7 +217,7 @@ class BandwidthCarrier(CarrierAdapter):
     def send_sms(
         self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
     ) -> SendResult:
-        """Create one message; raise a classified :mod:`connector.core.errors` error on failure.
+        """Create one message; raise a classified :mod:`connector.kernel.errors` error on failure.
 
         Messaging v2 has no per-message callback URL: delivery reports go to the Messaging
         Application's outbound callback URL, so ``status_callback_url`` is not sent.

@@ -26,18 +26,18 @@ from typing import Any
 import requests
 
 from carrier_adapters.errors import ErrorTable, classify_error, json_code
-from connector.core.errors import (
+from connector.kernel.errors import (
     ProviderAuthError,
     TransientProviderError,
 )
-from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import (
+from connector.kernel.events import DeliveryStatus, SendResult
+from connector.kernel.http import (
     DEFAULT_TIMEOUT,
     CachedToken,
     classify_status,
     transport_error,
 )
-from connector.core.times import parse_time
+from connector.kernel.times import parse_time
 
 from .webhooks import CARRIER
 

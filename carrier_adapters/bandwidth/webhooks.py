@@ -1,6 +1,6 @@
 """Bandwidth webhooks: Basic-auth verification, routing, payload parsing and BXML replies.
 
-Everything here is a pure function of a :class:`~connector.core.http.WebhookRequest`, so it is tested
+Everything here is a pure function of a :class:`~connector.kernel.http.WebhookRequest`, so it is tested
 without Flask or the network.
 
 Bandwidth references:
@@ -28,19 +28,19 @@ from typing import Any
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
 from carrier_adapters.dialect import VoiceMarkup
-from connector.core import safe_json
-from connector.core.errors import MalformedWebhookError, WebhookVerificationError
-from connector.core.events import (
+from connector.kernel import safe_json
+from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
+from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.core.http import WebhookReply, WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.signing import constant_time_equals
-from connector.core.times import first_time
+from connector.kernel.http import WebhookReply, WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import constant_time_equals
+from connector.kernel.times import first_time
 
 CARRIER = "bandwidth"
 AUTH_HEADER = "Authorization"

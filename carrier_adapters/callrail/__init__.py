@@ -24,8 +24,8 @@ import marshmallow
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallEventSource, WebhookEvent
-from connector.core.events import AnsweredCall, CallOutcome, MissedCall
-from connector.core.http import WebhookRequest
+from connector.kernel.events import AnsweredCall, CallOutcome, MissedCall
+from connector.kernel.http import WebhookRequest
 
 from . import webhooks
 

@@ -31,13 +31,13 @@ from types import MappingProxyType
 from typing import Any
 
 from carrier_adapters.base import CarrierAdapter
-from connector.core import safe_json
-from connector.core.errors import MalformedWebhookError, WebhookVerificationError
-from connector.core.events import AnsweredCall, CallOutcome, MissedCall
-from connector.core.http import WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.signing import constant_time_equals
-from connector.core.times import first_time
+from connector.kernel import safe_json
+from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
+from connector.kernel.events import AnsweredCall, CallOutcome, MissedCall
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import constant_time_equals
+from connector.kernel.times import first_time
 
 CARRIER = "callrail"
 #: The header CallRail puts the signature in, and the default digest (``sha1``; an account may

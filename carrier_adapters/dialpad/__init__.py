@@ -27,15 +27,15 @@ import requests
 from marshmallow import fields, validate, validates_schema
 
 from carrier_adapters.base import CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.core.events import (
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     MessageStatusUpdate,
     SendResult,
 )
-from connector.core.http import WebhookRequest
-from connector.core.phone import to_e164
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import to_e164
 
 from . import webhooks
 from .api import DialpadRestClient

@@ -27,9 +27,9 @@ from typing import Any
 
 from carrier_adapters import jwt_tokens
 from carrier_adapters.base import CarrierAdapter
-from connector.core import clock, safe_json  # noqa: F401 - parses the JWT's parts (jwt_tokens)
-from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
-from connector.core.events import (
+from connector.kernel import clock, safe_json  # noqa: F401 - parses the JWT's parts (jwt_tokens)
+from connector.kernel.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -37,9 +37,9 @@ from connector.core.events import (
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.core.http import WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.times import first_time, parse_time
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.times import first_time, parse_time
 
 CARRIER = "dialpad"
 
@@ -84,7 +84,7 @@ def decode(request: WebhookRequest, secret: str, *, now: float | None = None) ->
     """The claims of the HS256 JWT that is the request body; raises on anything else.
 
     :func:`carrier_adapters.jwt_tokens.verify_hs256` checks the MAC before any part is decoded
-    (with :mod:`connector.core.safe_json` and its nesting cap) and requires ``iat`` and
+    (with :mod:`connector.kernel.safe_json` and its nesting cap) and requires ``iat`` and
     ``exp``: Dialpad's pages do not list these claims, but a token without them would stay
     valid forever, so one captured event could be replayed at will.
     """

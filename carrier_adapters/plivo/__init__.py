@@ -28,14 +28,14 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
-from connector.core.events import (
+from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
     MessageStatusUpdate,
     SendResult,
 )
-from connector.core.http import WebhookReply, WebhookRequest
-from connector.core.phone import to_e164
+from connector.kernel.http import WebhookReply, WebhookRequest
+from connector.kernel.phone import to_e164
 
 from . import webhooks
 from .api import PlivoRestClient
@@ -141,7 +141,7 @@ class PlivoCarrier(CarrierAdapter):
     def send_sms(
         self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
     ) -> SendResult:
-        """Send one message (``type=sms``); raise a classified :mod:`connector.core.errors` error.
+        """Send one message (``type=sms``); raise a classified :mod:`connector.kernel.errors` error.
 
         ``url``/``method`` ask Plivo to post each status change to our ``status`` webhook.
         """

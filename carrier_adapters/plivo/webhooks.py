@@ -1,6 +1,6 @@
 """Plivo webhooks: signature verification, payload parsing and Plivo XML replies.
 
-Everything here is a pure function of a :class:`~connector.core.http.WebhookRequest` (and the Auth
+Everything here is a pure function of a :class:`~connector.kernel.http.WebhookRequest` (and the Auth
 Token for signatures), so it is tested without Flask or the network.
 
 Plivo references:
@@ -24,18 +24,18 @@ from urllib.parse import parse_qsl, urlparse, urlsplit
 
 from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.dialect import VoiceMarkup
-from connector.core import clock
-from connector.core.errors import MalformedWebhookError, WebhookVerificationError
-from connector.core.events import (
+from connector.kernel import clock
+from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
+from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.core.http import WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.signing import constant_time_equals, hmac_base64
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import constant_time_equals, hmac_base64
 
 CARRIER = "plivo"
 V3_HEADER = "X-Plivo-Signature-V3"

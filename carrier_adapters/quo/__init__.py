@@ -27,14 +27,14 @@ import requests
 from marshmallow import fields, validate, validates, validates_schema
 
 from carrier_adapters.base import CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.core.events import (
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     MessageStatusUpdate,
     SendResult,
 )
-from connector.core.http import WebhookRequest
+from connector.kernel.http import WebhookRequest
 
 from . import webhooks
 from .api import QuoRestClient

@@ -24,11 +24,11 @@ from typing import Any
 import requests
 
 from carrier_adapters.errors import ErrorTable, classify_error
-from connector.core.errors import TransientProviderError
-from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, transport_error
-from connector.core.phone import to_e164
-from connector.core.times import parse_time
+from connector.kernel.errors import TransientProviderError
+from connector.kernel.events import DeliveryStatus, SendResult
+from connector.kernel.http import DEFAULT_TIMEOUT, transport_error
+from connector.kernel.phone import to_e164
+from connector.kernel.times import parse_time
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 

@@ -31,9 +31,9 @@ from types import MappingProxyType
 from typing import Any
 
 from carrier_adapters.base import CarrierAdapter
-from connector.core import safe_json
-from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
-from connector.core.events import (
+from connector.kernel import safe_json
+from connector.kernel.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -41,10 +41,10 @@ from connector.core.events import (
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.core.http import WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.signing import constant_time_equals, require_fresh
-from connector.core.times import first_time
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import constant_time_equals, require_fresh
+from connector.kernel.times import first_time
 
 CARRIER = "quo"
 ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER = "webhook-id", "webhook-timestamp", "webhook-signature"

@@ -30,15 +30,15 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import HANDSHAKE, CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.core.errors import UnsupportedEventError
-from connector.core.events import (
+from connector.kernel.errors import UnsupportedEventError
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     MessageStatusUpdate,
     SendResult,
 )
-from connector.core.http import WebhookReply, WebhookRequest
+from connector.kernel.http import WebhookReply, WebhookRequest
 
 from . import webhooks
 from .api import JwtToken, RingCentralRestClient

@@ -29,14 +29,14 @@ from typing import Any
 import requests
 
 from carrier_adapters.errors import ErrorTable, classify_error, error_code, first_code, json_code
-from connector.core.errors import (
+from connector.kernel.errors import (
     ProviderAuthError,
     TransientProviderError,
 )
-from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, CachedToken, transport_error
-from connector.core.phone import to_e164
-from connector.core.times import parse_time
+from connector.kernel.events import DeliveryStatus, SendResult
+from connector.kernel.http import DEFAULT_TIMEOUT, CachedToken, transport_error
+from connector.kernel.phone import to_e164
+from connector.kernel.times import parse_time
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 

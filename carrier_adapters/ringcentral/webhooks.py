@@ -1,6 +1,6 @@
 """RingCentral webhooks: the subscription handshake, the verification token, routing and parsing.
 
-Everything here is a pure function of a :class:`~connector.core.http.WebhookRequest` (and the
+Everything here is a pure function of a :class:`~connector.kernel.http.WebhookRequest` (and the
 configured verification token), so it is tested without Flask or the network.
 
 RingCentral references:
@@ -29,19 +29,19 @@ from types import MappingProxyType
 from typing import Any
 
 from carrier_adapters.base import HANDSHAKE, CarrierAdapter
-from connector.core import safe_json
-from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
-from connector.core.events import (
+from connector.kernel import safe_json
+from connector.kernel.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
     MissedCall,
 )
-from connector.core.http import WebhookReply, WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.signing import constant_time_equals
-from connector.core.times import first_time
+from connector.kernel.http import WebhookReply, WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import constant_time_equals
+from connector.kernel.times import first_time
 
 CARRIER = "ringcentral"
 #: Sent once, when a subscription is created; we must echo it in the response header.

@@ -30,14 +30,14 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.core.events import (
+from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
     MessageStatusUpdate,
     SendResult,
 )
-from connector.core.http import WebhookReply, WebhookRequest
+from connector.kernel.http import WebhookReply, WebhookRequest
 
 from . import voice, webhooks
 from .api import TelnyxRestClient
@@ -170,7 +170,7 @@ class TelnyxCarrier(CarrierAdapter):
     def send_sms(
         self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
     ) -> SendResult:
-        """Send one message; raise a classified :mod:`connector.core.errors` error on failure.
+        """Send one message; raise a classified :mod:`connector.kernel.errors` error on failure.
 
         ``webhook_url`` sends this message's delivery reports to our ``status`` webhook first
         (the messaging profile's URL is the failover). ``messaging_profile_id``, when

@@ -25,11 +25,11 @@ from urllib.parse import quote
 import requests
 
 from carrier_adapters.errors import ErrorTable, classify_error, json_code
-from connector.core.errors import (
+from connector.kernel.errors import (
     TransientProviderError,
 )
-from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import DEFAULT_TIMEOUT, transport_error
+from connector.kernel.events import DeliveryStatus, SendResult
+from connector.kernel.http import DEFAULT_TIMEOUT, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -37,7 +37,7 @@ MESSAGES_PATH = "/v2/messages"
 NUMBER_LOOKUP_PATH = "/v2/number_lookup"
 
 #: Number lookup ``data.carrier.type`` in the connector's vocabulary (Twilio Lookup's, which
-#: :data:`connector.rules.policy.UNTEXTABLE_LINE_TYPES` is written in). ``fixed line or mobile``
+#: :data:`connector.domain.policy.UNTEXTABLE_LINE_TYPES` is written in). ``fixed line or mobile``
 #: cannot be told apart, so it is not called a landline; ``unknown`` is no answer.
 LINE_TYPES: Mapping[str, str] = {
     "fixed line": "landline",

@@ -40,11 +40,11 @@ from typing import Any
 
 from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.dialect import VoiceMarkup
-from connector.core.errors import MalformedWebhookError
-from connector.core.events import AnsweredCall, CallOutcome, MissedCall
-from connector.core.http import WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.times import first_time, parse_time
+from connector.kernel.errors import MalformedWebhookError
+from connector.kernel.events import AnsweredCall, CallOutcome, MissedCall
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.times import first_time, parse_time
 
 from .webhooks import CARRIER, event_data, is_json, payload_of
 

@@ -28,17 +28,17 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from carrier_adapters.base import CarrierAdapter
-from connector.core import safe_json
-from connector.core.errors import (
+from connector.kernel import safe_json
+from connector.kernel.errors import (
     MalformedWebhookError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import DeliveryStatus, InboundMessage, MessageStatusUpdate
-from connector.core.http import WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.signing import require_fresh
-from connector.core.times import first_time
+from connector.kernel.events import DeliveryStatus, InboundMessage, MessageStatusUpdate
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import require_fresh
+from connector.kernel.times import first_time
 
 CARRIER = "telnyx"
 SIGNATURE_HEADER = "telnyx-signature-ed25519"

@@ -22,13 +22,13 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
-from connector.core.events import (
+from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
     SendResult,
 )
-from connector.core.http import WebhookReply, WebhookRequest
+from connector.kernel.http import WebhookReply, WebhookRequest
 
 from . import webhooks
 from .api import LOOKUPS_BASE_URL, TwilioRestClient
@@ -169,7 +169,7 @@ class TwilioCarrier(CarrierAdapter):
     def send_sms(
         self, *, to: str, from_: str, body: str, status_callback_url: str | None = None
     ) -> SendResult:
-        """Create one Message; raise a classified :mod:`connector.core.errors` error on failure.
+        """Create one Message; raise a classified :mod:`connector.kernel.errors` error on failure.
 
         With a Messaging Service configured we send both ``MessagingServiceSid`` and ``From``:
         Twilio then uses that sender from the service's pool (the business number the customer

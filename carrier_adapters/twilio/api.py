@@ -21,15 +21,15 @@ from urllib.parse import quote
 import requests
 
 from carrier_adapters.errors import ErrorTable, classify_error, json_code
-from connector.core.errors import (
+from connector.kernel.errors import (
     TransientProviderError,
 )
-from connector.core.events import DeliveryStatus, SendResult
-from connector.core.http import (
+from connector.kernel.events import DeliveryStatus, SendResult
+from connector.kernel.http import (
     DEFAULT_TIMEOUT,
     transport_error,
 )
-from connector.core.times import parse_time
+from connector.kernel.times import parse_time
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 

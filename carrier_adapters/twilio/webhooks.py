@@ -1,6 +1,6 @@
 """Twilio webhooks: signature verification, payload parsing and TwiML replies.
 
-Everything here is a pure function of a :class:`~connector.core.http.WebhookRequest` (and the Auth
+Everything here is a pure function of a :class:`~connector.kernel.http.WebhookRequest` (and the Auth
 Token for the signature), so it is tested without Flask or the network.
 
 Twilio references:
@@ -21,9 +21,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from carrier_adapters.base import CarrierAdapter, WebhookEvent
 from carrier_adapters.dialect import VoiceMarkup
-from connector.core import clock
-from connector.core.errors import MalformedWebhookError, WebhookVerificationError
-from connector.core.events import (
+from connector.kernel import clock
+from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -31,10 +31,10 @@ from connector.core.events import (
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.core.http import WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.signing import constant_time_equals, hmac_base64
-from connector.core.times import first_time
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import constant_time_equals, hmac_base64
+from connector.kernel.times import first_time
 
 CARRIER = "twilio"
 SIGNATURE_HEADER = "X-Twilio-Signature"

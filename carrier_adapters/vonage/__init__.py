@@ -28,14 +28,14 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
-from connector.core.events import (
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     MessageStatusUpdate,
     SendResult,
 )
-from connector.core.http import WebhookReply, WebhookRequest
+from connector.kernel.http import WebhookReply, WebhookRequest
 
 from . import tokens, webhooks
 from .api import VonageRestClient

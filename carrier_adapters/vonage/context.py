@@ -26,8 +26,8 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from connector.core.errors import WebhookVerificationError
-from connector.core.http import WebhookRequest
+from connector.kernel.errors import WebhookVerificationError
+from connector.kernel.http import WebhookRequest
 
 #: Query parameter that carries the sealed context.
 PARAM = "tb_ctx"

@@ -11,7 +11,7 @@ Outgoing: an application token is RS256 under the application's private key with
 https://developer.vonage.com/en/getting-started/concepts/authentication#json-web-tokens
 
 Both go through :mod:`carrier_adapters.jwt_tokens` (PyJWT), which checks the MAC before it
-decodes anything and reads the time from :mod:`connector.core.clock`.
+decodes anything and reads the time from :mod:`connector.kernel.clock`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from carrier_adapters import jwt_tokens
-from connector.core import clock, safe_json
-from connector.core.errors import MalformedWebhookError, WebhookVerificationError
-from connector.core.signing import constant_time_equals
+from connector.kernel import clock, safe_json
+from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
+from connector.kernel.signing import constant_time_equals
 
 #: Lifetime of the application tokens we mint (Vonage's SDKs use 15 minutes).
 APPLICATION_TOKEN_TTL = 15 * 60

@@ -24,9 +24,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
-from connector.core import safe_json
-from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
-from connector.core.events import (
+from connector.kernel import safe_json
+from connector.kernel.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
     DeliveryStatus,
@@ -34,9 +34,9 @@ from connector.core.events import (
     MessageStatusUpdate,
     MissedCall,
 )
-from connector.core.http import WebhookReply, WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.times import first_time
+from connector.kernel.http import WebhookReply, WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.times import first_time
 
 from . import context as call_context
 from . import tokens

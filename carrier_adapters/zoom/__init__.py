@@ -23,13 +23,13 @@ import marshmallow
 from marshmallow import fields, validate
 
 from carrier_adapters.base import HANDSHAKE, CallEventSource, CallRouting, CarrierAdapter, WebhookEvent
-from connector.core import safe_json
-from connector.core.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
-from connector.core.events import AnsweredCall, CallOutcome, MissedCall
-from connector.core.http import WebhookReply, WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.signing import constant_time_equals, hmac_hex, require_fresh
-from connector.core.times import first_time, parse_time
+from connector.kernel import safe_json
+from connector.kernel.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
+from connector.kernel.events import AnsweredCall, CallOutcome, MissedCall
+from connector.kernel.http import WebhookReply, WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import constant_time_equals, hmac_hex, require_fresh
+from connector.kernel.times import first_time, parse_time
 
 CARRIER = "zoom"
 SIGNATURE_HEADER = "x-zm-signature"

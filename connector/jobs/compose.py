@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
+from connector.domain.hours import BusinessHours, describe_next_open
+from connector.domain.templates import DEFAULT_TEXTS, LANGUAGES, render, sms_encoding
 from connector.jobs.facts import contact_profile
-from connector.rules.hours import BusinessHours, describe_next_open
-from connector.rules.templates import DEFAULT_TEXTS, LANGUAGES, render, sms_encoding
 from connector.settings.account_settings import account_settings
 from connector.storage.models import Account
 

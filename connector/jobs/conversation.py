@@ -16,11 +16,11 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from connector.core import clock
+from connector.domain.hours import BusinessHours, add_open_time
 from connector.jobs.alerts import raise_alert
 from connector.jobs.routing import Owner, owners
 from connector.jobs.steps import audit, get_link
-from connector.rules.hours import BusinessHours, add_open_time
+from connector.kernel import clock
 from connector.settings.account_settings import account_settings
 from connector.storage.models import Account, Call, CrmLink, EscalationTimer, Message
 

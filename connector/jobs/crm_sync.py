@@ -17,15 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector.core import clock
-from connector.core.errors import (
-    ConfigurationError,
-    PermanentProviderError,
-    ProviderAuthError,
-    ProviderError,
-)
-from connector.core.events import CallOutcome
-from connector.core.phone import mask
+from connector.domain.policy import NO_CRM_REASONS
 from connector.jobs.conversation import on_customer_reply
 from connector.jobs.crm_text import call_title, local_time, task_body, task_subject, text_line
 from connector.jobs.steps import (
@@ -37,7 +29,15 @@ from connector.jobs.steps import (
     set_link,
     take_lease,
 )
-from connector.rules.policy import NO_CRM_REASONS
+from connector.kernel import clock
+from connector.kernel.errors import (
+    ConfigurationError,
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+)
+from connector.kernel.events import CallOutcome
+from connector.kernel.phone import mask
 from connector.settings.account_settings import CrmMapping, account_settings
 from connector.storage.locks import named_lock
 from connector.storage.models import Account, Call, ContactProfile, Message

@@ -15,11 +15,11 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector.core import clock
-from connector.core.events import CallOutcome
-from connector.core.phone import region_of
-from connector.rules.hours import BusinessHours
-from connector.rules.policy import CallFacts, PolicySettings
+from connector.domain.hours import BusinessHours
+from connector.domain.policy import CallFacts, PolicySettings
+from connector.kernel import clock
+from connector.kernel.events import CallOutcome
+from connector.kernel.phone import region_of
 from connector.settings.account_settings import account_settings
 from connector.storage.models import (
     Account,

@@ -9,12 +9,12 @@ from sqlalchemy import Boolean, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector.core import clock
-from connector.core.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall
+from connector.domain.optout import Intent, classify, normalise
 from connector.jobs.compose import compose
 from connector.jobs.conversation import latest_call, mark_human_response
 from connector.jobs.routing import Owner, owner_by_mobile
-from connector.rules.optout import Intent, classify, normalise
+from connector.kernel import clock
+from connector.kernel.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall
 from connector.storage.consent import record_opt_out
 from connector.storage.models import (
     ATTESTATION_LENGTH,

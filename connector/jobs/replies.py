@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from connector.core import clock
-from connector.core.errors import ProviderError, TransientProviderError
 from connector.jobs.steps import call_with_retries, release_lease, take_lease
+from connector.kernel import clock
+from connector.kernel.errors import ProviderError, TransientProviderError
 from connector.storage.models import Account, Message
 
 if TYPE_CHECKING:

@@ -17,8 +17,8 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from connector.core import clock
-from connector.core.errors import RateLimitedError, TransientProviderError
+from connector.kernel import clock
+from connector.kernel.errors import RateLimitedError, TransientProviderError
 from connector.storage.models import Call, CallEvent, CrmLink, Message
 
 log = logging.getLogger(__name__)

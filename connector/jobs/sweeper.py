@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING
 from huey import crontab
 from sqlalchemy import or_, select
 
-from connector.core import clock
+from connector.domain.policy import NO_CRM_REASONS
 from connector.jobs import conversation, crm_sync, replies
 from connector.jobs import text_back as workflow
 from connector.jobs.queue import PRIORITY_CRM, PRIORITY_TEXT
-from connector.rules.policy import NO_CRM_REASONS
+from connector.kernel import clock
 from connector.storage import nonces
 from connector.storage.models import Call, Message
 from connector.storage.states import (

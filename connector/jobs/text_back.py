@@ -17,17 +17,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, select, text
 from sqlalchemy.orm import Session
 
-from connector.core import clock
-from connector.core.errors import (
-    PermanentProviderError,
-    ProviderAuthError,
-    ProviderError,
-    RecipientRejectedError,
-    TransientProviderError,
-)
-from connector.core.events import SendResult
-from connector.core.metrics import observe_text_latency
-from connector.core.phone import mask
+from connector.domain import policy
+from connector.domain.hours import BusinessHours
 from connector.jobs.alerts import raise_alert
 from connector.jobs.compose import compose
 from connector.jobs.facts import (
@@ -39,8 +30,17 @@ from connector.jobs.facts import (
 )
 from connector.jobs.routing import choose_owner, owners
 from connector.jobs.steps import audit, call_with_retries, release_lease, take_lease
-from connector.rules import policy
-from connector.rules.hours import BusinessHours
+from connector.kernel import clock
+from connector.kernel.errors import (
+    PermanentProviderError,
+    ProviderAuthError,
+    ProviderError,
+    RecipientRejectedError,
+    TransientProviderError,
+)
+from connector.kernel.events import SendResult
+from connector.kernel.metrics import observe_text_latency
+from connector.kernel.phone import mask
 from connector.settings.account_settings import account_settings
 from connector.storage.consent import record_opt_out
 from connector.storage.models import (

@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from connector.domain.templates import sms_encoding
 from connector.jobs.crm_text import OUTCOME_WORDS, REASON_WORDS
-from connector.rules.templates import sms_encoding
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, CallEvent, CrmLink, Message
 

@@ -60,9 +60,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, defer
 
-from connector.core import clock
-from connector.core.errors import ConfigurationError
-from connector.rules.policy import Reason
+from connector.domain.policy import Reason
+from connector.kernel import clock
+from connector.kernel.errors import ConfigurationError
 from connector.storage.models import (
     Account,
     Call,

@@ -21,15 +21,15 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import secret_fields
-from connector.core.events import CallOutcome
-from connector.core.phone import to_e164
-from connector.rules.hours import WEEKDAYS, parse_intervals
-from connector.rules.templates import (
+from connector.domain.hours import WEEKDAYS, parse_intervals
+from connector.domain.templates import (
     DEFAULT_TEXTS,
     LANGUAGES,
     TemplateError,
     validate_template,
 )
+from connector.kernel.events import CallOutcome
+from connector.kernel.phone import to_e164
 from connector.settings.config import http_loopback_allowed
 from crm_adapters import CRMS
 

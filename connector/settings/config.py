@@ -1,7 +1,7 @@
 """Deployment settings, read from the ``TEXTBACK_*`` environment once and validated together.
 
 This is the only module that reads the environment. Every bad setting is reported in one
-:class:`~connector.core.errors.ConfigurationError` that names each variable to fix.
+:class:`~connector.kernel.errors.ConfigurationError` that names each variable to fix.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from connector.core.errors import ConfigurationError
+from connector.kernel.errors import ConfigurationError
 
 ENV_PREFIX = "TEXTBACK_"
 DEFAULT_DATABASE_URL = "sqlite:///var/textback.db"

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import secret_fields
-from connector.core.errors import ConfigurationError
+from connector.kernel.errors import ConfigurationError
 from connector.settings.account_schema import REDACTED, AccountSchema
 from connector.storage.crypto import CredentialBox
 from connector.storage.models import Account

@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from connector.core.errors import ConfigurationError
+from connector.kernel.errors import ConfigurationError
 
 _INFO = b"textback stored credentials v1"
 

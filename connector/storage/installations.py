@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from connector.core import clock
-from connector.core.errors import ProviderAuthError
+from connector.kernel import clock
+from connector.kernel.errors import ProviderAuthError
 from connector.storage.crypto import CredentialBox
 from connector.storage.db import Database
 from connector.storage.locks import named_lock

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
 from sqlalchemy.types import JSON, TypeDecorator
 
-from connector.core import clock
+from connector.kernel import clock
 from connector.storage.states import check_call_transition
 
 #: Room for a carrier's caller-verification status (Twilio's ``StirVerstat`` is 22 characters).
@@ -165,7 +165,7 @@ class Message(Base):
     customer: Mapped[str] = mapped_column(String(20))
     business_number: Mapped[str] = mapped_column(String(20))
     body: Mapped[str] = mapped_column(Text)
-    # inbound: what the text asked for (opt_out, opt_in, help, none); see connector.rules.optout
+    # inbound: what the text asked for (opt_out, opt_in, help, none); see connector.domain.optout
     intent: Mapped[str | None] = mapped_column(String(16))
     # outbound: intent -> sent -> delivered | undelivered | failed ; ambiguous until reconciled
     status: Mapped[str] = mapped_column(String(16))

@@ -14,7 +14,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from connector.core import clock
+from connector.kernel import clock
 from connector.storage.models import UsedNonce
 
 

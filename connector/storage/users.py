@@ -18,8 +18,8 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from connector.core import clock
-from connector.core.errors import ConfigurationError
+from connector.kernel import clock
+from connector.kernel.errors import ConfigurationError
 from connector.storage.models import Account, SignInFailure, User
 
 #: How the hashes of the first version of this module begin: ``scrypt$n$r$p$salt$hash``.

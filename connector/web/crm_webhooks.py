@@ -22,13 +22,13 @@ from flask import Blueprint, Response, abort, current_app
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
-from connector.core.errors import (
+from connector.jobs.conversation import lead_stage_changed, task_completed_in_crm
+from connector.kernel.errors import (
     MalformedWebhookError,
     ProviderAuthError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.jobs.conversation import lead_stage_changed, task_completed_in_crm
 from connector.runtime import Runtime
 from connector.storage.installations import DbTokenStore, installation_for_external_id
 from connector.storage.models import Account, WebhookReceipt

@@ -10,8 +10,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from connector.core import safe_json
-from connector.core.errors import ConfigurationError, MalformedWebhookError
+from connector.kernel import safe_json
+from connector.kernel.errors import ConfigurationError, MalformedWebhookError
 from connector.runtime import Runtime
 from connector.simulate import DEMO_ACCOUNT_ID, account_snapshot, simulate_call
 from connector.storage.models import Account

@@ -1,4 +1,4 @@
-"""``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus text format, see ``connector.core.metrics``:
+"""``/healthz``, ``/readyz`` and ``/metrics`` (Prometheus text format, see ``connector.kernel.metrics``:
 in ``textback serve`` it sums what every process recording into ``TEXTBACK_METRICS_DIR`` measured,
 workers included)."""
 
@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 from werkzeug.exceptions import HTTPException
 
-from connector.core.metrics import CONTENT_TYPE, count, observe_webhook_latency, render
+from connector.kernel.metrics import CONTENT_TYPE, count, observe_webhook_latency, render
 
 __all__ = ["bp", "count", "timed_webhook"]
 

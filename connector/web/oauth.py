@@ -31,8 +31,8 @@ from flask import (
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
-from connector.core.errors import ProviderError
-from connector.core.signing import constant_time_equals
+from connector.kernel.errors import ProviderError
+from connector.kernel.signing import constant_time_equals
 from connector.runtime import Runtime
 from connector.storage.installations import save_installation
 from connector.storage.models import Account

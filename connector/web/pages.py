@@ -37,8 +37,8 @@ from flask import (
 from sqlalchemy import or_, select, update
 from werkzeug.wrappers import Response
 
-from connector.core import clock
 from connector.jobs.conversation import mark_human_response
+from connector.kernel import clock
 from connector.reporting.report import build
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, ContactProfile, Message, User

@@ -21,21 +21,21 @@ from sqlalchemy.orm import Session
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import HANDSHAKE, WEBHOOK_KINDS, CallRouting, CarrierAdapter
-from connector.core import clock
-from connector.core.errors import (
-    ConfigurationError,
-    MalformedWebhookError,
-    UnsupportedEventError,
-    WebhookVerificationError,
-)
-from connector.core.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall
-from connector.core.http import WebhookReply, WebhookRequest
 from connector.jobs.intake import (
     record_answered_call,
     record_inbound,
     record_missed_call,
     record_status,
 )
+from connector.kernel import clock
+from connector.kernel.errors import (
+    ConfigurationError,
+    MalformedWebhookError,
+    UnsupportedEventError,
+    WebhookVerificationError,
+)
+from connector.kernel.events import AnsweredCall, InboundMessage, MessageStatusUpdate, MissedCall
+from connector.kernel.http import WebhookReply, WebhookRequest
 from connector.runtime import Runtime
 from connector.storage import nonces
 from connector.storage.models import Account, UsedNonce

@@ -31,8 +31,8 @@ import marshmallow
 import requests
 from marshmallow import Schema, fields, validates_schema
 
-from connector.core.errors import ConfigurationError, PermanentProviderError
-from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.kernel.errors import ConfigurationError, PermanentProviderError
+from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest
 from crm_adapters import oauth_flow
 from crm_adapters.base import (
     PER_ACCOUNT,

@@ -2,7 +2,7 @@
 
 Base URL ``https://api.housecallpro.com`` (one unversioned surface; paths carry no ``/v1``).
 Every request is one attempt with the connector's timeouts and no redirects followed; whatever
-fails leaves as a :class:`~connector.core.errors.ProviderError` (the connector is the only retry layer).
+fails leaves as a :class:`~connector.kernel.errors.ProviderError` (the connector is the only retry layer).
 
 Credentials (https://docs.housecallpro.com/, OpenAPI ``securitySchemes``):
 
@@ -37,9 +37,9 @@ from typing import Any
 
 import requests
 
-from connector.core import clock
-from connector.core.errors import ProviderAuthError, TransientProviderError
-from connector.core.http import DEFAULT_TIMEOUT, new_session, transport_error
+from connector.kernel import clock
+from connector.kernel.errors import ProviderAuthError, TransientProviderError
+from connector.kernel.http import DEFAULT_TIMEOUT, new_session, transport_error
 from crm_adapters import oauth_flow
 from crm_adapters.base import CrmAdapter, OAuthTokens, TokenStore
 from crm_adapters.housecallpro.errors import (

@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from connector.core.errors import TransientProviderError
-from connector.core.phone import national_digits, region_of, to_e164
+from connector.kernel.errors import TransientProviderError
+from connector.kernel.phone import national_digits, region_of, to_e164
 from crm_adapters.base import CrmContact
 from crm_adapters.housecallpro.client import HcpClient, StripedLocks
 from crm_adapters.housecallpro.errors import PROVIDER

@@ -1,4 +1,4 @@
-"""Housecall Pro error responses, classified into :mod:`connector.core.errors`.
+"""Housecall Pro error responses, classified into :mod:`connector.kernel.errors`.
 
 Housecall Pro answers errors in five JSON shapes (its OpenAPI "Housecall v1 API" and observed
 responses, see ``shared/api-notes/crm-contracts.md`` section 3.5):
@@ -24,15 +24,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connector.core.errors import (
+from connector.kernel.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
 )
-from connector.core.http import retry_after_seconds
-from connector.core.redact import redact
+from connector.kernel.http import retry_after_seconds
+from connector.kernel.redact import redact
 
 PROVIDER = "housecallpro"
 
@@ -118,7 +118,7 @@ def api_error(
     ambiguous: bool,
     secrets: Sequence[str] = (),
 ) -> ProviderError:
-    """The :mod:`connector.core.errors` error for one non-2xx Housecall Pro response.
+    """The :mod:`connector.kernel.errors` error for one non-2xx Housecall Pro response.
 
     ``ambiguous`` is true when the operation may have taken effect, for a 5xx.
     """

@@ -18,7 +18,7 @@ the lead keeps its status, an INFO line is logged (no personal data) and the
 
 The mapping's ``stage`` is a status id (``kcs_...``) or name; ``pipeline`` is ignored (one
 lead pipeline per company). A stage the company does not have raises
-:class:`~connector.core.errors.ConfigurationError` before anything is written.
+:class:`~connector.kernel.errors.ConfigurationError` before anything is written.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from connector.core.errors import ConfigurationError, PermanentProviderError
+from connector.kernel.errors import ConfigurationError, PermanentProviderError
 from crm_adapters.base import LeadSpec
 from crm_adapters.housecallpro.client import HcpClient
 

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from connector.core import clock, safe_json
-from connector.core.errors import (
+from connector.kernel import clock, safe_json
+from connector.kernel.errors import (
     MalformedWebhookError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.http import WebhookRequest
-from connector.core.signing import constant_time_equals, hmac_hex, require_fresh
+from connector.kernel.http import WebhookRequest
+from connector.kernel.signing import constant_time_equals, hmac_hex, require_fresh
 from crm_adapters.base import CrmEvent, LeadStageChanged
 
 SIGNATURE_HEADER = "Api-Signature"

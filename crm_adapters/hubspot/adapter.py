@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from marshmallow import Schema, fields
 
-from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest
 from crm_adapters.base import (
     PER_ACCOUNT,
     CallLog,

@@ -1,11 +1,11 @@
-"""hubspot-api-client setup and the translation of its exceptions into :mod:`connector.core.errors`.
+"""hubspot-api-client setup and the translation of its exceptions into :mod:`connector.kernel.errors`.
 
 One :class:`HubSpotApi` per adapter instance holds the SDK's API objects (each owns a urllib3 pool,
 so they are built once and reused), passes a timeout on every call and has urllib3 retries turned
 off: the connector is the only retry layer.
 
 Everything the SDK raises leaves through :meth:`HubSpotApi.translating` as a
-:class:`~connector.core.errors.ProviderError`. Messages keep HubSpot's own text and ``correlationId``
+:class:`~connector.kernel.errors.ProviderError`. Messages keep HubSpot's own text and ``correlationId``
 (what HubSpot support asks for) but never the access token, the client secret or a full phone
 number, and the SDK exception is not chained (its ``str`` embeds the raw response body).
 """
@@ -24,15 +24,15 @@ import hubspot
 import urllib3
 from urllib3.util.retry import Retry
 
-from connector.core.errors import (
+from connector.kernel.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
 )
-from connector.core.http import retry_after_seconds
-from connector.core.redact import redact
+from connector.kernel.http import retry_after_seconds
+from connector.kernel.redact import redact
 
 PROVIDER = "hubspot"
 

@@ -27,8 +27,8 @@ from hubspot.crm.contacts import (
 )
 from hubspot.crm.properties import PropertyCreate
 
-from connector.core.errors import PermanentProviderError, TransientProviderError
-from connector.core.phone import national_digits, region_of, to_e164
+from connector.kernel.errors import PermanentProviderError, TransientProviderError
+from connector.kernel.phone import national_digits, region_of, to_e164
 from crm_adapters.base import CrmContact
 from crm_adapters.hubspot.client import PROVIDER, HubSpotApi, HubSpotConflictError
 

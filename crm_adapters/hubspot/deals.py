@@ -3,7 +3,7 @@
 Decision: the pipeline and stage ids come from the account mapping (``crm.mapping.pipeline`` and
 ``crm.mapping.stage``) and are required. Stage ids differ per portal (only the default pipeline's
 are predictable), so guessing ``default`` / ``appointmentscheduled`` would file leads in a stage
-the business never chose; a missing one raises :class:`~connector.core.errors.ConfigurationError`
+the business never chose; a missing one raises :class:`~connector.kernel.errors.ConfigurationError`
 naming the setting, before any API call.
 
 An existing open deal is never moved: once a rep works it, its stage is theirs.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hubspot.crm.deals as deals_sdk
 
-from connector.core.errors import ConfigurationError, PermanentProviderError
+from connector.kernel.errors import ConfigurationError, PermanentProviderError
 from crm_adapters.base import LeadSpec
 from crm_adapters.hubspot.client import HubSpotApi
 from crm_adapters.hubspot.mappings import DEFAULT_CLOSED_STAGES, associations

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from types import ModuleType
 from typing import Any
 
-from connector.core.events import CallOutcome
+from connector.kernel.events import CallOutcome
 
 #: HUBSPOT_DEFINED association type ids, directional (from object -> to object). A reverse id on a
 #: forward call fails.

@@ -18,10 +18,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from connector.core import clock, safe_json
-from connector.core.errors import MalformedWebhookError, WebhookVerificationError
-from connector.core.http import WebhookRequest
-from connector.core.signing import constant_time_equals, hmac_base64, require_fresh
+from connector.kernel import clock, safe_json
+from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
+from connector.kernel.http import WebhookRequest
+from connector.kernel.signing import constant_time_equals, hmac_base64, require_fresh
 from crm_adapters.base import CrmEvent, LeadStageChanged, TaskCompleted
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connector.core.errors import PermanentProviderError
+from connector.kernel.errors import PermanentProviderError
 from crm_adapters.base import CallLog, MessageLog, TaskSpec
 from crm_adapters.jobber.client import JobberApi
 from crm_adapters.jobber.documents import (

@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import requests
 from marshmallow import Schema, fields
 
-from connector.core.errors import ConfigurationError, ProviderAuthError
-from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
+from connector.kernel.errors import ConfigurationError, ProviderAuthError
+from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
 from crm_adapters import oauth_flow
 from crm_adapters.base import (
     APP_WIDE,

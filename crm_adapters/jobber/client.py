@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from connector.core.errors import (
+from connector.kernel.errors import (
     ConfigurationError,
     PermanentProviderError,
     ProviderAuthError,

@@ -20,8 +20,8 @@ from typing import Any
 
 import phonenumbers
 
-from connector.core.errors import PermanentProviderError
-from connector.core.phone import national_digits, region_of, to_e164
+from connector.kernel.errors import PermanentProviderError
+from connector.kernel.phone import national_digits, region_of, to_e164
 from crm_adapters.base import CrmContact
 from crm_adapters.jobber.client import JobberApi
 from crm_adapters.jobber.documents import CLIENT_CREATE, CLIENTS_BY_PHONE

@@ -1,4 +1,4 @@
-"""Jobber's failure shapes translated into :mod:`connector.core.errors`.
+"""Jobber's failure shapes translated into :mod:`connector.kernel.errors`.
 
 Jobber fails in two layers (https://developer.getjobber.com/docs/using_jobbers_api/handling_api_errors):
 HTTP statuses (401 bad token, 429 too many requests, 5xx) and, inside an HTTP 200, GraphQL
@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from connector.core import clock
-from connector.core.errors import (
+from connector.kernel import clock
+from connector.kernel.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
     TransientProviderError,
 )
-from connector.core.http import retry_after_seconds
-from connector.core.redact import redact as core_redact
+from connector.kernel.http import retry_after_seconds
+from connector.kernel.redact import redact as core_redact
 
 PROVIDER = "jobber"
 

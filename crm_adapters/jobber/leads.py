@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from connector.core.errors import PermanentProviderError
+from connector.kernel.errors import PermanentProviderError
 from crm_adapters.base import LeadSpec
 from crm_adapters.jobber.client import JobberApi
 from crm_adapters.jobber.documents import REQUEST_CREATE, REQUEST_STATUS

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import requests
 
-from connector.core.errors import PermanentProviderError
-from connector.core.http import DEFAULT_TIMEOUT
+from connector.kernel.errors import PermanentProviderError
+from connector.kernel.http import DEFAULT_TIMEOUT
 from crm_adapters.base import OAuthEndpoints, OAuthTokens
 from crm_adapters.jobber.client import post_graphql
 from crm_adapters.jobber.documents import ACCOUNT

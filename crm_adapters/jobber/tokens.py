@@ -23,7 +23,7 @@ from typing import Any
 
 import jwt
 
-from connector.core.errors import ProviderAuthError
+from connector.kernel.errors import ProviderAuthError
 from crm_adapters.base import OAuthTokens, TokenStore
 from crm_adapters.jobber.errors import PROVIDER
 from crm_adapters.oauth_flow import TokenRefusedError

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from connector.core import safe_json
-from connector.core.errors import MalformedWebhookError, WebhookVerificationError
-from connector.core.http import WebhookRequest
-from connector.core.signing import constant_time_equals, hmac_base64
+from connector.kernel import safe_json
+from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
+from connector.kernel.http import WebhookRequest
+from connector.kernel.signing import constant_time_equals, hmac_base64
 from crm_adapters.base import AppDisconnected, CrmEvent
 
 SIGNATURE_HEADER = "X-Jobber-Hmac-SHA256"

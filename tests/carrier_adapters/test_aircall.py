@@ -19,15 +19,15 @@ import responses
 
 from carrier_adapters.aircall import AircallCarrier
 from carrier_adapters.base import CarrierAdapter
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     RateLimitedError,
     TransientProviderError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
-from connector.core.http import WebhookRequest
+from connector.kernel.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
+from connector.kernel.http import WebhookRequest
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,

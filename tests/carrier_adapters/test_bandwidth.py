@@ -21,11 +21,11 @@ import requests
 import responses
 from responses import matchers
 
-import connector.core.http as connector_http
+import connector.kernel.http as connector_http
 from carrier_adapters.bandwidth import BandwidthCarrier
 from carrier_adapters.bandwidth import api as bandwidth_api
 from carrier_adapters.base import CallRouting, CarrierAdapter
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -34,8 +34,8 @@ from connector.core.errors import (
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
-from connector.core.http import WebhookRequest
+from connector.kernel.events import CallOutcome, DeliveryStatus, MissedCall
+from connector.kernel.http import WebhookRequest
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,
@@ -558,7 +558,7 @@ def test_token_is_reused_until_it_nears_expiry(
     stub_token(http, expires_in=3600)
     http.add(responses.POST, MESSAGES_URL, json=message_json(), status=202)
     now = [1000.0]
-    # The token cache is the shared one in connector.core.http; its clock is what moves.
+    # The token cache is the shared one in connector.kernel.http; its clock is what moves.
     monkeypatch.setattr(connector_http.time, "monotonic", lambda: now[0])
     adapter.send_sms(**SEND)
     now[0] += 3000  # 600 s left: still good

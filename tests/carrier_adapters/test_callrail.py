@@ -23,14 +23,14 @@ import pytest
 import responses
 
 from carrier_adapters.callrail import CallRailCarrier
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import AnsweredCall, CallOutcome, MissedCall
-from connector.core.http import WebhookRequest
+from connector.kernel.events import AnsweredCall, CallOutcome, MissedCall
+from connector.kernel.http import WebhookRequest
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,

@@ -23,15 +23,15 @@ import responses
 
 from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.dialpad import DialpadCarrier
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     RateLimitedError,
     TransientProviderError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
-from connector.core.http import WebhookRequest
+from connector.kernel.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
+from connector.kernel.http import WebhookRequest
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,
@@ -284,7 +284,7 @@ def test_token_without_times_is_refused(adapter: DialpadCarrier, missing: tuple[
 def test_token_times_follow_the_clock(
     adapter: DialpadCarrier, frozen_clock: Any, iat_age: int, exp_in: int, accepted: bool
 ) -> None:
-    from connector.core import clock
+    from connector.kernel import clock
 
     now = clock.timestamp()
     body = as_jwt(claims("voice_call_missed"), iat=now - iat_age, exp=now + exp_in)

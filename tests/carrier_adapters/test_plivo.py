@@ -33,14 +33,14 @@ from carrier_adapters.plivo.webhooks import (
     compute_v3_signature,
     v3_string_to_sign,
 )
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
-from connector.core.http import WebhookRequest
+from connector.kernel.events import CallOutcome, DeliveryStatus, MissedCall
+from connector.kernel.http import WebhookRequest
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,

@@ -25,15 +25,15 @@ from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.quo import QuoCarrier
 from carrier_adapters.quo.api import MAX_PAGES
 from carrier_adapters.quo.webhooks import SIGNATURE_HEADERS, standard_signature, verify
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     RateLimitedError,
     TransientProviderError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
-from connector.core.http import WebhookRequest
+from connector.kernel.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
+from connector.kernel.http import WebhookRequest
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,

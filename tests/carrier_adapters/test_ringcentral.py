@@ -19,7 +19,7 @@ import responses
 from carrier_adapters.base import HANDSHAKE, CarrierAdapter
 from carrier_adapters.ringcentral import RingCentralCarrier
 from carrier_adapters.ringcentral.api import MAX_PAGES
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -29,8 +29,8 @@ from connector.core.errors import (
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
-from connector.core.http import WebhookRequest
+from connector.kernel.events import AnsweredCall, CallOutcome, DeliveryStatus, MissedCall
+from connector.kernel.http import WebhookRequest
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,

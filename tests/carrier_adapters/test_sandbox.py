@@ -8,10 +8,10 @@ from typing import Any
 
 from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.sandbox import SIGNATURE_HEADER, MemoryOutbox, SandboxCarrier
-from connector.core import clock
-from connector.core.events import CallOutcome, DeliveryStatus
-from connector.core.http import WebhookRequest
-from connector.core.signing import hmac_hex
+from connector.kernel import clock
+from connector.kernel.events import CallOutcome, DeliveryStatus
+from connector.kernel.http import WebhookRequest
+from connector.kernel.signing import hmac_hex
 from tests.contracts.carrier_contract import (
     CallSourceContract,
     CarrierContract,

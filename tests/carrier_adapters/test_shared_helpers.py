@@ -1,4 +1,4 @@
-"""The helpers the carrier adapters share from :mod:`connector.core`."""
+"""The helpers the carrier adapters share from :mod:`connector.kernel`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import requests
 
 from carrier_adapters.errors import ErrorTable, classify_error, first_code, json_code
-from connector.core import clock
-from connector.core.errors import (
+from connector.kernel import clock
+from connector.kernel.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -18,8 +18,8 @@ from connector.core.errors import (
     RecipientRejectedError,
     TransientProviderError,
 )
-from connector.core.redact import mask_phone_numbers, redact
-from connector.core.times import first_time, parse_time
+from connector.kernel.redact import mask_phone_numbers, redact
+from connector.kernel.times import first_time, parse_time
 
 
 @pytest.mark.parametrize(

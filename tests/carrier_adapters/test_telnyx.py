@@ -26,7 +26,8 @@ from responses import matchers
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
 from carrier_adapters.telnyx import TelnyxCarrier
-from connector.core.errors import (
+from connector.domain.optout import Intent, classify
+from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -36,9 +37,8 @@ from connector.core.errors import (
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
-from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
-from connector.rules.optout import Intent, classify
+from connector.kernel.events import CallOutcome, DeliveryStatus, MissedCall
+from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,
@@ -1129,7 +1129,7 @@ def test_line_type_lookup(
 def test_landline_lookup_feeds_the_policys_untextable_set(
     adapter: TelnyxCarrier, http: responses.RequestsMock
 ) -> None:
-    from connector.rules.policy import UNTEXTABLE_LINE_TYPES
+    from connector.domain.policy import UNTEXTABLE_LINE_TYPES
 
     http.add(responses.GET, LOOKUP_URL, json=lookup_response("fixed line"))
     assert adapter.lookup_line_type(CALLER) in UNTEXTABLE_LINE_TYPES

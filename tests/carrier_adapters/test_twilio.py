@@ -27,7 +27,7 @@ from werkzeug.datastructures import MultiDict
 from carrier_adapters.base import CallRouting, CarrierAdapter
 from carrier_adapters.twilio import TwilioCarrier
 from carrier_adapters.twilio.webhooks import compute_signature, url_variants
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -36,8 +36,8 @@ from connector.core.errors import (
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
-from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.kernel.events import CallOutcome, DeliveryStatus, MissedCall
+from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,

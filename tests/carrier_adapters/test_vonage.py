@@ -33,7 +33,7 @@ from carrier_adapters import jwt_tokens
 from carrier_adapters.base import CallRouting, CarrierAdapter
 from carrier_adapters.vonage import VonageCarrier, tokens
 from carrier_adapters.vonage import context as call_context
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -43,8 +43,8 @@ from connector.core.errors import (
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import CallOutcome, DeliveryStatus, MissedCall
-from connector.core.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.kernel.events import CallOutcome, DeliveryStatus, MissedCall
+from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,

@@ -16,16 +16,16 @@ import pytest
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import HANDSHAKE
 from carrier_adapters.zoom import ZoomCarrier
-from connector.core import clock
-from connector.core.errors import (
+from connector.kernel import clock
+from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import AnsweredCall, CallOutcome, MissedCall
-from connector.core.http import WebhookRequest
-from connector.core.signing import hmac_hex
+from connector.kernel.events import AnsweredCall, CallOutcome, MissedCall
+from connector.kernel.http import WebhookRequest
+from connector.kernel.signing import hmac_hex
 from tests.carrier_adapters.conftest import Fixtures
 from tests.contracts.carrier_contract import (
     CallSourceContract,

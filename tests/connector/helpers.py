@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from carrier_adapters.sandbox import SIGNATURE_HEADER
-from connector.core import clock
-from connector.core.signing import hmac_hex
+from connector.kernel import clock
+from connector.kernel.signing import hmac_hex
 from connector.storage.accounts import import_account
 from connector.storage.models import Account, Call, Message, SandboxRecord
 

@@ -2,7 +2,7 @@
 
 ``python -m tests.connector.metrics_child`` loads the ``TEXTBACK_*`` settings from its environment,
 starts recording metrics the way ``textback worker`` does (:func:`connector.cli.record_metrics`),
-records one text latency and two CRM calls through :class:`~connector.core.metrics.InstrumentedCrm`
+records one text latency and two CRM calls through :class:`~connector.kernel.metrics.InstrumentedCrm`
 (one fails with TimeoutError), prints ``recorded <pid>`` and waits: a line on stdin makes it stop
 cleanly, as ``textback worker`` does on SIGTERM; the test may also kill it.
 """
@@ -13,7 +13,7 @@ import os
 import sys
 
 from connector.cli import record_metrics
-from connector.core import metrics
+from connector.kernel import metrics
 from connector.settings.config import load_settings
 
 #: The text latency the child records, in seconds (the 60 s bucket).

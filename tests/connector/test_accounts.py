@@ -7,7 +7,7 @@ import copy
 import pytest
 from sqlalchemy import select
 
-from connector.core.errors import ConfigurationError
+from connector.kernel.errors import ConfigurationError
 from connector.storage.accounts import REDACTED, export_account, import_account, parse_account_file
 from connector.storage.crypto import CredentialBox
 from connector.storage.models import Account

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connector.cli import main
-from connector.core import clock
+from connector.kernel import clock
 from connector.storage.users import add_user
 from tests.conftest import SECRET, SUITE_INSTANT
 from tests.connector.helpers import add_account, missed, post, sandbox_account

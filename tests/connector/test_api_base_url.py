@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
-from connector.core.errors import ConfigurationError
+from connector.kernel.errors import ConfigurationError
 from connector.settings import config
 from connector.settings.account_schema import AccountSchema, http_loopback_policy
 from connector.settings.config import load_settings

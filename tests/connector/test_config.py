@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.core.errors import ConfigurationError
+from connector.kernel.errors import ConfigurationError
 from connector.settings.config import load_settings
 
 

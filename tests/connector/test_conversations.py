@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from connector.core import clock
 from connector.jobs.sweeper import sweep
+from connector.kernel import clock
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, EscalationTimer, Message
 from tests.connector.helpers import BUSINESS, add_account, missed, post, records, sandbox_account
@@ -200,7 +200,7 @@ def test_second_level_goes_to_the_manager(app, runtime, webhook_secret):
 def test_escalation_counted_in_business_hours_only():
     from datetime import UTC, datetime
 
-    from connector.rules.hours import BusinessHours, add_open_time
+    from connector.domain.hours import BusinessHours, add_open_time
 
     hours = BusinessHours.from_settings("America/New_York", {
         "weekly": {"mon": [["09:00", "17:00"]], "tue": [["09:00", "17:00"]]}})

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select, update
 
-from connector.core.errors import PermanentProviderError
 from connector.jobs.sweeper import sweep
+from connector.kernel.errors import PermanentProviderError
 from connector.reporting.explain import explain
 from connector.storage.models import Call, CrmLink
 from crm_adapters.sandbox import SandboxCrm

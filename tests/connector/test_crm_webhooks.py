@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from connector.core import clock
-from connector.core.signing import hmac_hex
+from connector.kernel import clock
+from connector.kernel.signing import hmac_hex
 from connector.storage.installations import save_installation
 from connector.storage.models import Account, Call, CallEvent, CrmLink, Installation, WebhookReceipt
 from connector.web import crm_webhooks

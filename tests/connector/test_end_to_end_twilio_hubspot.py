@@ -188,7 +188,7 @@ def test_a_call_source_can_text_through_another_carrier(app, runtime, twilio_api
 
 def test_a_source_that_cannot_text_needs_an_sms_carrier(runtime, webhook_secret, monkeypatch):
     from carrier_adapters.sandbox import SandboxCarrier
-    from connector.core.errors import ConfigurationError
+    from connector.kernel.errors import ConfigurationError
     from connector.storage.accounts import validate_account
     from tests.connector.helpers import sandbox_account
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.rules.hours import WEEKDAYS, BusinessHours, describe_next_open, parse_intervals
+from connector.domain.hours import WEEKDAYS, BusinessHours, describe_next_open, parse_intervals
 
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc", "SystemV")))
 NY = "America/New_York"

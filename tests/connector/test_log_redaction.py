@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from connector.cli import configure_logging
-from connector.core.log_redaction import QUIET_LOGGERS, RedactingFilter, mask_phone_numbers
+from connector.kernel.log_redaction import QUIET_LOGGERS, RedactingFilter, mask_phone_numbers
 from connector.settings.config import load_settings
 from connector.storage.models import Message
 from tests.conftest import SECRET

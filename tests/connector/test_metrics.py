@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 import time_machine
 
-from connector.core import metrics
-from connector.core.errors import ConfigurationError
-from connector.core.metrics import CRM_BUCKETS, TEXT_BUCKETS, WEBHOOK_BUCKETS, timed_crm_call
+from connector.kernel import metrics
+from connector.kernel.errors import ConfigurationError
+from connector.kernel.metrics import CRM_BUCKETS, TEXT_BUCKETS, WEBHOOK_BUCKETS, timed_crm_call
 from connector.settings.config import load_settings
 from tests.conftest import SECRET, make_settings
 from tests.connector import metrics_child

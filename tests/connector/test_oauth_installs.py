@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from connector.core import clock
+from connector.kernel import clock
 from connector.storage.db import Database
 from connector.storage.installations import DbTokenStore
 from connector.storage.locks import named_lock

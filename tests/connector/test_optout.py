@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connector.rules.optout import Intent, classify
+from connector.domain.optout import Intent, classify
 
 OPT_OUT = [
     "STOP", "stop", "Stop", "sToP", " stop ", "stop.", "STOP!", "stop!!!", "'stop'", "STOP\n",

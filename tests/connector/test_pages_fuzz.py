@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from werkzeug.routing import Rule
 
-from connector.core import clock
+from connector.kernel import clock
 from connector.storage.models import Base, Call, User
 from connector.storage.users import add_user
 from connector.web.oauth import install_link

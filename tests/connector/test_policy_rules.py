@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select, update
 
-from connector.core import clock
+from connector.kernel import clock
 from connector.reporting.explain import explain
 from connector.storage.models import Call, CallerState, ConsentEvent, Message, OptOut
 from tests.connector.helpers import (

@@ -41,7 +41,7 @@ import pytest
 from sqlalchemy import event
 
 from connector.cli import main
-from connector.core import clock
+from connector.kernel import clock
 from connector.reporting.report import build, compute, load, percentile, period_for
 from connector.reporting.report_output import format_table, write_csv
 from connector.storage.models import Call, CallActivity, ConsentEvent, Message

@@ -22,9 +22,9 @@ import requests
 from sqlalchemy import select, update
 from twilio.request_validator import RequestValidator
 
-from connector.core import clock
-from connector.core.http import never_reached_provider, transport_error
 from connector.jobs.sweeper import sweep
+from connector.kernel import clock
+from connector.kernel.http import never_reached_provider, transport_error
 from connector.storage.models import Call, CallEvent, Message
 from tests.carrier_adapters.test_twilio import ACCOUNT_SID, AUTH_TOKEN, fixture_body
 from tests.connector.helpers import add_account, records

@@ -15,11 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import inspect, select
 
-from connector.core import clock
-from connector.core.events import CallOutcome, MissedCall
 from connector.jobs import text_back as workflow
 from connector.jobs.intake import record_missed_call
 from connector.jobs.queue import POLL_MAX_DELAY, PRIORITY_CRM, PRIORITY_TEXT, make_consumer
+from connector.kernel import clock
+from connector.kernel.events import CallOutcome, MissedCall
 from connector.runtime import Runtime
 from connector.storage.db import upgrade
 from connector.storage.models import Account, Call

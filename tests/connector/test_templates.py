@@ -6,8 +6,7 @@ import copy
 
 import pytest
 
-from connector.core.errors import ConfigurationError
-from connector.rules.templates import (
+from connector.domain.templates import (
     DEFAULT_TEXTS,
     FIRST_MESSAGE_SCENARIOS,
     TemplateError,
@@ -15,6 +14,7 @@ from connector.rules.templates import (
     sms_encoding,
     validate_template,
 )
+from connector.kernel.errors import ConfigurationError
 from connector.storage.accounts import validate_account
 from tests.connector.helpers import sandbox_account
 

@@ -140,8 +140,8 @@ def test_deep_json_in_a_dialpad_jwt_is_refused_not_a_500(app: Any, runtime: Runt
 
 def test_dialpad_checks_the_mac_before_it_decodes_the_header(monkeypatch: Any) -> None:
     from carrier_adapters.dialpad import webhooks as dialpad_webhooks
-    from connector.core.errors import WebhookVerificationError
-    from connector.core.http import WebhookRequest
+    from connector.kernel.errors import WebhookVerificationError
+    from connector.kernel.http import WebhookRequest
 
     decoded: list[bytes] = []
 
@@ -200,8 +200,8 @@ def test_deep_unsigned_json_to_hubspot_is_refused(app: Any, runtime: Runtime) ->
 
 
 def test_the_nesting_cap_counts_without_recursing() -> None:
-    from connector.core import safe_json
-    from connector.core.errors import MalformedWebhookError
+    from connector.kernel import safe_json
+    from connector.kernel.errors import MalformedWebhookError
 
     assert safe_json.nesting_depth('{"a": "[[[[", "b": [1, {"c": []}]}') == 4
     assert safe_json.loads(deep_json(64)) == json.loads(deep_json(64))
@@ -323,7 +323,7 @@ def test_sandbox_fields_of_another_shape_do_not_reach_the_database(app: Any,
 
 def test_a_dialpad_event_without_times_is_refused(app: Any, runtime: Runtime,
                                                   frozen_clock: Any) -> None:
-    from connector.core import clock
+    from connector.kernel import clock
 
     dp = carrier_tests("dialpad")
     add(runtime, account_doc("acme", "dialpad", dp.credentials()))
@@ -384,7 +384,7 @@ def stored(runtime: Runtime) -> dict[str, int]:
 
 def plivo_request(kind: str, body: bytes, *, nonce: str, account_id: str = "acme") -> Any:
     from carrier_adapters.plivo.webhooks import compute_v2_signature, compute_v3_signature
-    from connector.core.http import WebhookRequest
+    from connector.kernel.http import WebhookRequest
 
     pv = carrier_tests("plivo")
     target = url("plivo", account_id, kind)
@@ -402,7 +402,7 @@ def plivo_request(kind: str, body: bytes, *, nonce: str, account_id: str = "acme
 
 def with_body(request: Any, body: bytes) -> Any:
     """The same URL and headers with another body: what an attacker holding the headers sends."""
-    from connector.core.http import WebhookRequest
+    from connector.kernel.http import WebhookRequest
 
     return WebhookRequest.build(url=request.url, headers=dict(request.headers.items()), body=body)
 
@@ -453,7 +453,7 @@ def test_plivo_nonces_are_spent_per_account_and_kept_a_while(app: Any, runtime: 
                                                              frozen_clock: Any) -> None:
     from datetime import timedelta
 
-    from connector.core import clock
+    from connector.kernel import clock
 
     pv = carrier_tests("plivo")
     add(runtime, account_doc("acme", "plivo", pv.credentials()))
@@ -588,7 +588,7 @@ def test_url_kind_declarations_keep_the_status_url_for_reports() -> None:
 
 def named_numbers(adapter: Any, kind: str, request: Any) -> set[str]:
     """The business numbers the webhook's events name, as the pipeline reads them."""
-    from connector.core.errors import ConnectorError
+    from connector.kernel.errors import ConnectorError
 
     try:
         if kind == "voice":

@@ -27,8 +27,8 @@ from sqlalchemy import select
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import WEBHOOK_KINDS
-from connector.core import clock
-from connector.core.http import WebhookRequest
+from connector.kernel import clock
+from connector.kernel.http import WebhookRequest
 from connector.runtime import Runtime
 from connector.storage.models import Base
 from tests.connector.test_webhook_forgeries import contract_for

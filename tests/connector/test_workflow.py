@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from connector.core import clock
 from connector.jobs.sweeper import sweep
+from connector.kernel import clock
 from connector.reporting.explain import explain
 from connector.storage.models import Call, CallEvent, Message, OptOut
 from tests.connector.helpers import (
@@ -209,7 +209,7 @@ def test_crm_outage_is_retried_by_the_sweeper_with_the_same_end_state(
 
     def flaky(self, task):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        from connector.core.errors import TransientProviderError
+        from connector.kernel.errors import TransientProviderError
 
         raise TransientProviderError("CRM down", provider="sandbox")
 
@@ -288,7 +288,7 @@ def test_ambiguous_send_is_not_resent_while_the_carrier_may_still_list_it(
     app, runtime, acme, webhook_secret, monkeypatch
 ):
     from carrier_adapters.sandbox import SandboxCarrier
-    from connector.core.errors import TransientProviderError
+    from connector.kernel.errors import TransientProviderError
 
     real_send = SandboxCarrier.send_sms
 
@@ -313,7 +313,7 @@ def test_opted_out_error_from_the_carrier_records_the_opt_out(
     app, runtime, acme, webhook_secret, monkeypatch
 ):
     from carrier_adapters.sandbox import SandboxCarrier
-    from connector.core.errors import RecipientRejectedError
+    from connector.kernel.errors import RecipientRejectedError
 
     def rejected(self, **kwargs):  # type: ignore[no-untyped-def]
         raise RecipientRejectedError("unsubscribed", provider="sandbox", code="21610",

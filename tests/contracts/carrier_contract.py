@@ -140,7 +140,7 @@ import requests
 import responses
 
 from carrier_adapters.base import WEBHOOK_KINDS, CarrierAdapter, secret_fields
-from connector.core.errors import (
+from connector.kernel.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
@@ -149,7 +149,7 @@ from connector.core.errors import (
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.core.events import (
+from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
     InboundMessage,
@@ -157,7 +157,7 @@ from connector.core.events import (
     MissedCall,
     SendResult,
 )
-from connector.core.http import WebhookReply, WebhookRequest
+from connector.kernel.http import WebhookReply, WebhookRequest
 from tests.transport_errors import dropped_connection, refused_connection
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")

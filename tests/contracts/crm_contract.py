@@ -109,7 +109,7 @@ from typing import Any, ClassVar
 import marshmallow
 import pytest
 
-from connector.core.errors import (
+from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -119,8 +119,8 @@ from connector.core.errors import (
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import CallOutcome
-from connector.core.http import WebhookRequest
+from connector.kernel.events import CallOutcome
+from connector.kernel.http import WebhookRequest
 from crm_adapters import oauth_flow
 from crm_adapters.base import (
     APP_WIDE,

@@ -29,7 +29,7 @@ import pytest
 import requests
 import responses
 
-from connector.core.errors import (
+from connector.kernel.errors import (
     ConfigurationError,
     MalformedWebhookError,
     PermanentProviderError,
@@ -39,9 +39,9 @@ from connector.core.errors import (
     UnsupportedEventError,
     WebhookVerificationError,
 )
-from connector.core.events import CallOutcome
-from connector.core.http import WebhookRequest
-from connector.core.phone import to_e164
+from connector.kernel.events import CallOutcome
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import to_e164
 from crm_adapters import oauth_flow
 from crm_adapters.base import (
     CallLog,

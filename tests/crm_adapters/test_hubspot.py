@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hubspot.utils.signature import Signature
 
-from connector.core.errors import (
+from connector.kernel.errors import (
     ConfigurationError,
     PermanentProviderError,
     ProviderAuthError,
@@ -26,8 +26,8 @@ from connector.core.errors import (
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.core.events import CallOutcome
-from connector.core.http import WebhookRequest
+from connector.kernel.events import CallOutcome
+from connector.kernel.http import WebhookRequest
 from crm_adapters.base import (
     CallLog,
     CrmEvent,

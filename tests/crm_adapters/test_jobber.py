@@ -19,7 +19,7 @@ import requests
 from graphql import GraphQLError, parse, validate
 from graphql.execution.values import get_variable_values
 
-from connector.core.errors import (
+from connector.kernel.errors import (
     ConfigurationError,
     MalformedWebhookError,
     PermanentProviderError,
@@ -28,9 +28,9 @@ from connector.core.errors import (
     TransientProviderError,
     WebhookVerificationError,
 )
-from connector.core.events import CallOutcome
-from connector.core.http import WebhookRequest
-from connector.core.signing import hmac_base64
+from connector.kernel.events import CallOutcome
+from connector.kernel.http import WebhookRequest
+from connector.kernel.signing import hmac_base64
 from crm_adapters import oauth_flow
 from crm_adapters.base import (
     AppDisconnected,

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from connector.core.http import WebhookRequest
-from connector.core.phone import to_e164
-from connector.core.signing import hmac_hex
+from connector.kernel.http import WebhookRequest
+from connector.kernel.phone import to_e164
+from connector.kernel.signing import hmac_hex
 from crm_adapters.sandbox import SIGNATURE_HEADER, MemoryCrmStore, SandboxCrm
 from tests.contracts.crm_contract import CrmContract
 

@@ -60,7 +60,7 @@ def read_calls(base_url: str, schema: str) -> list[CallRow]:
 
 def no_crm_reasons() -> frozenset[str]:
     """The decision reasons whose calls never reach the CRM (the workflow's own list)."""
-    from connector.rules.policy import NO_CRM_REASONS
+    from connector.domain.policy import NO_CRM_REASONS
 
     return frozenset(NO_CRM_REASONS)
 

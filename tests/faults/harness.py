@@ -169,7 +169,7 @@ def run(config: FaultConfig, progress: Callable[[str], None] = print) -> Report:
             report.sends = list(snapshot["sends"])
             report.carrier_tally = dict(snapshot["carrier_tally"])
             report.crm_requests = int(snapshot["crm_requests"])
-            from connector.core.phone import mask
+            from connector.kernel.phone import mask
 
             report.checks, report.crm = run_checks(
                 [c.caller for c in calls], report.rows, report.sends, snapshot["crm"], mask)

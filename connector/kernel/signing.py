@@ -6,8 +6,8 @@ import base64
 import hashlib
 import hmac
 
-from connector.core import clock
-from connector.core.errors import WebhookVerificationError
+from connector.kernel import clock
+from connector.kernel.errors import WebhookVerificationError
 
 
 def constant_time_equals(expected: str | bytes, given: str | bytes | None) -> bool:

@@ -3,7 +3,7 @@
 :class:`RedactingFilter` sits on the root logger's handlers, so it sees every record any logger
 passes up, from this program or a library, and rewrites it before it is written:
 
-- phone numbers are masked with :func:`connector.core.phone.mask` (``+1*********23``): E.164 with or
+- phone numbers are masked with :func:`connector.kernel.phone.mask` (``+1*********23``): E.164 with or
   without spaces, URL-encoded (``%2B14155550123``), and bare digit runs that are valid numbers;
 - SQL parameters (``[parameters: ...]`` in a database error) are removed, and SQLAlchemy's own
   statement, parameter and row lines are dropped;
@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Iterable
 
-from connector.core.phone import mask, to_e164
+from connector.kernel.phone import mask, to_e164
 
 #: Loggers whose records below WARNING are personal data themselves: SQLAlchemy's statement
 #: parameters and result rows, the HubSpot client's request and response bodies.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import email.utils
 from datetime import UTC, datetime
 
-from connector.core import clock
+from connector.kernel import clock
 
 #: Epoch values above this are milliseconds: 1e11 seconds is the year 5138, while 1e11
 #: milliseconds is March 1973, before any webhook was sent.

@@ -2,7 +2,7 @@
 
 Providers' error messages sometimes echo what they were sent (``"+14155550123 is not a mobile
 number"``, a property value, a token in a URL); an adapter that quotes one passes it through
-:func:`redact` first. The log filter (:mod:`connector.core.log_redaction`) is the last line of
+:func:`redact` first. The log filter (:mod:`connector.kernel.log_redaction`) is the last line of
 defence for whatever reaches the logs; this is the first, for text that also travels in
 exceptions and stored error reasons.
 """

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from connector.core.events import CallOutcome
+from connector.kernel.events import CallOutcome
 
 #: Calls suppressed for these reasons never reach the CRM (noise, or nobody to file them under).
 NO_CRM_REASONS = frozenset({"caller_withheld", "internal_number", "blocklisted", "misdial"})

@@ -14,8 +14,8 @@ from urllib.parse import parse_qsl, urlsplit
 import requests
 import urllib3
 
-from connector.core import clock
-from connector.core.errors import (
+from connector.kernel import clock
+from connector.kernel.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,

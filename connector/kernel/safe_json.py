@@ -5,7 +5,7 @@ thousand ``[`` raises ``RecursionError`` (a 500, and the provider retries the sa
 hours). No webhook we read nests deeper than a handful of levels, so every view and adapter that
 parses request JSON goes through :func:`loads`, which counts the nesting first (without
 recursing) and refuses anything deeper than :data:`MAX_DEPTH` as a
-:class:`~connector.core.errors.MalformedWebhookError` (a 400).
+:class:`~connector.kernel.errors.MalformedWebhookError` (a 400).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from connector.core.errors import MalformedWebhookError
+from connector.kernel.errors import MalformedWebhookError
 
 #: Deepest nesting of arrays and objects a request may have. Provider payloads stay under ten.
 MAX_DEPTH = 64

@@ -14,7 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from connector.core.phone import mask
+from connector.kernel.phone import mask
 
 
 class CallOutcome(StrEnum):
