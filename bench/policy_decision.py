@@ -27,8 +27,8 @@ sys.path.insert(0, str(REPO))
 
 from sqlalchemy import insert  # noqa: E402
 
-from connector import clock  # noqa: E402
 from connector.jobs.text_back import decide_call  # noqa: E402
+from connector.kernel import clock  # noqa: E402
 from connector.runtime import Runtime  # noqa: E402
 from connector.settings.config import load_settings  # noqa: E402
 from connector.storage.accounts import import_account  # noqa: E402

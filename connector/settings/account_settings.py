@@ -122,8 +122,22 @@ def _section(settings: Mapping[str, Any], *path: str) -> dict[str, Any]:
 def account_settings(account: HasSettings) -> AccountSettings:
     """The account's settings, typed, with the schema's defaults filled in.
 
-    Built once per distinct settings document (a job reads them several times)."""
-    return _typed(json.dumps(account.settings, sort_keys=True, default=str))
+    Built once per distinct settings document (a job reads them several times): the same stored
+    dict is recognised by identity, an equal one by its JSON."""
+    stored = account.settings
+    known = _by_identity.get(id(stored))
+    if known is not None and known[0] is stored:
+        return known[1]
+    typed = _typed(json.dumps(stored, sort_keys=True, default=str))
+    if len(_by_identity) >= _IDENTITY_CACHE_SIZE:
+        _by_identity.clear()
+    _by_identity[id(stored)] = (stored, typed)
+    return typed
+
+
+#: Settings dicts seen lately, by ``id`` (the dict is kept, so its id cannot be reused meanwhile).
+_by_identity: dict[int, tuple[Mapping[str, Any], AccountSettings]] = {}
+_IDENTITY_CACHE_SIZE = 512
 
 
 @lru_cache(maxsize=256)
