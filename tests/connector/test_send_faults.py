@@ -13,6 +13,7 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -142,6 +143,10 @@ def the_call(runtime) -> Call:  # type: ignore[no-untyped-def]
         return calls[0]
 
 
+#: Long enough for the sweeper to count a call untouched since as stalled.
+CALL_STALL = timedelta(minutes=5)
+
+
 # -- 1. a connection dropped after the carrier accepted the text --------------------------------
 
 
@@ -168,9 +173,6 @@ def test_a_drop_after_the_carrier_accepted_is_reconciled_never_resent(
         steps = s.scalars(select(CallEvent.detail).where(CallEvent.call_id == call.id)).all()
     assert any("reconciled" in step for step in steps)
     assert len(records(runtime, "acme", "task")) == 1
-
-
-CALL_STALL = __import__("datetime").timedelta(minutes=5)
 
 
 def _closed_port() -> int:
