@@ -266,14 +266,21 @@ def cmd_accounts_export(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts_list(args: argparse.Namespace) -> int:
-    """List accounts."""
+    """List accounts with their carrier, CRM and the CRM connection's state."""
     from connector.storage.accounts import list_accounts
+    from connector.storage.installations import connection_state
 
     runtime = _runtime(_settings())
     with runtime.db.session() as s:
-        for a in list_accounts(s):
+        accounts = list_accounts(s)
+        if not accounts:
+            print("no accounts yet: add one with `textback accounts import FILE`, or install "
+                  "the HubSpot app (/oauth/hubspot/install)")
+            return 0
+        for a in accounts:
+            state = connection_state(s, a.id).describe()
             flag = "  (CRM needs re-authorisation)" if a.crm_needs_reauth else ""
-            print(f"{a.id}\t{a.name}\t{a.carrier_kind}\t{a.crm_kind}{flag}")
+            print(f"{a.id}\t{a.name}\t{a.carrier_kind}\t{a.crm_kind}: {state}{flag}")
     return 0
 
 

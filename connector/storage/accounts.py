@@ -20,6 +20,7 @@ from carrier_adapters.base import secret_fields
 from connector.kernel.errors import ConfigurationError
 from connector.settings.account_schema import REDACTED, AccountSchema
 from connector.storage.crypto import CredentialBox
+from connector.storage.installations import credentials_auth
 from connector.storage.models import Account
 from crm_adapters import CRMS
 
@@ -99,6 +100,7 @@ def import_account(session: Session, box: CredentialBox, document: Mapping[str, 
     account.carrier_credentials = box.seal(carrier_creds)
     account.crm_credentials = box.seal(crm_creds)
     account.sms_credentials = box.seal(sms_creds) if sms_creds is not None else None
+    account.crm_auth = credentials_auth(account.crm_kind, crm_creds)
     account.crm_needs_reauth = False
     if existing is None:
         session.add(account)

@@ -8,19 +8,102 @@ a rotating refresh token holds across ``textback worker`` processes on several m
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from connector.kernel import clock
 from connector.kernel.errors import ProviderAuthError
 from connector.storage.crypto import CredentialBox
 from connector.storage.db import Database
 from connector.storage.locks import named_lock
-from connector.storage.models import Installation
+from connector.storage.models import Account, Installation
+from crm_adapters import CRMS
 from crm_adapters.base import OAuthTokens
+
+#: How an account's CRM connects: an OAuth app install, or a token/API key in its credentials.
+CrmAuth = Literal["oauth", "token"]
+#: What :func:`connection_state` says about an account's CRM connection.
+ConnectionStatus = Literal["connected", "disconnected", "private token", "not connected"]
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    """An account's CRM connection, as the pages and ``textback accounts list`` show it.
+
+    ``status`` is ``connected`` (an OAuth install whose tokens work), ``disconnected`` (the app
+    was uninstalled, refused or disconnected: ``disconnected_reason`` says why), ``private
+    token`` (a private-app token or API key from the account file; nothing to install) or ``not
+    connected`` (an OAuth CRM whose install has not been made yet). ``connected_by`` is the
+    installing user's email (or name) when the CRM told us.
+    """
+
+    crm: str
+    status: ConnectionStatus
+    connected_at: datetime | None = None
+    connected_by: str | None = None
+    token_expires_at: datetime | None = None
+    disconnected_reason: str | None = None
+
+    def describe(self) -> str:
+        """One line for people: the status, when and by whom, the expiry or the reason."""
+        words: str = self.status
+        if self.connected_at is not None and self.status != "not connected":
+            words += f" since {self.connected_at:%Y-%m-%d %H:%M} UTC"
+        if self.connected_by:
+            words += f" by {self.connected_by}"
+        if self.status == "connected" and self.token_expires_at is not None:
+            words += f", token expires {self.token_expires_at:%Y-%m-%d %H:%M} UTC"
+        if self.status == "disconnected" and self.disconnected_reason:
+            words += f": {self.disconnected_reason}"
+        return words
+
+
+def credentials_auth(crm_kind: str, credentials: Mapping[str, Any]) -> CrmAuth:
+    """How credentials of ``crm_kind`` connect: ``oauth`` when the CRM installs through OAuth
+    and they name an app (``client_id``) rather than a token or API key, else ``token``."""
+    cls = CRMS.get(crm_kind)
+    token_given = any(credentials.get(k) for k in ("access_token", "api_key"))
+    if cls is not None and cls.oauth is not None and credentials.get("client_id") \
+            and not token_given:
+        return "oauth"
+    return "token"
+
+
+def connection_state(session: Session, account_id: str) -> ConnectionState:
+    """The account's CRM connection (``LookupError`` for an unknown account)."""
+    account = session.get(Account, account_id)
+    if account is None:
+        raise LookupError(f"no account {account_id!r}")
+    crm = account.crm_kind
+    row = session.get(Installation, (account_id, crm))
+    if row is None:
+        auth = account.crm_auth or _only_way(crm)
+        if auth == "oauth":
+            return ConnectionState(crm=crm, status="not connected")
+        return ConnectionState(crm=crm, status="private token")
+    if row.status != "active":
+        return ConnectionState(crm=crm, status="disconnected", connected_at=row.connected_at,
+                               connected_by=row.connected_by,
+                               token_expires_at=row.expires_at,
+                               disconnected_reason=row.status_reason)
+    return ConnectionState(crm=crm, status="connected", connected_at=row.connected_at,
+                           connected_by=row.connected_by, token_expires_at=row.expires_at)
+
+
+def _only_way(crm_kind: str) -> CrmAuth:
+    """For accounts stored before ``crm_auth`` was recorded: ``oauth`` for a CRM that connects
+    only through OAuth (its credentials take no token or API key), else ``token``."""
+    cls = CRMS.get(crm_kind)
+    if cls is None or cls.oauth is None:
+        return "token"
+    fields = cls.config_schema().fields
+    return "token" if "access_token" in fields or "api_key" in fields else "oauth"
 
 
 def seal_tokens(box: CredentialBox, tokens: OAuthTokens) -> str:
@@ -46,8 +129,12 @@ def open_tokens(box: CredentialBox, sealed: str) -> OAuthTokens:
 
 
 def save_installation(db: Database, box: CredentialBox, account_id: str, crm: str,
-                      tokens: OAuthTokens, external_id: str | None = None) -> None:
-    """Create or replace an account's installation of a CRM (after the OAuth callback)."""
+                      tokens: OAuthTokens, external_id: str | None = None,
+                      connected_by: str | None = None) -> None:
+    """Create or replace an account's installation of a CRM (after the OAuth callback).
+
+    ``connected_by`` is who approved it (their email or name, when the CRM says).
+    """
     with db.session() as s:
         row = s.get(Installation, (account_id, crm))
         if row is None:
@@ -57,6 +144,7 @@ def save_installation(db: Database, box: CredentialBox, account_id: str, crm: st
         row.expires_at = tokens.expires_at
         row.external_id = external_id
         row.status, row.status_reason = "active", None
+        row.connected_at, row.connected_by = clock.now(), (connected_by or None)
 
 
 def installation_for_external_id(db: Database, crm: str, external_id: str) -> str | None:

@@ -75,6 +75,9 @@ class Account(Base):
     sms_credentials: Mapped[str | None] = mapped_column(Text)
     crm_credentials: Mapped[str] = mapped_column(Text)  # sealed
     crm_needs_reauth: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How the CRM credentials connect: "oauth" (an app install, tokens in ``installations``) or
+    # "token" (a private-app token or API key in the credentials); None on rows from before it.
+    crm_auth: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
 
@@ -290,6 +293,9 @@ class Installation(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | disconnected
     status_reason: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=clock.now, onupdate=clock.now)
+    # When the CRM was (last) installed, and by whom (the installing user's email or name).
+    connected_at: Mapped[datetime | None]
+    connected_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class RoutingState(Base):

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from connector.cli import main
+from tests.connector.helpers import sandbox_account
 from tests.connector.test_accounts import TWILIO_HUBSPOT
 
 
@@ -39,7 +40,7 @@ def test_bad_account_file_exits_2_naming_the_field(env, capsys):
     assert main(["accounts", "import", str(path)]) == 2
     assert "timezone" in capsys.readouterr().err
     assert main(["accounts", "list"]) == 0
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().out.startswith("no accounts yet")
 
 
 def test_bad_environment_exits_2_naming_the_variable(env, monkeypatch, capsys):
@@ -82,3 +83,20 @@ def test_accounts_import_takes_plain_http_to_this_machine_only_when_allowed(env,
     path.write_text(json.dumps(doc))
     assert main(["accounts", "import", str(path)]) == 2
     assert "metadata" in capsys.readouterr().err
+
+
+def test_accounts_list_says_when_there_are_none_then_shows_each_connection(env, capsys):
+    assert main(["accounts", "list"]) == 0
+    assert "no accounts yet" in capsys.readouterr().out
+    path = env / "acme.json"
+    path.write_text(json.dumps(TWILIO_HUBSPOT))
+    assert main(["accounts", "import", str(path)]) == 0
+    jobber = dict(sandbox_account("fixit", "w" * 24),
+                  crm={"kind": "jobber", "credentials": {"client_id": "c", "client_secret": "s"}})
+    path.write_text(json.dumps(jobber))
+    assert main(["accounts", "import", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["accounts", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["acme-plumbing\tAcme Plumbing\ttwilio\thubspot: private token",
+                     "fixit\tAcme Plumbing\tsandbox\tjobber: not connected"]
