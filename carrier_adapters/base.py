@@ -189,11 +189,10 @@ class CarrierAdapter(ABC):
         With carrier credentials shared by several accounts, a signature that does not cover the
         URL proves the carrier sent the request, not to which account; so the webhook view
         refuses (404) an event whose business number is not one of the account's. The default
-        reads the parsed event: the called number of a missed call and the receiving number of
-        an inbound text. Answered calls and delivery reports carry no business number once
-        parsed, so they give None unless the adapter reads it from the payload (the business
-        is the *caller* of an outbound call, when it called a customer back, and the sender of
-        the texts it reports on).
+        reads the parsed event: the called number of a missed call, the receiving number of an
+        inbound text, and the ``business_number`` the adapter's parser read from the payload of
+        an answered call or a delivery report (the business is the *caller* of an outbound
+        call, when it called a customer back, and the sender of the texts it reports on).
 
         None means the event names no number of ours and cannot be bound to an account this
         way: a forwarded leg that names only the forwarding phone, a carrier that reports no
@@ -204,6 +203,8 @@ class CarrierAdapter(ABC):
             return event.called
         if isinstance(event, InboundMessage):
             return event.recipient
+        if isinstance(event, AnsweredCall | MessageStatusUpdate):
+            return event.business_number
         return None
 
     def route(self, kind: str, request: WebhookRequest) -> str:

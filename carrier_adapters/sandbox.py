@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Protocol
 
 from marshmallow import Schema, fields
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
+from carrier_adapters.base import CallRouting, CarrierAdapter
 from connector.kernel import clock, safe_json
 from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
 from connector.kernel.events import (
@@ -199,16 +199,9 @@ class SandboxCarrier(CarrierAdapter):
         return AnsweredCall(
             carrier=self.name, event_id=f"{data['call_id']}:{direction}", customer=customer,
             direction=direction, occurred_at=self._when(data.get("occurred_at")),
+            business_number=to_e164(str(data.get("from" if direction == "outbound" else "to") or ""))
+            or None,
         )
-
-    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
-        """``to`` of inbound calls and texts; ``from`` of calls back and of reports (when the
-        report names it)."""
-        if isinstance(event, AnsweredCall | MessageStatusUpdate):
-            data = self._payload(request)
-            outbound = isinstance(event, MessageStatusUpdate) or event.direction == "outbound"
-            return to_e164(str(data.get("from" if outbound else "to") or "")) or None
-        return super().business_number(event, request)
 
     def lookup_line_type(self, number: str) -> str | None:
         """``landline`` for the numbers listed in the credentials' ``landlines``, else mobile."""
@@ -241,6 +234,7 @@ class SandboxCarrier(CarrierAdapter):
             occurred_at=self._when(data.get("occurred_at")),
             error_code=self._text(data.get("error_code")),
             raw=data,
+            business_number=to_e164(str(data.get("from") or "")) or None,  # when it names it
         )
 
     def reply(

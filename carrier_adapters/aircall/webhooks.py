@@ -189,6 +189,7 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
         customer=customer,
         direction="outbound" if data.get("direction") == "outbound" else "inbound",
         occurred_at=first_time(data.get("answered_at"), epoch=True),
+        business_number=to_e164(_our_number(data) or None),
     )
 
 
@@ -234,10 +235,5 @@ def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageSta
         occurred_at=first_time(data.get("updated_at"), document.get("timestamp"), epoch=True),
         error_code=str(error) if error not in (None, "") else None,
         raw=document,
+        business_number=to_e164(_our_number(data) or None),
     )
-
-
-def business_number(request: WebhookRequest) -> str | None:
-    """The Aircall number of a call or message event (``data.number.digits``), when named."""
-    data = load(request).get("data")
-    return to_e164(_our_number(data) or None) if isinstance(data, dict) else None

@@ -33,11 +33,10 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
+from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
-    MessageStatusUpdate,
     SendResult,
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
@@ -176,12 +175,6 @@ class BandwidthCarrier(CarrierAdapter):
     is_incoming_call = webhooks.is_incoming_call
     parse_call_event = webhooks.parse_call_event
     parse_inbound_message = webhooks.parse_inbound_message
-
-    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
-        """``to`` of calls and texts; ``message.from`` of a delivery report."""
-        if isinstance(event, MessageStatusUpdate):
-            return webhooks.sender(request)
-        return super().business_number(event, request)
 
     parse_status = webhooks.parse_status
 

@@ -218,6 +218,8 @@ def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageSta
         occurred_at=first_time(event.get("time")),
         error_code=str(code) if code not in (None, "", 0) else None,
         raw=event,
+        # ``message.from`` is the number of ours that sent it (``message.owner`` is the same).
+        business_number=to_e164(str(message.get("from") or message.get("owner") or "")) or None,
     )
 
 
@@ -337,10 +339,3 @@ def transfer_bxml(routing: CallRouting, username: str, password: str) -> Webhook
     }
     single = len(routing.forward_to) == 1
     return BXML.dial(routing, attributes=credentials, number_attributes=per_leg if single else None)
-
-
-def sender(request: WebhookRequest) -> str | None:
-    """The sending number of a delivery report (``message.from``; ``message.owner`` is the
-    same number of ours)."""
-    _, message = _pick(request, inbound=False)
-    return to_e164(str(message.get("from") or message.get("owner") or "")) or None

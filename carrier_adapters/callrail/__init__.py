@@ -24,7 +24,7 @@ import marshmallow
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallEventSource, WebhookEvent
-from connector.kernel.events import AnsweredCall, CallOutcome, MissedCall
+from connector.kernel.events import CallOutcome, MissedCall
 from connector.kernel.http import WebhookRequest
 
 from . import webhooks
@@ -70,7 +70,7 @@ class CallRailCarrier(CallEventSource):
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
         """``business_phone_number`` of a call (not the tracking number; see
         :func:`.webhooks.business_number`)."""
-        if isinstance(event, MissedCall | AnsweredCall):
+        if isinstance(event, MissedCall):
             return webhooks.business_number(request)
         return super().business_number(event, request)
 

@@ -160,6 +160,7 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
         customer=customer,
         direction="outbound" if document.get("direction") == "outbound" else "inbound",
         occurred_at=first_time(document.get("start_time")),
+        business_number=business_number(request),
     )
 
 

@@ -26,16 +26,13 @@ import marshmallow
 import requests
 from marshmallow import fields, validate, validates_schema
 
-from carrier_adapters.base import CarrierAdapter, WebhookEvent, url_kinds_with
+from carrier_adapters.base import CarrierAdapter, url_kinds_with
 from connector.kernel.events import (
-    AnsweredCall,
     CallOutcome,
     DeliveryStatus,
-    MessageStatusUpdate,
     SendResult,
 )
 from connector.kernel.http import WebhookRequest
-from connector.kernel.phone import to_e164
 
 from . import webhooks
 from .api import DialpadRestClient
@@ -112,15 +109,6 @@ class DialpadCarrier(CarrierAdapter):
     route = webhooks.route
     parse_call_event = webhooks.parse_call_event
     parse_answered_call = webhooks.parse_answered_call
-
-    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
-        """``internal_number`` of an answered call; ``from_number`` of a delivery update."""
-        claims = webhooks.claims_of(self, request)
-        if isinstance(event, AnsweredCall):
-            return to_e164(str(claims.get("internal_number") or "")) or None
-        if isinstance(event, MessageStatusUpdate):
-            return to_e164(str(claims.get("from_number") or "")) or None
-        return super().business_number(event, request)
 
     parse_inbound_message = webhooks.parse_inbound_message
     parse_status = webhooks.parse_status

@@ -171,6 +171,7 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
         customer=customer,
         direction="outbound" if claims.get("direction") == "outbound" else "inbound",
         occurred_at=connected,
+        business_number=to_e164(str(claims.get("internal_number") or "")) or None,
     )
 
 
@@ -212,4 +213,5 @@ def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageSta
         status=adapter.delivery_status(status),
         occurred_at=clock.now(),  # the event carries the message's creation time, not the update's
         raw=dict(claims),
+        business_number=to_e164(str(claims.get("from_number") or "")) or None,
     )

@@ -27,15 +27,13 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
+from carrier_adapters.base import CallRouting, CarrierAdapter
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
-    MessageStatusUpdate,
     SendResult,
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
-from connector.kernel.phone import to_e164
 
 from . import webhooks
 from .api import PlivoRestClient
@@ -111,12 +109,6 @@ class PlivoCarrier(CarrierAdapter):
     is_incoming_call = webhooks.is_incoming_call
     parse_call_event = webhooks.parse_call_event
     parse_inbound_message = webhooks.parse_inbound_message
-
-    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
-        """``To`` of calls and texts; ``From`` of a delivery report (we sent the text)."""
-        if isinstance(event, MessageStatusUpdate):
-            return to_e164(request.form.get("From"))
-        return super().business_number(event, request)
 
     parse_status = webhooks.parse_status
 

@@ -318,6 +318,7 @@ def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageSta
         occurred_at=clock.now(),
         error_code=error_code,
         raw=dict(form),
+        business_number=to_e164(form.get("From")),  # we sent the text
     )
 
 

@@ -26,12 +26,10 @@ import marshmallow
 import requests
 from marshmallow import fields, validate, validates, validates_schema
 
-from carrier_adapters.base import CarrierAdapter, WebhookEvent, url_kinds_with
+from carrier_adapters.base import CarrierAdapter, url_kinds_with
 from connector.kernel.events import (
-    AnsweredCall,
     CallOutcome,
     DeliveryStatus,
-    MessageStatusUpdate,
     SendResult,
 )
 from connector.kernel.http import WebhookRequest
@@ -125,12 +123,6 @@ class QuoCarrier(CarrierAdapter):
     route = webhooks.route
     parse_call_event = webhooks.parse_call_event
     parse_answered_call = webhooks.parse_answered_call
-
-    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
-        """Our (workspace) number of an answered call or a delivery report, either direction."""
-        if isinstance(event, AnsweredCall | MessageStatusUpdate):
-            return webhooks.business_number(request)
-        return super().business_number(event, request)
 
     parse_inbound_message = webhooks.parse_inbound_message
     parse_status = webhooks.parse_status

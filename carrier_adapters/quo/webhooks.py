@@ -271,7 +271,8 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
     document, event_type, resource, context = load(request)
     if event_type not in ("call.answered", "call.completed") or not resource.get("answeredAt"):
         return None
-    customer = to_e164(_parties(resource, context)[0])
+    customer_raw, ours = _parties(resource, context)
+    customer = to_e164(customer_raw)
     if customer is None or not resource.get("id"):
         return None
     return AnsweredCall(
@@ -280,6 +281,7 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
         customer=customer,
         direction="outbound" if resource.get("direction") == "outgoing" else "inbound",
         occurred_at=_when(resource, document, "answeredAt"),
+        business_number=to_e164(ours or None),
     )
 
 
@@ -317,7 +319,7 @@ def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageSta
     resource's ``status``. ``errorCode`` is the carrier or provider code Quo passes on. The
     event id is the envelope ``id``, stable across Quo's retries.
     """
-    document, event_type, resource, _ = load(request)
+    document, event_type, resource, context = load(request)
     if not event_type.startswith("message.") or event_type == "message.received":
         raise UnsupportedEventError(f"quo: {event_type} is not a delivery report")
     if not resource.get("id") or not document.get("id"):
@@ -335,10 +337,5 @@ def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageSta
         occurred_at=first_time(document.get("createdAt")),
         error_code=str(error_code) if error_code not in (None, "") else None,
         raw=document,
+        business_number=to_e164(_parties(resource, context)[1] or None),
     )
-
-
-def business_number(request: WebhookRequest) -> str | None:
-    """Our number in a call or message event (the workspace side), when named."""
-    _, _, resource, context = load(request)
-    return to_e164(_parties(resource, context)[1] or None)

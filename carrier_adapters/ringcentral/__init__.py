@@ -29,10 +29,9 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import HANDSHAKE, CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
+from carrier_adapters.base import HANDSHAKE, CallRouting, CarrierAdapter, url_kinds_with
 from connector.kernel.errors import UnsupportedEventError
 from connector.kernel.events import (
-    AnsweredCall,
     CallOutcome,
     DeliveryStatus,
     MessageStatusUpdate,
@@ -130,12 +129,6 @@ class RingCentralCarrier(CarrierAdapter):
     route = webhooks.route
     parse_call_event = webhooks.parse_call_event
     parse_answered_call = webhooks.parse_answered_call
-
-    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
-        """The number called (missed and answered calls) or texted."""
-        if isinstance(event, AnsweredCall):
-            return webhooks.answered_business_number(request)
-        return super().business_number(event, request)
 
     parse_inbound_message = webhooks.parse_inbound_message
 

@@ -287,6 +287,8 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
             customer=customer,
             direction="inbound",
             occurred_at=_when(document, body, "eventTime"),
+            # The number the outside caller reached: the party's ``to``.
+            business_number=to_e164(_number(party.get("to"))[0] or None),
         )
     return None
 
@@ -317,15 +319,3 @@ def parse_inbound_message(adapter: CarrierAdapter, request: WebhookRequest) -> I
         media_count=sum(1 for a in attachments if a.get("type") == "MmsAttachment"),
         raw=document,
     )
-
-
-def answered_business_number(request: WebhookRequest) -> str | None:
-    """The number the outside caller reached in an answered session (the party's ``to``)."""
-    session = _session(request)
-    if session is None:
-        return None
-    for party in session[2]:
-        code, _ = _status(party)
-        if _customer_inbound(party) and code == "Answered":
-            return to_e164(_number(party.get("to"))[0] or None)
-    return None

@@ -33,8 +33,7 @@ from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
-    InboundMessage,
-    MessageStatusUpdate,
+    MissedCall,
     SendResult,
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
@@ -130,13 +129,11 @@ class TelnyxCarrier(CarrierAdapter):
     parse_answered_call = voice.parse_answered_call
 
     def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
-        """The receiving number of a text and the sender of a report; for calls see
-        :func:`.voice.business_number` (Call Control legs name none of ours)."""
-        if isinstance(event, InboundMessage):
-            return super().business_number(event, request)
-        if isinstance(event, MessageStatusUpdate):
-            return webhooks.sender(request)
-        return voice.business_number(request)
+        """None for a Call Control missed call: the leg's ``to`` is the forwarding target, not
+        a number of ours (see :mod:`.voice`), so such a call cannot be bound by number."""
+        if isinstance(event, MissedCall) and webhooks.is_json(request):
+            return None
+        return super().business_number(event, request)
 
     def lookup_line_type(self, number: str) -> str | None:
         """The line type per Telnyx Number Lookup (``type=carrier``, a paid request; the

@@ -242,22 +242,6 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
         customer=customer,
         direction=direction,
         occurred_at=first_time(form.get("Timestamp"), rfc2822=True),
+        # Our number: ``To`` of a call to the business, ``From`` of a call it placed.
+        business_number=to_e164(form.get("From" if direction == "outbound" else "To")),
     )
-
-
-# -- TeXML replies ---------------------------------------------------------------------------
-
-
-def business_number(request: WebhookRequest) -> str | None:
-    """Our number in a voice webhook, when it names one.
-
-    TeXML: ``To`` of an inbound call, ``From`` of a call the business placed. Call Control
-    events give None: ``call.hangup`` does not say which leg it ends, and the forwarded leg's
-    ``to`` is the forwarding phone, not a number of ours (see the module docstring), so they
-    cannot be bound to an account by number.
-    """
-    if is_json(request):
-        return None
-    form = request.form
-    outbound = (form.get("Direction") or "").startswith("outbound") and not form.get("DialCallStatus")
-    return to_e164(form.get("From" if outbound else "To"))

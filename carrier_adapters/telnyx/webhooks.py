@@ -246,9 +246,6 @@ def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageSta
         occurred_at=first_time(data.get("occurred_at"), payload.get("completed_at"), rfc2822=True),
         error_code=error_code,
         raw=dict(data),
+        # ``data.payload.from.phone_number``: the number of ours that sent the text.
+        business_number=to_e164(_number(payload.get("from")) or None),
     )
-
-
-def sender(request: WebhookRequest) -> str | None:
-    """The sending number of a delivery report (``data.payload.from.phone_number``): ours."""
-    return to_e164(_number(payload_of(event_data(request)).get("from")) or None)

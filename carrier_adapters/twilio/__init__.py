@@ -21,11 +21,10 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent
+from carrier_adapters.base import CallRouting, CarrierAdapter
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
-    InboundMessage,
     SendResult,
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
@@ -134,12 +133,6 @@ class TwilioCarrier(CarrierAdapter):
     is_incoming_call = webhooks.is_incoming_call
     parse_call_event = webhooks.parse_call_event
     parse_answered_call = webhooks.parse_answered_call
-
-    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
-        """``To`` of inbound calls and texts; ``From`` of calls back and of delivery reports."""
-        if isinstance(event, InboundMessage):
-            return super().business_number(event, request)
-        return webhooks.business_number(request, event)
 
     def lookup_line_type(self, number: str) -> str | None:
         """The line type per Twilio Lookup v2 (a paid request; the connector caches it)."""

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from urllib.parse import parse_qs, urlsplit
 
-from carrier_adapters.base import CarrierAdapter, WebhookEvent
+from carrier_adapters.base import CarrierAdapter
 from carrier_adapters.dialect import VoiceMarkup
 from connector.kernel import clock
 from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
@@ -300,6 +300,8 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
         customer=customer,
         direction=direction,
         occurred_at=first_time(form.get("Timestamp"), rfc2822=True),
+        # Our number: ``To`` of a call to the business, ``From`` of a call it placed.
+        business_number=to_e164(form.get("From" if direction == "outbound" else "To")),
     )
 
 
@@ -359,18 +361,5 @@ def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageSta
         occurred_at=clock.now(),
         error_code=error_code,
         raw=dict(form),
+        business_number=to_e164(form.get("From")),  # we sent the text
     )
-
-
-# -- TwiML replies ---------------------------------------------------------------------------
-
-
-def business_number(request: WebhookRequest, event: WebhookEvent) -> str | None:
-    """Our number in a voice or status webhook: ``To`` of an inbound call, ``From`` of a call
-    the business placed (``Direction`` ``outbound-api``/``outbound-dial``: a call back) and of
-    a delivery report (we sent the text)."""
-    form = request.form
-    if isinstance(event, MessageStatusUpdate):
-        return to_e164(form.get("From"))
-    outbound = (form.get("Direction") or "").startswith("outbound") and "DialCallStatus" not in form
-    return to_e164(form.get("From" if outbound else "To"))

@@ -27,12 +27,10 @@ import marshmallow
 import requests
 from marshmallow import fields, validate
 
-from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
+from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
 from connector.kernel.events import (
-    AnsweredCall,
     CallOutcome,
     DeliveryStatus,
-    MessageStatusUpdate,
     SendResult,
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
@@ -166,13 +164,6 @@ class VonageCarrier(CarrierAdapter):
     is_incoming_call = webhooks.is_incoming_call
     parse_call_event = webhooks.parse_call_event
     parse_answered_call = webhooks.parse_answered_call
-
-    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
-        """The called number of missed calls and the receiving number of texts; for answered
-        calls and reports see :func:`.webhooks.business_number`."""
-        if isinstance(event, AnsweredCall | MessageStatusUpdate):
-            return webhooks.business_number(request, event, self.credentials["signature_secret"])
-        return super().business_number(event, request)
 
     parse_inbound_message = webhooks.parse_inbound_message
     parse_status = webhooks.parse_status

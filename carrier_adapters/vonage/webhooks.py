@@ -229,10 +229,14 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
     if _text(body.get("status")).lower() != "answered":
         return None
     ctx = call_context.from_request(request, adapter.credentials["signature_secret"])
+    # Our number: the forwarded leg's context names the number the customer called; a leg the
+    # business placed (a call back) is ``from`` our number.
     if ctx is not None:
         customer, direction = to_e164(ctx.caller or None), "inbound"
+        ours = to_e164(ctx.called or None)
     elif body.get("direction") == "outbound":
         customer, direction = to_e164(_text(body.get("to")) or None), "outbound"
+        ours = to_e164(_text(body.get("from")) or None)
     else:
         return None
     leg = body.get("uuid") or body.get("conversation_uuid")
@@ -244,6 +248,7 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
         customer=customer,
         direction=direction,
         occurred_at=first_time(body.get("timestamp")),
+        business_number=ours,
     )
 
 
@@ -346,19 +351,5 @@ def parse_status(adapter: CarrierAdapter, request: WebhookRequest) -> MessageSta
         occurred_at=first_time(body.get("timestamp")),
         error_code=error_code(body.get("error")),
         raw=dict(body),
+        business_number=to_e164(_text(body.get("from")) or None),  # we sent the text
     )
-
-
-def business_number(
-    request: WebhookRequest, event: AnsweredCall | MessageStatusUpdate, signature_secret: str
-) -> str | None:
-    """Our number in an answered-call event or a delivery report.
-
-    A forwarded leg (our call context) names the number the customer called; a leg the business
-    placed without one (a call back) is ``from`` our number, as is every text we report on.
-    """
-    body = json_body(request)
-    if isinstance(event, AnsweredCall) and event.direction == "inbound":
-        ctx = call_context.from_request(request, signature_secret)
-        return to_e164(ctx.called or None) if ctx is not None else None
-    return to_e164(_text(body.get("from")) or None)

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import marshmallow
 from marshmallow import fields, validate
 
-from carrier_adapters.base import HANDSHAKE, CallEventSource, CallRouting, CarrierAdapter, WebhookEvent
+from carrier_adapters.base import HANDSHAKE, CallEventSource, CallRouting, CarrierAdapter
 from connector.kernel import safe_json
 from connector.kernel.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.kernel.events import AnsweredCall, CallOutcome, MissedCall
@@ -145,6 +145,8 @@ def parse_answered_call(adapter: CarrierAdapter, request: WebhookRequest) -> Ans
         event_id=f"{call['call_id']}:{direction}",
         customer=customer,
         direction=direction,
+        # Our number: the callee of an inbound call, the caller of a call back.
+        business_number=to_e164(_number(call, "callee" if direction == "inbound" else "caller")),
         occurred_at=first_time(
             call.get("answer_start_time") or call.get("connected_start_time"),
             document.get("event_ts"),
@@ -179,13 +181,6 @@ class ZoomCarrier(CallEventSource):
         if not constant_time_equals(expected, given):
             raise WebhookVerificationError("zoom: signature does not match")
         require_fresh(float(stamp), tolerance=TIMESTAMP_TOLERANCE)
-
-    def business_number(self, event: WebhookEvent, request: WebhookRequest) -> str | None:
-        """The callee of an inbound call, the caller of a call back."""
-        if isinstance(event, AnsweredCall):
-            call = _call(_document(request))
-            return to_e164(_number(call, "callee" if event.direction == "inbound" else "caller"))
-        return super().business_number(event, request)
 
     def reply(
         self,

@@ -56,7 +56,8 @@ class DeliveryStatus(StrEnum):
 
 
 _PHONE_FIELDS = frozenset(
-    {"caller", "caller_raw", "called", "sender", "recipient", "to", "from_", "customer"}
+    {"caller", "caller_raw", "called", "sender", "recipient", "to", "from_", "customer",
+     "business_number"}
 )
 _HIDDEN_FIELDS = frozenset({"raw", "body"})
 
@@ -122,6 +123,8 @@ class AnsweredCall:
     customer: str
     direction: str
     occurred_at: datetime
+    #: The business's own number on the call (E.164), when the payload names it.
+    business_number: str | None = None
 
     def __post_init__(self) -> None:
         _require_aware(self.occurred_at, "occurred_at")
@@ -162,6 +165,8 @@ class MessageStatusUpdate:
     occurred_at: datetime
     error_code: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    #: The number of ours that sent the text (E.164), when the report names it.
+    business_number: str | None = None
 
     def __post_init__(self) -> None:
         _require_aware(self.occurred_at, "occurred_at")
