@@ -303,17 +303,100 @@ def cmd_accounts_install_link(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_users_add(args: argparse.Namespace) -> int:
-    """Add (or reset) a user of the conversation and dashboard pages."""
+def _read_password(from_stdin: bool) -> str:
+    """The new user's password: one line of stdin, or asked for at the terminal (twice)."""
     import getpass
 
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise ConfigurationError("no password on stdin: pipe one line to --password-stdin",
+                                     field="--password-stdin")
+        return password
+    if not sys.stdin.isatty():
+        raise ConfigurationError(
+            "no terminal to ask for the password: pipe it in with --password-stdin",
+            field="--password-stdin")
+    try:
+        password = getpass.getpass("Password (10 characters or more): ")
+        again = getpass.getpass("Same password again: ")
+    except EOFError:
+        raise ConfigurationError("no password given", field="PASSWORD") from None
+    if password != again:
+        raise ConfigurationError("the two passwords differ: run the command again",
+                                 field="PASSWORD")
+    return password
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    """Add (or reset) a user of the pages: an admin or a rep of one or more accounts."""
     from connector.storage.users import add_user
 
-    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass()
+    password = _read_password(args.password_stdin)
     runtime = _runtime(_settings())
     with runtime.db.session() as s:
-        user = add_user(s, args.email, args.name or args.email, password, args.account)
-        print(f"user {user.email} can sign in" + (f" to {args.account}" if args.account else ""))
+        user = add_user(s, args.email, args.name or args.email, password, args.account,
+                        role=args.role)
+        where = ", ".join(args.account) if args.account else "every account"
+        print(f"user {user.email} can sign in as {user.role} of {where}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace) -> int:
+    """Print every user: email, name, role and accounts."""
+    from connector.storage.users import list_users
+
+    runtime = _runtime(_settings())
+    with runtime.db.session() as s:
+        users = list_users(s)
+        if not users:
+            print("no users yet: add one with `textback users add EMAIL --role admin --account ID`")
+        for user, accounts in users:
+            where = "every account" if accounts is None else ", ".join(accounts) or "no account"
+            print(f"{user.email}\t{user.name}\t{user.role}\t{where}")
+    return 0
+
+
+def cmd_users_remove(args: argparse.Namespace) -> int:
+    """Remove a user; their sessions end with them."""
+    from connector.storage.users import remove_user
+
+    runtime = _runtime(_settings())
+    with runtime.db.session() as s:
+        user = remove_user(s, args.email)
+        print(f"removed user {user.email}")
+    return 0
+
+
+def cmd_accounts_delete(args: argparse.Namespace) -> int:
+    """Delete an account and everything kept for it, after a confirmation."""
+    from connector.storage.accounts import delete_account
+    from connector.storage.models import Account
+
+    runtime = _runtime(_settings())
+    with runtime.db.session() as s:
+        account = s.get(Account, args.id)
+        if account is None:
+            raise ConfigurationError(f"no account {args.id!r} (see `textback accounts list`)",
+                                     field="ID")
+        name = account.name
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise ConfigurationError(
+                "no terminal to confirm on: add --yes to delete without asking", field="--yes")
+        print(f"This deletes account {args.id} ({name}): its settings, credentials, calls, "
+              "texts, consent log, CRM links and users' access to it. It cannot be undone.")
+        try:
+            typed = input(f"Type {args.id} to delete it: ").strip()
+        except EOFError:
+            typed = ""
+        if typed != args.id:
+            print("nothing deleted")
+            return 1
+    with runtime.db.session() as s:
+        counts = delete_account(s, args.id)
+    print(f"deleted account {args.id} ({name}): " + ", ".join(
+        f"{n} {what}" for what, n in counts.items()))
     return 0
 
 
@@ -424,15 +507,27 @@ def build_parser() -> argparse.ArgumentParser:
     link = acc_sub.add_parser("install-link", help="the signed link that connects an OAuth CRM")
     link.add_argument("id")
     link.set_defaults(func=cmd_accounts_install_link)
+    delete = acc_sub.add_parser("delete", help="delete an account and all its data (asks first)")
+    delete.add_argument("id")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    delete.set_defaults(func=cmd_accounts_delete)
 
     users = sub.add_parser("users", help="who may sign in to the pages")
     users_sub = users.add_subparsers(dest="users_command", required=True)
     add = users_sub.add_parser("add", help="add or reset a user")
     add.add_argument("email")
     add.add_argument("--name")
-    add.add_argument("--account", help="the account they see (default: all)")
+    add.add_argument("--role", choices=("admin", "rep"), default="rep",
+                     help="admin: sets accounts up; rep: conversations and dashboard (default)")
+    add.add_argument("--account", action="append",
+                     help="an account they belong to; repeat for several (default: every account)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.set_defaults(func=cmd_users_add)
+    ulist = users_sub.add_parser("list", help="every user, their role and accounts")
+    ulist.set_defaults(func=cmd_users_list)
+    remove = users_sub.add_parser("remove", help="remove a user")
+    remove.add_argument("email")
+    remove.set_defaults(func=cmd_users_remove)
 
     sim = sub.add_parser("simulate-call", help="simulate a missed call on a sandbox account")
     sim.add_argument("account")

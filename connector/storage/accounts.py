@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from carrier_adapters import CARRIERS
@@ -21,7 +21,7 @@ from connector.kernel.errors import ConfigurationError
 from connector.settings.account_schema import REDACTED, AccountSchema
 from connector.storage.crypto import CredentialBox
 from connector.storage.installations import credentials_auth
-from connector.storage.models import Account
+from connector.storage.models import Account, AccountMember, Call, Message, SandboxRecord
 from crm_adapters import CRMS
 
 #: What ``export`` writes in place of a secret; ``import`` keeps the stored value when it sees it.
@@ -134,3 +134,27 @@ def export_account(account: Account, box: CredentialBox, *, include_secrets: boo
 def list_accounts(session: Session) -> list[Account]:
     """Every account, by id."""
     return list(session.scalars(select(Account).order_by(Account.id)))
+
+
+def delete_account(session: Session, account_id: str) -> dict[str, int]:
+    """Delete an account and everything kept for it; how many calls, texts and users' accesses
+    went with it.
+
+    The database's foreign keys cascade to every table keyed by account; the sandbox's records,
+    which carry no foreign key, are deleted here.
+    """
+    account = session.get(Account, account_id)
+    if account is None:
+        raise ConfigurationError(f"no account {account_id!r}", field="ID")
+    counts = {
+        "calls": session.scalar(select(func.count()).select_from(Call)
+                                .where(Call.account_id == account_id)) or 0,
+        "texts": session.scalar(select(func.count()).select_from(Message)
+                                .where(Message.account_id == account_id)) or 0,
+        "user accesses": session.scalar(select(func.count()).select_from(AccountMember)
+                                        .where(AccountMember.account_id == account_id)) or 0,
+    }
+    session.execute(delete(SandboxRecord).where(SandboxRecord.account_id == account_id))
+    session.delete(account)
+    session.flush()
+    return counts

@@ -328,8 +328,12 @@ class EscalationTimer(Base):
     cancelled_at: Mapped[datetime | None]
 
 
+#: What a user may do: an admin sets accounts up; a rep sees conversations and the dashboard.
+ROLES = ("admin", "rep")
+
+
 class User(Base):
-    """Someone who may sign in to the conversation and dashboard pages."""
+    """Someone who may sign in to the pages, with a role, for the accounts they belong to."""
 
     __tablename__ = "users"
 
@@ -337,12 +341,41 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(200), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(300))
-    # The account they see; None means every account (an operator).
-    account_id: Mapped[str | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(8), default="rep", server_default="rep")
+    # An operator: every account, those added later too (else only their AccountMember rows).
+    all_accounts: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     # Raised on sign-out everywhere and on a password change: sessions that carry an older
     # value are no longer valid.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class AccountMember(Base):
+    """A user belongs to an account: they see it (and, as an admin, set it up)."""
+
+    __tablename__ = "account_members"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class AuditEntry(Base):
+    """Who changed what in an account from the setup pages (field paths; secrets never kept)."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_account", "account_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    user_email: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=clock.now)
+    action: Mapped[str] = mapped_column(String(60))  # the page or button: "hours", "test send"
+    # [{"field": "hours.weekly.mon", "before": ..., "after": ...}, ...]; secrets shown as "changed"
+    changes: Mapped[list] = mapped_column(JSON, default=list)  # type: ignore[type-arg]
 
 
 class CrmLink(Base):

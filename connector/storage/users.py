@@ -1,4 +1,4 @@
-"""Sign-in for the conversation and dashboard pages: users with hashed passwords, and the sign-in
+"""Users of the pages: roles, the accounts each belongs to, hashed passwords, and the sign-in
 rate limit (refused attempts per email and per client address, kept in ``sign_in_failures``).
 
 Passwords are hashed by ``werkzeug.security`` (``scrypt:n:r:p$salt$hash``). Hashes stored before
@@ -12,15 +12,17 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import timedelta
 
+from marshmallow import ValidationError, validate
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from connector.kernel import clock
 from connector.kernel.errors import ConfigurationError
-from connector.storage.models import Account, SignInFailure, User
+from connector.storage.models import ROLES, Account, AccountMember, SignInFailure, User
 
 #: How the hashes of the first version of this module begin: ``scrypt$n$r$p$salt$hash``.
 _LEGACY_PREFIX = "scrypt$"
@@ -58,27 +60,77 @@ def _check_legacy(stored: str, password: str) -> bool:
         return False
 
 
-def add_user(session: Session, email: str, name: str, password: str,
-             account_id: str | None) -> User:
-    """Create or replace a user; ``account_id`` None lets them see every account.
+def _valid_email(email: str) -> str:
+    address = email.strip().lower()
+    try:
+        validate.Email()(address)
+    except ValidationError:
+        raise ConfigurationError(
+            f"{email!r} is not an email address (a user signs in with one, e.g. dana@example.com)",
+            field="EMAIL") from None
+    return address
 
-    Replacing a user (a new password, name or account) ends every session they have.
+
+def add_user(session: Session, email: str, name: str, password: str,
+             account_id: str | Sequence[str] | None, *, role: str = "rep") -> User:
+    """Create or replace a user with ``role`` (admin or rep) in the accounts ``account_id`` names
+    (one id or several); None lets them see every account, those added later too.
+
+    Replacing a user (a new password, name, role or accounts) ends every session they have.
     """
+    address = _valid_email(email)
+    if role not in ROLES:
+        raise ConfigurationError(f"a role is admin or rep, not {role!r}", field="--role")
     if len(password) < 10:
         raise ConfigurationError("passwords need at least 10 characters", field="PASSWORD")
-    if account_id is not None and session.get(Account, account_id) is None:
-        raise ConfigurationError(f"no account {account_id!r}", field="--account")
-    user = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+    accounts = [account_id] if isinstance(account_id, str) else \
+        None if account_id is None else list(dict.fromkeys(account_id))
+    for wanted in accounts or []:
+        if session.get(Account, wanted) is None:
+            raise ConfigurationError(f"no account {wanted!r}", field="--account")
+    user = session.scalar(select(User).where(func.lower(User.email) == address))
     if user is None:
-        user = User(email=email.lower(), name=name, password_hash="", account_id=account_id,
-                    session_epoch=0)
+        user = User(email=address, name=name, password_hash="", session_epoch=0)
         session.add(user)
+        session.flush()
     else:
         user.session_epoch = (user.session_epoch or 0) + 1  # ends the sessions of the old password
-    user.name, user.account_id = name, account_id
+    user.name, user.role, user.all_accounts = name, role, accounts is None
     user.password_hash = hash_password(password)
+    session.execute(delete(AccountMember).where(AccountMember.user_id == user.id))
+    session.add_all([AccountMember(user_id=user.id, account_id=a) for a in accounts or []])
     session.flush()
     return user
+
+
+def find_user(session: Session, email: str) -> User | None:
+    """The user with this email (any case), or None."""
+    return session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+def remove_user(session: Session, email: str) -> User:
+    """Delete a user (their sessions end with them); ConfigurationError when there is none."""
+    user = find_user(session, email)
+    if user is None:
+        raise ConfigurationError(f"no user {email!r} (see `textback users list`)", field="EMAIL")
+    session.delete(user)
+    session.flush()
+    return user
+
+
+def user_accounts(session: Session, user: User) -> list[str]:
+    """The ids of the accounts ``user`` belongs to (every account for an operator), sorted."""
+    if user.all_accounts:
+        return list(session.scalars(select(Account.id).order_by(Account.id)))
+    return list(session.scalars(select(AccountMember.account_id)
+                                .where(AccountMember.user_id == user.id)
+                                .order_by(AccountMember.account_id)))
+
+
+def list_users(session: Session) -> list[tuple[User, list[str] | None]]:
+    """Every user by email, with the accounts they belong to (None: every account)."""
+    users = session.scalars(select(User).order_by(User.email)).all()
+    return [(u, None if u.all_accounts else user_accounts(session, u)) for u in users]
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
@@ -87,7 +139,7 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     A legacy hash that matches is replaced by a werkzeug one (the caller commits); the user's
     sessions go on, as the password is the same.
     """
-    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    user = find_user(session, email)
     if user is None:
         check_password(_DUMMY, password)  # keep the timing of a miss like a hit
         return None

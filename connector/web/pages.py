@@ -47,6 +47,7 @@ from connector.storage.users import (
     clear_sign_in_failures,
     record_sign_in_failure,
     sign_in_wait,
+    user_accounts,
 )
 
 bp = Blueprint("pages", __name__)
@@ -146,10 +147,9 @@ def _visible_accounts(db_session: Any) -> list[Account]:
     user = db_session.get(User, session["user_id"])
     if user is None:
         abort(403)
-    query = select(Account).order_by(Account.name)
-    if user.account_id is not None:
-        query = query.where(Account.id == user.account_id)
-    return list(db_session.scalars(query))
+    ids = user_accounts(db_session, user)
+    return list(db_session.scalars(select(Account).where(Account.id.in_(ids))
+                                   .order_by(Account.name)))
 
 
 def _account(db_session: Any, account_id: str | None) -> Account:
