@@ -18,6 +18,15 @@ from typing import Any, ClassVar, final
 import marshmallow
 import requests
 
+from carrier_adapters.provisioning import (
+    GENERIC_WEBHOOK_FIELDS,
+    CallHandling,
+    OwnedNumber,
+    WebhookChange,
+    WebhookField,
+    WebhookSetting,
+    WebhookUrls,
+)
 from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
@@ -130,9 +139,27 @@ class CarrierAdapter(ABC):
     #: it only a signature timestamp, where the scheme has one, stops a replay.
     nonce_retention: ClassVar[timedelta] = timedelta(hours=24)
 
+    #: True when :meth:`check_credentials` asks the carrier whether the credentials work.
+    can_check_credentials: ClassVar[bool] = False
+    #: True when :meth:`list_numbers` lists the account's numbers from the carrier's API.
+    can_list_numbers: ClassVar[bool] = False
+    #: True when :meth:`point_webhooks` can point a number's webhooks at textback through the
+    #: carrier's API; otherwise the setup page shows :meth:`webhook_settings` to paste by hand.
+    can_point_webhooks: ClassVar[bool] = False
+    #: The carrier's settings that take textback's URLs, in its console's words.
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = GENERIC_WEBHOOK_FIELDS
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         check_url_kinds(cls.__name__, cls.url_kinds)
+        for flag, method in (
+            ("can_check_credentials", "check_credentials"),
+            ("can_list_numbers", "list_numbers"),
+            ("can_point_webhooks", "point_webhooks"),
+        ):
+            overridden = getattr(cls, method) is not getattr(CarrierAdapter, method)
+            if getattr(cls, flag) and not overridden:
+                raise TypeError(f"{cls.__name__}.{flag} is set but {method} is not implemented")
 
     def __init__(
         self,
@@ -255,6 +282,55 @@ class CarrierAdapter(ABC):
         errors; None when the carrier does not know.
         """
         raise NotImplementedError
+
+    # -- setup: credentials, numbers and webhook configuration ------------------------------
+
+    def check_credentials(self) -> None:
+        """Ask the carrier whether the credentials work, with one cheap read.
+
+        Returns quietly when they do. Raises
+        :class:`~connector.kernel.errors.CredentialsRejectedError` (the message says which
+        setting to fix) when the carrier refuses them and
+        :class:`~connector.kernel.errors.ProviderUnreachableError` when it cannot be reached
+        or fails on its side. ``NotImplementedError`` unless :attr:`can_check_credentials`.
+        """
+        raise NotImplementedError(f"{self.name} cannot check credentials through its API")
+
+    def list_numbers(self) -> list[OwnedNumber]:
+        """The phone numbers the carrier account owns, with what each can do and where its
+        webhooks point now (where the API shows it).
+
+        Raises like :meth:`check_credentials`. ``NotImplementedError`` unless
+        :attr:`can_list_numbers`.
+        """
+        raise NotImplementedError(f"{self.name} cannot list numbers through its API")
+
+    def point_webhooks(
+        self, number: str, urls: WebhookUrls, *, calls: CallHandling = "forward"
+    ) -> list[WebhookChange]:
+        """Point the owned ``number``'s webhooks at ``urls`` (textback's, for this account)
+        and return every setting written, with its value before and after.
+
+        ``calls`` is ``forward`` when textback answers the number's calls and forwards them,
+        ``watch`` when the business keeps its own call flow and textback only receives call
+        status reports; carriers that cannot tell the two apart ignore it. A number the account
+        does not own is a :class:`~connector.kernel.errors.PermanentProviderError`; credentials
+        errors raise like :meth:`check_credentials`. ``NotImplementedError`` unless
+        :attr:`can_point_webhooks`.
+        """
+        raise NotImplementedError(f"{self.name} cannot point webhooks through its API")
+
+    @classmethod
+    def webhook_settings(
+        cls, urls: WebhookUrls, *, calls: CallHandling = "forward"
+    ) -> list[WebhookSetting]:
+        """What to paste where in the carrier's console, for ``urls`` and the way ``calls``
+        are handled (:attr:`webhook_fields` filled in)."""
+        return [
+            WebhookSetting(f.where, urls.for_kind(f.kind), f.method, f.note)
+            for f in cls.webhook_fields
+            if f.calls is None or f.calls == calls
+        ]
 
     @abstractmethod
     def parse_inbound_message(self, request: WebhookRequest) -> InboundMessage:

@@ -20,8 +20,20 @@ from typing import Any, ClassVar, Protocol
 from marshmallow import Schema, fields
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.provisioning import (
+    CallHandling,
+    OwnedNumber,
+    WebhookChange,
+    WebhookField,
+    WebhookUrls,
+)
 from connector.kernel import clock, safe_json
-from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
+from connector.kernel.errors import (
+    CredentialsRejectedError,
+    MalformedWebhookError,
+    PermanentProviderError,
+    WebhookVerificationError,
+)
 from connector.kernel.events import (
     AnsweredCall,
     CallOutcome,
@@ -36,6 +48,13 @@ from connector.kernel.phone import to_e164
 from connector.kernel.signing import constant_time_equals, hmac_hex
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
+#: The numbers a sandbox account owns unless its credentials list others (fictional 555-01xx).
+DEFAULT_OWNED_NUMBERS = ("+14155550100", "+14155550101", "+14155550102")
+#: The shortest ``webhook_secret`` :meth:`SandboxCarrier.check_credentials` accepts: a shorter
+#: one is too easy to guess to sign webhooks with.
+MIN_SECRET_LENGTH = 16
+#: The sandbox's per-number webhook settings, by our URL kind.
+SETTING_OF_KIND = {"voice": "voice_url", "sms": "sms_url", "status": "status_url"}
 
 
 class SandboxOutbox(Protocol):
@@ -47,12 +66,19 @@ class SandboxOutbox(Protocol):
     def sent_messages(self) -> list[Mapping[str, Any]]:
         """Every text recorded so far, oldest first."""
 
+    def number_webhooks(self) -> Mapping[str, Mapping[str, str]]:
+        """Where each owned number's webhooks point: E.164 -> {setting name: URL}."""
+
+    def set_number_webhooks(self, number: str, settings: Mapping[str, str]) -> None:
+        """Replace where ``number``'s webhooks point."""
+
 
 class MemoryOutbox:
     """An in-memory outbox; ``fail_next(status)`` makes the next send fail with that HTTP status."""
 
     def __init__(self) -> None:
         self._messages: list[Mapping[str, Any]] = []
+        self._webhooks: dict[str, dict[str, str]] = {}
         self._failures: list[int] = []
         self._lock = threading.Lock()
 
@@ -74,6 +100,14 @@ class MemoryOutbox:
         with self._lock:
             return list(self._messages)
 
+    def number_webhooks(self) -> Mapping[str, Mapping[str, str]]:
+        with self._lock:
+            return {number: dict(settings) for number, settings in self._webhooks.items()}
+
+    def set_number_webhooks(self, number: str, settings: Mapping[str, str]) -> None:
+        with self._lock:
+            self._webhooks[number] = dict(settings)
+
 
 class SandboxCredentials(Schema):
     """``carrier.credentials`` for the sandbox."""
@@ -81,6 +115,10 @@ class SandboxCredentials(Schema):
     webhook_secret = fields.String(required=True, metadata={"secret": True})
     #: Numbers the sandbox's line-type lookup reports as landlines (everything else is mobile).
     landlines = fields.List(fields.String(), load_default=list)
+    #: The numbers the sandbox "account" owns, as :meth:`SandboxCarrier.list_numbers` lists them.
+    owned_numbers = fields.List(
+        fields.String(), load_default=lambda: list(DEFAULT_OWNED_NUMBERS)
+    )
 
 
 class SandboxCarrier(CarrierAdapter):
@@ -104,6 +142,14 @@ class SandboxCarrier(CarrierAdapter):
     delivery_statuses: ClassVar[Mapping[str, DeliveryStatus]] = {
         s.value: s for s in DeliveryStatus if s is not DeliveryStatus.UNKNOWN
     }
+    can_check_credentials: ClassVar[bool] = True
+    can_list_numbers: ClassVar[bool] = True
+    can_point_webhooks: ClassVar[bool] = True
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField("Sandbox number: voice_url", "voice"),
+        WebhookField("Sandbox number: sms_url", "sms"),
+        WebhookField("Sandbox number: status_url", "status"),
+    )
 
     def __init__(
         self,
@@ -244,6 +290,60 @@ class SandboxCarrier(CarrierAdapter):
         routing: CallRouting | None = None,
     ) -> WebhookReply:
         return WebhookReply(b'{"ok": true}', "application/json")
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def check_credentials(self) -> None:
+        """Refuse a ``webhook_secret`` shorter than :data:`MIN_SECRET_LENGTH` characters, as a
+        real carrier refuses a bad token; the sandbox is always reachable."""
+        if len(self.credentials["webhook_secret"]) < MIN_SECRET_LENGTH:
+            raise CredentialsRejectedError(
+                f"{self.display_name} refused the credentials: webhook_secret must be at least "
+                f"{MIN_SECRET_LENGTH} characters",
+                provider=self.name, status=401,
+            )
+
+    def _owned(self) -> list[str]:
+        numbers = (to_e164(n) for n in self.credentials["owned_numbers"])
+        return [n for n in numbers if n]
+
+    def list_numbers(self) -> list[OwnedNumber]:
+        """The credentials' ``owned_numbers`` (three 555-01xx numbers by default), with the
+        webhook URLs :meth:`point_webhooks` recorded for them. Refuses what
+        :meth:`check_credentials` refuses."""
+        self.check_credentials()
+        webhooks = self.outbox.number_webhooks()
+        numbers = []
+        for index, e164 in enumerate(self._owned(), start=1):
+            settings = webhooks.get(e164, {})
+            numbers.append(
+                OwnedNumber(
+                    e164=e164,
+                    friendly_name=f"Sandbox line {index}",
+                    capabilities=frozenset({"voice", "sms"}),
+                    voice_url=settings.get("voice_url"),
+                    sms_url=settings.get("sms_url"),
+                    status_url=settings.get("status_url"),
+                    carrier_id=f"SBPN{index}",
+                )
+            )
+        return numbers
+
+    def point_webhooks(
+        self, number: str, urls: WebhookUrls, *, calls: CallHandling = "forward"
+    ) -> list[WebhookChange]:
+        """Record ``urls`` as the number's three webhooks; ``calls`` makes no difference (the
+        sandbox's call events always go to the voice URL)."""
+        self.check_credentials()
+        e164 = to_e164(number)
+        if e164 is None or e164 not in self._owned():
+            raise PermanentProviderError(
+                "sandbox: the account owns no such number", provider=self.name, status=404
+            )
+        before = dict(self.outbox.number_webhooks().get(e164, {}))
+        after = {setting: urls.for_kind(kind) for kind, setting in SETTING_OF_KIND.items()}
+        self.outbox.set_number_webhooks(e164, after)
+        return [WebhookChange(name, before.get(name), value) for name, value in after.items()]
 
     # -- sending ----------------------------------------------------------------------------
 

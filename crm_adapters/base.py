@@ -20,6 +20,7 @@ from connector.kernel.errors import WebhookVerificationError
 from connector.kernel.events import CallOutcome
 from connector.kernel.http import WebhookRequest
 from connector.kernel.phone import mask
+from crm_adapters.catalog import ConnectionCheck, CrmChoices
 
 #: Capability names an adapter may declare.
 CAPABILITIES = frozenset(
@@ -346,6 +347,29 @@ class CrmAdapter(ABC):
         """Mark the contact as opted out of texts (or back in). ``NotImplementedError`` when the
         CRM has no place for it; the connector then notes it on the contact's activity instead."""
         raise NotImplementedError
+
+    # -- setup: test the connection, offer the CRM's lists -----------------------------------
+
+    def check_connection(self) -> ConnectionCheck:
+        """Test the connection: read the CRM account and one record, and say what the granted
+        scopes (or plan) allow textback to do and what they do not.
+
+        Raises :class:`~connector.kernel.errors.CredentialsRejectedError` (what to fix) when the
+        CRM refuses the token or key, and
+        :class:`~connector.kernel.errors.ProviderUnreachableError` when it cannot be reached.
+        ``NotImplementedError`` for a CRM without the check.
+        """
+        raise NotImplementedError(f"{self.name} cannot test its connection")
+
+    def list_choices(self) -> CrmChoices:
+        """The CRM's pipelines and stages, owners, task queues, lead sources and pipeline
+        statuses, as far as its API lists them (see :class:`~crm_adapters.catalog.CrmChoices`).
+
+        Raises like :meth:`check_connection`; a list the granted scopes do not cover is a
+        :class:`~connector.kernel.errors.PermanentProviderError` naming the scope.
+        ``NotImplementedError`` for a CRM without lists.
+        """
+        raise NotImplementedError(f"{self.name} cannot list its choices")
 
     def verify_request(self, request: WebhookRequest) -> None:
         """Raise :class:`~connector.kernel.errors.WebhookVerificationError` unless a CRM webhook is

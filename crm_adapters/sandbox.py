@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from marshmallow import Schema, fields
 
-from connector.kernel.errors import WebhookVerificationError
+from connector.kernel.errors import WebhookVerificationError, checking_credentials
 from connector.kernel.http import WebhookRequest, classify_status
 from connector.kernel.phone import to_e164
 from connector.kernel.signing import constant_time_equals, hmac_hex
@@ -29,8 +29,45 @@ from crm_adapters.base import (
     TaskSpec,
     WebhookSpec,
 )
+from crm_adapters.catalog import (
+    Choice,
+    ConnectionCheck,
+    CrmChoices,
+    Permission,
+    PipelineChoice,
+)
 
 SIGNATURE_HEADER = "X-Sandbox-Signature"
+
+#: The sandbox CRM's lists, as :meth:`SandboxCrm.list_choices` offers them (the demo account
+#: maps to ``default`` / ``new`` / ``owner-1``).
+PIPELINES = (
+    PipelineChoice(
+        "default",
+        "Sales pipeline",
+        (
+            Choice("new", "New lead"),
+            Choice("contacted", "Contacted"),
+            Choice("quoted", "Quote sent"),
+            Choice("won", "Won"),
+            Choice("lost", "Lost"),
+        ),
+    ),
+    PipelineChoice(
+        "service",
+        "Service requests",
+        (Choice("requested", "Requested"), Choice("scheduled", "Scheduled"),
+         Choice("done", "Done")),
+    ),
+)
+OWNERS = (Choice("owner-1", "Alex Rivera (owner)"), Choice("owner-2", "Sam Lee"))
+#: What textback does in the sandbox CRM; nothing there needs a grant.
+ACTIONS = (
+    "find and create contacts",
+    "log missed calls and texts",
+    "create follow-up tasks",
+    "put leads in a pipeline stage",
+)
 
 
 def verify(request: WebhookRequest, secret: str) -> None:
@@ -245,3 +282,24 @@ class SandboxCrm(CrmAdapter):
         if self.store.get("contact", contact_id) is None:
             raise classify_status(self.name, 404, "sandbox contact not found")
         self.store.update("contact", contact_id, {"sms_opted_out": opted_out})
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def check_connection(self) -> ConnectionCheck:
+        """Read one contact (the first, if any); every action is allowed. A failure queued on
+        the store (``fail_next(401)``) is refused credentials, a 5xx an unreachable CRM."""
+        with checking_credentials(self.display_name, "check crm.credentials"):
+            self._maybe_fail()
+            contacts = self.store.all("contact")
+        return ConnectionCheck(
+            account="Sandbox CRM (built in)",
+            record=f"contact {contacts[0]['id']}" if contacts else None,
+            permissions=tuple(Permission(action, True) for action in ACTIONS),
+        )
+
+    def list_choices(self) -> CrmChoices:
+        """Two pipelines with their stages and two owners; the sandbox has no task queues,
+        lead sources or lead statuses."""
+        with checking_credentials(self.display_name, "check crm.credentials"):
+            self._maybe_fail()
+        return CrmChoices(pipelines=PIPELINES, owners=OWNERS)

@@ -6,6 +6,9 @@ only these, so nothing provider-specific leaks past the adapter boundary.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class ConnectorError(Exception):
     """Base of every error the connector raises on purpose."""
@@ -63,6 +66,11 @@ class TransientProviderError(ProviderError):
         self.ambiguous = ambiguous
 
 
+class ProviderUnreachableError(TransientProviderError):
+    """A check could not reach the provider (no connection, a timeout, its 5xx): the credentials
+    were neither accepted nor refused, so the check says to try again rather than to fix them."""
+
+
 class RateLimitedError(TransientProviderError):
     """The provider throttled us; ``retry_after`` is the wait in seconds it asked for or we computed."""
 
@@ -81,6 +89,14 @@ class RateLimitedError(TransientProviderError):
 
 class ProviderAuthError(ProviderError):
     """The credentials were refused: mark the installation as needing re-authorisation, no retry."""
+
+
+class CredentialsRejectedError(ProviderAuthError):
+    """A credentials check (setup, "test connection") found the credentials refused.
+
+    The message says what to fix in the provider's own words for the setting (which key, which
+    token); nothing should be stored. Raised by ``check_credentials`` and ``check_connection``.
+    """
 
 
 class PermanentProviderError(ProviderError):
@@ -109,3 +125,34 @@ class ConfigurationError(Exception):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+@contextmanager
+def checking_credentials(provider: str, hint: str) -> Iterator[None]:
+    """Run a credentials check, turning the provider's answer into what the person at the setup
+    page must do.
+
+    Refused credentials (:class:`ProviderAuthError`: HTTP 401 or 403, the provider's "bad key"
+    codes) leave as :class:`CredentialsRejectedError` naming ``hint`` (which setting to fix);
+    a provider that could not be reached, timed out or failed on its side leaves as
+    :class:`ProviderUnreachableError`. Throttling and other errors pass unchanged.
+    ``provider`` is the display name used in the messages.
+    """
+    try:
+        yield
+    except CredentialsRejectedError:
+        raise
+    except ProviderAuthError as exc:
+        status = f" (HTTP {exc.status})" if exc.status else ""
+        raise CredentialsRejectedError(
+            f"{provider} refused the credentials{status}: {hint}",
+            provider=exc.provider, code=exc.code, status=exc.status,
+        ) from None
+    except RateLimitedError:
+        raise
+    except TransientProviderError as exc:
+        status = f"HTTP {exc.status}" if exc.status else "no answer"
+        raise ProviderUnreachableError(
+            f"{provider} could not be reached ({status}); nothing was changed, try again shortly",
+            provider=exc.provider, code=exc.code, status=exc.status,
+        ) from None

@@ -34,6 +34,38 @@ class DbOutbox:
             return [dict(r.data) for r in rows]
 
 
+    def number_webhooks(self) -> Mapping[str, Mapping[str, str]]:
+        """Where each sandbox number's webhooks point, as ``point_webhooks`` recorded it."""
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(SandboxRecord)
+                .where(
+                    SandboxRecord.account_id == self.account_id,
+                    SandboxRecord.kind == "number_webhooks",
+                )
+                .order_by(SandboxRecord.id)
+            )
+            return {str(r.key): dict(r.data) for r in rows}
+
+    def set_number_webhooks(self, number: str, settings: Mapping[str, str]) -> None:
+        """Replace where ``number``'s webhooks point."""
+        with self.db.session() as s:
+            row = s.scalar(
+                select(SandboxRecord).where(
+                    SandboxRecord.account_id == self.account_id,
+                    SandboxRecord.kind == "number_webhooks",
+                    SandboxRecord.key == number,
+                )
+            )
+            if row is None:
+                s.add(SandboxRecord(
+                    account_id=self.account_id, kind="number_webhooks", key=number,
+                    data=dict(settings),
+                ))
+            else:
+                row.data = dict(settings)
+
+
 class DbCrmStore:
     """The sandbox CRM's records for one account."""
 

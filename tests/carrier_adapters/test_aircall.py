@@ -34,6 +34,7 @@ from tests.contracts.carrier_contract import (
     CarrierContract,
     MessagingContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("aircall")
 API_BASE = "https://aircall-api.test"
@@ -100,7 +101,7 @@ def adapter() -> AircallCarrier:
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestAircallContract(CarrierContract, CallSourceContract, MessagingContract):
+class TestAircallContract(CarrierContract, CarrierSetupContract, CallSourceContract, MessagingContract):
     """The generic carrier contract, fed with Aircall's fixtures."""
 
     adapter_class = AircallCarrier

@@ -43,6 +43,7 @@ from tests.contracts.carrier_contract import (
     IncomingCallContract,
     MessagingContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("bandwidth")
 ACCOUNT_ID = "9900000"
@@ -183,7 +184,10 @@ ROUTING = CallRouting(
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestBandwidthContract(CarrierContract, CallSourceContract, IncomingCallContract, MessagingContract):
+class TestBandwidthContract(
+    CarrierContract, CarrierSetupContract, CallSourceContract, IncomingCallContract,
+    MessagingContract,
+):
     """The generic carrier contract, fed with Bandwidth's fixtures (API credentials mode)."""
 
     adapter_class = BandwidthCarrier

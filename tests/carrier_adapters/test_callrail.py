@@ -37,6 +37,7 @@ from tests.contracts.carrier_contract import (
     CarrierContract,
     SignsBodyContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("callrail")
 WEBHOOK_URL = "https://textback.example.com/webhooks/callrail/acme-plumbing/voice"
@@ -65,7 +66,7 @@ def adapter() -> CallRailCarrier:
 # -- the contract suite ----------------------------------------------------------------------
 
 
-class TestCallRailContract(CarrierContract, CallSourceContract, SignsBodyContract):
+class TestCallRailContract(CarrierContract, CarrierSetupContract, CallSourceContract, SignsBodyContract):
     """The generic carrier contract for a source that reports calls and sends no texts."""
 
     adapter_class = CallRailCarrier

@@ -40,6 +40,7 @@ from tests.contracts.carrier_contract import (
     SignsBodyContract,
     TimestampedSignatureContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("dialpad")
 API_BASE = "https://dialpad-api.test"
@@ -100,8 +101,8 @@ def adapter() -> DialpadCarrier:
 
 
 class TestDialpadContract(
-    CarrierContract, CallSourceContract, MessagingContract, TimestampedSignatureContract,
-    SignsBodyContract,
+    CarrierContract, CarrierSetupContract, CallSourceContract, MessagingContract,
+    TimestampedSignatureContract, SignsBodyContract,
 ):
     """The generic carrier contract, fed with Dialpad's fixtures."""
 

@@ -49,6 +49,7 @@ from tests.contracts.carrier_contract import (
     MessagingContract,
     SignsUrlContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("plivo")
 AUTH_ID = "MAODU4NJU3NDMWMGQ1ZW"
@@ -136,7 +137,7 @@ def adapter() -> PlivoCarrier:
 
 
 class TestPlivoContract(
-    CarrierContract, CallSourceContract, IncomingCallContract, MessagingContract,
+    CarrierContract, CarrierSetupContract, CallSourceContract, IncomingCallContract, MessagingContract,
     SignsUrlContract,
 ):
     """The generic carrier contract, fed with Plivo's fixtures."""

@@ -42,6 +42,7 @@ from tests.contracts.carrier_contract import (
     SignsBodyContract,
     TimestampedSignatureContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("quo")
 API_BASE = "https://quo-api.test"
@@ -133,8 +134,8 @@ def adapter() -> QuoCarrier:
 
 
 class TestQuoContract(
-    CarrierContract, CallSourceContract, MessagingContract, TimestampedSignatureContract,
-    SignsBodyContract,
+    CarrierContract, CarrierSetupContract, CallSourceContract, MessagingContract,
+    TimestampedSignatureContract, SignsBodyContract,
 ):
     """The generic carrier contract, fed with Quo's current and legacy payloads."""
 

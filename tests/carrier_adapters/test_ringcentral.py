@@ -39,6 +39,7 @@ from tests.contracts.carrier_contract import (
     SendingContract,
     TransportFailureContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("ringcentral")
 API_BASE = "https://ringcentral-api.test"
@@ -131,7 +132,7 @@ def adapter() -> RingCentralCarrier:
 
 
 class TestRingCentralContract(
-    CarrierContract, CallSourceContract, InboundMessagingContract, SendingContract,
+    CarrierContract, CarrierSetupContract, CallSourceContract, InboundMessagingContract, SendingContract,
     TransportFailureContract,
 ):
     """The generic carrier contract, fed with RingCentral's fixtures."""

@@ -6,9 +6,18 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
 from carrier_adapters.base import CarrierAdapter
-from carrier_adapters.sandbox import SIGNATURE_HEADER, MemoryOutbox, SandboxCarrier
+from carrier_adapters.provisioning import webhook_urls
+from carrier_adapters.sandbox import (
+    DEFAULT_OWNED_NUMBERS,
+    SIGNATURE_HEADER,
+    MemoryOutbox,
+    SandboxCarrier,
+)
 from connector.kernel import clock
+from connector.kernel.errors import CredentialsRejectedError
 from connector.kernel.events import CallOutcome, DeliveryStatus
 from connector.kernel.http import WebhookRequest
 from connector.kernel.signing import hmac_hex
@@ -20,6 +29,7 @@ from tests.contracts.carrier_contract import (
     SendingContract,
     SignsBodyContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 SECRET = "sandbox-test-secret"
 URL = "https://textback.example.com/webhooks/sandbox/acme/{kind}"
@@ -45,9 +55,11 @@ PAYLOADS: dict[str, dict[str, Any]] = {
 
 class TestSandboxContract(
     CarrierContract, CallSourceContract, InboundMessagingContract, DeliveryReportContract,
-    SendingContract, SignsBodyContract,
+    SendingContract, SignsBodyContract, CarrierSetupContract,
 ):
     adapter_class = SandboxCarrier
+    owned_numbers = DEFAULT_OWNED_NUMBERS
+    checks_over_network = False
     secret_credentials = frozenset({"webhook_secret"})
     call_scenarios = {
         "call_no_answer": CallOutcome.NO_ANSWER,
@@ -109,6 +121,12 @@ class TestSandboxContract(
     def http_attempts(self, http, adapter: CarrierAdapter) -> int:  # type: ignore[no-untyped-def]
         return 1
 
+    def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
+        pass  # the sandbox owns DEFAULT_OWNED_NUMBERS and keeps settings on its outbox
+
+    def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
+        return SandboxCarrier({"webhook_secret": "too-short"})
+
 
 def test_sent_texts_are_recorded_and_found_for_reconciliation():
     adapter = SandboxCarrier({"webhook_secret": SECRET})
@@ -124,3 +142,29 @@ def test_sent_texts_are_recorded_and_found_for_reconciliation():
     assert adapter.find_sent_message(
         to="+12025550143", from_="+12025550100", body="other", sent_after=clock.now().replace(year=2000)
     ) is None
+
+
+def test_sandbox_numbers_come_from_the_credentials_and_keep_their_settings():
+    outbox = MemoryOutbox()
+    adapter = SandboxCarrier(
+        {"webhook_secret": SECRET, "owned_numbers": ["(202) 555-0100"]}, outbox=outbox
+    )
+    urls = webhook_urls("https://textback.example.com", "sandbox", "acme")
+    changes = adapter.point_webhooks("+12025550100", urls)
+    assert [(c.field, c.before, c.after) for c in changes] == [
+        ("voice_url", None, urls.voice), ("sms_url", None, urls.sms),
+        ("status_url", None, urls.status),
+    ]
+    # Another adapter on the same outbox (another request of the same account) sees them.
+    again = SandboxCarrier({"webhook_secret": SECRET, "owned_numbers": ["+12025550100"]},
+                           outbox=outbox)
+    [number] = again.list_numbers()
+    assert number.e164 == "+12025550100"
+    assert (number.voice_url, number.sms_url, number.status_url) == (
+        urls.voice, urls.sms, urls.status
+    )
+
+
+def test_sandbox_refuses_a_short_secret_with_the_fix():
+    with pytest.raises(CredentialsRejectedError, match="at least 16 characters"):
+        SandboxCarrier({"webhook_secret": "s"}).check_credentials()

@@ -48,6 +48,7 @@ from tests.contracts.carrier_contract import (
     SignsBodyContract,
     TimestampedSignatureContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("telnyx", keep_json_newline=True)
 SIGNING_KEY = Ed25519PrivateKey.generate()
@@ -187,7 +188,7 @@ def adapter() -> TelnyxCarrier:
 
 
 class TestTelnyxContract(
-    CarrierContract, CallSourceContract, IncomingCallContract, MessagingContract,
+    CarrierContract, CarrierSetupContract, CallSourceContract, IncomingCallContract, MessagingContract,
     TimestampedSignatureContract, SignsBodyContract,
 ):
     """The generic carrier contract, fed with Telnyx's fixtures."""

@@ -47,6 +47,7 @@ from tests.contracts.carrier_contract import (
     SignsBodyContract,
     SignsUrlContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("twilio")
 ACCOUNT_SID = "AC3f0c5e1b7a9d42c68e1f0a2b4c6d8e0f"
@@ -155,7 +156,7 @@ def adapter() -> TwilioCarrier:
 
 
 class TestTwilioContract(
-    CarrierContract, CallSourceContract, IncomingCallContract, MessagingContract,
+    CarrierContract, CarrierSetupContract, CallSourceContract, IncomingCallContract, MessagingContract,
     SignsUrlContract, SignsBodyContract,
 ):
     """The generic carrier contract, fed with Twilio's fixtures."""

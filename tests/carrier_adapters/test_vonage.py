@@ -54,6 +54,7 @@ from tests.contracts.carrier_contract import (
     SignsBodyContract,
     TimestampedSignatureContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("vonage", keep_json_newline=True)
 API_KEY = "a1b2c3d4"
@@ -188,7 +189,7 @@ def adapter() -> VonageCarrier:
 
 
 class TestVonageContract(
-    CarrierContract, CallSourceContract, IncomingCallContract, MessagingContract,
+    CarrierContract, CarrierSetupContract, CallSourceContract, IncomingCallContract, MessagingContract,
     TimestampedSignatureContract, SignsBodyContract,
 ):
     """The generic carrier contract, fed with Vonage's fixtures."""

@@ -33,6 +33,7 @@ from tests.contracts.carrier_contract import (
     SignsBodyContract,
     TimestampedSignatureContract,
 )
+from tests.contracts.carrier_setup_contract import CarrierSetupContract
 
 FIXTURES = Fixtures("zoom")
 fixture_body = FIXTURES.body
@@ -63,7 +64,7 @@ def adapter() -> ZoomCarrier:
 
 
 class TestZoomContract(
-    CarrierContract, CallSourceContract, TimestampedSignatureContract, SignsBodyContract
+    CarrierContract, CarrierSetupContract, CallSourceContract, TimestampedSignatureContract, SignsBodyContract
 ):
     """The generic contract for a source that reports calls and sends no texts."""
 

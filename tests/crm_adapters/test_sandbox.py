@@ -10,14 +10,17 @@ import pytest
 from connector.kernel.http import WebhookRequest
 from connector.kernel.phone import to_e164
 from connector.kernel.signing import hmac_hex
-from crm_adapters.sandbox import SIGNATURE_HEADER, MemoryCrmStore, SandboxCrm
+from crm_adapters.catalog import CrmChoices
+from crm_adapters.sandbox import OWNERS, PIPELINES, SIGNATURE_HEADER, MemoryCrmStore, SandboxCrm
 from tests.contracts.crm_contract import CrmContract
+from tests.contracts.crm_setup_contract import CrmSetupContract
 
 SECRET = "sandbox-crm-secret"
 
 
-class TestSandboxCrmContract(CrmContract):
+class TestSandboxCrmContract(CrmContract, CrmSetupContract):
     adapter_class = SandboxCrm
+    expected_account = "Sandbox"
     secret_credentials = frozenset({"webhook_secret"})
 
     @pytest.fixture
@@ -31,6 +34,9 @@ class TestSandboxCrmContract(CrmContract):
         return SandboxCrm(self.credentials(), store=backend)
 
     backend_speaks = False  # the sandbox store fails with a status only
+
+    def seed_choices(self, backend: MemoryCrmStore) -> CrmChoices:
+        return CrmChoices(pipelines=PIPELINES, owners=OWNERS)  # fixed: nothing to seed
 
     def fail_next(self, backend: MemoryCrmStore, status: int, *, message: str | None = None,
                   retry_after: str | None = None) -> None:
