@@ -32,13 +32,12 @@ import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import requests
 
-from connector.kernel import clock
-from connector.kernel.errors import ProviderAuthError, TransientProviderError
+from connector.kernel.errors import TransientProviderError
 from connector.kernel.http import DEFAULT_TIMEOUT, new_session, transport_error
 from crm_adapters import oauth_flow
 from crm_adapters.base import CrmAdapter, OAuthTokens, TokenStore
@@ -48,6 +47,7 @@ from crm_adapters.housecallpro.errors import (
     SCHEME_OAUTH,
     api_error,
 )
+from crm_adapters.oauth_tokens import TokenKeeper
 
 _LOG = logging.getLogger(__name__)
 
@@ -56,16 +56,6 @@ _LOG = logging.getLogger(__name__)
 PAGE_SIZE = 50
 #: Refresh an OAuth access token this long before it expires (they last about 30 days).
 REFRESH_MARGIN = timedelta(minutes=10)
-
-
-def needs_refresh(tokens: OAuthTokens, *, now: datetime | None = None) -> bool:
-    """True when the access token expires within :data:`REFRESH_MARGIN` (and can be refreshed).
-
-    A token without ``expires_at`` is used until Housecall Pro refuses it.
-    """
-    if tokens.expires_at is None or not tokens.refresh_token:
-        return False
-    return tokens.expires_at - (now or clock.now()) <= REFRESH_MARGIN
 
 
 class StripedLocks:
@@ -122,46 +112,28 @@ class HcpClient:
         self._session = session or new_session()
         self._secrets = tuple(s for s in secrets if s)
         self._tokens_seen: set[str] = set()
+        self._keeper = (
+            TokenKeeper(token_store, self._refresh, provider=PROVIDER,
+                        display_name="Housecall Pro", skew=REFRESH_MARGIN.total_seconds())
+            if app is not None and token_store is not None else None)
 
     def __repr__(self) -> str:
         return f"<HcpClient {self.base_url} scheme={self.scheme}>"
 
     # -- credentials -----------------------------------------------------------------------
 
-    def _remember(self, tokens: OAuthTokens) -> None:
-        # Kept only to scrub them from error messages; never logged.
-        for value in (tokens.access_token, tokens.refresh_token):
-            if value:
-                self._tokens_seen.add(value)
-
     def _access_token(self) -> str:
-        """The current OAuth access token, refreshed under the store's lock when due."""
-        assert self._store is not None and self._app is not None  # noqa: S101
-        tokens = self._store.load()
-        self._remember(tokens)
-        if not needs_refresh(tokens):
-            return tokens.access_token
-        with self._store.locked():
-            tokens = self._store.load()  # another worker may have refreshed meanwhile
-            if needs_refresh(tokens):
-                assert tokens.refresh_token is not None  # noqa: S101 (needs_refresh checks)
-                try:
-                    tokens = oauth_flow.refresh(
-                        self._app.crm,
-                        self._app.client_id,
-                        self._app.client_secret,
-                        tokens.refresh_token,
-                        token_url=self._app.token_url,
-                        session=self._session,
-                        timeout=self.timeout,
-                    )
-                except ProviderAuthError as exc:
-                    self._store.mark_disconnected(f"Housecall Pro refused the refresh: {exc.code}")
-                    raise
-                self._store.save(tokens)
-                _LOG.info("housecallpro: OAuth access token refreshed")
-        self._remember(tokens)
-        return tokens.access_token
+        """The current OAuth access token, renewed under the store's lock when due."""
+        assert self._keeper is not None  # noqa: S101 - set whenever OAuth is on
+        token = self._keeper.access_token()
+        self._tokens_seen.update(self._keeper.current_secrets())
+        return token
+
+    def _refresh(self, refresh_token: str) -> OAuthTokens:
+        assert self._app is not None  # noqa: S101 - only OAuth clients refresh
+        return oauth_flow.refresh(self._app.crm, self._app.client_id, self._app.client_secret,
+                                  refresh_token, token_url=self._app.token_url,
+                                  session=self._session, timeout=self.timeout)
 
     def headers(self) -> dict[str, str]:
         """The request headers, with a fresh Authorization value."""

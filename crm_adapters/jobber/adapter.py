@@ -30,8 +30,10 @@ from crm_adapters.base import (
 from crm_adapters.jobber import activities, contacts, leads, webhooks
 from crm_adapters.jobber.client import JobberApi
 from crm_adapters.jobber.documents import ACCOUNT, APP_DISCONNECT, USERS
+from crm_adapters.jobber.errors import PROVIDER
 from crm_adapters.jobber.oauth import ENDPOINTS, JobberAccount, fetch_account, with_claims
-from crm_adapters.jobber.tokens import TokenManager
+from crm_adapters.jobber.tokens import REFRESH_SKEW_SECONDS, expires_at
+from crm_adapters.oauth_tokens import TokenKeeper
 
 #: The ``X-JOBBER-GRAPHQL-VERSION`` every request pins. 2025-04-16 is the newest version in
 #: Jobber's changelog that we could read; its one breaking change since 2025-01-20
@@ -189,7 +191,10 @@ class JobberCrm(CrmAdapter):
         self._client_secret = str(self.credentials["client_secret"])
         self._session = session or new_session()
         self._timeout = timeout
-        tokens = TokenManager(token_store, self._refresh) if token_store is not None else None
+        tokens = (TokenKeeper(token_store, self._refresh, provider=PROVIDER,
+                              display_name=self.display_name, skew=REFRESH_SKEW_SECONDS,
+                              expiry=expires_at)
+                  if token_store is not None else None)
         self._api = JobberApi(
             session=self._session,
             graphql_url=self.graphql_url,

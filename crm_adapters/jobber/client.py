@@ -34,7 +34,7 @@ from crm_adapters.jobber.errors import (
     http_error,
     user_errors,
 )
-from crm_adapters.jobber.tokens import TokenManager
+from crm_adapters.oauth_tokens import TokenKeeper
 
 VERSION_HEADER = "X-JOBBER-GRAPHQL-VERSION"
 
@@ -139,7 +139,7 @@ class JobberApi:
         graphql_url: str,
         graphql_version: str,
         timeout: tuple[float, float],
-        tokens: TokenManager | None,
+        tokens: TokenKeeper | None,
         client_secret: str,
     ) -> None:
         self.session = session

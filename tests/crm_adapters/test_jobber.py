@@ -723,7 +723,7 @@ def test_a_refused_refresh_marks_the_installation_disconnected(fake: FakeJobber)
     with pytest.raises(ProviderAuthError) as info:
         make_crm(fake, store).find_or_create_contact(CALLER)
     assert info.value.code == "invalid_grant" and "not valid" in str(info.value)
-    assert store.disconnected == ["Jobber refused the refresh token"]
+    assert store.disconnected == ["Jobber refused the refresh token (invalid_grant)"]
     assert store.tokens is before and fake.routes() == ["POST /api/oauth/token"]
 
 
