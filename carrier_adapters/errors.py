@@ -35,7 +35,12 @@ from connector.kernel.errors import (
     RateLimitedError,
     RecipientRejectedError,
 )
-from connector.kernel.http import classify_status, retry_after_seconds
+from connector.kernel.http import (
+    DEFAULT_TIMEOUT,
+    classify_status,
+    retry_after_seconds,
+    transport_error,
+)
 
 #: Reads a carrier's error code out of its parsed JSON error body; None when there is none.
 CodeReader = Callable[[Any], str | None]
@@ -155,3 +160,24 @@ def classify_error(response: requests.Response, table: ErrorTable) -> ProviderEr
         table.provider, status, message, code=code, retry_after=retry_after,
         default_wait=table.default_wait,
     )
+
+
+def request_api(
+    session: requests.Session, method: str, url: str, table: ErrorTable, **kwargs: Any
+) -> requests.Response:
+    """One request to a carrier's REST API, answered with a 2xx response or an error.
+
+    A connection or timeout failure is :func:`connector.kernel.http.transport_error` (ambiguous:
+    the request may have reached the carrier), a non-2xx answer is :func:`classify_error` per
+    ``table``. Redirects are not followed: a redirect would carry the credential to another host.
+    ``kwargs`` go to ``session.request`` (the carrier's ``auth`` or ``headers``, and the body).
+    """
+    try:
+        response = session.request(
+            method, url, timeout=DEFAULT_TIMEOUT, allow_redirects=False, **kwargs
+        )
+    except requests.RequestException as exc:
+        raise transport_error(table.provider, exc) from None
+    if not 200 <= response.status_code < 300:
+        raise classify_error(response, table)
+    return response

@@ -23,11 +23,10 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, classify_error
+from carrier_adapters.errors import ErrorTable, request_api
 from connector.kernel import clock
 from connector.kernel.errors import TransientProviderError
 from connector.kernel.events import DeliveryStatus, SendResult
-from connector.kernel.http import DEFAULT_TIMEOUT, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -66,18 +65,8 @@ class AircallRestClient:
 
     def send_message(self, *, to: str, body: str) -> SendResult:
         """POST one text; a 2xx without a readable ``id`` is ambiguous."""
-        try:
-            response = self._session.post(
-                self.send_url,
-                auth=self._auth,
-                json={"to": to, "body": body},
-                timeout=DEFAULT_TIMEOUT,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(CARRIER, exc) from None
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, ERRORS)
+        response = request_api(self._session, "POST", self.send_url, ERRORS, auth=self._auth,
+                               json={"to": to, "body": body})
         try:
             message: Any = response.json()
             if isinstance(message.get("message"), dict):  # tolerate a wrapped response

@@ -25,9 +25,10 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, classify_error, json_code
+from carrier_adapters.errors import ErrorTable, json_code, request_api
 from connector.kernel.errors import (
     ProviderAuthError,
+    ProviderError,
     TransientProviderError,
 )
 from connector.kernel.events import DeliveryStatus, SendResult
@@ -35,7 +36,6 @@ from connector.kernel.http import (
     DEFAULT_TIMEOUT,
     CachedToken,
     classify_status,
-    transport_error,
 )
 from connector.kernel.times import parse_time
 
@@ -173,22 +173,12 @@ class BandwidthRestClient:
         else:
             basic = self._auth
         try:
-            response = self._session.request(
-                method,
-                self.messages_url,
-                auth=basic,
-                headers=headers,
-                timeout=DEFAULT_TIMEOUT,
-                allow_redirects=False,
-                **kwargs,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(CARRIER, exc) from None
-        if response.status_code == 401 and isinstance(self._auth, OAuthToken):
-            self._auth.invalidate()
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, ERRORS)
-        return response
+            return request_api(self._session, method, self.messages_url, ERRORS, auth=basic,
+                               headers=headers, **kwargs)
+        except ProviderError as exc:
+            if exc.status == 401 and isinstance(self._auth, OAuthToken):
+                self._auth.invalidate()  # expired early or revoked: fetch a new token
+            raise
 
     def create_message(self, payload: Mapping[str, Any]) -> SendResult:
         """POST one message; a 2xx without a readable ``id`` is an ambiguous failure."""

@@ -22,10 +22,9 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, classify_error
+from carrier_adapters.errors import ErrorTable, request_api
 from connector.kernel.errors import TransientProviderError
 from connector.kernel.events import DeliveryStatus, SendResult
-from connector.kernel.http import DEFAULT_TIMEOUT, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -48,18 +47,9 @@ class DialpadRestClient:
 
     def send_sms(self, payload: Mapping[str, Any]) -> SendResult:
         """POST one SMS; a 2xx without a readable ``id`` is ambiguous."""
-        try:
-            response = self._session.post(
-                self.sms_url,
-                headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
-                json=dict(payload),
-                timeout=DEFAULT_TIMEOUT,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(CARRIER, exc) from None
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, ERRORS)
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        response = request_api(self._session, "POST", self.sms_url, ERRORS, headers=headers,
+                               json=dict(payload))
         try:
             message = response.json()
             message_id = str(message.get("id") or "")

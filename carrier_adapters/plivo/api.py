@@ -23,10 +23,9 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, classify_error
+from carrier_adapters.errors import ErrorTable, request_api
 from connector.kernel.errors import TransientProviderError
 from connector.kernel.events import DeliveryStatus, SendResult
-from connector.kernel.http import DEFAULT_TIMEOUT, transport_error
 from connector.kernel.phone import to_e164
 from connector.kernel.times import parse_time
 
@@ -62,20 +61,7 @@ class PlivoRestClient:
         return "<PlivoRestClient>"
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self._session.request(
-                method,
-                url,
-                auth=self._auth,
-                timeout=DEFAULT_TIMEOUT,
-                allow_redirects=False,
-                **kwargs,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(CARRIER, exc) from None
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, ERRORS)
-        return response
+        return request_api(self._session, method, url, ERRORS, auth=self._auth, **kwargs)
 
     def send_message(self, payload: Mapping[str, Any]) -> SendResult:
         """POST one message; a 2xx without a readable ``message_uuid`` is ambiguous."""

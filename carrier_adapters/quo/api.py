@@ -23,10 +23,9 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, classify_error
+from carrier_adapters.errors import ErrorTable, request_api
 from connector.kernel.errors import TransientProviderError
 from connector.kernel.events import DeliveryStatus, SendResult
-from connector.kernel.http import DEFAULT_TIMEOUT, transport_error
 from connector.kernel.phone import to_e164
 from connector.kernel.times import parse_time
 
@@ -61,20 +60,8 @@ class QuoRestClient:
         return "<QuoRestClient>"
 
     def _request(self, method: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self._session.request(
-                method,
-                self.messages_url,
-                headers={"Authorization": self._api_key},
-                timeout=DEFAULT_TIMEOUT,
-                allow_redirects=False,
-                **kwargs,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(CARRIER, exc) from None
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, ERRORS)
-        return response
+        return request_api(self._session, method, self.messages_url, ERRORS,
+                           headers={"Authorization": self._api_key}, **kwargs)
 
     def send_message(self, *, to: str, from_: str, body: str) -> SendResult:
         """POST one text; a 2xx without a readable ``data.id`` is ambiguous."""

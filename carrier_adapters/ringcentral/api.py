@@ -28,13 +28,14 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, classify_error, error_code, first_code, json_code
+from carrier_adapters.errors import ErrorTable, classify_error, error_code, first_code, json_code, request_api
 from connector.kernel.errors import (
     ProviderAuthError,
+    ProviderError,
     TransientProviderError,
 )
 from connector.kernel.events import DeliveryStatus, SendResult
-from connector.kernel.http import DEFAULT_TIMEOUT, CachedToken, transport_error
+from connector.kernel.http import DEFAULT_TIMEOUT, CachedToken
 from connector.kernel.phone import to_e164
 from connector.kernel.times import parse_time
 
@@ -161,16 +162,11 @@ class RingCentralRestClient:
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self._token.get()}", "Accept": "application/json"}
         try:
-            response = self._session.request(
-                method, url, headers=headers, timeout=DEFAULT_TIMEOUT, allow_redirects=False, **kwargs
-            )
-        except requests.RequestException as exc:
-            raise transport_error(CARRIER, exc) from None
-        if response.status_code == 401:
-            self._token.invalidate()
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, ERRORS)
-        return response
+            return request_api(self._session, method, url, ERRORS, headers=headers, **kwargs)
+        except ProviderError as exc:
+            if exc.status == 401:  # the token expired early or was revoked: fetch a new one
+                self._token.invalidate()
+            raise
 
     def send_sms(self, *, to: str, from_: str, body: str) -> SendResult:
         """POST one SMS; a 2xx without a readable message ``id`` is ambiguous."""

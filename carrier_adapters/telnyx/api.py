@@ -24,12 +24,11 @@ from urllib.parse import quote
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, classify_error, json_code
+from carrier_adapters.errors import ErrorTable, json_code, request_api
 from connector.kernel.errors import (
     TransientProviderError,
 )
 from connector.kernel.events import DeliveryStatus, SendResult
-from connector.kernel.http import DEFAULT_TIMEOUT, transport_error
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
 
@@ -109,20 +108,8 @@ class TelnyxRestClient:
         return f"<TelnyxRestClient {self.messages_url}>"
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self._session.request(
-                method,
-                url,
-                headers={"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"},
-                timeout=DEFAULT_TIMEOUT,
-                allow_redirects=False,
-                **kwargs,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(CARRIER, exc) from None
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, ERRORS)
-        return response
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        return request_api(self._session, method, url, ERRORS, headers=headers, **kwargs)
 
     def create_message(self, body: Mapping[str, Any]) -> SendResult:
         """POST one message; a 2xx whose body we cannot read is an ambiguous failure."""

@@ -20,15 +20,11 @@ from urllib.parse import quote
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, classify_error, json_code
+from carrier_adapters.errors import ErrorTable, json_code, request_api
 from connector.kernel.errors import (
     TransientProviderError,
 )
 from connector.kernel.events import DeliveryStatus, SendResult
-from connector.kernel.http import (
-    DEFAULT_TIMEOUT,
-    transport_error,
-)
 from connector.kernel.times import parse_time
 
 from .webhooks import CARRIER, DELIVERY_STATUSES
@@ -114,20 +110,8 @@ class TwilioRestClient:
         return f"<TwilioRestClient {self.messages_url}>"
 
     def _request(self, method: str, url: str | None = None, **kwargs: Any) -> requests.Response:
-        try:
-            response = self._session.request(
-                method,
-                url or self.messages_url,
-                auth=self._auth,
-                timeout=DEFAULT_TIMEOUT,
-                allow_redirects=False,
-                **kwargs,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(CARRIER, exc) from None
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, ERRORS)
-        return response
+        return request_api(self._session, method, url or self.messages_url, ERRORS,
+                           auth=self._auth, **kwargs)
 
     def create_message(self, form: Mapping[str, str]) -> SendResult:
         """POST one message; a 2xx whose body we cannot read is an ambiguous failure."""

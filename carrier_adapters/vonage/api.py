@@ -24,12 +24,11 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, classify_error
+from carrier_adapters.errors import ErrorTable, request_api
 from connector.kernel.errors import (
     TransientProviderError,
 )
 from connector.kernel.events import DeliveryStatus, SendResult
-from connector.kernel.http import DEFAULT_TIMEOUT, transport_error
 
 from .webhooks import CARRIER, error_code
 
@@ -79,18 +78,9 @@ class VonageRestClient:
     def send_message(self, body: Mapping[str, Any]) -> SendResult:
         """POST one message. The answer is ``202 {"message_uuid"}``: the text is queued; a 2xx
         without a readable id is an ambiguous failure (reconcile, never resend)."""
-        try:
-            response = self._session.post(
-                self.messages_url,
-                json=dict(body),
-                headers={"Authorization": self._authorization(), "Accept": "application/json"},
-                timeout=DEFAULT_TIMEOUT,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(CARRIER, exc) from None
-        if not 200 <= response.status_code < 300:
-            raise classify_error(response, ERRORS)
+        headers = {"Authorization": self._authorization(), "Accept": "application/json"}
+        response = request_api(self._session, "POST", self.messages_url, ERRORS, headers=headers,
+                               json=dict(body))
         try:
             payload = response.json()
             message_id = payload["message_uuid"]
