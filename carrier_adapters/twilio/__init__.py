@@ -22,6 +22,14 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.provisioning import (
+    CallHandling,
+    OwnedNumber,
+    WebhookChange,
+    WebhookField,
+    WebhookUrls,
+)
+from connector.kernel.errors import checking_credentials
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
@@ -29,8 +37,14 @@ from connector.kernel.events import (
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
 
-from . import webhooks
+from . import numbers, webhooks
 from .api import LOOKUPS_BASE_URL, TwilioRestClient
+
+#: What to fix when Twilio refuses the credentials.
+CREDENTIALS_HINT = (
+    "check the Account SID and Auth Token (Twilio Console, Account Info), or the API key SID "
+    "and secret"
+)
 
 
 class TwilioCredentials(marshmallow.Schema):
@@ -98,6 +112,30 @@ class TwilioCarrier(CarrierAdapter):
     #: Twilio answers STOP, START and HELP itself on US and Canadian long codes:
     #: https://www.twilio.com/docs/messaging/tutorials/advanced-opt-out
     confirms_opt_outs: ClassVar[bool] = True
+    #: The account and IncomingPhoneNumber resources (see :mod:`.numbers`).
+    can_check_credentials: ClassVar[bool] = True
+    can_list_numbers: ClassVar[bool] = True
+    can_point_webhooks: ClassVar[bool] = True
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField(
+            "Phone Numbers > Active numbers > the number > Voice Configuration > "
+            "A call comes in (Webhook)",
+            "voice", calls="forward",
+            note="textback answers and rings the forwarding phones.",
+        ),
+        WebhookField(
+            "Phone Numbers > Active numbers > the number > Voice Configuration > "
+            "Call status changes",
+            "voice",
+        ),
+        WebhookField(
+            "Phone Numbers > Active numbers > the number > Messaging Configuration > "
+            "A message comes in (Webhook)",
+            "sms",
+            note="If the number is in a Messaging Service, set the service's incoming "
+            "messages to 'Defer to sender's webhook'.",
+        ),
+    )
 
     def __init__(
         self,
@@ -156,6 +194,26 @@ class TwilioCarrier(CarrierAdapter):
         if kind == "status":
             return WebhookReply(b"", "text/plain")
         raise ValueError(f"unknown webhook kind {kind!r}")
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def check_credentials(self) -> None:
+        """Fetch the account with the SID and token (or API key)."""
+        with checking_credentials(self.display_name, CREDENTIALS_HINT):
+            numbers.check_credentials(self._api)
+
+    def list_numbers(self) -> list[OwnedNumber]:
+        """The account's IncomingPhoneNumbers with their voice, SMS and status URLs."""
+        with checking_credentials(self.display_name, CREDENTIALS_HINT):
+            return numbers.list_numbers(self._api)
+
+    def point_webhooks(
+        self, number: str, urls: WebhookUrls, *, calls: CallHandling = "forward"
+    ) -> list[WebhookChange]:
+        """Set the number's ``SmsUrl`` and ``StatusCallback`` (and ``VoiceUrl`` when textback
+        forwards the calls), all POST; see :mod:`.numbers` for the numbers it refuses."""
+        with checking_credentials(self.display_name, CREDENTIALS_HINT):
+            return numbers.point_webhooks(self._api, number, urls, calls)
 
     # -- sending -------------------------------------------------------------------------
 

@@ -103,7 +103,9 @@ class TwilioRestClient:
     ) -> None:
         self._session = session
         self._auth = auth
-        self.messages_url = f"{base_url}/{API_VERSION}/Accounts/{account_sid}/Messages.json"
+        self.base_url = base_url
+        self.account_url = f"{base_url}/{API_VERSION}/Accounts/{account_sid}"
+        self.messages_url = f"{self.account_url}/Messages.json"
         self.lookups_url = f"{lookups_base_url}/v2/PhoneNumbers"
 
     def __repr__(self) -> str:
@@ -112,6 +114,21 @@ class TwilioRestClient:
     def _request(self, method: str, url: str | None = None, **kwargs: Any) -> requests.Response:
         return request_api(self._session, method, url or self.messages_url, ERRORS,
                            auth=self._auth, **kwargs)
+
+    def call_json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        """One request to ``url`` and its JSON object; a 2xx we cannot read is a transient
+        error (Twilio's side)."""
+        response = self._request(method, url, **kwargs)
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise TransientProviderError(
+                f"twilio: HTTP {response.status_code} without a readable body",
+                provider=CARRIER, status=response.status_code,
+            )
+        return payload
 
     def create_message(self, form: Mapping[str, str]) -> SendResult:
         """POST one message; a 2xx whose body we cannot read is an ambiguous failure."""

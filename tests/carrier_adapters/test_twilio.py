@@ -48,6 +48,7 @@ from tests.contracts.carrier_contract import (
     SignsUrlContract,
 )
 from tests.contracts.carrier_setup_contract import CarrierSetupContract
+from tests.stubs.twilio_numbers import TwilioNumbersFake
 
 FIXTURES = Fixtures("twilio")
 ACCOUNT_SID = "AC3f0c5e1b7a9d42c68e1f0a2b4c6d8e0f"
@@ -212,6 +213,16 @@ class TestTwilioContract(
     unknown_status_scenario = "status_unknown"
     signature_headers = ("X-Twilio-Signature",)
     fake_api_base_url = API_BASE
+    owned_numbers = (BUSINESS, "+14155550101")
+
+    def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
+        TwilioNumbersFake(
+            ACCOUNT_SID, AUTH_TOKEN, self.owned_numbers, api_key=(API_KEY_SID, API_KEY_SECRET)
+        ).install(http, API_BASE)
+
+    def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
+        TwilioNumbersFake(ACCOUNT_SID, "another-token", self.owned_numbers).install(http, API_BASE)
+        return adapter
 
     def credentials(self) -> Mapping[str, Any]:
         return credentials(api_key_sid=API_KEY_SID, api_key_secret=API_KEY_SECRET)
