@@ -234,3 +234,7 @@ def app(runtime):  # type: ignore[no-untyped-def]
 def webhook_secret() -> str:
     """A fresh secret for sandbox webhooks."""
     return secrets.token_urlsafe(16)
+
+
+# The browser fixtures (a live server, one Chromium) for the page tests: see tests/browser.py.
+from tests.browser import browser, live_server  # noqa: E402, F401

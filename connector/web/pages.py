@@ -17,7 +17,7 @@ import math
 import secrets
 import unicodedata
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -34,11 +34,12 @@ from flask import (
     session,
     url_for,
 )
-from sqlalchemy import or_, select, update
+from markupsafe import Markup
+from sqlalchemy import func, or_, select, update
 from werkzeug.wrappers import Response
 
 from connector.jobs.conversation import mark_human_response
-from connector.kernel import clock
+from connector.kernel import clock, times
 from connector.reporting.report import build
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, ContactProfile, Message, User
@@ -153,21 +154,53 @@ def _visible_accounts(db_session: Any) -> list[Account]:
 
 
 def _account(db_session: Any, account_id: str | None) -> Account:
+    """The account asked for (and visible to the user), else the one the user last chose, else
+    the first by name. The choice is remembered for the next page."""
     accounts = _visible_accounts(db_session)
     if not accounts:
         abort(404)
     if account_id is None:
-        return accounts[0]
+        remembered = session.get("account")
+        account = next((a for a in accounts if a.id == remembered), accounts[0])
+        return account
     for account in accounts:
         if account.id == account_id:
+            session["account"] = account.id
             return account
     abort(404)  # another account's data is never shown, whatever the URL says
+
+
+def _zone(account: Account) -> ZoneInfo:
+    return ZoneInfo(account.timezone)
+
+
+@bp.app_template_filter("when")
+def when(value: datetime | None, account: Account | dict[str, Any], style: str = "full") -> Markup:
+    """A stored time as the account's people read it, in a ``<time>`` element.
+
+    ``style`` is ``full`` (``Jun 15, 8:05 AM EDT · 3 min ago``), ``date`` (without the relative
+    part) or ``clock`` (``8:05 AM EDT``); the element's tooltip always has the full date.
+    """
+    if value is None:
+        return Markup("")
+    zone = ZoneInfo(account["timezone"] if isinstance(account, dict) else account.timezone)
+    full = times.format_time(value, zone)
+    shown = times.format_clock(value, zone) if style == "clock" else full
+    ago = times.relative_time(value) if style == "full" else ""
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return Markup('<time datetime="{}" title="{}">{}</time>{}').format(
+        moment.isoformat(timespec="seconds"), full, shown,
+        Markup(' <small class="ago">· {}</small>').format(ago) if ago else "")
+
+
+#: The header's page links for a signed-in user: (path, label).
+NAV_LINKS: list[tuple[str, str]] = [("/conversations", "Conversations"), ("/dashboard", "Dashboard")]
 
 
 @bp.app_context_processor
 def _inject() -> dict[str, Any]:
     return {"csrf_token": csrf_token, "signed_in": "user_id" in session,
-            "user_name": session.get("user_name")}
+            "user_name": session.get("user_name"), "nav_links": NAV_LINKS}
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -181,7 +214,7 @@ def login() -> Any:
     with _runtime().db.session() as s:
         wait = sign_in_wait(s, email, address)
         if wait is not None:
-            return _too_many_attempts(wait)
+            return _too_many_attempts(wait, email)
         user = authenticate(s, email, password)
         if user is None:
             record_sign_in_failure(s, email, address)
@@ -189,7 +222,8 @@ def login() -> Any:
             clear_sign_in_failures(s, email)
             _start_session(user)
     if user is None:
-        return render_template("login.html", error="That email and password do not match."), 401
+        return render_template("login.html", error="That email and password do not match.",
+                               email=email), 401
     return redirect(local_path(request.args.get("next", "")) or url_for("pages.conversations"))
 
 
@@ -202,11 +236,11 @@ def _start_session(user: User) -> None:
     session.permanent = False  # a browser-session cookie; the limits above are kept here
 
 
-def _too_many_attempts(wait: timedelta) -> Response:
+def _too_many_attempts(wait: timedelta, email: str) -> Response:
     minutes = max(1, math.ceil(wait.total_seconds() / 60))
     unit = "minute" if minutes == 1 else "minutes"
     page = render_template(
-        "login.html", error=f"Too many sign-in attempts. Try again in {minutes} {unit}.")
+        "login.html", error=f"Too many sign-in attempts. Try again in {minutes} {unit}.", email=email)
     return Response(page, status=429, mimetype="text/html",
                     headers={"Retry-After": str(math.ceil(wait.total_seconds()))})
 
@@ -226,13 +260,41 @@ def logout() -> Response:
 @bp.get("/conversations")
 @login_required
 def conversations() -> str:
-    """Recent missed calls of the account, newest first, with where each stands."""
+    """Recent missed calls of the account, newest first: where each stands, who owns it, whether
+    the caller is paused, and the last text either way."""
     with _runtime().db.session() as s:
         account = _account(s, request.args.get("account"))
         calls = s.scalars(select(Call).where(Call.account_id == account.id)
                           .order_by(Call.occurred_at.desc()).limit(100)).all()
+        callers = {c.caller for c in calls if c.caller}
+        paused = set(s.scalars(select(ContactProfile.number).where(
+            ContactProfile.account_id == account.id, ContactProfile.number.in_(callers),
+            ContactProfile.automation_paused.is_(True)))) if callers else set()
         return render_template("conversations.html", account=account, calls=calls,
-                               accounts=_visible_accounts(s))
+                               accounts=_visible_accounts(s), paused=paused,
+                               last_texts=_last_texts(s, account.id, callers),
+                               owners=owner_names(account))
+
+
+def owner_names(account: Account) -> dict[str, str]:
+    """The account's owners by id (the CRM user id) with the names people know them by."""
+    routing = account.settings.get("routing") or {}
+    return {o["id"]: o.get("name") or o["id"] for o in routing.get("owners") or []}
+
+
+def _last_texts(s: Any, account_id: str, callers: set[str]) -> dict[str, Message]:
+    """The newest text to or from each caller (alerts to the team left out)."""
+    if not callers:
+        return {}
+    newest = (select(Message.customer, func.max(Message.created_at).label("at"))
+              .where(Message.account_id == account_id, Message.customer.in_(callers),
+                     ~Message.purpose_key.startswith("alert:"))
+              .group_by(Message.customer).subquery())
+    rows = s.scalars(select(Message).join(newest, (Message.customer == newest.c.customer)
+                                          & (Message.created_at == newest.c.at))
+                     .where(Message.account_id == account_id,
+                            ~Message.purpose_key.startswith("alert:")))
+    return {m.customer: m for m in rows}
 
 
 def _thread(s: Any, account: Account, call: Call) -> list[Message]:
@@ -257,7 +319,8 @@ def thread(call_id: str) -> str:
         profile = s.get(ContactProfile, (account.id, call.caller or ""))
         return render_template("thread.html", account=account, call=call,
                                messages=_thread(s, account, call),
-                               paused=bool(profile and profile.automation_paused))
+                               paused=bool(profile and profile.automation_paused),
+                               owners=owner_names(account))
 
 
 @bp.post("/conversations/<call_id>/reply")
