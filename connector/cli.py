@@ -457,6 +457,17 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_manifests_render(args: argparse.Namespace) -> int:
+    """Write every CRM's app definition (``manifests/``) for this deployment's public URL."""
+    from connector.marketplace import render, write
+
+    public_url = args.public_url or load_settings().public_url
+    files = render(public_url, support_email=args.support_email, support_url=args.support_url)
+    written = write(files, Path(args.out))
+    print(f"wrote {len(written)} file(s) under {args.out} for {public_url.rstrip('/')}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
     parser = argparse.ArgumentParser(prog="textback", description=__doc__)
@@ -547,6 +558,16 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--by", choices=("account", "number", "template", "day"), default="account")
     rep.add_argument("--csv", metavar="FILE", help="write CSV to FILE ('-' = stdout)")
     rep.set_defaults(func=cmd_report)
+
+    man = sub.add_parser("manifests", help="the CRM marketplace app definitions")
+    man_sub = man.add_subparsers(dest="manifests_command", required=True)
+    ren = man_sub.add_parser("render", help="write them from the code for a public URL")
+    ren.add_argument("--public-url", help="the https address CRMs call (default: TEXTBACK_PUBLIC_URL)")
+    ren.add_argument("--out", default="manifests", metavar="DIR",
+                     help="the folder to write (default: manifests)")
+    ren.add_argument("--support-email", help="shown on the listing (default: support@ the host)")
+    ren.add_argument("--support-url", help="support and documentation page (default: the public URL)")
+    ren.set_defaults(func=cmd_manifests_render)
     return parser
 
 

@@ -164,6 +164,21 @@ APP_WIDE: Final = "app-wide"
 
 
 @dataclass(frozen=True)
+class WebhookTopic:
+    """One kind of delivery the connector subscribes to and acts on, in the CRM's own words.
+
+    ``name`` is the CRM's topic or subscription type (``APP_DISCONNECT``, ``lead.converted``,
+    ``object.propertyChange``); ``object_type`` and ``property_name`` narrow it where the CRM
+    subscribes per object and property (HubSpot). ``textback manifests render`` writes these
+    into the app definitions, so an app subscribes to exactly what the adapter parses.
+    """
+
+    name: str
+    object_type: str | None = None
+    property_name: str | None = None
+
+
+@dataclass(frozen=True)
 class WebhookSpec:
     """How a CRM's webhooks reach the connector and how they are checked.
 
@@ -174,12 +189,14 @@ class WebhookSpec:
     ``account_of(request)``: the CRM's own account id as the delivery names it, read *before*
     verification because it decides whose secret to verify with (raise
     :class:`~connector.kernel.errors.MalformedWebhookError` when it cannot be read).
+    ``topics`` are the deliveries :meth:`CrmAdapter.parse_webhook` acts on.
     """
 
     url: Literal["per-account", "app-wide"]
     credential: str
     verify: Callable[[WebhookRequest, str], None]
     account_of: Callable[[WebhookRequest], str] | None = None
+    topics: tuple[WebhookTopic, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.url == APP_WIDE) != (self.account_of is not None):

@@ -21,6 +21,7 @@ LAYERS = (
     ("runtime", ("connector.runtime", "connector.simulate")),  # wires the layers together
     ("reporting", ("connector.reporting",)),
     ("web", ("connector.web",)),
+    ("marketplace", ("connector.marketplace",)),  # app definitions rendered from adapters and routes
     ("cli", ("connector.cli",)),
 )
 

@@ -160,7 +160,7 @@ class HousecallProCrm(CrmAdapter):
     #: Webhooks are set up per company, so each account has its own URL; Housecall Pro's payload
     #: names no account we could verify against.
     webhook = WebhookSpec(url=PER_ACCOUNT, credential="webhook_signing_secret",
-                          verify=webhooks.verify)
+                          verify=webhooks.verify, topics=webhooks.TOPICS)
     # Partner OAuth, for approved integration partners only (client id and secret come from
     # Housecall Pro after review); companies without a partner app use an API key and none of
     # this. The endpoints are those of Housecall Pro's authentication guide as third-party

@@ -33,12 +33,15 @@ from connector.kernel.errors import (
 )
 from connector.kernel.http import WebhookRequest
 from connector.kernel.signing import constant_time_equals, hmac_hex, require_fresh
-from crm_adapters.base import CrmEvent, LeadStageChanged
+from crm_adapters.base import CrmEvent, LeadStageChanged, WebhookTopic
 
 SIGNATURE_HEADER = "Api-Signature"
 TIMESTAMP_HEADER = "Api-Timestamp"
 #: Oldest (or furthest in the future) a request may be.
 MAX_AGE_SECONDS = 300.0
+#: A lead converted to an estimate or a job: the one event the connector acts on.
+LEAD_CONVERTED = WebhookTopic("lead.converted")
+TOPICS = (LEAD_CONVERTED,)
 #: The resources whose events the connector takes.
 SUPPORTED_RESOURCES = frozenset({"lead", "customer"})
 
@@ -126,6 +129,6 @@ def parse(request: WebhookRequest) -> list[CrmEvent]:
         event = read_event(request)
     except UnsupportedEventError:
         return []
-    if event.event != "lead.converted":
+    if event.event != LEAD_CONVERTED.name:
         return []
     return [LeadStageChanged(event_id=event.dedupe_key, lead_id=event.object_id, stage="converted")]

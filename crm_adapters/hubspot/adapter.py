@@ -115,7 +115,8 @@ class HubSpotCrm(CrmAdapter):
     )
     config_schema = HubSpotCredentials
     #: Each account's app posts to its own URL, signed (v3) with the app's client secret.
-    webhook = WebhookSpec(url=PER_ACCOUNT, credential="client_secret", verify=webhooks.verify_v3)
+    webhook = WebhookSpec(url=PER_ACCOUNT, credential="client_secret", verify=webhooks.verify_v3,
+                          topics=webhooks.TOPICS)
 
     def __init__(
         self,

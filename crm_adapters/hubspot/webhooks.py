@@ -22,10 +22,16 @@ from connector.kernel import clock, safe_json
 from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
 from connector.kernel.http import WebhookRequest
 from connector.kernel.signing import constant_time_equals, hmac_base64, require_fresh
-from crm_adapters.base import CrmEvent, LeadStageChanged, TaskCompleted
+from crm_adapters.base import CrmEvent, LeadStageChanged, TaskCompleted, WebhookTopic
 
 SIGNATURE_HEADER = "X-HubSpot-Signature-v3"
 TIMESTAMP_HEADER = "X-HubSpot-Request-Timestamp"
+#: A task's status changed (acted on when it becomes ``COMPLETED``) and a deal changed stage: the
+#: app's subscriptions, in the developer project's ``crmObjects`` terms.
+TASK_STATUS = WebhookTopic("object.propertyChange", object_type="task",
+                           property_name="hs_task_status")
+DEAL_STAGE = WebhookTopic("object.propertyChange", object_type="deal", property_name="dealstage")
+TOPICS = (TASK_STATUS, DEAL_STAGE)
 #: HubSpot's limit on a request's age.
 MAX_AGE_SECONDS = 300.0
 
@@ -104,9 +110,9 @@ def parse(request: WebhookRequest) -> list[CrmEvent]:
         if not isinstance(event, dict) or not event.get("objectId"):
             continue
         object_id, name = str(event["objectId"]), event.get("propertyName")
-        if name == "hs_task_status" and event.get("propertyValue") == "COMPLETED":
+        if name == TASK_STATUS.property_name and event.get("propertyValue") == "COMPLETED":
             found.append(TaskCompleted(event_id=_event_id(event), task_id=object_id))
-        elif name == "dealstage":
+        elif name == DEAL_STAGE.property_name:
             stage = str(event.get("propertyValue") or "")
             found.append(LeadStageChanged(event_id=_event_id(event), lead_id=object_id,
                                           stage=stage))

@@ -116,7 +116,7 @@ class JobberCrm(CrmAdapter):
     #: One URL for the whole app, signed with the app's client secret; the delivery names the
     #: Jobber account, which leads to ours through the installation.
     webhook = WebhookSpec(url=APP_WIDE, credential="client_secret", verify=webhooks.verify,
-                          account_of=webhooks.account_of)
+                          account_of=webhooks.account_of, topics=webhooks.TOPICS)
 
     #: Installs through OAuth only (see :mod:`.oauth`).
     oauth = ENDPOINTS

@@ -26,13 +26,16 @@ from connector.kernel import safe_json
 from connector.kernel.errors import MalformedWebhookError, WebhookVerificationError
 from connector.kernel.http import WebhookRequest
 from connector.kernel.signing import constant_time_equals, hmac_base64
-from crm_adapters.base import AppDisconnected, CrmEvent
+from crm_adapters.base import AppDisconnected, CrmEvent, WebhookTopic
 
 SIGNATURE_HEADER = "X-Jobber-Hmac-SHA256"
 
-#: Topics the connector acts on; subscribe to these in the Developer Center. ``APP_DISCONNECT``
-#: is required for the App Marketplace (the installation must show as disconnected).
-SUBSCRIBED_TOPICS = ("APP_DISCONNECT",)
+#: The app was disconnected from a Jobber account. Required for the App Marketplace (the
+#: installation must show as disconnected).
+APP_DISCONNECT = WebhookTopic("APP_DISCONNECT")
+#: Topics the connector acts on; subscribe to these in the Developer Center.
+TOPICS = (APP_DISCONNECT,)
+SUBSCRIBED_TOPICS = tuple(topic.name for topic in TOPICS)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,6 @@ def account_of(request: WebhookRequest) -> str:
 def parse(request: WebhookRequest) -> list[CrmEvent]:
     """The events of a verified delivery the connector acts on: ``APP_DISCONNECT`` only."""
     event = read_event(request)
-    if event.topic != "APP_DISCONNECT":
+    if event.topic != APP_DISCONNECT.name:
         return []
     return [AppDisconnected(event_id=event.dedupe_key, external_account_id=event.account_id)]
