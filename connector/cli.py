@@ -113,15 +113,30 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
 
 
 def _settings() -> Settings:
-    settings = load_settings()
+    """The settings, with logging set up; nothing is written (the key file is made by ``db
+    upgrade``)."""
+    settings = load_settings(create_secret_key=False)
     configure_logging(settings.log_level)
     return settings
 
 
 def _runtime(settings: Settings, **kwargs: object):  # type: ignore[no-untyped-def]
+    """The runtime, once the database is there and up to date and the secret key is known."""
     from connector.runtime import Runtime
 
-    return Runtime(settings, **kwargs)  # type: ignore[arg-type]
+    _check_schema(settings)
+    if not settings.secret_key:
+        raise ConfigurationError(
+            f"TEXTBACK_SECRET_KEY is not set and there is no {settings.secret_key_file}: set "
+            "TEXTBACK_SECRET_KEY to the key this database was set up with",
+            field="TEXTBACK_SECRET_KEY")
+    runtime = Runtime(settings, **kwargs)  # type: ignore[arg-type]
+    _open_runtimes.append(runtime)
+    return runtime
+
+
+#: Runtimes this command built; :func:`main` closes them when the command ends.
+_open_runtimes: list[Any] = []
 
 
 def record_metrics(settings: Settings, command: str) -> None:
@@ -144,21 +159,13 @@ def _stop_recording_metrics() -> None:
 
 
 def _check_schema(settings: Settings) -> None:
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    """Refuse, in one line, a database that is missing, unreachable or not at the latest
+    revision (it says to run ``textback db upgrade`` where that is the fix). Creates nothing."""
+    from connector.storage.db import schema_problem
 
-    from connector.storage.db import alembic_config, make_engine
-
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    engine.dispose()
-    head = ScriptDirectory.from_config(alembic_config(settings.database_url)).get_current_head()
-    if current != head:
-        raise ConfigurationError(
-            f"the database is at revision {current}, not {head}: run `textback db upgrade`",
-            field="TEXTBACK_DATABASE_URL",
-        )
+    problem = schema_problem(settings.database_url)
+    if problem:
+        raise ConfigurationError(problem, field="TEXTBACK_DATABASE_URL")
 
 
 def ensure_demo_account(runtime) -> bool:  # type: ignore[no-untyped-def]
@@ -223,11 +230,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    """Apply migrations."""
+    """Create or migrate the database; with no ``TEXTBACK_SECRET_KEY``, make the key file too."""
+    from connector.settings.config import save_secret_key
     from connector.storage.db import upgrade
 
     settings = _settings()
     upgrade(settings.database_url, args.revision)
+    if settings.secret_key_file is not None and not settings.secret_key:
+        save_secret_key(settings.secret_key_file)
+        print(f"made a secret key in {settings.secret_key_file} (keep it: it unlocks the stored "
+              "credentials; set TEXTBACK_SECRET_KEY in production)")
     print(f"database upgraded to {args.revision}")
     return 0
 
@@ -236,8 +248,8 @@ def cmd_accounts_import(args: argparse.Namespace) -> int:
     """Validate and store an account file."""
     from connector.storage.accounts import import_account, parse_account_file
 
+    text = sys.stdin.read() if args.file == "-" else _read_text(Path(args.file), "account file")
     settings = _settings()
-    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
     document = parse_account_file(text)
     runtime = _runtime(settings)
     from connector.jobs.compose import template_report
@@ -248,6 +260,33 @@ def cmd_accounts_import(args: argparse.Namespace) -> int:
         for line in template_report(account):
             print(f"  {line}")
     return 0
+
+
+def _read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``; a ConfigurationError saying what is wrong with it otherwise."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        problem = f"there is no {what} at {path}: check the path"
+    except IsADirectoryError:
+        problem = f"{path} is a folder: give the path of the {what}"
+    except UnicodeDecodeError:
+        problem = f"{path} is not UTF-8 text: save the {what} as UTF-8 JSON"
+    except OSError as exc:
+        problem = f"cannot read the {what} {path}: {exc.strerror or exc}"
+    raise ConfigurationError(problem, field="FILE")
+
+
+def _writable_file(path: Path) -> None:
+    """Refuse, before any work, a path that cannot become a file: no such folder, a folder."""
+    folder = path.parent
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise ConfigurationError(f"cannot write {path}: the folder {folder} {what}",
+                                 field="--csv")
+    if path.is_dir():
+        raise ConfigurationError(f"cannot write {path}: it is a folder; name a file in it",
+                                 field="--csv")
 
 
 def cmd_accounts_export(args: argparse.Namespace) -> int:
@@ -443,14 +482,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     since = parse_day(args.since, "--since")
     until = parse_day(args.until, "--until") if args.until else None
+    if args.csv and args.csv != "-":
+        _writable_file(Path(args.csv))
     runtime = _runtime(_settings())
     with runtime.db.session() as s:
         report = build(s, args.account, since, until, args.by)
     if args.csv == "-":
         write_csv(report, sys.stdout)
     elif args.csv:
-        with open(args.csv, "w", newline="", encoding="utf-8") as out:
-            write_csv(report, out)
+        try:
+            with open(args.csv, "w", newline="", encoding="utf-8") as out:
+                write_csv(report, out)
+        except OSError as exc:
+            raise ConfigurationError(f"cannot write {args.csv}: {exc.strerror or exc}",
+                                     field="--csv") from None
         print(f"wrote {len(report.rows)} row(s) to {args.csv}")
     else:
         print(format_table(report))
@@ -579,6 +624,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"textback: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        problem = _database_problem(exc)
+        if problem is None:
+            raise
+        print(f"textback: {problem}", file=sys.stderr)
+        return 2
+    finally:
+        while _open_runtimes:
+            _open_runtimes.pop().close()
+
+
+def _database_problem(exc: Exception) -> str | None:
+    """One line for a database error that escaped a command (the server went away, say)."""
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    from connector.storage.db import database_problem
+
+    return database_problem(exc)
 
 
 if __name__ == "__main__":

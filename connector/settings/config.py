@@ -42,6 +42,10 @@ class Settings:
     allow_http_loopback: bool = False
     #: Where ``serve`` and ``worker`` processes write their metrics for ``/metrics`` to sum.
     metrics_dir: Path = Path("var/metrics")
+    #: The file the key is kept in when ``TEXTBACK_SECRET_KEY`` is unset (None when it is set).
+    #: Loaded with ``create_secret_key=False`` before the file exists, ``secret_key`` is empty
+    #: until :func:`save_secret_key` writes one (``textback db upgrade``).
+    secret_key_file: Path | None = None
 
     @property
     def queue_is_redis(self) -> bool:
@@ -151,8 +155,9 @@ def default_metrics_dir(database_url: str) -> Path:
     return Path("var/metrics")
 
 
-def _dev_secret_key(database_url: str) -> str:
-    """The per-installation key kept beside a SQLite database when none is configured.
+def secret_key_path(database_url: str) -> Path:
+    """Where the per-installation key is kept when ``TEXTBACK_SECRET_KEY`` is unset: beside a
+    SQLite database, or ``var/secret_key`` for PostgreSQL.
 
     Lets ``make run`` work on a fresh machine; production sets ``TEXTBACK_SECRET_KEY``.
     """
@@ -161,18 +166,29 @@ def _dev_secret_key(database_url: str) -> str:
         if database_url.startswith("sqlite:///")
         else Path("var")
     )
-    path = base / "secret_key"
+    return base / "secret_key"
+
+
+def save_secret_key(path: Path) -> str:
+    """The key kept in ``path``, made (readable by this user only) when there is none yet."""
     if path.exists():
         return path.read_text().strip()
-    base.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     path.write_text(key)
     path.chmod(0o600)
     return key
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read and validate the ``TEXTBACK_*`` variables; raise ConfigurationError listing every bad one."""
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, create_secret_key: bool = True
+) -> Settings:
+    """Read and validate the ``TEXTBACK_*`` variables; raise ConfigurationError listing every bad one.
+
+    With ``TEXTBACK_SECRET_KEY`` unset the key comes from :func:`secret_key_path`, made there when
+    missing; with ``create_secret_key=False`` nothing is written and a missing file leaves
+    ``secret_key`` empty (the CLI makes the key only in ``textback db upgrade``).
+    """
     env = os.environ if environ is None else environ
     raw = {
         key.removeprefix(ENV_PREFIX): value
@@ -199,11 +215,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             field=", ".join(unknown),
         )
     database_url = data["DATABASE_URL"]
+    key_file = None if data["SECRET_KEY"] else secret_key_path(database_url)
+    if key_file is None:
+        secret_key = data["SECRET_KEY"]
+    elif create_secret_key or key_file.exists():
+        secret_key = save_secret_key(key_file)
+    else:
+        secret_key = ""
     settings = Settings(
         database_url=database_url,
         queue_url=data["QUEUE_URL"] or default_queue_url(database_url),
         public_url=data["PUBLIC_URL"].rstrip("/"),
-        secret_key=data["SECRET_KEY"] or _dev_secret_key(database_url),
+        secret_key=secret_key,
         trust_proxy_hops=data["TRUST_PROXY_HOPS"],
         log_level=data["LOG_LEVEL"],
         demo=data["DEMO"],
@@ -211,6 +234,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         allow_http_loopback=data["ALLOW_HTTP_LOOPBACK"],
         metrics_dir=Path(data["METRICS_DIR"]) if data["METRICS_DIR"]
         else default_metrics_dir(database_url),
+        secret_key_file=key_file,
     )
     global _loaded_http_loopback
     _loaded_http_loopback = settings.allow_http_loopback

@@ -1,4 +1,9 @@
-"""Engine, sessions and migrations for SQLite (default) and PostgreSQL (psycopg 3)."""
+"""Engine, sessions and migrations for SQLite (default) and PostgreSQL (psycopg 3).
+
+Only :func:`upgrade` (``textback db upgrade``) creates anything: the SQLite file and its folder,
+or the tables. Every other command first asks :func:`schema_problem` whether the database is
+there and up to date, and gets one line to show when it is not.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,23 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from connector.kernel.errors import ConfigurationError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 log = logging.getLogger(__name__)
+#: Seconds to wait for PostgreSQL to accept a connection (unless the URL sets connect_timeout).
+CONNECT_TIMEOUT_SECONDS = 10
+#: What to do when the tables are missing or old.
+UPGRADE_HINT = "run `textback db upgrade`"
 
 
 def make_engine(url: str) -> Engine:
@@ -27,12 +43,11 @@ def make_engine(url: str) -> Engine:
     """
     kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if url.startswith("sqlite"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        if "connect_timeout" not in make_url(url).query:  # an unanswering host fails in time
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
 
@@ -83,6 +98,86 @@ class Database:
         self.engine.dispose()
 
 
+def shown_url(url: str) -> str:
+    """The database for messages: a SQLite file's path, else the URL with its password hidden."""
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot read is shown as "the database"
+        return "the database"
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///`` URL; None for another backend or an in-memory database."""
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def database_problem(exc: BaseException, url: str | None = None) -> str | None:
+    """One line saying what to fix for a database error, or None when ``exc`` is not one.
+
+    A server that cannot be reached, a file that cannot be opened and tables that do not exist
+    are told apart; the driver's own words are kept to their first line.
+    """
+    if not isinstance(exc, DBAPIError):
+        return None
+    detail = " ".join(str(exc.orig).split("\n", 1)[0].split()) or type(exc.orig).__name__
+    detail = detail.removeprefix("connection failed: ")
+    where = shown_url(url) if url else "the database"
+    lowered = detail.lower()
+    if "no such table" in lowered or ("relation" in lowered and "does not exist" in lowered):
+        return f"{where} has no textback tables yet ({detail}): {UPGRADE_HINT}"
+    if "unable to open database file" in lowered:
+        return (f"cannot open {where}: {detail}; check TEXTBACK_DATABASE_URL and that its "
+                "folder exists and is writable")
+    if exc.connection_invalidated or "connect" in lowered or "resolve host" in lowered:
+        return (f"cannot reach {where}: {detail}; check TEXTBACK_DATABASE_URL and that the "
+                "server is running")
+    return f"database error on {where}: {detail}"
+
+
+def _probe_engine(url: str) -> Engine:
+    """An engine for one look at the database: no pool, and on SQLite none of the connection
+    settings :func:`make_engine` applies (switching a file to WAL is a write)."""
+    connect_args: dict[str, Any] = {}
+    if sqlite_path(url) is None and "connect_timeout" not in make_url(url).query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    return create_engine(url, poolclass=NullPool, hide_parameters=True, connect_args=connect_args)
+
+
+def schema_problem(url: str) -> str | None:
+    """Why the database at ``url`` cannot be used as it is (one line), or None when it can.
+
+    Creates nothing: a missing SQLite file is reported, not made.
+    """
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        return f"no database at {path}: {UPGRADE_HINT} to create it"
+    engine = _probe_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except DBAPIError as exc:
+        return database_problem(exc, url)
+    finally:
+        engine.dispose()
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    head = scripts.get_current_head()
+    if current == head:
+        return None
+    if current is None:
+        return f"{shown_url(url)} has no textback tables yet: {UPGRADE_HINT}"
+    known = {script.revision for script in scripts.walk_revisions()}
+    if current not in known:
+        return (f"{shown_url(url)} is at revision {current}, which this version of textback "
+                "does not know: run the textback version that made it, or a newer one")
+    return f"the database is at revision {current}, not {head}: {UPGRADE_HINT}"
+
+
 def alembic_config(url: str) -> Config:
     """An Alembic config pointing at the packaged migrations."""
     cfg = Config()
@@ -92,7 +187,30 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` (``textback db upgrade``)."""
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), revision)
+    """Apply migrations up to ``revision`` (``textback db upgrade``), creating a SQLite file and
+    its folder when missing; a database that cannot be reached is a ConfigurationError."""
+    path = sqlite_path(url)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot create the folder {path.parent}: {exc.strerror or exc}",
+                field="TEXTBACK_DATABASE_URL") from None
+    else:
+        engine = _probe_engine(url)
+        try:  # reach the server first, so a refused connection is one line, not a traceback
+            with engine.connect():
+                pass
+        except DBAPIError as exc:
+            raise ConfigurationError(database_problem(exc, url) or str(exc),
+                                     field="TEXTBACK_DATABASE_URL") from None
+        finally:
+            engine.dispose()
+    try:
+        command.upgrade(alembic_config(url), revision)
+    except CommandError as exc:  # an unknown revision name
+        raise ConfigurationError(f"cannot upgrade to {revision!r}: {exc}", field="REVISION") from None
+    except DBAPIError as exc:
+        raise ConfigurationError(database_problem(exc, url) or str(exc),
+                                 field="TEXTBACK_DATABASE_URL") from None
