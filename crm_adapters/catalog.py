@@ -97,12 +97,13 @@ class ConnectionCheck:
 
 
 def permissions_from_scopes(
-    granted: Iterable[str], needs: Iterable[tuple[str, tuple[str, ...]]]
+    granted: Iterable[str] | None, needs: Iterable[tuple[str, tuple[str, ...]]]
 ) -> tuple[Permission, ...]:
     """A :class:`Permission` per ``(action, scopes)`` in ``needs``: allowed when every scope it
-    names is in ``granted``."""
-    have = set(granted)
+    names is in ``granted``; unknown (None) for every action when ``granted`` is None (the CRM
+    did not say which scopes the token has)."""
+    have = None if granted is None else set(granted)
     return tuple(
-        Permission(action, all(scope in have for scope in scopes), scopes)
+        Permission(action, None if have is None else all(s in have for s in scopes), scopes)
         for action, scopes in needs
     )

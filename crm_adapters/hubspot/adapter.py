@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, ClassVar
 
 from marshmallow import Schema, fields
@@ -19,7 +20,9 @@ from crm_adapters.base import (
     TaskSpec,
     WebhookSpec,
 )
+from crm_adapters.catalog import ConnectionCheck, CrmChoices
 from crm_adapters.hubspot import activities, deals, webhooks
+from crm_adapters.hubspot.catalog import HubSpotCatalog
 from crm_adapters.hubspot.client import HubSpotApi
 from crm_adapters.hubspot.contacts import ContactFinder
 from crm_adapters.hubspot.optout import OptOutMarker
@@ -177,3 +180,22 @@ class HubSpotCrm(CrmAdapter):
     def parse_webhook(self, request: WebhookRequest) -> list[CrmEvent]:
         """Completed tasks and deals that changed stage (see :mod:`.webhooks`)."""
         return webhooks.parse(request)
+
+    # -- setup ------------------------------------------------------------------------------
+
+    @cached_property
+    def _catalog(self) -> HubSpotCatalog:
+        token = str(self.credentials["access_token"])
+        secret = self.credentials.get("client_secret") or ""
+        return HubSpotCatalog(
+            token, host=self.api_base_url, timeout=self._api.timeout, secrets=(token, secret)
+        )
+
+    def check_connection(self) -> ConnectionCheck:
+        """The portal, one contact read and what the token's scopes allow (see
+        :mod:`.catalog`)."""
+        return self._catalog.check_connection()
+
+    def list_choices(self) -> CrmChoices:
+        """Deal pipelines and stages, owners and task queues (see :mod:`.catalog`)."""
+        return self._catalog.list_choices()

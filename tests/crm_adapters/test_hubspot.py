@@ -37,10 +37,13 @@ from crm_adapters.base import (
     TaskCompleted,
     TaskSpec,
 )
+from crm_adapters.catalog import Choice, CrmChoices, PipelineChoice
 from crm_adapters.hubspot import API_CALLS, HubSpotCrm, api_calls_per_missed_call
 from crm_adapters.hubspot.contacts import UNIQUE_PHONE_PROPERTY
 from crm_adapters.hubspot.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_v3
 from tests.contracts.crm_contract import CrmContract
+from tests.contracts.crm_setup_contract import CrmSetupContract
+from tests.stubs.hubspot_catalog_stub import HubSpotCatalogStub, owner, pipeline
 from tests.stubs.hubspot_stub import HubSpotStub
 
 TOKEN = "pat-na1-0b7c5d1e-test-token-4a2f"
@@ -78,15 +81,33 @@ def sign(
 # -- the contract ----------------------------------------------------------------------------
 
 
-class TestHubSpotContract(CrmContract):
+class TestHubSpotContract(CrmContract, CrmSetupContract):
     adapter_class = HubSpotCrm
     secret_credentials = frozenset({"access_token", "client_secret"})
     webhook_url = WEBHOOK_URL
+    expected_account = "HubSpot account 4242424"
 
     @pytest.fixture
     def backend(self) -> Iterator[HubSpotStub]:
-        with HubSpotStub(access_token=TOKEN) as stub:
+        with HubSpotCatalogStub(access_token=TOKEN) as stub:
             yield stub
+
+    def seed_choices(self, backend: HubSpotCatalogStub) -> CrmChoices:
+        backend.pipelines = [
+            pipeline("77", "Service", [("s1", "Booked")], order=1),
+            pipeline("default", "Sales", [("new", "New"), ("won", "Won")], order=0),
+            pipeline("old", "Old pipeline", [("x", "X")], archived=True),
+        ]
+        backend.owners = [owner("7", "Ann", "Lee", "ann@example.com")]
+        backend.queue_options = [{"label": "Callbacks", "value": "55", "hidden": False}]
+        return CrmChoices(
+            pipelines=(
+                PipelineChoice("default", "Sales", (Choice("new", "New"), Choice("won", "Won"))),
+                PipelineChoice("77", "Service", (Choice("s1", "Booked"),)),
+            ),
+            owners=(Choice("7", "Ann Lee (ann@example.com)"),),
+            task_queues=(Choice("55", "Callbacks"),),
+        )
 
     def credentials(self) -> Mapping[str, Any]:
         return {"access_token": TOKEN, "client_secret": CLIENT_SECRET}
