@@ -27,7 +27,8 @@ from crm_adapters.base import (
     TokenStore,
     WebhookSpec,
 )
-from crm_adapters.jobber import activities, contacts, leads, webhooks
+from crm_adapters.catalog import ConnectionCheck, CrmChoices
+from crm_adapters.jobber import activities, catalog, contacts, leads, webhooks
 from crm_adapters.jobber.client import JobberApi
 from crm_adapters.jobber.documents import ACCOUNT, APP_DISCONNECT, USERS
 from crm_adapters.jobber.errors import PROVIDER
@@ -289,6 +290,18 @@ class JobberCrm(CrmAdapter):
         data = self._api.execute(ACCOUNT)
         account = data.get("account") or {}
         return JobberAccount(id=str(account.get("id") or ""), name=str(account.get("name") or ""))
+
+    def run(self, document: str) -> dict[str, Any]:
+        """Run one of :data:`~crm_adapters.jobber.documents.DOCUMENTS` without variables."""
+        return self._api.execute(document)
+
+    def check_connection(self) -> ConnectionCheck:
+        """The account, one client and what the token's scopes allow (see :mod:`.catalog`)."""
+        return catalog.check_connection(self)
+
+    def list_choices(self) -> CrmChoices:
+        """The team members a follow-up can be assigned to (see :mod:`.catalog`)."""
+        return catalog.list_choices(self)
 
     def disconnect(self) -> None:
         """``appDisconnect``: Jobber invalidates this installation's tokens."""

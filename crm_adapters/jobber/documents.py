@@ -238,6 +238,17 @@ mutation AppDisconnect {
 }
 """
 
+#: One client, to prove the connection reads records (the setup page's "test connection").
+FIRST_CLIENT = """
+query FirstClient {
+  clients(first: 1) {
+    nodes {
+      id
+    }
+  }
+}
+"""
+
 #: Operation name -> document, for the schema tests and the fake backend.
 DOCUMENTS: Mapping[str, str] = MappingProxyType(
     {
@@ -256,6 +267,7 @@ DOCUMENTS: Mapping[str, str] = MappingProxyType(
         "AssessmentEdit": ASSESSMENT_EDIT,
         "Users": USERS,
         "Account": ACCOUNT,
+        "FirstClient": FIRST_CLIENT,
         "AppDisconnect": APP_DISCONNECT,
     }
 )

@@ -85,8 +85,6 @@ class CrmSetupContract:
         choices = adapter.list_choices()
         capabilities = self.adapter_class.capabilities
         assert (choices.task_queues is not None) == ("task_queues" in capabilities)
-        if "pipeline" in capabilities:
-            assert choices.pipelines is not None or choices.pipeline_statuses is not None
         assert choices.owners is not None, "every CRM assigns follow-ups to someone"
         for choice in (choices.owners or ()) + (choices.lead_sources or ()):
             assert choice.id and choice.label

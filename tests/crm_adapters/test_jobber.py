@@ -41,6 +41,7 @@ from crm_adapters.base import (
     OAuthTokens,
     TaskSpec,
 )
+from crm_adapters.catalog import Choice, CrmChoices
 from crm_adapters.jobber import (
     API_CALLS,
     DEFAULT_GRAPHQL_VERSION,
@@ -56,6 +57,7 @@ from crm_adapters.jobber.errors import ddos_window_wait
 from crm_adapters.jobber.tokens import jwt_expiry
 from crm_adapters.jobber.webhooks import SIGNATURE_HEADER, read_event
 from tests.contracts.crm_contract import CrmContract
+from tests.contracts.crm_setup_contract import CrmSetupContract
 from tests.fixtures.jobber import make_schema, schema_patch
 from tests.fixtures.jobber.fake_jobber import ACCOUNT_ID, FakeJobber, MemoryTokenStore, gid, jwt
 
@@ -86,7 +88,7 @@ def signed(body: bytes, secret: str = CLIENT_SECRET, **headers: str) -> WebhookR
 # -- the contract ----------------------------------------------------------------------------
 
 
-class TestJobberContract(CrmContract):
+class TestJobberContract(CrmContract, CrmSetupContract):
     """``fail_next(401)`` revokes the installation's tokens (what a disconnect does): the request
     gets 401, the one renewal is refused, and the adapter raises ProviderAuthError. A 401 that a
     renewal cures is tested below."""
@@ -94,6 +96,16 @@ class TestJobberContract(CrmContract):
     adapter_class = JobberCrm
     secret_credentials = frozenset({"client_secret"})
     webhook_url = WEBHOOK_URL
+    expected_account = "Acme Plumbing"
+
+    def seed_choices(self, backend: FakeJobber) -> CrmChoices:
+        backend.users.append({"id": gid("User", 3), "name": {"full": "Lee Admin"},
+                              "email": {"raw": "lee@acme.test"}, "isAccountAdmin": True})
+        return CrmChoices(owners=(
+            Choice(gid("User", 1), "Dana Owner (dana@acme.test)"),
+            Choice(gid("User", 3), "Lee Admin (lee@acme.test)"),
+            Choice(gid("User", 2), "Sam Tech (sam@acme.test)"),
+        ))
 
     @pytest.fixture
     def backend(self) -> Iterator[FakeJobber]:
@@ -194,6 +206,7 @@ def sample_variables() -> dict[str, dict[str, Any]]:
         "AssessmentEdit": {"assessmentId": "QXNzZXNzbWVudC8x", "input": {"instructions": "x"}},
         "Users": {"first": 50, "after": None},
         "Account": {},
+        "FirstClient": {},
         "AppDisconnect": {},
     }
 
