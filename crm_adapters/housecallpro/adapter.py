@@ -47,7 +47,8 @@ from crm_adapters.base import (
     TokenStore,
     WebhookSpec,
 )
-from crm_adapters.housecallpro import notes, webhooks
+from crm_adapters.catalog import ConnectionCheck, CrmChoices
+from crm_adapters.housecallpro import catalog, notes, webhooks
 from crm_adapters.housecallpro.client import HcpClient, OAuthApp
 from crm_adapters.housecallpro.customers import CustomerFinder
 from crm_adapters.housecallpro.errors import PROVIDER
@@ -221,6 +222,7 @@ class HousecallProCrm(CrmAdapter):
                 token_url or oauth_flow.token_url(type(self), self.api_base_url),
             )
         self._oauth = app is not None
+        self.company_id = company_id
         self._client = HcpClient(
             base_url=self.api_base_url,
             api_key=creds.get("api_key") or None,
@@ -340,6 +342,14 @@ class HousecallProCrm(CrmAdapter):
     def list_lead_statuses(self) -> list[PipelineStatus]:
         """The lead pipeline statuses in order (empty without a pipeline): ``crm.mapping.stage``."""
         return list(self._leads.statuses(refresh=True))
+
+    def check_connection(self) -> ConnectionCheck:
+        """One customer read; no scopes to report (see :mod:`.catalog`)."""
+        return catalog.check_connection(self, self._client)
+
+    def list_choices(self) -> CrmChoices:
+        """Employees, lead sources and lead pipeline statuses (see :mod:`.catalog`)."""
+        return catalog.list_choices(self, self._client)
 
     # -- webhooks --------------------------------------------------------------------------
 

@@ -52,9 +52,11 @@ from crm_adapters.base import (
     OAuthTokens,
     TaskSpec,
 )
+from crm_adapters.catalog import Choice, CrmChoices
 from crm_adapters.housecallpro import API_CALLS, HousecallProCrm, webhooks
 from crm_adapters.housecallpro.errors import error_text
 from tests.contracts.crm_contract import CrmContract
+from tests.contracts.crm_setup_contract import CrmSetupContract
 from tests.transport_errors import dropped_connection, refused_connection
 
 BASE = "https://hcp.test"
@@ -107,6 +109,10 @@ class FakeHcp:
         self.notes: dict[str, str] = {}  # lead note: written at create, never returned
         self.statuses: list[dict[str, Any]] = fixture(statuses)["statuses"]
         self.employees: list[dict[str, Any]] = fixture("employees.json")["employees"]
+        #: None: the endpoint answers 404, as for a company whose API lacks it.
+        self.lead_sources: list[dict[str, Any]] | None = [
+            {"id": "ls_1", "name": "Google"}, {"id": "ls_2", "name": "Missed call"},
+        ]
         self.q_phone_fields: tuple[str, ...] = ("mobile_number",)  # as documented
         self.page_cap = 100  # the largest page_size the fake honours
         self.requests: list[Seen] = []
@@ -202,6 +208,8 @@ class FakeHcp:
                 "statuses", self.statuses, seen))
         if path == "/employees":
             return 200, self._page("employees", self.employees, seen)
+        if path == "/lead_sources" and self.lead_sources is not None:
+            return 200, self._page("lead_sources", self.lead_sources, seen)
         return 404, {"error": {"message": "Not found"}}
 
     def _search(self, seen: Seen) -> dict[str, Any]:
@@ -213,6 +221,10 @@ class FakeHcp:
             text = " ".join(str(c.get(k) or "") for k in ("first_name", "last_name", "email"))
             text += " ".join(str(a.get("street")) for a in c.get("addresses") or [])
             return bool(q) and q.lower() in text.lower()
+
+        if "q" not in seen.query:  # no search term: the company's customers, newest first
+            return self._page("customers", sorted(self.customers.values(),
+                                                  key=lambda c: c["created_at"])[::-1], seen)
 
         found = sorted((c for c in self.customers.values() if hit(c)),
                        key=lambda c: c["created_at"])
@@ -322,8 +334,19 @@ def sign(body: bytes, *, secret: str = SIGNING_SECRET, age_seconds: float = 0.0,
 # -- the contract, with an API key and with OAuth ----------------------------------------------
 
 
-class TestHousecallProContract(CrmContract):
+class TestHousecallProContract(CrmContract, CrmSetupContract):
     adapter_class = HousecallProCrm
+    expected_account = "Housecall Pro company"
+
+    def seed_choices(self, backend: FakeHcp) -> CrmChoices:
+        return CrmChoices(
+            owners=tuple(
+                Choice(e["id"], f"{e['first_name']} {e['last_name']} ({e['email']})")
+                for e in backend.employees
+            ),
+            lead_sources=(Choice("Google", "Google"), Choice("Missed call", "Missed call")),
+            pipeline_statuses=tuple(Choice(s["id"], s["name"]) for s in backend.statuses),
+        )
     secret_credentials = frozenset({"api_key", "client_secret", "webhook_signing_secret"})
     lead_pipeline = "lead"
     lead_stage = "Contacted"
@@ -940,3 +963,14 @@ def test_documented_api_calls_match_the_requests_made(crm: HousecallProCrm, hcp:
     assert hcp.routes() == [*API_CALLS["find_or_create_contact:returning"],
                             *API_CALLS["set_pipeline_stage:open"],
                             *API_CALLS["create_task:new_lead"]]
+
+
+def test_a_company_without_the_lead_source_list_offers_none() -> None:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        fake = FakeHcp(mock)
+        fake.lead_sources = None
+        crm = HousecallProCrm({"api_key": API_KEY}, api_base_url=BASE)
+        choices = crm.list_choices()
+    assert choices.lead_sources == ()
+    assert choices.pipeline_statuses and choices.pipeline_statuses[0].label == "New"
+    assert choices.pipelines is None and choices.task_queues is None
