@@ -14,14 +14,31 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 from connector.kernel.errors import PermanentProviderError, checking_credentials
 from crm_adapters.catalog import Choice, ConnectionCheck, CrmChoices, Permission
+from crm_adapters.housecallpro.client import HcpClient
+from crm_adapters.housecallpro.leads import PipelineStatus
 
-if TYPE_CHECKING:
-    from crm_adapters.housecallpro.adapter import HousecallProCrm
-    from crm_adapters.housecallpro.client import HcpClient
+
+class _Employee(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+
+
+class HousecallProCrm(Protocol):
+    """What these calls use of :class:`crm_adapters.housecallpro.HousecallProCrm`."""
+
+    company_id: str | None
+
+    def list_employees(self) -> Sequence[_Employee]: ...
+    def list_lead_statuses(self) -> Sequence[PipelineStatus]: ...
 
 DISPLAY_NAME = "Housecall Pro"
 CREDENTIALS_HINT = (

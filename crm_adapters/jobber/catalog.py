@@ -12,15 +12,35 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from connector.kernel.errors import checking_credentials
+from crm_adapters.base import TokenStore
 from crm_adapters.catalog import Choice, ConnectionCheck, CrmChoices, permissions_from_scopes
 from crm_adapters.jobber.documents import FIRST_CLIENT
+from crm_adapters.jobber.oauth import JobberAccount
 from crm_adapters.jobber.tokens import jwt_claims
 
-if TYPE_CHECKING:
-    from crm_adapters.jobber.adapter import JobberCrm
+
+class _User(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def is_admin(self) -> bool: ...
+
+
+class JobberCrm(Protocol):
+    """What these calls use of :class:`crm_adapters.jobber.JobberCrm`."""
+
+    def account(self) -> JobberAccount: ...
+    def run(self, document: str) -> dict[str, Any]: ...
+    def list_users(self) -> Sequence[_User]: ...
+    def token_store_or_raise(self) -> TokenStore: ...
 
 DISPLAY_NAME = "Jobber"
 CREDENTIALS_HINT = "reconnect the app in Jobber (the installation's tokens no longer work)"
