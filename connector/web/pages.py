@@ -17,7 +17,7 @@ import math
 import secrets
 import unicodedata
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -40,7 +40,10 @@ from werkzeug.wrappers import Response
 
 from connector.jobs.conversation import mark_human_response
 from connector.kernel import clock, times
-from connector.reporting.report import build
+from connector.kernel.errors import ConfigurationError
+from connector.reporting.dashboard import MAX_DAYS, default_range
+from connector.reporting.dashboard import dashboard as build_dashboard
+from connector.reporting.report import build, parse_day
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, ContactProfile, Message, User
 from connector.storage.users import (
@@ -370,11 +373,48 @@ def pause(call_id: str) -> Response:
 
 @bp.get("/dashboard")
 @login_required
-def dashboard() -> str:
-    """The account's numbers per day over the last 30 days, drawn as charts."""
+def dashboard() -> tuple[str, int]:
+    """The account's numbers per day over a period (the last 30 days unless ``since`` and
+    ``until`` say otherwise): totals, rates and a chart per series, the same figures as
+    ``textback report``. A bad period is named on the page and the last 30 days are shown."""
     with _runtime().db.session() as s:
         account = _account(s, request.args.get("account"))
-        today = clock.today_in(ZoneInfo(account.timezone))
-        report = build(s, account.id, today - timedelta(days=29), today, "day")
-        return render_template("dashboard.html", account=account, report=report,
-                               accounts=_visible_accounts(s))
+        today = clock.today_in(_zone(account))
+        since, until = default_range(today)
+        error, status = None, 200
+        try:
+            since, until = _period_asked(since, until, today)
+            report = build(s, account.id, since, until, "day")
+        except ConfigurationError as exc:
+            error, status = str(exc), 400
+            since, until = default_range(today)
+            report = build(s, account.id, since, until, "day")
+        return render_template(
+            "dashboard.html", account=account, accounts=_visible_accounts(s), report=report,
+            board=build_dashboard(report), since=since, until=until, today=today, error=error,
+            presets=[(days, *default_range(today, days)) for days in (7, 30, 90)],
+        ), status
+
+
+def _period_asked(since: date, until: date, today: date) -> tuple[date, date]:
+    """The ``since`` and ``until`` of the query (each defaulting to the given), checked."""
+    asked_since = request.args.get("since", "").strip()
+    asked_until = request.args.get("until", "").strip()
+    problems = []
+    try:
+        since = parse_day(asked_since, "From") if asked_since else since
+    except ConfigurationError:
+        problems.append(f"From takes a date like 2026-05-31, not {asked_since!r}")
+    try:
+        until = parse_day(asked_until, "To") if asked_until else until
+    except ConfigurationError:
+        problems.append(f"To takes a date like 2026-05-31, not {asked_until!r}")
+    if not problems and since > today:
+        problems.append(f"From ({since}) is after today ({today} in the account's time zone)")
+    if not problems and until < since:
+        problems.append(f"To ({until}) is before From ({since})")
+    if not problems and (until - since).days + 1 > MAX_DAYS:
+        problems.append(f"the dashboard shows at most {MAX_DAYS} days at once")
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return since, until

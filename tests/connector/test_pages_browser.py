@@ -38,6 +38,6 @@ def test_sign_in_open_a_thread_reply_and_see_it(app, runtime, webhook_secret, li
     check_page(page, "thread")
 
     page.goto(f"{live_server}/dashboard")
-    assert page.locator("svg.chart").count() == 4
-    assert "1 missed calls" in page.inner_text("main")
+    assert page.locator("figure.chart").count() == 4
+    assert page.locator('[data-figure="missed_calls"] .value').inner_text() == "1"
     check_page(page, "dashboard")
