@@ -21,6 +21,7 @@ from connector.jobs.crm_text import local_time
 from connector.jobs.routing import Owner
 from connector.settings.account_settings import account_settings
 from connector.storage.models import Account, Call, CrmLink, Message
+from connector.storage.states import MessageStatus, Purpose
 
 if TYPE_CHECKING:
     from connector.jobs.context import JobContext
@@ -59,7 +60,7 @@ def raise_alert(runtime: JobContext, session: Session, account: Account, call: C
     """Alert ``owner`` about ``call`` by their channels; ``key`` makes each alert happen once."""
     link = record_link(session, account, call.caller or "")
     body = alert_text(account, call, event, reply, link)
-    purpose = f"alert:{call.id}:{key}:{owner.id}"
+    purpose = Purpose.ALERT.key(call.id, key, owner.id)
     if "sms" in owner.alerts and owner.mobile:
         exists = session.scalar(select(Message.id).where(
             Message.account_id == account.id, Message.purpose_key == purpose))
@@ -68,7 +69,7 @@ def raise_alert(runtime: JobContext, session: Session, account: Account, call: C
             from_number = call.called if call.called in numbers else numbers[0]
             alert = Message(account_id=account.id, call_id=call.id, direction="outbound",
                             purpose_key=purpose, customer=owner.mobile,
-                            business_number=from_number, body=body, status="intent",
+                            business_number=from_number, body=body, status=MessageStatus.INTENT,
                             crm_state="done")
             session.add(alert)
             session.commit()

@@ -41,7 +41,7 @@ from connector.kernel.phone import mask
 from connector.settings.account_settings import CrmMapping, account_settings
 from connector.storage.locks import named_lock
 from connector.storage.models import Account, Call, ContactProfile, Message
-from connector.storage.states import CRM_SYNCABLE_STATES, CallState, CrmState
+from connector.storage.states import CARRIER_HAS_TEXT, CRM_SYNCABLE_STATES, CallState, CrmState, Purpose
 from crm_adapters.base import CallLog, CrmAdapter, CrmContact, LeadSpec, MessageLog, TaskSpec
 
 if TYPE_CHECKING:
@@ -155,7 +155,7 @@ def contact_id_for(session: Session, account: Account, crm: CrmAdapter, number: 
 def _text_of(session: Session, call: Call) -> Message | None:
     return session.scalar(
         select(Message).where(
-            Message.account_id == call.account_id, Message.purpose_key == f"text_back:{call.id}"
+            Message.account_id == call.account_id, Message.purpose_key == Purpose.TEXT_BACK.key(call.id)
         )
     )
 
@@ -212,7 +212,7 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
     if full and "pipeline" in crm.capabilities:
         step("lead", lead)
     step("call log", call_log)
-    if text is not None and text.status in ("sent", "delivered", "ambiguous"):
+    if text is not None and text.status in CARRIER_HAS_TEXT:
         step("text log", lambda: log_message(session, account, crm, text, contact_id, lead_id,
                                              owner))
     if call.reason == "burst":

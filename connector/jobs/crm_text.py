@@ -6,6 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from connector.storage.models import Account, Call, Message
+from connector.storage.states import CARRIER_HAS_TEXT, MessageStatus
 
 OUTCOME_WORDS = {
     "no-answer": "rang out with no answer",
@@ -62,11 +63,11 @@ def text_line(account: Account, call: Call, text: Message | None) -> str:
     """What happened to the text-back, in one line."""
     if text is None:
         return f"Not texted: {REASON_WORDS.get(call.reason or '', call.reason)}."
-    if text.status in ("sent", "delivered", "ambiguous"):
+    if text.status in CARRIER_HAS_TEXT:
         return f'Texted at {local_time(account, text.updated_at)}: "{text.body}"'
-    if text.status == "intent" and call.state == "scheduled" and call.send_at is not None:
+    if text.status == MessageStatus.INTENT and call.state == "scheduled" and call.send_at is not None:
         return f'Text scheduled for {local_time(account, call.send_at)}: "{text.body}"'
-    if text.status == "cancelled":
+    if text.status == MessageStatus.CANCELLED:
         return f"The pending text was cancelled: {REASON_WORDS.get(call.reason or '', '')}."
     return f"The text-back failed ({text.error_code or 'carrier error'})."
 

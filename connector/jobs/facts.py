@@ -30,6 +30,7 @@ from connector.storage.models import (
     Message,
     OptOut,
 )
+from connector.storage.states import Purpose
 
 #: Earlier calls a repeat call inside the burst window is folded into: the ones with a task.
 BURST_LEADER_REASONS = frozenset({"missed", "cooldown", "landline", "opted_out"})
@@ -103,7 +104,7 @@ def gather(
             ).scalar_subquery().label("paused"),
             select(Message.id).where(
                 Message.account_id == account.id, Message.customer == caller,
-                Message.purpose_key.startswith("human:"),
+                Message.purpose_key.startswith(Purpose.HUMAN.prefix),
                 Message.created_at >= now - human_window,
             ).exists().label("human"),
             select(LineType.line_type).where(

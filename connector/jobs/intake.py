@@ -28,6 +28,7 @@ from connector.storage.models import (
     WebhookReceipt,
     new_id,
 )
+from connector.storage.states import FAILED_DELIVERY, FINAL_DELIVERY, MessageStatus, Purpose
 
 _CALL_COLUMNS = (
     "id", "account_id", "carrier", "event_id", "caller", "caller_raw", "called", "outcome",
@@ -108,7 +109,7 @@ def record_inbound(
     """
     if event.sender is None:
         return None, False, []
-    key = f"inbound:{event.carrier}:{event.event_id}"
+    key = Purpose.INBOUND.key(event.carrier, event.event_id)
     existing = session.scalar(
         select(Message).where(Message.account_id == account.id, Message.purpose_key == key)
     )
@@ -127,7 +128,7 @@ def record_inbound(
         business_number=business,
         body=event.body,
         intent=intent.value,
-        status="received",
+        status=MessageStatus.RECEIVED,
         carrier_message_id=event.event_id,
     )
     try:
@@ -156,8 +157,8 @@ def record_inbound(
         session.flush()
         body, _ = compose(session, account, event.sender, business, reply_scenario, clock.now())
         reply = Message(
-            account_id=account.id, direction="outbound", purpose_key=f"reply:{message.id}",
-            customer=event.sender, business_number=business, body=body, status="intent",
+            account_id=account.id, direction="outbound", purpose_key=Purpose.REPLY.key(message.id),
+            customer=event.sender, business_number=business, body=body, status=MessageStatus.INTENT,
         )
         session.add(reply)
         session.flush()
@@ -176,13 +177,13 @@ def _relay_owner_reply(session: Session, account: Account, event: InboundMessage
     alert = session.scalar(
         select(Message).where(
             Message.account_id == account.id, Message.direction == "outbound",
-            Message.purpose_key.startswith("alert:"), Message.customer == event.sender,
+            Message.purpose_key.startswith(Purpose.ALERT.prefix), Message.customer == event.sender,
             Message.business_number == business,
         ).order_by(Message.created_at.desc()).limit(1))
     call = session.get(Call, alert.call_id) if alert is not None and alert.call_id else None
     inbound = Message(
         account_id=account.id, direction="inbound", purpose_key=key, customer=event.sender or "",
-        business_number=business, body=event.body, intent="owner", status="received",
+        business_number=business, body=event.body, intent="owner", status=MessageStatus.RECEIVED,
         carrier_message_id=event.event_id, crm_state="done", call_id=call.id if call else None,
     )
     session.add(inbound)
@@ -191,8 +192,8 @@ def _relay_owner_reply(session: Session, account: Account, event: InboundMessage
         return inbound, True, []
     relay = Message(
         account_id=account.id, call_id=call.id, direction="outbound",
-        purpose_key=f"human:{inbound.id}", customer=call.caller, business_number=business,
-        body=event.body, status="intent",
+        purpose_key=Purpose.HUMAN.key(inbound.id), customer=call.caller, business_number=business,
+        body=event.body, status=MessageStatus.INTENT,
     )
     session.add(relay)
     session.flush()
@@ -246,10 +247,10 @@ def record_status(session: Session, account: Account, event: MessageStatusUpdate
     )
     if message is None:
         return None
-    if message.status in ("delivered", "undelivered", "failed") and not event.status.is_final:
+    if message.status in FINAL_DELIVERY and not event.status.is_final:
         return None  # late, out-of-order report of an earlier state
-    previously_failed = message.status in ("undelivered", "failed")
-    message.status = event.status.value
+    previously_failed = message.status in FAILED_DELIVERY
+    message.status = MessageStatus(event.status.value)
     message.error_code = event.error_code
     if event.error_code and event.error_code in opt_out_codes:
         record_opt_out(session, account.id, message.customer, f"carrier:{event.error_code}",

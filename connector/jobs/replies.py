@@ -14,6 +14,7 @@ from connector.jobs.steps import call_with_retries, release_lease, take_lease
 from connector.kernel import clock
 from connector.kernel.errors import ProviderError, TransientProviderError
 from connector.storage.models import Account, Message
+from connector.storage.states import MessageStatus, Purpose
 
 if TYPE_CHECKING:
     from connector.jobs.context import JobContext
@@ -26,7 +27,7 @@ def send_reply(runtime: JobContext, message_id: str) -> None:
     with runtime.db.session() as session:
         # Claimed and read in one statement: a reply another worker sent a moment ago is never
         # taken on a stale reading.
-        message = take_lease(session, Message, message_id, Message.status == "intent",
+        message = take_lease(session, Message, message_id, Message.status == MessageStatus.INTENT,
                              Message.send_attempts == 0)
         if message is None:
             return
@@ -47,17 +48,19 @@ def send_reply(runtime: JobContext, message_id: str) -> None:
                     retry_ambiguous=False,
                 )
             except TransientProviderError as exc:
-                message.status = "ambiguous" if exc.ambiguous else "failed"
+                message.status = (MessageStatus.AMBIGUOUS if exc.ambiguous
+                                  else MessageStatus.FAILED)
                 message.error_code = exc.code
             except ProviderError as exc:
                 message.status, message.error_code = "failed", exc.code
             else:
-                message.status = "sent"
+                message.status = MessageStatus.SENT
                 message.carrier_message_id = result.message_id
                 message.segments = result.segments
             session.commit()
         finally:
             release_lease(session, Message, message_id)
-        to_crm = message.status == "sent" and not message.purpose_key.startswith("alert:")
+        to_crm = (message.status == MessageStatus.SENT
+                  and not message.purpose_key.startswith(Purpose.ALERT.prefix))
     if to_crm:  # compliance replies and relayed owner replies go on the record; alerts do not
         runtime.jobs.enqueue_message_sync(message_id)

@@ -21,6 +21,8 @@ from connector.storage.states import (
     CRM_UNFINISHED_STATES,
     CallState,
     CrmState,
+    MessageStatus,
+    Purpose,
 )
 
 if TYPE_CHECKING:
@@ -132,7 +134,8 @@ def sweep(runtime: JobContext) -> int:
                 or_(
                     Message.direction == "inbound",
                     Message.crm_state == CrmState.FAILURE_NOTE,
-                    Message.purpose_key.startswith("reply:") & (Message.status == "sent"),
+                    Message.purpose_key.startswith(Purpose.REPLY.prefix)
+                    & (Message.status == MessageStatus.SENT),
                 ),
                 Message.created_at > horizon,
                 Message.updated_at < stalled,
@@ -141,8 +144,8 @@ def sweep(runtime: JobContext) -> int:
         ).all()
         reply_ids = s.scalars(
             select(Message.id).where(
-                Message.purpose_key.startswith("reply:"),
-                Message.status == "intent",
+                Message.purpose_key.startswith(Purpose.REPLY.prefix),
+                Message.status == MessageStatus.INTENT,
                 Message.send_attempts == 0,
                 Message.created_at > horizon,
                 Message.updated_at < stalled,

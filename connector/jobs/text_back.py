@@ -50,7 +50,7 @@ from connector.storage.models import (
     Message,
     UTCDateTime,
 )
-from connector.storage.states import TEXT_BACK_STATES, CallState
+from connector.storage.states import TEXT_BACK_STATES, CallState, MessageStatus, Purpose
 
 if TYPE_CHECKING:
     from connector.jobs.context import JobContext
@@ -212,8 +212,8 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
     call.scenario, call.language, call.send_at = decision.scenario, language, decision.send_at
     session.add(Message(
         account_id=account.id, call_id=call.id, direction="outbound",
-        purpose_key=f"text_back:{call.id}", customer=call.caller,
-        business_number=business_number or "", body=body, status="intent",
+        purpose_key=Purpose.TEXT_BACK.key(call.id), customer=call.caller,
+        business_number=business_number or "", body=body, status=MessageStatus.INTENT,
     ))
     later = decision.send_at is not None and decision.send_at > now + timedelta(seconds=1)
     if later:
@@ -249,7 +249,7 @@ def _cancelled(session: Session, account: Account, call: Call) -> bool:
             reason = policy.Reason.ANSWERED_LATER
     if reason is None or message.send_attempts > 0:
         return False
-    message.status = "cancelled"
+    message.status = MessageStatus.CANCELLED
     call.state, call.reason = CallState.CANCELLED, reason.value
     audit(session, call.id, "text_cancelled", reason.value)
     return True
@@ -258,7 +258,7 @@ def _cancelled(session: Session, account: Account, call: Call) -> bool:
 def _text_of(session: Session, call: Call) -> Message:
     message = session.scalar(
         select(Message).where(
-            Message.account_id == call.account_id, Message.purpose_key == f"text_back:{call.id}"
+            Message.account_id == call.account_id, Message.purpose_key == Purpose.TEXT_BACK.key(call.id)
         )
     )
     assert message is not None  # noqa: S101 - written with the decision
@@ -275,7 +275,7 @@ class Reconciled(Enum):
 def _send(runtime: JobContext, session: Session, account: Account, call: Call) -> None:
     message = _text_of(session, call)
     carrier = runtime.sms_carrier_for(account)
-    if message.send_attempts > 0 and message.status in ("intent", "ambiguous"):
+    if message.send_attempts > 0 and message.status in (MessageStatus.INTENT, MessageStatus.AMBIGUOUS):
         found = _reconcile(runtime, session, call, message)
         if found is Reconciled.WAIT:
             return  # rescheduled, or waiting for the carrier's status callback
@@ -296,7 +296,7 @@ def _send(runtime: JobContext, session: Session, account: Account, call: Call) -
         )
     except TransientProviderError as exc:
         if exc.ambiguous:
-            message.status = "ambiguous"
+            message.status = MessageStatus.AMBIGUOUS
             audit(session, call.id, "text_ambiguous", f"{type(exc).__name__}; will reconcile")
             runtime.jobs.enqueue_text_back(call.id, delay=RECONCILE_AFTER.total_seconds())
             return
@@ -335,7 +335,7 @@ def _reconcile(
         )
     except (NotImplementedError, ProviderAuthError, PermanentProviderError) as exc:
         # The carrier cannot (or will not let us) list texts: its status callback settles it.
-        message.status = "ambiguous"
+        message.status = MessageStatus.AMBIGUOUS
         call.state = CallState.TEXTED
         audit(session, call.id, "text_ambiguous",
               f"cannot list texts ({type(exc).__name__}); awaiting the status callback")
@@ -353,7 +353,7 @@ def _reconcile(
 def _mark_sent(
     session: Session, call: Call, message: Message, result: SendResult, detail: str
 ) -> None:
-    message.status = "sent"
+    message.status = MessageStatus.SENT
     message.carrier_message_id = result.message_id
     message.segments = result.segments
     call.state = CallState.TEXTED
@@ -366,12 +366,12 @@ def _mark_failed(
 ) -> None:
     detail = f"{type(exc).__name__} code={exc.code or '-'}"
     if retry and message.send_attempts < 5:
-        message.status = "intent"
+        message.status = MessageStatus.INTENT
         call.next_attempt_at = clock.now() + timedelta(seconds=30 * message.send_attempts)
         call.last_error = detail
         audit(session, call.id, "text_retry_later", detail)
         return
-    message.status = "failed"
+    message.status = MessageStatus.FAILED
     message.error_code = exc.code
     call.state = CallState.TEXT_FAILED
     call.last_error = detail

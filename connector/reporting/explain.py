@@ -10,6 +10,7 @@ from connector.domain.templates import sms_encoding
 from connector.jobs.crm_text import OUTCOME_WORDS, REASON_WORDS
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, CallEvent, CrmLink, Message
+from connector.storage.states import Purpose
 
 
 def explain(runtime: Runtime, call_id: str) -> str:
@@ -24,7 +25,7 @@ def explain(runtime: Runtime, call_id: str) -> str:
         assert account is not None  # noqa: S101
         tz = ZoneInfo(account.timezone)
         text = s.scalar(
-            select(Message).where(Message.purpose_key == f"text_back:{call.id}")
+            select(Message).where(Message.purpose_key == Purpose.TEXT_BACK.key(call.id))
         )
         links = s.scalars(
             select(CrmLink).where(

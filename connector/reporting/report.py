@@ -71,15 +71,16 @@ from connector.storage.models import (
     ConsentEvent,
     Message,
 )
+from connector.storage.states import MessageStatus, Purpose
 
 #: A customer's text counts as a reply to a text-back sent at most this long before it.
 REPLY_WINDOW = timedelta(days=7)
 GROUPINGS = ("account", "number", "template", "day")
 NONE = "-"
-TEXT_BACK, HUMAN = "text_back:", "human:"
-NOT_SENT = frozenset({"intent", "cancelled"})
-DELIVERED = frozenset({"delivered", "read"})
-FAILED = frozenset({"undelivered", "failed", "canceled"})
+TEXT_BACK, HUMAN = Purpose.TEXT_BACK.prefix, Purpose.HUMAN.prefix
+NOT_SENT = frozenset({MessageStatus.INTENT, MessageStatus.CANCELLED})
+DELIVERED = frozenset({MessageStatus.DELIVERED, MessageStatus.READ})
+FAILED = frozenset({MessageStatus.UNDELIVERED, MessageStatus.FAILED, MessageStatus.CANCELED})
 #: Suppression reasons in the policy's order: the CSV's ``suppressed_<reason>`` columns.
 REASONS = tuple(r.value for r in Reason if r is not Reason.MISSED)
 

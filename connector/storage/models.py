@@ -163,7 +163,7 @@ class Message(Base):
     account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     call_id: Mapped[str | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"))
     direction: Mapped[str] = mapped_column(String(8))  # outbound | inbound
-    # What makes this message unique: "text_back:<call id>" or "inbound:<carrier message id>".
+    # What makes this message unique: its purpose and what it belongs to (see states.Purpose).
     purpose_key: Mapped[str] = mapped_column(String(240))
     customer: Mapped[str] = mapped_column(String(20))
     business_number: Mapped[str] = mapped_column(String(20))

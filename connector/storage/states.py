@@ -1,5 +1,8 @@
 """Where a call, its CRM sync and a message stand: one enum each, and the moves a call may make.
 
+A message's ``purpose_key`` names why it exists (:class:`Purpose`) and what it belongs to, so a
+retried step finds the row it already made instead of writing a second text.
+
 The values are the strings stored in the database, so a ``StrEnum`` compares equal to them and
 queries need no conversion.
 """
@@ -32,6 +35,51 @@ class CrmState(StrEnum):
     FAILED = "failed"
     NEEDS_REAUTH = "needs_reauth"  # the CRM refused our credentials: reconnect the account
     FAILURE_NOTE = "failure_note"  # messages only: a failed delivery to note on the task
+
+
+class MessageStatus(StrEnum):
+    """Where a stored text stands: our own steps until the carrier has it, then the carrier's
+    delivery status (the values of :class:`connector.kernel.events.DeliveryStatus`)."""
+
+    INTENT = "intent"  # decided and stored, not yet handed to the carrier
+    AMBIGUOUS = "ambiguous"  # the send may have reached the carrier: reconcile, never resend
+    CANCELLED = "cancelled"  # withdrawn by us before it was sent
+    RECEIVED = "received"  # a text a customer (or an owner) sent us
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    READ = "read"
+    CANCELED = "canceled"  # the carrier's word: it dropped the text before sending
+    UNKNOWN = "unknown"
+
+
+#: Texts the carrier has (or may have): the customer has been texted, or may have been.
+CARRIER_HAS_TEXT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.AMBIGUOUS)
+#: Delivery statuses no later report of an earlier state may overwrite.
+FINAL_DELIVERY = (MessageStatus.DELIVERED, MessageStatus.UNDELIVERED, MessageStatus.FAILED)
+#: Delivery statuses that mean the text did not arrive.
+FAILED_DELIVERY = (MessageStatus.UNDELIVERED, MessageStatus.FAILED)
+
+
+class Purpose(StrEnum):
+    """Why a message exists: the first part of its ``purpose_key``."""
+
+    TEXT_BACK = "text_back"  # text_back:<call id>, the text-back of a missed call
+    REPLY = "reply"  # reply:<inbound id>, our answer to STOP, START or HELP
+    ALERT = "alert"  # alert:<call id>:<alert>:<owner id>, a text to an owner
+    HUMAN = "human"  # human:<inbound id> or human:web:<token>, a person's text to a customer
+    INBOUND = "inbound"  # inbound:<carrier>:<event id>, a text someone sent us
+
+    @property
+    def prefix(self) -> str:
+        """What every key of this purpose starts with (for ``startswith`` queries)."""
+        return f"{self.value}:"
+
+    def key(self, *parts: object) -> str:
+        """The ``purpose_key`` of the message of this purpose for ``parts``."""
+        return ":".join([self.value, *(str(part) for part in parts)])
 
 
 #: The moves a call's state may make; anything else is a bug, refused where it is written.

@@ -46,6 +46,7 @@ from connector.reporting.dashboard import dashboard as build_dashboard
 from connector.reporting.report import build, parse_day
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, ContactProfile, Message, User
+from connector.storage.states import MessageStatus, Purpose
 from connector.storage.users import (
     authenticate,
     clear_sign_in_failures,
@@ -305,7 +306,7 @@ def _thread(s: Any, account: Account, call: Call) -> list[Message]:
     return list(s.scalars(select(Message).where(
         Message.account_id == account.id,
         or_(Message.customer == call.caller, Message.call_id == call.id),
-        ~Message.purpose_key.startswith("alert:"),
+        ~Message.purpose_key.startswith(Purpose.ALERT.prefix),
         Message.created_at >= since,
     ).order_by(Message.created_at)))
 
@@ -342,9 +343,9 @@ def reply(call_id: str) -> Response:
         numbers = account.settings["carrier"]["numbers"]
         message = Message(
             account_id=account.id, call_id=call.id, direction="outbound",
-            purpose_key=f"human:web:{secrets.token_hex(8)}", customer=call.caller,
+            purpose_key=Purpose.HUMAN.key("web", secrets.token_hex(8)), customer=call.caller,
             business_number=call.called if call.called in numbers else numbers[0],
-            body=text, status="intent",
+            body=text, status=MessageStatus.INTENT,
         )
         s.add(message)
         s.flush()

@@ -282,3 +282,21 @@ def test_a_call_moves_only_as_the_state_table_allows(runtime):  # type: ignore[n
             call.state = "sent"
     finals = [state for state, moves in CALL_TRANSITIONS.items() if not moves]
     assert sorted(finals) == ["cancelled", "suppressed", "text_failed", "texted"]
+
+
+def test_every_delivery_status_a_carrier_reports_is_a_message_status() -> None:
+    """A delivery report's status is stored as is: each value must be one of ours."""
+    from connector.kernel.events import DeliveryStatus
+    from connector.storage.states import MessageStatus
+
+    for status in DeliveryStatus:
+        assert MessageStatus(status.value) == status.value
+
+
+def test_purpose_keys_name_the_purpose_and_what_it_belongs_to() -> None:
+    from connector.storage.states import Purpose
+
+    assert Purpose.TEXT_BACK.key("c1") == "text_back:c1"
+    assert Purpose.ALERT.key("c1", "reply", 7) == "alert:c1:reply:7"
+    assert Purpose.ALERT.key("c1", "reply", 7).startswith(Purpose.ALERT.prefix)
+    assert not Purpose.TEXT_BACK.key("c1").startswith(Purpose.ALERT.prefix)
