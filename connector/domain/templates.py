@@ -77,10 +77,19 @@ FIRST_MESSAGE_SCENARIOS = ("general", "contractor", "appointment", "after_hours"
 #: What ``{first_name}`` becomes when the CRM does not know the caller's name.
 NAME_FALLBACK = {"en": "there", "es": ""}
 
-# Phrases by which a text would claim to be a person; an automated text must not.
+# Phrases by which a text would claim to be a person; an automated text must not. A named
+# sender counts ("this is Bob from ...", "this is Bob, your plumber"), and so does saying it is
+# human or not a bot. "This is {business_name}" and "this is Acme Plumbing" do not.
 _PERSON_CLAIMS = re.compile(
-    r"\b(my name is|i am|i'm|im here|me llamo|soy [A-ZÁÉÍÓÚ][a-záéíóú]+|your (agent|rep) is)\b",
+    r"\b(my name is|i am|i'm|im here|me llamo|your (agent|rep) is"
+    r"|(real|live|actual) (person|human|agent)|(i'm|i am|we're|we are) (a )?humans?"
+    r"|(not|no) (a |an )?(bot|robot|machine|computer|auto-?reply|recording)s?"
+    r"|not (an )?automated|persona real|(no soy|no es) (un |una )?(bot|robot|máquina|contestador))\b",
     re.IGNORECASE,
+)
+_NAMED_SENDER = re.compile(
+    r"\b(?i:this is|it's|it is|soy|habla)\s+(?-i:[A-ZÁÉÍÓÚÑ][a-záéíóúñ]+)"
+    r"(?i:\s*,\s*(a|an|your|the|tu|su|el|la)\b|\s+(from|at|with|here at|de|del)\b)"
 )
 
 
@@ -111,7 +120,7 @@ def validate_template(
         business_name and business_name.lower() in text.lower()
     ):
         raise TemplateError("a first message must name the business: use {business_name}")
-    match = _PERSON_CLAIMS.search(text)
+    match = _PERSON_CLAIMS.search(text) or _NAMED_SENDER.search(text)
     if match:
         raise TemplateError(
             f"texts are automated and must not claim to be a person ({match.group(0)!r})"

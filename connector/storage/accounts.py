@@ -1,7 +1,8 @@
 """The account file: its schema, and ``textback accounts import/export/list``.
 
 An account file is JSON. It is validated in full before anything is
-written; a bad one is refused with every bad field named by its dotted path. Credentials are
+written; a bad one is refused with every problem named by its readable path
+(:class:`~connector.settings.account_schema.AccountFileError`). Credentials are
 sealed with :class:`~connector.storage.crypto.CredentialBox` before they reach the database.
 """
 
@@ -11,45 +12,23 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import ValidationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import secret_fields
 from connector.kernel.errors import ConfigurationError
-from connector.settings.account_schema import REDACTED, AccountSchema
+from connector.settings.account_schema import REDACTED, load_account
 from connector.storage.crypto import CredentialBox
 from connector.storage.installations import credentials_auth
 from connector.storage.models import Account, AccountMember, Call, Message, SandboxRecord
 from crm_adapters import CRMS
 
-#: What ``export`` writes in place of a secret; ``import`` keeps the stored value when it sees it.
-
-def _flatten(messages: Any, prefix: str = "") -> list[str]:
-    if isinstance(messages, Mapping):
-        out: list[str] = []
-        for key, value in messages.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            out += _flatten(value, name)
-        return out
-    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
-        return [f"{prefix}: {' '.join(messages)}"]
-    if isinstance(messages, list):
-        return [line for m in messages for line in _flatten(m, prefix)]
-    return [f"{prefix}: {messages}"]
-
 
 def validate_account(document: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate an account document; raise ConfigurationError naming every bad field."""
-    try:
-        return AccountSchema().load(dict(document))  # type: ignore[no-any-return]
-    except ValidationError as exc:
-        lines = _flatten(exc.normalized_messages())
-        raise ConfigurationError(
-            "account file refused, nothing written:\n  " + "\n  ".join(lines),
-            field=", ".join(line.split(":")[0] for line in lines),
-        ) from None
+    """Validate an account document; raise AccountFileError (a ConfigurationError) naming every
+    problem at once, by readable path."""
+    return load_account(dict(document))
 
 
 def parse_account_file(text: str) -> dict[str, Any]:
@@ -58,9 +37,7 @@ def parse_account_file(text: str) -> dict[str, Any]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(f"account file is not JSON: {exc}", field="(file)") from None
-    if not isinstance(document, dict):
-        raise ConfigurationError("account file must be a JSON object", field="(file)")
-    return validate_account(document)
+    return load_account(document)
 
 
 def _merge_redacted(new: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:

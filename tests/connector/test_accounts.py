@@ -48,7 +48,7 @@ def test_valid_file_is_stored_with_numbers_normalised_and_secrets_sealed(runtime
     ("path", "value", "field"),
     [
         (("timezone",), "Mars/Olympus", "timezone"),
-        (("carrier", "numbers"), ["12"], "carrier.numbers.0"),
+        (("carrier", "numbers"), ["12"], "carrier.numbers[0]"),
         (("carrier", "kind"), "pigeon", "carrier.kind"),
         (("carrier", "credentials", "account_sid"), None, "carrier.credentials.account_sid"),
         (("crm", "credentials", "access_token"), None, "crm.credentials.access_token"),
@@ -116,3 +116,73 @@ def test_credentials_sealed_under_another_key_are_a_clear_error():
     token = CredentialBox("a" * 40).seal({"x": "y"})
     with pytest.raises(ConfigurationError, match="TEXTBACK_SECRET_KEY"):
         CredentialBox("b" * 40).open(token)
+
+
+def test_every_problem_is_reported_in_one_pass_in_the_users_words():
+    """Credentials, owners and templates are checked even while other fields are wrong."""
+    from connector.settings.account_schema import AccountFileError, account_errors
+
+    doc = copy.deepcopy(TWILIO_HUBSPOT)
+    doc["carrier"]["credentials"] = {"account_sid": "AC123"}
+    doc["carrier"]["numbers"] = ["12"]
+    doc["crm"]["credentials"] = {}
+    doc["crm"]["mapping"]["pipline"] = "typo"
+    doc["hours"] = {"weekly": {"mon": [["8am", "17:00"]], "tue": [["09:00"]],
+                               "funday": [], "wed": [["10:00", "09:00"]]}}
+    doc["policy"] = {"text_countries": ["USA", "ca"], "quiet_hours": {"start": "8", "end": "9:30"},
+                     "cooldown_hours": -1}
+    doc["routing"] = {"owners": [{"id": "1", "name": "Dana", "alerts": ["sms"]}],
+                      "default_owner": "7", "round_robin": ["1", "9"]}
+    doc["templates"] = {"missed_call": "bob", "texts": {"bob": {
+        "en": "Hi, this is Bob, a real person at {business_name}, not a bot"}}}
+    with pytest.raises(AccountFileError) as info:
+        parse_account_file(__import__("json").dumps(doc))
+    expected = {
+        "carrier.credentials.account_sid": ["must be a Twilio Account SID: AC and 32 hex digits"],
+        "carrier.credentials.auth_token": ["required"],
+        "carrier.numbers[0]": ["not a valid phone number (use E.164, e.g. +14155550100)"],
+        "crm.credentials.access_token": ["required"],
+        "crm.mapping.pipline": ["not a setting here: check the spelling"],
+        "hours.weekly.funday": ["not a day of the week: use mon, tue, wed, thu, fri, sat, sun"],
+        "hours.weekly.mon[0] start": ["'8am' is not a 24-hour time such as 08:00"],
+        "hours.weekly.tue[0]": ['must be a [start, end] pair such as ["08:00", "17:00"]'],
+        "hours.weekly.wed": ["10:00-09:00: the end must be after the start"],
+        "policy.cooldown_hours": ["must be a number from 0 to 720"],
+        "policy.text_countries[0]": ["'USA' is not a two-letter country code such as US"],
+        "policy.quiet_hours.start": ["'8' is not a 24-hour time such as 08:00"],
+        "routing.owners[0].mobile": ["sms alerts need a mobile"],
+        "routing.default_owner": ["no owner with id '7' (owners: 1)"],
+        "routing.round_robin[1]": ["no owner with id '9' (owners: 1)"],
+        "templates.texts.bob.en": [
+            "texts are automated and must not claim to be a person ('real person')"],
+    }
+    assert info.value.errors == expected
+    assert account_errors(doc) == expected
+    message = str(info.value)
+    assert message.startswith("account file refused, nothing written:\n  ")
+    assert "  hours.weekly.mon[0] start: '8am' is not a 24-hour time such as 08:00" in message
+    assert "value" not in info.value.errors and ".0." not in message
+
+
+def test_times_and_countries_are_read_the_way_people_write_them():
+    from connector.settings.account_schema import load_account
+
+    doc = copy.deepcopy(TWILIO_HUBSPOT)
+    doc["hours"] = {"weekly": {"mon": [["8:00", "12:30"], ["13:00", "24:00"]]}}
+    doc["policy"] = {"text_countries": ["us", " ca "], "quiet_hours": {"start": "8:00"}}
+    data = load_account(doc)
+    assert data["hours"]["weekly"]["mon"] == [["08:00", "12:30"], ["13:00", "24:00"]]
+    assert data["policy"]["text_countries"] == ["US", "CA"]
+    assert data["policy"]["quiet_hours"]["start"] == "08:00"
+    doc["hours"] = {"weekly": {"mon": [["24:00", "25:00"]]}}
+    from connector.settings.account_schema import account_errors
+
+    assert account_errors(doc) == {
+        "hours.weekly.mon[0] start": ["'24:00' is not a 24-hour time such as 08:00"],
+        "hours.weekly.mon[0] end": ["'25:00' is not a 24-hour time such as 08:00 (or 24:00 for "
+                                    "midnight)"]}
+
+
+def test_a_file_that_is_not_an_object_is_refused_in_words():
+    with pytest.raises(ConfigurationError, match="account: an account file is a JSON object"):
+        parse_account_file("[1, 2]")

@@ -39,11 +39,40 @@ def test_every_default_is_valid_and_names_the_business(name, langs):
     ("Hi, I'm Dave from {business_name}, how can I help?", "claim to be a person"),
     ("{business_name}: my name is Sarah and I'll call you", "claim to be a person"),
     ("Hola, soy Marta de {business_name}", "claim to be a person"),
+    ("Hi, this is Bob, a real person at {business_name}, not a bot", "claim to be a person"),
+    ("Hi, this is Bob from {business_name}. What do you need?", "claim to be a person"),
+    ("This is Bob, your plumber at {business_name}", "claim to be a person"),
+    ("{business_name}: you are texting a live agent", "claim to be a person"),
+    ("{business_name}: this is not an automated message", "claim to be a person"),
+    ("{business_name}: no soy un robot, responda aquí", "claim to be a person"),
     ("{business_name} {oops", "malformed"),
 ])
 def test_bad_first_messages_are_refused(text, error):
     with pytest.raises(TemplateError, match=error):
         validate_template(text, first_message=True)
+
+
+@pytest.mark.parametrize("text", [
+    "This is {business_name}, sorry we missed your call. Reply here.",
+    "Sorry we missed your call, this is {business_name}. A team member will text you back.",
+    "{business_name}: this text is automated; a person will follow up soon.",
+    "This is Acme Plumbing ({business_name}), reply with your address.",
+])
+def test_texts_that_name_the_business_without_claiming_a_person_pass(text):
+    validate_template(text, first_message=True)
+
+
+def test_a_person_claim_is_refused_at_import_with_the_other_problems():
+    doc = doc_with(missed_call="bob", texts={"bob": {
+        "en": "Hi, this is Bob, a real person at {business_name}, not a bot"}})
+    doc["policy"] = {"text_countries": ["USA"]}
+    with pytest.raises(ConfigurationError) as info:
+        validate_account(doc)
+    assert info.value.errors == {  # type: ignore[attr-defined]
+        "policy.text_countries[0]": ["'USA' is not a two-letter country code such as US"],
+        "templates.texts.bob.en": [
+            "texts are automated and must not claim to be a person ('real person')"],
+    }
 
 
 def test_a_bad_template_is_refused_when_the_account_is_saved():
