@@ -34,6 +34,7 @@ from connector.kernel.errors import (
     ProviderError,
     RateLimitedError,
     RecipientRejectedError,
+    TransientProviderError,
 )
 from connector.kernel.http import (
     DEFAULT_TIMEOUT,
@@ -181,3 +182,24 @@ def request_api(
     if not 200 <= response.status_code < 300:
         raise classify_error(response, table)
     return response
+
+
+def request_json(
+    session: requests.Session, method: str, url: str, table: ErrorTable, **kwargs: Any
+) -> dict[str, Any]:
+    """:func:`request_api` for a JSON object answer (the setup reads and updates).
+
+    A 2xx whose body is not a JSON object is a :class:`TransientProviderError`: the carrier
+    answered, but not as its API documents.
+    """
+    response = request_api(session, method, url, table, **kwargs)
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise TransientProviderError(
+            f"{table.provider}: HTTP {response.status_code} without a readable body",
+            provider=table.provider, status=response.status_code,
+        )
+    return payload

@@ -30,6 +30,14 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
+from carrier_adapters.provisioning import (
+    CallHandling,
+    OwnedNumber,
+    WebhookChange,
+    WebhookField,
+    WebhookUrls,
+)
+from connector.kernel.errors import checking_credentials
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
@@ -38,8 +46,11 @@ from connector.kernel.events import (
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
 
-from . import voice, webhooks
+from . import numbers, voice, webhooks
 from .api import TelnyxRestClient
+
+#: What to fix when Telnyx refuses the API key.
+CREDENTIALS_HINT = "check the API key (Mission Control > Account Settings > Keys & Credentials)"
 
 
 class TelnyxCredentials(marshmallow.Schema):
@@ -101,6 +112,36 @@ class TelnyxCarrier(CarrierAdapter):
     #: our ``sms`` URL, which therefore takes both. Our ``status`` URL, the ``webhook_url`` of
     #: each text we send, takes delivery reports only.
     url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(sms={"status"})
+    #: Numbers, connections and messaging profiles (see :mod:`.numbers`).
+    can_check_credentials: ClassVar[bool] = True
+    can_list_numbers: ClassVar[bool] = True
+    can_point_webhooks: ClassVar[bool] = True
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField(
+            "Mission Control > Voice > TeXML Applications > the number's application > "
+            "Voice URL (POST)",
+            "voice", calls="forward",
+            note="textback answers with <Dial> to the forwarding phones.",
+        ),
+        WebhookField(
+            "Mission Control > Voice > TeXML Applications > the number's application > "
+            "Status callback URL (POST)",
+            "voice",
+        ),
+        WebhookField(
+            "Mission Control > Voice > Call Control Applications > the number's application > "
+            "Webhook URL (Call Control numbers only)",
+            "voice", calls="watch",
+            note="Your own Call Control code then no longer receives the events.",
+        ),
+        WebhookField(
+            "Mission Control > Messaging > the number's messaging profile > Inbound > "
+            "Send a webhook to this URL (API v2)",
+            "sms",
+            note="Takes inbound texts and delivery reports; it serves every number in the "
+            "profile.",
+        ),
+    )
 
     def __init__(
         self,
@@ -161,6 +202,26 @@ class TelnyxCarrier(CarrierAdapter):
         if kind in ("sms", "status"):
             return WebhookReply(b"", "text/plain")
         raise ValueError(f"unknown webhook kind {kind!r}")
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def check_credentials(self) -> None:
+        """Read one page of one number with the API key."""
+        with checking_credentials(self.display_name, CREDENTIALS_HINT):
+            numbers.check_credentials(self._api)
+
+    def list_numbers(self) -> list[OwnedNumber]:
+        """The account's numbers with their messaging profile's and connection's URLs."""
+        with checking_credentials(self.display_name, CREDENTIALS_HINT):
+            return numbers.list_numbers(self._api)
+
+    def point_webhooks(
+        self, number: str, urls: WebhookUrls, *, calls: CallHandling = "forward"
+    ) -> list[WebhookChange]:
+        """Point the number's messaging profile and TeXML application at textback (shared by
+        every number on them; see :mod:`.numbers`)."""
+        with checking_credentials(self.display_name, CREDENTIALS_HINT):
+            return numbers.point_webhooks(self._api, number, urls, calls)
 
     # -- sending -------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, json_code, request_api
+from carrier_adapters.errors import ErrorTable, json_code, request_api, request_json
 from connector.kernel.errors import (
     TransientProviderError,
 )
@@ -101,6 +101,7 @@ class TelnyxRestClient:
     def __init__(self, *, session: requests.Session, base_url: str, api_key: str) -> None:
         self._session = session
         self._api_key = api_key
+        self.base_url = base_url
         self.messages_url = f"{base_url}{MESSAGES_PATH}"
         self.lookup_url = f"{base_url}{NUMBER_LOOKUP_PATH}"
 
@@ -110,6 +111,13 @@ class TelnyxRestClient:
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
         return request_api(self._session, method, url, ERRORS, headers=headers, **kwargs)
+
+    def call_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One request to ``path`` on the API and its JSON object (see :func:`request_json`)."""
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        return request_json(
+            self._session, method, self.base_url + path, ERRORS, headers=headers, **kwargs
+        )
 
     def create_message(self, body: Mapping[str, Any]) -> SendResult:
         """POST one message; a 2xx whose body we cannot read is an ambiguous failure."""

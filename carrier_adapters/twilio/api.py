@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, json_code, request_api
+from carrier_adapters.errors import ErrorTable, json_code, request_api, request_json
 from connector.kernel.errors import (
     TransientProviderError,
 )
@@ -116,19 +116,8 @@ class TwilioRestClient:
                            auth=self._auth, **kwargs)
 
     def call_json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-        """One request to ``url`` and its JSON object; a 2xx we cannot read is a transient
-        error (Twilio's side)."""
-        response = self._request(method, url, **kwargs)
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            raise TransientProviderError(
-                f"twilio: HTTP {response.status_code} without a readable body",
-                provider=CARRIER, status=response.status_code,
-            )
-        return payload
+        """One request to ``url`` and its JSON object (see :func:`request_json`)."""
+        return request_json(self._session, method, url, ERRORS, auth=self._auth, **kwargs)
 
     def create_message(self, form: Mapping[str, str]) -> SendResult:
         """POST one message; a 2xx whose body we cannot read is an ambiguous failure."""

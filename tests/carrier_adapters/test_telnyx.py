@@ -49,6 +49,7 @@ from tests.contracts.carrier_contract import (
     TimestampedSignatureContract,
 )
 from tests.contracts.carrier_setup_contract import CarrierSetupContract
+from tests.stubs.telnyx_numbers import TelnyxNumbersFake
 
 FIXTURES = Fixtures("telnyx", keep_json_newline=True)
 SIGNING_KEY = Ed25519PrivateKey.generate()
@@ -250,9 +251,17 @@ class TestTelnyxContract(
     unknown_status_scenario = "status_unknown"
     signature_headers = (SIG, TS)
     fake_api_base_url = API_BASE
+    owned_numbers = ("+14155550100", "+14155550101")
 
     def credentials(self) -> Mapping[str, Any]:
         return credentials(messaging_profile_id=PROFILE_ID)
+
+    def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
+        TelnyxNumbersFake(API_KEY, self.owned_numbers).install(http, API_BASE)
+
+    def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
+        TelnyxNumbersFake("KEY-another", self.owned_numbers).install(http, API_BASE)
+        return adapter
 
     def signed_request(self, kind: str, scenario: str) -> WebhookRequest:
         return scenario_request(scenario, kind)
