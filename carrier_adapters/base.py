@@ -22,6 +22,7 @@ from carrier_adapters.provisioning import (
     GENERIC_WEBHOOK_FIELDS,
     CallHandling,
     OwnedNumber,
+    SetupCalls,
     WebhookChange,
     WebhookField,
     WebhookSetting,
@@ -31,6 +32,7 @@ from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
     UnsupportedEventError,
+    checking_credentials,
 )
 from connector.kernel.events import (
     AnsweredCall,
@@ -148,6 +150,11 @@ class CarrierAdapter(ABC):
     can_point_webhooks: ClassVar[bool] = False
     #: The carrier's settings that take textback's URLs, in its console's words.
     webhook_fields: ClassVar[tuple[WebhookField, ...]] = GENERIC_WEBHOOK_FIELDS
+    #: The setup calls as functions of the adapter's REST client (:meth:`setup_client`), when
+    #: the adapter does not override the three methods itself.
+    setup_calls: ClassVar[SetupCalls | None] = None
+    #: What to fix when the carrier refuses the credentials, in its console's words.
+    credentials_hint: ClassVar[str] = "check carrier.credentials"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -157,7 +164,9 @@ class CarrierAdapter(ABC):
             ("can_list_numbers", "list_numbers"),
             ("can_point_webhooks", "point_webhooks"),
         ):
-            overridden = getattr(cls, method) is not getattr(CarrierAdapter, method)
+            overridden = cls.setup_calls is not None or (
+                getattr(cls, method) is not getattr(CarrierAdapter, method)
+            )
             if getattr(cls, flag) and not overridden:
                 raise TypeError(f"{cls.__name__}.{flag} is set but {method} is not implemented")
 
@@ -294,7 +303,8 @@ class CarrierAdapter(ABC):
         :class:`~connector.kernel.errors.ProviderUnreachableError` when it cannot be reached
         or fails on its side. ``NotImplementedError`` unless :attr:`can_check_credentials`.
         """
-        raise NotImplementedError(f"{self.name} cannot check credentials through its API")
+        with checking_credentials(self.display_name, self.credentials_hint):
+            self._setup_calls("check credentials").check_credentials(self.setup_client())
 
     def list_numbers(self) -> list[OwnedNumber]:
         """The phone numbers the carrier account owns, with what each can do and where its
@@ -303,7 +313,8 @@ class CarrierAdapter(ABC):
         Raises like :meth:`check_credentials`. ``NotImplementedError`` unless
         :attr:`can_list_numbers`.
         """
-        raise NotImplementedError(f"{self.name} cannot list numbers through its API")
+        with checking_credentials(self.display_name, self.credentials_hint):
+            return self._setup_calls("list numbers").list_numbers(self.setup_client())
 
     def point_webhooks(
         self, number: str, urls: WebhookUrls, *, calls: CallHandling = "forward"
@@ -318,7 +329,18 @@ class CarrierAdapter(ABC):
         errors raise like :meth:`check_credentials`. ``NotImplementedError`` unless
         :attr:`can_point_webhooks`.
         """
-        raise NotImplementedError(f"{self.name} cannot point webhooks through its API")
+        setup = self._setup_calls("point webhooks")
+        with checking_credentials(self.display_name, self.credentials_hint):
+            return setup.point_webhooks(self.setup_client(), number, urls, calls)
+
+    def setup_client(self) -> Any:
+        """The REST client :attr:`setup_calls` run with."""
+        raise NotImplementedError(f"{self.name} has no setup client")
+
+    def _setup_calls(self, what: str) -> SetupCalls:
+        if self.setup_calls is None:
+            raise NotImplementedError(f"{self.name} cannot {what} through its API")
+        return self.setup_calls
 
     @classmethod
     def webhook_settings(

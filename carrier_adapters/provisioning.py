@@ -12,7 +12,7 @@ which URL to paste into which of the carrier's settings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 from connector.kernel.phone import mask
@@ -138,3 +138,24 @@ GENERIC_WEBHOOK_FIELDS: tuple[WebhookField, ...] = (
         note="Only where the carrier has no per-message setting.",
     ),
 )
+
+
+class SetupCalls(Protocol):
+    """A carrier's setup calls as functions of its REST client (a ``numbers`` module).
+
+    An adapter that sets :attr:`~carrier_adapters.base.CarrierAdapter.setup_calls` to one and
+    returns its client from ``setup_client()`` gets ``check_credentials``, ``list_numbers`` and
+    ``point_webhooks`` from the base class, with the carrier's errors turned into what the
+    setup page shows.
+    """
+
+    def check_credentials(self, client: Any) -> None:
+        """Raise unless the credentials work."""
+
+    def list_numbers(self, client: Any) -> list[OwnedNumber]:
+        """The account's numbers."""
+
+    def point_webhooks(
+        self, client: Any, number: str, urls: WebhookUrls, calls: CallHandling
+    ) -> list[WebhookChange]:
+        """Point one number at textback; what was written."""

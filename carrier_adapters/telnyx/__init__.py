@@ -31,13 +31,9 @@ from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, WebhookEvent, url_kinds_with
 from carrier_adapters.provisioning import (
-    CallHandling,
-    OwnedNumber,
-    WebhookChange,
+    SetupCalls,
     WebhookField,
-    WebhookUrls,
 )
-from connector.kernel.errors import checking_credentials
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
@@ -116,6 +112,8 @@ class TelnyxCarrier(CarrierAdapter):
     can_check_credentials: ClassVar[bool] = True
     can_list_numbers: ClassVar[bool] = True
     can_point_webhooks: ClassVar[bool] = True
+    setup_calls: ClassVar[SetupCalls | None] = numbers
+    credentials_hint: ClassVar[str] = CREDENTIALS_HINT
     webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
         WebhookField(
             "Mission Control > Voice > TeXML Applications > the number's application > "
@@ -205,23 +203,9 @@ class TelnyxCarrier(CarrierAdapter):
 
     # -- setup ---------------------------------------------------------------------------
 
-    def check_credentials(self) -> None:
-        """Read one page of one number with the API key."""
-        with checking_credentials(self.display_name, CREDENTIALS_HINT):
-            numbers.check_credentials(self._api)
-
-    def list_numbers(self) -> list[OwnedNumber]:
-        """The account's numbers with their messaging profile's and connection's URLs."""
-        with checking_credentials(self.display_name, CREDENTIALS_HINT):
-            return numbers.list_numbers(self._api)
-
-    def point_webhooks(
-        self, number: str, urls: WebhookUrls, *, calls: CallHandling = "forward"
-    ) -> list[WebhookChange]:
-        """Point the number's messaging profile and TeXML application at textback (shared by
-        every number on them; see :mod:`.numbers`)."""
-        with checking_credentials(self.display_name, CREDENTIALS_HINT):
-            return numbers.point_webhooks(self._api, number, urls, calls)
+    def setup_client(self) -> Any:
+        """The REST client :mod:`.numbers` runs with."""
+        return self._api
 
     # -- sending -------------------------------------------------------------------------
 

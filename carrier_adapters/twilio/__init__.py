@@ -23,13 +23,9 @@ from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
 from carrier_adapters.provisioning import (
-    CallHandling,
-    OwnedNumber,
-    WebhookChange,
+    SetupCalls,
     WebhookField,
-    WebhookUrls,
 )
-from connector.kernel.errors import checking_credentials
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
@@ -116,6 +112,8 @@ class TwilioCarrier(CarrierAdapter):
     can_check_credentials: ClassVar[bool] = True
     can_list_numbers: ClassVar[bool] = True
     can_point_webhooks: ClassVar[bool] = True
+    setup_calls: ClassVar[SetupCalls | None] = numbers
+    credentials_hint: ClassVar[str] = CREDENTIALS_HINT
     webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
         WebhookField(
             "Phone Numbers > Active numbers > the number > Voice Configuration > "
@@ -197,23 +195,9 @@ class TwilioCarrier(CarrierAdapter):
 
     # -- setup ---------------------------------------------------------------------------
 
-    def check_credentials(self) -> None:
-        """Fetch the account with the SID and token (or API key)."""
-        with checking_credentials(self.display_name, CREDENTIALS_HINT):
-            numbers.check_credentials(self._api)
-
-    def list_numbers(self) -> list[OwnedNumber]:
-        """The account's IncomingPhoneNumbers with their voice, SMS and status URLs."""
-        with checking_credentials(self.display_name, CREDENTIALS_HINT):
-            return numbers.list_numbers(self._api)
-
-    def point_webhooks(
-        self, number: str, urls: WebhookUrls, *, calls: CallHandling = "forward"
-    ) -> list[WebhookChange]:
-        """Set the number's ``SmsUrl`` and ``StatusCallback`` (and ``VoiceUrl`` when textback
-        forwards the calls), all POST; see :mod:`.numbers` for the numbers it refuses."""
-        with checking_credentials(self.display_name, CREDENTIALS_HINT):
-            return numbers.point_webhooks(self._api, number, urls, calls)
+    def setup_client(self) -> Any:
+        """The REST client :mod:`.numbers` runs with."""
+        return self._api
 
     # -- sending -------------------------------------------------------------------------
 

@@ -122,3 +122,17 @@ def test_classify_error_waits_as_told_or_by_default() -> None:
     assert isinstance(told, RateLimitedError) and told.retry_after == 3.0
     default = classify_error(_response(400, {"code": "20429"}), TABLE)
     assert isinstance(default, RateLimitedError) and default.retry_after == 7.0
+
+
+def test_a_setup_flag_without_its_call_is_refused_at_class_definition() -> None:
+    from carrier_adapters.base import CarrierAdapter
+    from carrier_adapters.sandbox import SandboxCarrier
+
+    class Sandboxed(SandboxCarrier):  # inherits the sandbox's own setup calls: accepted
+        pass
+
+    assert Sandboxed.can_point_webhooks
+    with pytest.raises(TypeError, match="can_point_webhooks is set but point_webhooks"):
+
+        class Broken(CarrierAdapter):  # noqa: F841 - defining it is the test
+            can_point_webhooks = True
