@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connector.runtime import Runtime
-from connector.web import crm_webhooks, demo, health, oauth, pages, webhooks
+from connector.web import crm_webhooks, demo, errors, health, oauth, pages, webhooks
 
 
 def create_app(runtime: Runtime) -> Flask:
@@ -35,5 +35,6 @@ def create_app(runtime: Runtime) -> Flask:
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(demo.bp)
+    errors.register(app)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app
