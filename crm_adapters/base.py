@@ -119,6 +119,26 @@ class OAuthTokens:
         return f"OAuthTokens(<hidden>, expires_at={self.expires_at!r})"
 
 
+@dataclass(frozen=True)
+class AppEvent:
+    """Something that happened, for the contact's timeline and the CRM's automation.
+
+    ``kind`` names the event type (``missed_call``, ``texted_back``, ``customer_replied``,
+    ``opted_out``); ``event_id`` is ours and the same on every retry, so the CRM keeps one
+    occurrence; ``properties`` are what a workflow branches on, by the names the CRM's event
+    type declares.
+    """
+
+    kind: str
+    event_id: str
+    contact_id: str
+    occurred_at: datetime
+    properties: Mapping[str, str]
+
+    def __repr__(self) -> str:
+        return f"AppEvent({self.kind!r}, event_id={self.event_id!r})"
+
+
 # -- what a CRM webhook says, in the connector's terms ------------------------------------------
 
 
@@ -387,6 +407,12 @@ class CrmAdapter(ABC):
         ``NotImplementedError`` for a CRM without lists.
         """
         raise NotImplementedError(f"{self.name} cannot list its choices")
+
+    def send_app_event(self, event: AppEvent) -> None:
+        """Put ``event`` on the contact's timeline, where the CRM's workflows can start from it;
+        sending the same ``event_id`` again adds nothing. ``NotImplementedError`` when the CRM
+        (or this connection to it) has no such events: the engagements logged are the record."""
+        raise NotImplementedError
 
     def verify_request(self, request: WebhookRequest) -> None:
         """Raise :class:`~connector.kernel.errors.WebhookVerificationError` unless a CRM webhook is

@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from connector.domain.policy import NO_CRM_REASONS
+from connector.jobs import app_events
 from connector.jobs.conversation import on_customer_reply
 from connector.jobs.crm_text import call_title, local_time, task_body, task_subject, text_line
 from connector.jobs.steps import (
@@ -215,6 +216,8 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
     if text is not None and text.status in CARRIER_HAS_TEXT:
         step("text log", lambda: log_message(session, account, crm, text, contact_id, lead_id,
                                              owner))
+    step("app events", lambda: app_events.call_events(session, account, crm, call, text,
+                                                      contact_id))
     if call.reason == "burst":
         _note_on_leader_task(session, account, crm, call)
     elif full:
@@ -369,6 +372,10 @@ def _sync_message(runtime: JobContext, session: Session, message: Message) -> No
         contact_id = contact_id_for(session, account, crm, message.customer)
         lead_id = get_link(session, account.id, crm.name, "lead", message.customer)
         log_message(session, account, crm, message, contact_id, lead_id, owner)
+        try:
+            app_events.message_events(session, account, crm, message, contact_id)
+        except PermanentProviderError as exc:  # the logged text is the record; go on
+            log.warning("app event refused message=%s: %s", message.id, type(exc).__name__)
         if message.intent in ("opt_out", "opt_in"):
             _mark_contact(session, account, crm, message, contact_id)
         if message.direction == "inbound" and task_id and not noted:

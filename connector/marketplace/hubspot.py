@@ -14,7 +14,7 @@ from typing import Any
 from connector.marketplace.listing import APP_DESCRIPTION, APP_NAME, Listing, as_json
 from connector.marketplace.urls import AppUrls
 from crm_adapters.base import CrmAdapter
-from crm_adapters.hubspot import HubSpotCrm
+from crm_adapters.hubspot import HubSpotCrm, app_events
 
 #: The newest generally available platform version (HubSpot's parser calls it the latest
 #: supported one); betas are left alone.
@@ -25,14 +25,20 @@ WEBHOOKS_UID = "textback_webhooks"
 MAX_CONCURRENT_WEBHOOKS = 10
 
 
+#: What the app's features send with, beyond the CRM records: app events.
+FEATURE_SCOPES = app_events.SCOPES
+
+
 def scopes(crm: type[CrmAdapter] = HubSpotCrm) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The required and optional scopes the code asks HubSpot for: the OAuth install's when it
-    declares one, else what the adapter requires of a private app."""
+    declares one, else what the adapter requires of a private app; with what the app's
+    features need (the install must ask for those too)."""
     spec = crm.oauth
-    if spec is None:
-        return tuple(crm.required_scopes), ()
-    optional: tuple[str, ...] = tuple(getattr(spec, "optional_scopes", ()))
-    return tuple(spec.scopes or crm.required_scopes), optional
+    declared = tuple(spec.scopes or crm.required_scopes) if spec is not None \
+        else tuple(crm.required_scopes)
+    optional: tuple[str, ...] = tuple(getattr(spec, "optional_scopes", ()) or ())
+    required = tuple(dict.fromkeys((*declared, *FEATURE_SCOPES)))
+    return required, optional
 
 
 def app_component(urls: AppUrls, listing: Listing) -> dict[str, Any]:
@@ -96,6 +102,9 @@ def project(urls: AppUrls, listing: Listing) -> dict[str, str]:
     hooks = webhooks_component(urls)
     if hooks is not None:
         files["src/app/webhooks/webhooks-hsmeta.json"] = as_json(hooks)
+    for event_type in app_events.EVENT_TYPES.values():
+        path = f"src/app/app-events/{event_type.kind.replace('_', '-')}-hsmeta.json"
+        files[path] = as_json(event_type.component())
     files["README.md"] = _readme(urls, hooks)
     return files
 
@@ -105,6 +114,9 @@ def _readme(urls: AppUrls, hooks: dict[str, Any] | None) -> str:
     scope_lines = "\n".join(f"- `{s}`" for s in required) or "- none"
     if optional:
         scope_lines += "\n\nOptional:\n\n" + "\n".join(f"- `{s}`" for s in optional)
+    event_lines = "\n".join(
+        f"- {t.name} (`{t.uid}`): " + ", ".join(f"`{p.name}`" for p in t.properties)
+        for t in app_events.EVENT_TYPES.values())
     if hooks is None:
         webhook_text = "The app subscribes to no webhooks."
     else:
@@ -139,4 +151,9 @@ Scopes the app requires (exactly what textback asks for):
 {scope_lines}
 
 {webhook_text}
+
+App events on the contact timeline (HubSpot must approve the app for app events; workflows
+can start from each):
+
+{event_lines}
 """

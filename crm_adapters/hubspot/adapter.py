@@ -6,11 +6,13 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, ClassVar
 
+import requests
 from marshmallow import Schema, fields
 
-from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
 from crm_adapters.base import (
     PER_ACCOUNT,
+    AppEvent,
     CallLog,
     CrmAdapter,
     CrmContact,
@@ -21,7 +23,7 @@ from crm_adapters.base import (
     WebhookSpec,
 )
 from crm_adapters.catalog import ConnectionCheck, CrmChoices
-from crm_adapters.hubspot import activities, deals, webhooks
+from crm_adapters.hubspot import activities, app_events, deals, webhooks
 from crm_adapters.hubspot.catalog import HubSpotCatalog
 from crm_adapters.hubspot.client import HubSpotApi
 from crm_adapters.hubspot.contacts import ContactFinder
@@ -176,6 +178,24 @@ class HubSpotCrm(CrmAdapter):
     def set_opt_out(self, contact_id: str, opted_out: bool) -> None:
         """Set the app's ``textback_sms_opt_out`` contact property (see ``optout``)."""
         self._opt_outs.mark(contact_id, opted_out)
+
+    def send_app_event(self, event: AppEvent) -> None:
+        """Send an app event occurrence (see :mod:`.app_events`). Only the marketplace app's
+        install has app events: a private app's token has none (``NotImplementedError``)."""
+        if not self.uses_oauth():
+            raise NotImplementedError("HubSpot app events need the marketplace app's install")
+        token = self._bearer()
+        app_events.send(self._http, self.api_base_url, token, event, timeout=self._api.timeout,
+                        secrets=(token,))
+
+    @cached_property
+    def _http(self) -> requests.Session:
+        """A plain HTTP session for the APIs the SDK does not cover (app events)."""
+        return new_session()
+
+    def _bearer(self) -> str:
+        """The access token requests outside the SDK send."""
+        return str(self.credentials["access_token"])
 
     def parse_webhook(self, request: WebhookRequest) -> list[CrmEvent]:
         """Completed tasks and deals that changed stage (see :mod:`.webhooks`)."""

@@ -14,7 +14,7 @@ from connector.cli import main
 from connector.kernel.errors import ConfigurationError
 from connector.kernel.http import WebhookRequest
 from connector.marketplace import EXAMPLE_PUBLIC_URL, render
-from connector.marketplace.hubspot import scopes
+from connector.marketplace.hubspot import FEATURE_SCOPES, scopes
 from connector.web import create_app
 from connector.web.oauth import redirect_uri
 from crm_adapters import oauth_flow
@@ -48,8 +48,10 @@ def test_hubspot_scopes_are_the_ones_the_code_asks_for() -> None:
         query = parse_qs(urlsplit(url).query)
         asked = set(query.get("scope", [""])[0].split())
         optional = set(query.get("optional_scope", [""])[0].split()) - {""}
-    else:  # a private-app token: the scopes the adapter requires of it
-        asked, optional = set(HubSpotCrm.required_scopes), set()
+    else:  # a private-app token: the scopes the adapter requires of it, and the features'
+        asked = set(HubSpotCrm.required_scopes) | set(FEATURE_SCOPES)
+        optional = set()
+    assert set(FEATURE_SCOPES) <= asked, "the install must ask for what the features use"
     assert set(auth["requiredScopes"]) == asked
     assert set(auth["optionalScopes"]) == optional
     assert (tuple(auth["requiredScopes"]), tuple(auth["optionalScopes"])) == scopes()

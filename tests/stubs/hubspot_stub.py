@@ -35,6 +35,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -278,6 +279,10 @@ class HubSpotStub:
         self._failures: list[_Failure] = []
         self._outage: tuple[float, int, float] | None = None  # (until, status, hang)
         self._ids = itertools.count(10_001)
+        # App events and workflow-action callbacks (see the automation section below).
+        self.app_event_types: dict[str, dict[str, Any]] = {}
+        self.app_events: list[dict[str, Any]] = []
+        self.callbacks: dict[str, dict[str, Any]] = {}
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -457,11 +462,14 @@ class HubSpotStub:
                 status, body = self._route(method, parts.path, parse_qs(parts.query), payload)
         except _ApiError as exc:
             status, body = exc.status, exc.body
-        return status, json.dumps(body).encode(), "application/json;charset=utf-8", {}
+        data = b"" if status == 204 else json.dumps(body).encode()
+        return status, data, "application/json;charset=utf-8", {}
 
     def _route(
         self, method: str, path: str, query: Mapping[str, list[str]], payload: Any
     ) -> tuple[int, Any]:
+        if path.startswith(("/integrators/timeline/", "/automation/")):
+            return self._automation_route(method, path, payload)
         if method == "POST" and path == "/crm/v3/properties/contacts":
             return self._create_property(payload)
         if method == "POST" and path == "/crm/v3/objects/contacts/batch/upsert":
@@ -484,6 +492,14 @@ class HubSpotStub:
             if method == "PATCH":
                 self._write(kind, rec, dict((payload or {}).get("properties") or {}))
             return 200, self._public(rec, wanted or None)
+        raise _ApiError(404, f"no route {method} {path}")
+
+    def _automation_route(self, method: str, path: str, payload: Any) -> tuple[int, Any]:
+        if method == "POST" and path == "/integrators/timeline/v4/events":
+            return _app_event(self, payload)
+        match = _CALLBACK_PATH.match(path)
+        if method == "POST" and match is not None:
+            return _complete_callback(self, match.group(1), payload)
         raise _ApiError(404, f"no route {method} {path}")
 
     # -- CRM behaviour ----------------------------------------------------------------------
@@ -642,6 +658,67 @@ class HubSpotStub:
             "updatedAt": _iso(rec.updated),
             "archived": False,
         }
+
+
+# -- automation: app events and workflow-action callbacks -------------------------------------
+# The app's event types are "deployed" from its developer project's app-event components
+# (``deploy_app_events``); an occurrence must name one and match its properties, as HubSpot
+# checks it. https://developers.hubspot.com/docs/apps/developer-platform/add-features/app-events
+
+_CALLBACK_PATH = re.compile(r"^/automation/v4/actions/callbacks/([^/]+)/complete$")
+
+
+def deploy_app_events(stub: HubSpotStub, components: list[Mapping[str, Any]]) -> None:
+    """Make the app-event components (``*-hsmeta.json`` documents) known to ``stub``."""
+    with stub._lock:
+        for component in components:
+            stub.app_event_types[str(component["uid"])] = dict(component["config"])
+
+
+def _app_event(stub: HubSpotStub, payload: Any) -> tuple[int, Any]:
+    if not isinstance(payload, dict):
+        raise _ApiError(400, "Invalid input JSON")
+    for name in ("eventTypeName", "objectId", "id", "properties"):
+        if not payload.get(name) and payload.get(name) != {}:
+            raise _ApiError(400, f"{name} is required")
+    kind = stub.app_event_types.get(str(payload["eventTypeName"]))
+    if kind is None:
+        raise _ApiError(404, f"event type {payload['eventTypeName']} not found")
+    if kind.get("objectType") == "CONTACT" and str(payload["objectId"]) not in \
+            stub._objects["contacts"]:
+        raise _ApiError(404, f"contact {payload['objectId']} not found")
+    declared = {p["name"]: p for p in kind.get("properties", [])}
+    properties = payload["properties"]
+    if not isinstance(properties, dict):
+        raise _ApiError(400, "properties must be an object")
+    for name, value in properties.items():
+        prop = declared.get(name)
+        if prop is None:
+            raise _ApiError(400, f"property {name} is not defined for this event type")
+        if not isinstance(value, str | int | float):
+            raise _ApiError(400, f"property {name} has an invalid value")
+        allowed = {o["value"] for o in prop.get("options", [])}
+        if prop.get("type") == "enumeration" and str(value) not in allowed:
+            raise _ApiError(400, f"{value} is not an option of {name}")
+    if "timestamp" in payload:
+        try:
+            datetime.fromisoformat(str(payload["timestamp"]).replace("Z", "+00:00"))
+        except ValueError:
+            raise _ApiError(400, "timestamp is not ISO 8601") from None
+    key = (payload["eventTypeName"], str(payload["id"]))
+    if any((e["eventTypeName"], str(e["id"])) == key for e in stub.app_events):
+        raise _ApiError(409, f"An event with id {payload['id']} already exists")
+    stub.app_events.append(dict(payload))
+    return 204, None
+
+
+def _complete_callback(stub: HubSpotStub, callback_id: str, payload: Any) -> tuple[int, Any]:
+    if not isinstance(payload, dict) or not isinstance(payload.get("outputFields"), dict):
+        raise _ApiError(400, "outputFields is required")
+    if callback_id in stub.callbacks:
+        raise _ApiError(400, f"callback {callback_id} is already complete")
+    stub.callbacks[callback_id] = dict(payload)
+    return 204, None
 
 
 def _e164(value: str | None) -> str | None:
