@@ -28,6 +28,7 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter
+from carrier_adapters.provisioning import SetupCalls, WebhookField
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
@@ -35,7 +36,7 @@ from connector.kernel.events import (
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
 
-from . import webhooks
+from . import numbers, webhooks
 from .api import PlivoRestClient
 
 
@@ -79,6 +80,26 @@ class PlivoCarrier(CarrierAdapter):
     #: Plivo signs no time, so a spent nonce is what stops a replay: it is remembered for 30
     #: days (a row per webhook, purged by the sweeper), much longer than the default.
     nonce_retention: ClassVar[timedelta] = timedelta(days=30)
+    #: The account, its numbers and their Applications (see :mod:`.numbers`).
+    can_check_credentials: ClassVar[bool] = True
+    can_list_numbers: ClassVar[bool] = True
+    can_point_webhooks: ClassVar[bool] = True
+    setup_calls: ClassVar[SetupCalls | None] = numbers
+    credentials_hint: ClassVar[str] = (
+        "check the Auth ID and Auth Token (Plivo console, Account > Overview)"
+    )
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField(
+            "Voice > XML Applications > the number's application > Primary Answer URL (POST)",
+            "voice",
+            note="Plivo reports a missed call only through the <Dial> textback answers with, "
+            "so textback answers the number's calls.",
+        ),
+        WebhookField(
+            "Voice > XML Applications > the number's application > Message URL (POST)", "sms",
+            note="The application serves every number linked to it.",
+        ),
+    )
 
     def __init__(
         self,
@@ -111,6 +132,10 @@ class PlivoCarrier(CarrierAdapter):
     parse_inbound_message = webhooks.parse_inbound_message
 
     parse_status = webhooks.parse_status
+
+    def setup_client(self) -> Any:
+        """The REST client :mod:`.numbers` runs with."""
+        return self._api
 
     def reply(
         self,

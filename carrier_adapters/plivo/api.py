@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, request_api
+from carrier_adapters.errors import ErrorTable, request_api, request_json
 from connector.kernel.errors import TransientProviderError
 from connector.kernel.events import DeliveryStatus, SendResult
 from connector.kernel.phone import to_e164
@@ -55,13 +55,20 @@ class PlivoRestClient:
     def __init__(self, *, session: requests.Session, base_url: str, auth_id: str, auth_token: str) -> None:
         self._session = session
         self._auth = (auth_id, auth_token)
-        self.messages_url = f"{base_url}/{API_VERSION}/Account/{auth_id}/Message/"
+        self.account_url = f"{base_url}/{API_VERSION}/Account/{auth_id}/"
+        self.messages_url = f"{self.account_url}Message/"
 
     def __repr__(self) -> str:
         return "<PlivoRestClient>"
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         return request_api(self._session, method, url, ERRORS, auth=self._auth, **kwargs)
+
+    def call_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One request to ``path`` under the account's URL and its JSON object."""
+        return request_json(
+            self._session, method, self.account_url + path, ERRORS, auth=self._auth, **kwargs
+        )
 
     def send_message(self, payload: Mapping[str, Any]) -> SendResult:
         """POST one message; a 2xx without a readable ``message_uuid`` is ambiguous."""

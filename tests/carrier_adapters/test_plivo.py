@@ -33,6 +33,7 @@ from carrier_adapters.plivo.webhooks import (
     compute_v3_signature,
     v3_string_to_sign,
 )
+from carrier_adapters.provisioning import webhook_urls
 from connector.kernel.errors import (
     MalformedWebhookError,
     PermanentProviderError,
@@ -50,6 +51,7 @@ from tests.contracts.carrier_contract import (
     SignsUrlContract,
 )
 from tests.contracts.carrier_setup_contract import CarrierSetupContract
+from tests.stubs.plivo_numbers import PlivoNumbersFake
 
 FIXTURES = Fixtures("plivo")
 AUTH_ID = "MAODU4NJU3NDMWMGQ1ZW"
@@ -183,6 +185,14 @@ class TestPlivoContract(
     unknown_status_scenario = "status_unknown"
     signature_headers = SIGNATURE_HEADERS
     fake_api_base_url = API_BASE
+    owned_numbers = ("+14155550100", "+14155550101")
+
+    def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
+        PlivoNumbersFake(AUTH_ID, AUTH_TOKEN, self.owned_numbers).install(http, API_BASE)
+
+    def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
+        PlivoNumbersFake(AUTH_ID, "another-token", self.owned_numbers).install(http, API_BASE)
+        return adapter
 
     def credentials(self) -> Mapping[str, Any]:
         return credentials()
@@ -685,3 +695,28 @@ def test_invalid_credentials_are_refused(creds: dict[str, str]) -> None:
 def test_subaccount_id_is_accepted_and_default_base_url() -> None:
     adapter = PlivoCarrier(credentials(auth_id="SA" + "Z" * 18))
     assert adapter.api_base_url == "https://api.plivo.com"
+
+
+# -- setup calls beyond the contract ----------------------------------------------------------
+
+
+def test_plivo_pages_numbers_and_names_the_shared_application() -> None:
+    owned = [f"+1415555{n:04d}" for n in range(100, 125)]  # more than one page of 20
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as http:
+        fake = PlivoNumbersFake(AUTH_ID, AUTH_TOKEN, owned)
+        fake.install(http, API_BASE)
+        plivo = PlivoCarrier(credentials(), api_base_url=API_BASE)
+        listed = plivo.list_numbers()
+        assert [n.e164 for n in listed] == owned
+        assert listed[0].capabilities == {"voice", "sms"}
+        urls = webhook_urls("https://textback.example.com", "plivo", "acme")
+        changes = plivo.point_webhooks(owned[3], urls)
+        assert {c.field for c in changes} >= {"Application Line 4: answer_url"}
+        assert fake.updates == [{"answer_url": urls.voice, "answer_method": "POST",
+                                 "message_url": urls.sms, "message_method": "POST"}]
+        with pytest.raises(PermanentProviderError, match="must answer"):
+            plivo.point_webhooks(owned[0], urls, calls="watch")
+        fake.numbers[owned[1].lstrip("+")]["application"] = None
+        with pytest.raises(PermanentProviderError, match="no Application"):
+            plivo.point_webhooks(owned[1], urls)
+        assert len(fake.updates) == 1
