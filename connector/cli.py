@@ -3,6 +3,9 @@
 Each command imports the layers it uses when it runs, so ``textback --help`` and a mistyped
 command answer at once instead of loading the web app, the queue and every adapter first. The
 CLI is the top layer: nothing imports it, so these imports cannot form a cycle.
+
+A mistake on the command line, in a setting or in a file is one line on stderr saying what to
+fix, with exit status 2; only ``textback db upgrade`` creates the database and its files.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from connector.kernel.errors import ConfigurationError
 from connector.settings.config import Settings, load_settings
@@ -513,10 +516,33 @@ def cmd_manifests_render(args: argparse.Namespace) -> int:
     return 0
 
 
+#: What ``textback --help`` says before the commands.
+DESCRIPTION = """\
+textback texts back the callers a business missed, and writes each conversation into its CRM.
+Start with `textback db upgrade`, add a business with `textback accounts import FILE` (or try the
+built-in demo with `textback simulate-call demo --from +14155550123`), then `textback serve`."""
+#: What ``textback --help`` says after the commands.
+EPILOG = """\
+Settings come from TEXTBACK_* environment variables (TEXTBACK_DATABASE_URL, TEXTBACK_PUBLIC_URL,
+TEXTBACK_SECRET_KEY, ...); the README lists them all, with the account file's format. Each
+command has its own --help."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose mistakes are one line: what is wrong, and where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``textback <command>: <message>`` and exit with status 2."""
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every command."""
-    parser = argparse.ArgumentParser(prog="textback", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    from connector.kernel.events import CallOutcome
+
+    parser = _Parser(prog="textback", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the web service")
     serve.add_argument("--host", default="127.0.0.1")
@@ -586,17 +612,22 @@ def build_parser() -> argparse.ArgumentParser:
     remove.set_defaults(func=cmd_users_remove)
 
     sim = sub.add_parser("simulate-call", help="simulate a missed call on a sandbox account")
-    sim.add_argument("account")
-    sim.add_argument("--from", dest="from_number", required=True)
-    sim.add_argument("--outcome", default="no-answer")
+    sim.add_argument("account", metavar="ACCOUNT",
+                     help="the id of an account on the sandbox carrier, such as demo")
+    sim.add_argument("--from", dest="from_number", required=True, metavar="NUMBER",
+                     help="the caller's number, such as +14155550123")
+    outcomes = [o.value for o in CallOutcome if o is not CallOutcome.UNKNOWN]
+    sim.add_argument("--outcome", default="no-answer", choices=outcomes, metavar="OUTCOME",
+                     help=f"how the call ended: {', '.join(outcomes)} (default: no-answer)")
     sim.set_defaults(func=cmd_simulate_call)
 
     exp2 = sub.add_parser("explain", help="why a call was or was not texted")
-    exp2.add_argument("call_id")
+    exp2.add_argument("call_id", metavar="CALL_ID",
+                      help="the call's id (simulate-call prints it) or the carrier's call id")
     exp2.set_defaults(func=cmd_explain)
 
     rep = sub.add_parser("report", help="an account's numbers for a period (table or CSV)")
-    rep.add_argument("account")
+    rep.add_argument("account", metavar="ACCOUNT", help="the account's id")
     rep.add_argument("--since", required=True, help="first day, YYYY-MM-DD (account's time zone)")
     rep.add_argument("--until",
                      help="last day, inclusive, YYYY-MM-DD (default: today in the account's time zone)")

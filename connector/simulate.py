@@ -25,7 +25,7 @@ def demo_account_document(webhook_secret: str) -> dict[str, Any]:
     """The demo account: a plumber on the built-in sandbox carrier and CRM."""
     return {
         "id": DEMO_ACCOUNT_ID,
-        "name": "Acme Plumbing (demo)",
+        "name": "Acme Plumbing",  # the name goes into the texts; the id says "demo"
         "timezone": "America/Chicago",
         "carrier": {
             "kind": "sandbox",
@@ -44,7 +44,15 @@ def demo_account_document(webhook_secret: str) -> dict[str, Any]:
 def simulate_call(
     runtime: Runtime, app: Flask, account_id: str, caller: str, outcome: str = "no-answer"
 ) -> tuple[int, str | None]:
-    """Post a signed sandbox call event for the account; return (HTTP status, call id)."""
+    """Post a signed sandbox call event for the account; return (HTTP status, call id).
+
+    ``outcome`` is one the sandbox carrier knows (:data:`SandboxCarrier.call_outcomes`);
+    another is a ConfigurationError, with nothing written.
+    """
+    if outcome not in SandboxCarrier.call_outcomes:
+        raise ConfigurationError(
+            f"the outcome {outcome!r} is not one of {', '.join(SandboxCarrier.call_outcomes)}",
+            field="--outcome")
     with runtime.db.session() as s:
         account = s.get(Account, account_id)
         if account is None:

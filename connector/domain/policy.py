@@ -154,11 +154,13 @@ def _send_time(facts: CallFacts, settings: PolicySettings) -> tuple[datetime, st
         inside = settings.quiet_start <= clock < settings.quiet_end
     else:  # a window that runs past midnight, such as 22:00-02:00
         inside = clock >= settings.quiet_start or clock < settings.quiet_end
-    where = f"{local:%H:%M} in {facts.recipient_tz.key} (allowed {settings.quiet_start:%H:%M}-" \
-            f"{settings.quiet_end:%H:%M})"
-    if inside or settings.quiet_hours_mode == "send":
-        note = "" if inside else "; outside quiet hours but the customer called first"
-        return planned, where + note
+    # ``quiet_hours.start``-``end`` is when texts may go out; quiet hours are the rest.
+    window = f"texts go out {settings.quiet_start:%H:%M}-{settings.quiet_end:%H:%M}"
+    if inside:
+        return planned, f"{local:%H:%M} in {facts.recipient_tz.key}, not in quiet hours ({window})"
+    where = f"{local:%H:%M} in {facts.recipient_tz.key}, in quiet hours ({window})"
+    if settings.quiet_hours_mode == "send":
+        return planned, where + "; sent anyway: the customer called first"
     # Outside the window: hold to the next time it opens, today or tomorrow.
     start = local.replace(hour=settings.quiet_start.hour, minute=settings.quiet_start.minute,
                           second=0, microsecond=0)
@@ -210,9 +212,14 @@ def decide(facts: CallFacts, settings: PolicySettings) -> Decision:
         and facts.ring_seconds is not None
         and facts.ring_seconds < settings.min_ring_seconds
     )
-    if not check("not a misdial", not misdial,
-                 f"rang {facts.ring_seconds if facts.ring_seconds is not None else '?'} s; "
-                 f"minimum {settings.min_ring_seconds:g} s for a hang-up"):
+    if facts.outcome is not CallOutcome.CANCELED:
+        rang = f"{facts.outcome.value}: only a hang-up while ringing can be a misdial"
+    elif facts.ring_seconds is None:
+        rang = "hung up while ringing; the carrier sent no ring time, so not taken for a misdial"
+    else:
+        rang = (f"hung up after {facts.ring_seconds:g} s of ringing; a hang-up under "
+                f"{settings.min_ring_seconds:g} s is a misdial")
+    if not check("not a misdial", not misdial, rang):
         return stop(Reason.MISDIAL)
     spam = is_likely_spam(facts, settings)
     if not check("not likely spam", spam is None, spam or

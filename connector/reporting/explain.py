@@ -40,7 +40,9 @@ def explain(runtime: Runtime, call_id: str) -> str:
             f"Call {call.id} ({call.carrier} {call.event_id}) for {account.name} [{account.id}]",
             f"  from {call.caller or repr(call.caller_raw) + ' (withheld or invalid)'}"
             f" to {call.called} at {call.occurred_at.astimezone(tz):%Y-%m-%d %H:%M %Z}",
-            f"  outcome: {call.outcome} (the caller {OUTCOME_WORDS.get(call.outcome, '?')})"
+            f"  outcome: {call.outcome}"
+            + (f" (the caller {OUTCOME_WORDS[call.outcome]})" if call.outcome in OUTCOME_WORDS
+               else "")
             + (f", rang {call.ring_seconds:.0f} s" if call.ring_seconds else "")
             + (", voicemail left" if call.voicemail else ""),
         ]

@@ -44,8 +44,10 @@ def _table_cells(row: ReportRow) -> list[str]:
 def format_table(report: Report) -> str:
     """An aligned text table: a title line, a header, a row per group and (when grouped) a total."""
     p = report.period
-    title = (f"{report.account_name} ({report.account_id}): {p.since} to {p.until} "
-             f"({p.tz.key}), by {report.by}")
+    name = report.account_name
+    if not name.endswith(f"({report.account_id})"):  # "Acme (demo)" for the account "demo"
+        name = f"{name} ({report.account_id})"
+    title = f"{name}: {p.since} to {p.until} ({p.tz.key}), by {report.by}"
     table = [[report.by, *TABLE_HEADERS, "suppressed by reason"]]
     table += [_table_cells(r) for r in report.rows]
     if report.by != "account":

@@ -10,6 +10,7 @@ import json
 import socket
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -29,20 +30,27 @@ def snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
 
 def rows(db: Path) -> dict[str, int]:
     """How many rows each table of a SQLite database holds."""
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn:
         tables = [name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         return {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0]  # noqa: S608
                 for t in tables}
 
 
 def one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    """Run a command that must fail: exit 2, nothing on stdout, one ``textback:`` line."""
+    """Run a command that must fail: exit 2, nothing on stdout, one ``textback`` line.
+
+    A mistake argparse catches exits (SystemExit) as the console script would.
+    """
     capsys.readouterr()
-    assert main(argv) == 2
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code  # type: ignore[assignment]
+    assert code == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1, captured.err
-    assert lines[0].startswith("textback: ") and "Traceback" not in captured.err
+    assert lines[0].startswith("textback") and "Traceback" not in captured.err
     assert captured.out == ""
     return lines[0]
 
@@ -206,3 +214,77 @@ def test_an_empty_postgresql_schema_says_to_run_db_upgrade(workdir, monkeypatch,
                             (schema,)).fetchone() == (0,)
     assert main(["db", "upgrade"]) == 0
     assert main(["accounts", "list"]) == 0
+
+
+@pytest.fixture
+def demo_db(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A migrated SQLite database holding the demo account and one simulated call."""
+    monkeypatch.setenv("TEXTBACK_SECRET_KEY", KEY)
+    monkeypatch.setenv("TEXTBACK_DATABASE_URL", "sqlite:///var/textback.db")
+    assert main(["db", "upgrade"]) == 0
+    assert main(["simulate-call", "demo", "--from", "+14155550123"]) == 0
+    return workdir / "var" / "textback.db"
+
+
+def test_simulate_call_refuses_an_unknown_outcome_and_lists_them(demo_db, workdir, capsys):
+    before_rows = rows(demo_db)
+    before = snapshot(workdir)
+    line = one_line_error(["simulate-call", "demo", "--from", "+14155550124",
+                           "--outcome", "banana"], capsys)
+    assert line == ("textback simulate-call: argument --outcome: invalid choice: 'banana' "
+                    "(choose from 'no-answer', 'busy', 'failed', 'canceled', 'rejected', "
+                    "'voicemail', 'after-hours', 'answered') (see `textback simulate-call --help`)")
+    assert snapshot(workdir) == before and rows(demo_db) == before_rows
+    with pytest.raises(SystemExit):
+        main(["simulate-call", "--help"])
+    assert ("how the call ended: no-answer, busy, failed, canceled, rejected, voicemail, "
+            "after-hours, answered" in " ".join(capsys.readouterr().out.split()))
+
+
+def test_the_outcomes_offered_are_the_sandbox_carriers(demo_db, capsys):
+    from carrier_adapters.sandbox import SandboxCarrier
+    from connector.cli import build_parser
+    from connector.settings.config import load_settings
+    from connector.simulate import simulate_call
+
+    action = next(a for a in build_parser()._subparsers._group_actions[0].choices[  # type: ignore[union-attr]
+        "simulate-call"]._actions if a.dest == "outcome")
+    assert list(action.choices) == list(SandboxCarrier.call_outcomes)
+    # Called directly (not through the CLI), an unknown outcome is refused before any write.
+    from connector.kernel.errors import ConfigurationError
+    from connector.runtime import Runtime
+
+    runtime = Runtime(load_settings())
+    before = rows(demo_db)
+    with pytest.raises(ConfigurationError, match="'banana' is not one of no-answer, busy"):
+        simulate_call(runtime, None, "demo", "+14155550124", "banana")  # type: ignore[arg-type]
+    runtime.close()
+    assert rows(demo_db) == before
+
+
+def test_a_command_line_mistake_is_one_line(workdir, capsys):
+    line = one_line_error(["report"], capsys)
+    assert line == ("textback report: the following arguments are required: ACCOUNT, --since "
+                    "(see `textback report --help`)")
+    line = one_line_error(["reprot"], capsys)
+    assert line.startswith("textback: argument COMMAND: invalid choice: 'reprot'")
+    assert list(workdir.iterdir()) == []
+
+
+def test_help_stands_alone(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "textback db upgrade" in out and "TEXTBACK_DATABASE_URL" in out and "README" in out
+    assert "DESIGN" not in out and "import" in out
+
+
+def test_the_demo_is_named_once_in_reports_and_not_in_its_texts(demo_db, capsys):
+    capsys.readouterr()
+    assert main(["report", "demo", "--since", "2026-06-01"]) == 0
+    title = capsys.readouterr().out.splitlines()[0]
+    assert title.startswith("Acme Plumbing (demo): 2026-06-01 to 2026-06-15 (America/Chicago)")
+    with closing(sqlite3.connect(demo_db)) as conn:
+        bodies = [b for (b,) in conn.execute("SELECT body FROM messages")]
+    assert bodies and all("Acme Plumbing" in b and "(demo)" not in b for b in bodies)

@@ -40,7 +40,7 @@ def test_demo_page_simulates_a_call_and_shows_what_happened(app, runtime):
     assert ensure_demo_account(runtime) is False  # only when no account exists
     client = app.test_client()
     page = client.get("/").get_data(as_text=True)
-    assert "Acme Plumbing (demo)" in page and "Simulate a missed call" in page
+    assert "Acme Plumbing" in page and "Simulate a missed call" in page
     response = client.post("/demo/simulate-call", json={"from": "+14155550166"})
     assert response.status_code == 200 and response.json["call_id"]
     state = client.get("/demo/state.json").json
