@@ -27,6 +27,7 @@ from carrier_adapters.provisioning import (
     WebhookField,
     WebhookSetting,
     WebhookUrls,
+    pointing_of,
 )
 from connector.kernel.errors import (
     MalformedWebhookError,
@@ -164,9 +165,10 @@ class CarrierAdapter(ABC):
             ("can_list_numbers", "list_numbers"),
             ("can_point_webhooks", "point_webhooks"),
         ):
-            overridden = cls.setup_calls is not None or (
-                getattr(cls, method) is not getattr(CarrierAdapter, method)
+            declared = cls.setup_calls is not None and (
+                method != "point_webhooks" or pointing_of(cls.setup_calls) is not None
             )
+            overridden = declared or getattr(cls, method) is not getattr(CarrierAdapter, method)
             if getattr(cls, flag) and not overridden:
                 raise TypeError(f"{cls.__name__}.{flag} is set but {method} is not implemented")
 
@@ -329,9 +331,11 @@ class CarrierAdapter(ABC):
         errors raise like :meth:`check_credentials`. ``NotImplementedError`` unless
         :attr:`can_point_webhooks`.
         """
-        setup = self._setup_calls("point webhooks")
+        point = pointing_of(self.setup_calls)
+        if point is None:
+            raise NotImplementedError(f"{self.name} cannot point webhooks through its API")
         with checking_credentials(self.display_name, self.credentials_hint):
-            return setup.point_webhooks(self.setup_client(), number, urls, calls)
+            return point(self.setup_client(), number, urls, calls)
 
     def setup_client(self) -> Any:
         """The REST client :attr:`setup_calls` run with."""

@@ -11,6 +11,7 @@ which URL to paste into which of the carrier's settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
@@ -144,9 +145,10 @@ class SetupCalls(Protocol):
     """A carrier's setup calls as functions of its REST client (a ``numbers`` module).
 
     An adapter that sets :attr:`~carrier_adapters.base.CarrierAdapter.setup_calls` to one and
-    returns its client from ``setup_client()`` gets ``check_credentials``, ``list_numbers`` and
-    ``point_webhooks`` from the base class, with the carrier's errors turned into what the
-    setup page shows.
+    returns its client from ``setup_client()`` gets ``check_credentials`` and ``list_numbers``
+    from the base class, with the carrier's errors turned into what the setup page shows, and
+    ``point_webhooks`` too when the module has a ``point_webhooks(client, number, urls,
+    calls)`` function (:func:`pointing_of`).
     """
 
     def check_credentials(self, client: Any) -> None:
@@ -155,7 +157,12 @@ class SetupCalls(Protocol):
     def list_numbers(self, client: Any) -> list[OwnedNumber]:
         """The account's numbers."""
 
-    def point_webhooks(
-        self, client: Any, number: str, urls: WebhookUrls, calls: CallHandling
-    ) -> list[WebhookChange]:
-        """Point one number at textback; what was written."""
+
+#: ``point_webhooks(client, number, urls, calls)`` of a setup-calls module.
+PointWebhooks = Callable[[Any, str, WebhookUrls, CallHandling], list[WebhookChange]]
+
+
+def pointing_of(calls: SetupCalls | None) -> PointWebhooks | None:
+    """The module's ``point_webhooks`` function, None when it has none."""
+    found = getattr(calls, "point_webhooks", None)
+    return found if callable(found) else None

@@ -12,6 +12,11 @@ account's) Messages inbound URL, our ``sms`` webhook.
 Every webhook carries a JWT signed HS256 with the account's signature secret; see
 :func:`.webhooks.verify_request`.
 
+Setup: the credentials are checked and the numbers listed (with their application's URLs)
+through the Numbers API, which needs the API secret. The webhooks are not pointed by API: the
+Application API's update replaces the whole application, so the setup page shows the URLs to
+paste instead (see :mod:`.numbers`).
+
 Docs: https://developer.vonage.com/en/voice/voice-api/webhook-reference and
 https://developer.vonage.com/en/messages/concepts/messages-status-callbacks
 """
@@ -28,6 +33,7 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
+from carrier_adapters.provisioning import SetupCalls, WebhookField
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
@@ -35,7 +41,7 @@ from connector.kernel.events import (
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
 
-from . import tokens, webhooks
+from . import numbers, tokens, webhooks
 from .api import VonageRestClient
 
 
@@ -119,6 +125,24 @@ class VonageCarrier(CarrierAdapter):
     #: takes inbound texts and delivery reports. Our ``status`` URL, the ``webhook_url`` of each
     #: text we send, takes delivery reports only.
     url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(sms={"status"})
+    #: Credentials and numbers through the Numbers API; no pointing (see :mod:`.numbers`).
+    can_check_credentials: ClassVar[bool] = True
+    can_list_numbers: ClassVar[bool] = True
+    setup_calls: ClassVar[SetupCalls | None] = numbers
+    credentials_hint: ClassVar[str] = (
+        "check the API key and API secret (Vonage API Dashboard, API settings)"
+    )
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField("Applications > the number's application > Voice > Answer URL (HTTP POST)",
+                     "voice", calls="forward",
+                     note="textback answers with an NCCO connect to the forwarding phone."),
+        WebhookField("Applications > the number's application > Voice > Event URL (HTTP POST)",
+                     "voice"),
+        WebhookField("Applications > the number's application > Messages > Inbound URL",
+                     "sms"),
+        WebhookField("Applications > the number's application > Messages > Status URL", "sms",
+                     note="Delivery reports; textback also names its status URL on each text."),
+    )
 
     def __init__(
         self,
@@ -148,6 +172,19 @@ class VonageCarrier(CarrierAdapter):
         self._api = VonageRestClient(
             session=self.session, base_url=self.api_base_url, authorization=authorization
         )
+        # The Numbers API has its own host; a non-default api_base_url (a stub) serves both.
+        default = self.api_base_url == self.default_api_base_url
+        self._setup = numbers.VonageSetupClient(
+            session=self.session,
+            rest_url=numbers.REST_BASE_URL if default else self.api_base_url,
+            api_url=self.api_base_url,
+            api_key=creds["api_key"],
+            api_secret=creds.get("api_secret"),
+        )
+
+    def setup_client(self) -> Any:
+        """The Numbers and Application client :mod:`.numbers` runs with."""
+        return self._setup
 
     # -- webhooks ------------------------------------------------------------------------
 

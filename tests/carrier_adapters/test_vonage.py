@@ -34,6 +34,7 @@ from carrier_adapters.base import CallRouting, CarrierAdapter
 from carrier_adapters.vonage import VonageCarrier, tokens
 from carrier_adapters.vonage import context as call_context
 from connector.kernel.errors import (
+    ConfigurationError,
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -55,6 +56,7 @@ from tests.contracts.carrier_contract import (
     TimestampedSignatureContract,
 )
 from tests.contracts.carrier_setup_contract import CarrierSetupContract
+from tests.stubs.vonage_numbers import VonageNumbersFake
 
 FIXTURES = Fixtures("vonage", keep_json_newline=True)
 API_KEY = "a1b2c3d4"
@@ -243,6 +245,14 @@ class TestVonageContract(
     unknown_status_scenario = "status_unknown"
     signature_headers = ("Authorization",)
     fake_api_base_url = API_BASE
+    owned_numbers = ("+14155550100", "+14155550101")
+
+    def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
+        VonageNumbersFake(API_KEY, API_SECRET, self.owned_numbers).install(http, API_BASE)
+
+    def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
+        VonageNumbersFake(API_KEY, "another-secret", self.owned_numbers).install(http, API_BASE)
+        return adapter
 
     def credentials(self) -> Mapping[str, Any]:
         return credentials(api_secret=API_SECRET)
@@ -1087,3 +1097,31 @@ def test_end_to_end_forward_missed_text_and_replies(client, runtime, http) -> No
         message = s.scalar(select(Message).where(Message.carrier_message_id == MESSAGE_UUID))
         assert message is not None and message.status == "delivered"
         assert s.get(OptOut, (ACCOUNT, CALLER)) is not None
+
+
+# -- setup calls beyond the contract ----------------------------------------------------------
+
+
+def test_vonage_numbers_show_their_applications_urls_and_pages() -> None:
+    owned = [f"+1415555{n:04d}" for n in range(100, 205)]  # two pages of 100
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as http:
+        fake = VonageNumbersFake(API_KEY, API_SECRET, owned)
+        fake.numbers[1].update(app_id=None, voiceCallbackType="tel",
+                               voiceCallbackValue="14155550199")
+        fake.install(http, API_BASE)
+        vonage = VonageCarrier(credentials(api_secret=API_SECRET), api_base_url=API_BASE)
+        listed = vonage.list_numbers()
+    assert [n.e164 for n in listed] == owned
+    assert (listed[0].voice_url, listed[0].status_url, listed[0].sms_url) == (
+        "https://old.example.com/answer", "https://old.example.com/event",
+        "https://old.example.com/in")
+    assert listed[1].voice_url is None  # calls go straight to a phone
+    assert listed[0].capabilities == {"voice", "sms"}
+
+
+def test_vonage_setup_calls_need_the_api_secret() -> None:
+    vonage = VonageCarrier(credentials(), api_base_url=API_BASE)
+    with pytest.raises(ConfigurationError) as caught:
+        vonage.check_credentials()
+    assert caught.value.field == "carrier.credentials.api_secret"
+    assert not VonageCarrier.can_point_webhooks
