@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Everything (the service, the test suite, lint and type checks), and what running alone needs.
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run test test-clocks lint typecheck bench clean browser
 
@@ -12,11 +14,16 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP) $(RUN_STAMP)
 
-## run: install, migrate and serve on http://127.0.0.1:8080 (SQLite and in-process jobs)
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+## run: install what running needs (no test tools), migrate and serve on http://127.0.0.1:8080
+## (SQLite and in-process jobs)
+run: $(RUN_STAMP)
 	$(BIN)/textback db upgrade
 	$(BIN)/textback serve --host 127.0.0.1 --port 8080
 
@@ -31,7 +38,7 @@ browser:
 	    echo "could not install chromium: the browser tests will be skipped"; \
 	  else echo "chromium is not installed: the browser tests will be skipped"; fi; }
 
-## test: install with test extras, lint, type-check, run the whole suite
+## test: install with the test and lint extras, lint, type-check, run the whole suite
 test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
