@@ -91,9 +91,10 @@ def test_a_missed_call_is_texted_reported_and_charted_at_any_hour(
     client.post("/login", data={"email": "dana@acme.test", "password": "correct horse battery",
                                 "csrf": token})
     page = client.get("/dashboard").get_data(as_text=True)
-    missed_chart = page.split('data-series="missed_calls"')[1].split("</svg>")[0]
-    assert f"<title>{today}: 1</title>" in missed_chart
-    assert f"<title>{today + timedelta(days=1)}:" not in page
+    missed_chart = page.split('data-series="missed_calls"')[1].split("</figure>")[0]
+    days = re.findall(r'data-value="(\d+)" data-day="([0-9-]+)"', missed_chart)
+    assert days[-1] == ("1", today.isoformat())
+    assert f'data-day="{today + timedelta(days=1)}"' not in page
 
 
 def test_since_in_the_future_says_so(cli, frozen_clock, capsys):  # type: ignore[no-untyped-def]
