@@ -10,6 +10,9 @@ or another webhook posts ``message.received``, ``message.delivered`` and ``messa
 Signatures: Standard Webhooks (``webhook-signature``, key ``whsec_...``) for current webhooks,
 ``openphone-signature`` for legacy ones; both within 300 s. See :mod:`.webhooks`.
 
+Setup: the API key is checked and the workspace's numbers listed (see :mod:`.numbers`); the
+webhook is subscribed by hand, because its signing key must go into the credentials.
+
 Docs: https://www.quo.com/docs/2026-03-30/webhooks-event-payloads,
 https://www.quo.com/docs/mdx/beta/webhooks-signature-validation,
 https://www.quo.com/docs/webhooks/legacy-signature-validation and
@@ -27,6 +30,7 @@ import requests
 from marshmallow import fields, validate, validates, validates_schema
 
 from carrier_adapters.base import CarrierAdapter, url_kinds_with
+from carrier_adapters.provisioning import SetupCalls, WebhookField
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
@@ -34,7 +38,7 @@ from connector.kernel.events import (
 )
 from connector.kernel.http import WebhookRequest
 
-from . import webhooks
+from . import numbers, webhooks
 from .api import QuoRestClient
 
 
@@ -98,6 +102,19 @@ class QuoCarrier(CarrierAdapter):
     url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(
         voice={"sms", "status"}, sms={"status"}
     )
+    can_check_credentials: ClassVar[bool] = True
+    can_list_numbers: ClassVar[bool] = True
+    setup_calls: ClassVar[SetupCalls | None] = numbers
+    credentials_hint: ClassVar[str] = "check the API key (Quo settings > API)"
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField(
+            "Webhook subscribed to call.missed and call.voicemail.completed (and message.received, "
+            "message.delivered, message.failed), for the business number",
+            "voice",
+            note="Put the webhook's signing key in the credentials' webhook_key "
+            "(legacy_signing_key for a webhook made in the Quo app).",
+        ),
+    )
 
     def __init__(
         self,
@@ -113,6 +130,10 @@ class QuoCarrier(CarrierAdapter):
         self._api = QuoRestClient(
             session=self.session, base_url=self.api_base_url, api_key=self.credentials["api_key"]
         )
+
+    def setup_client(self) -> Any:
+        """The REST client :mod:`.numbers` runs with."""
+        return self._api
 
     # -- webhooks ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, request_api
+from carrier_adapters.errors import ErrorTable, request_api, request_json
 from connector.kernel.errors import TransientProviderError
 from connector.kernel.events import DeliveryStatus, SendResult
 from connector.kernel.phone import to_e164
@@ -54,6 +54,7 @@ class QuoRestClient:
     def __init__(self, *, session: requests.Session, base_url: str, api_key: str) -> None:
         self._session = session
         self._api_key = api_key
+        self.base_url = base_url
         self.messages_url = f"{base_url}/v1/messages"
 
     def __repr__(self) -> str:
@@ -62,6 +63,11 @@ class QuoRestClient:
     def _request(self, method: str, **kwargs: Any) -> requests.Response:
         return request_api(self._session, method, self.messages_url, ERRORS,
                            headers={"Authorization": self._api_key}, **kwargs)
+
+    def call_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One request to ``path`` on the API and its JSON object."""
+        return request_json(self._session, method, self.base_url + path, ERRORS,
+                            headers={"Authorization": self._api_key}, **kwargs)
 
     def send_message(self, *, to: str, from_: str, body: str) -> SendResult:
         """POST one text; a 2xx without a readable ``data.id`` is ambiguous."""

@@ -182,6 +182,26 @@ class TestQuoContract(
     unknown_status_scenario = "status_unknown"
     signature_headers = SIGNATURE_HEADERS
     fake_api_base_url = API_BASE
+    owned_numbers = (BUSINESS, "+14155550101")
+
+    def _phone_numbers(self, http, key: str) -> None:  # type: ignore[no-untyped-def]
+        """``GET /v1/phone-numbers`` as Quo answers it for a workspace whose key is ``key``."""
+        numbers = [{"id": f"PN{i}", "number": n, "name": f"Line {i}", "users": []}
+                   for i, n in enumerate(self.owned_numbers, start=1)]
+
+        def answer(request):  # type: ignore[no-untyped-def]
+            if request.headers.get("Authorization") != key:
+                return 401, {}, json.dumps({"message": "Unauthorized", "title": "Unauthorized"})
+            return 200, {"Content-Type": "application/json"}, json.dumps({"data": numbers})
+
+        http.add_callback(responses.GET, f"{API_BASE}/v1/phone-numbers", callback=answer)
+
+    def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
+        self._phone_numbers(http, API_KEY)
+
+    def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
+        self._phone_numbers(http, "another-key")
+        return adapter
 
     def credentials(self) -> Mapping[str, Any]:
         return credentials()
