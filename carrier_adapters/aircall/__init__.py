@@ -13,6 +13,10 @@ and status updates arrive there as callbacks, and :meth:`AircallCarrier.route` s
 
 Authenticity: a ``token`` in the body, no signature (see :mod:`.webhooks`).
 
+Setup: the API ID and token are checked and the numbers listed (see :mod:`.numbers`); the
+webhook and the messaging configuration are made by hand, because each answers with a token
+the credentials must hold.
+
 Docs: https://developer.aircall.io/docs/webhooks-overview,
 https://support.aircall.io/hc/en-gb/articles/14936017803549 (missed-call reasons) and
 https://developer.aircall.io/docs/send-and-receive-sms-proxy-mode
@@ -29,6 +33,7 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CarrierAdapter, url_kinds_with
+from carrier_adapters.provisioning import SetupCalls, WebhookField
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
@@ -36,7 +41,7 @@ from connector.kernel.events import (
 )
 from connector.kernel.http import WebhookRequest
 
-from . import webhooks
+from . import numbers, webhooks
 from .api import AircallRestClient
 
 
@@ -80,6 +85,22 @@ class AircallCarrier(CarrierAdapter):
     url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(
         voice={"sms", "status"}, sms={"status"}
     )
+    can_check_credentials: ClassVar[bool] = True
+    can_list_numbers: ClassVar[bool] = True
+    setup_calls: ClassVar[SetupCalls | None] = numbers
+    credentials_hint: ClassVar[str] = (
+        "check the API ID and API token (Aircall Dashboard > Integrations & API > API Keys)"
+    )
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField(
+            "Dashboard > Integrations & API > Webhook > URL, events call.ended and call.answered",
+            "voice", note="Put the webhook's token in the credentials' webhook_token.",
+        ),
+        WebhookField(
+            "The number's API messaging configuration > callbackUrl",
+            "sms", note="Put the configuration's token in the credentials' messaging_token.",
+        ),
+    )
 
     def __init__(
         self,
@@ -117,6 +138,10 @@ class AircallCarrier(CarrierAdapter):
     # failures.
 
     # -- sending -------------------------------------------------------------------------
+
+    def setup_client(self) -> Any:
+        """The REST client :mod:`.numbers` runs with."""
+        return self._api
 
     def send_sms(
         self, *, to: str, from_: str, body: str, status_callback_url: str | None = None

@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, request_api
+from carrier_adapters.errors import ErrorTable, request_api, request_json
 from connector.kernel import clock
 from connector.kernel.errors import TransientProviderError
 from connector.kernel.events import DeliveryStatus, SendResult
@@ -58,10 +58,16 @@ class AircallRestClient:
     ) -> None:
         self._session = session
         self._auth = (api_id, api_token)
+        self.base_url = base_url
         self.send_url = f"{base_url}/v1/numbers/{number_id}/messages/send"
 
     def __repr__(self) -> str:
         return "<AircallRestClient>"
+
+    def call_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One request to ``path`` on the API and its JSON object."""
+        return request_json(self._session, method, self.base_url + path, ERRORS,
+                            auth=self._auth, **kwargs)
 
     def send_message(self, *, to: str, body: str) -> SendResult:
         """POST one text; a 2xx without a readable ``id`` is ambiguous."""

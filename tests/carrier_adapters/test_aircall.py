@@ -7,11 +7,14 @@ messaging token, for callbacks) in at test time. HTTP goes to ``responses`` stub
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import marshmallow
 import pytest
@@ -146,6 +149,35 @@ class TestAircallContract(CarrierContract, CarrierSetupContract, CallSourceContr
     }
     unknown_status_scenario = "status_unknown"
     fake_api_base_url = API_BASE
+    owned_numbers = (BUSINESS, "+14155550101", "+14155550102")
+
+    def _account(self, http, api_token: str) -> None:  # type: ignore[no-untyped-def]
+        """Aircall's ping and numbers list (one number per page, to page) for ``api_token``."""
+        auth = "Basic " + base64.b64encode(f"test-aircall-api-id:{api_token}".encode()).decode()
+        numbers = [{"id": 1000 + i, "name": f"Line {i}", "digits": f"+1 415-555-{n[-4:]}"}
+                   for i, n in enumerate(self.owned_numbers)]
+
+        def answer(request):  # type: ignore[no-untyped-def]
+            if request.headers.get("Authorization") != auth:
+                return 401, {}, json.dumps({"error": "Unauthorized", "troubleshoot": "..."})
+            if request.url.endswith("/v1/ping"):
+                return 200, {}, json.dumps({"ping": "pong"})
+            page = int(parse_qs(urlsplit(request.url).query)["page"][0])
+            more = page < len(numbers)
+            meta = {"count": 1, "total": len(numbers), "current_page": page, "per_page": 1,
+                    "next_page_link": f"{API_BASE}/v1/numbers?page={page + 1}" if more else None}
+            return 200, {}, json.dumps({"numbers": numbers[page - 1:page], "meta": meta})
+
+        http.add_callback(responses.GET, f"{API_BASE}/v1/ping", callback=answer)
+        http.add_callback(responses.GET, re.compile(rf"{re.escape(API_BASE)}/v1/numbers\?.*"),
+                          callback=answer)
+
+    def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
+        self._account(http, credentials()["api_token"])
+
+    def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
+        self._account(http, "another-token")
+        return adapter
 
     def credentials(self) -> Mapping[str, Any]:
         return credentials()
