@@ -184,22 +184,23 @@ def request_api(
     return response
 
 
-def request_json(
-    session: requests.Session, method: str, url: str, table: ErrorTable, **kwargs: Any
-) -> dict[str, Any]:
-    """:func:`request_api` for a JSON object answer (the setup reads and updates).
-
-    A 2xx whose body is not a JSON object is a :class:`TransientProviderError`: the carrier
-    answered, but not as its API documents.
-    """
-    response = request_api(session, method, url, table, **kwargs)
+def json_object(response: requests.Response, provider: str) -> dict[str, Any]:
+    """The JSON object of a 2xx answer; a body that is not one is a
+    :class:`TransientProviderError`: the carrier answered, but not as its API documents."""
     try:
         payload = response.json()
     except ValueError:
         payload = None
     if not isinstance(payload, dict):
         raise TransientProviderError(
-            f"{table.provider}: HTTP {response.status_code} without a readable body",
-            provider=table.provider, status=response.status_code,
+            f"{provider}: HTTP {response.status_code} without a readable body",
+            provider=provider, status=response.status_code,
         )
     return payload
+
+
+def request_json(
+    session: requests.Session, method: str, url: str, table: ErrorTable, **kwargs: Any
+) -> dict[str, Any]:
+    """:func:`request_api` for a JSON object answer (the setup reads and updates)."""
+    return json_object(request_api(session, method, url, table, **kwargs), table.provider)

@@ -14,6 +14,9 @@ notification then carries our ``Verification-Token``. Delivery reports are not a
 notifications (message-store events carry counts, not ids): texts are reconciled through the
 message list instead.
 
+Setup: the app's credentials and JWT are checked and the account's numbers listed (see
+:mod:`.numbers`); subscriptions are made by hand, as the connector does not renew them yet.
+
 Docs: https://developers.ringcentral.com/guide/notifications/webhooks/creating-webhooks,
 https://developers.ringcentral.com/guide/notifications/event-filters/account-telephony-sessions
 and https://developers.ringcentral.com/guide/messaging/sms/sending-sms
@@ -30,6 +33,7 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import HANDSHAKE, CallRouting, CarrierAdapter, url_kinds_with
+from carrier_adapters.provisioning import SetupCalls, WebhookField
 from connector.kernel.errors import UnsupportedEventError
 from connector.kernel.events import (
     CallOutcome,
@@ -39,7 +43,7 @@ from connector.kernel.events import (
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
 
-from . import webhooks
+from . import numbers, webhooks
 from .api import JwtToken, RingCentralRestClient
 
 
@@ -96,6 +100,22 @@ class RingCentralCarrier(CarrierAdapter):
     url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(
         voice={"sms", "status"}, sms={"status"}
     )
+    can_check_credentials: ClassVar[bool] = True
+    can_list_numbers: ClassVar[bool] = True
+    setup_calls: ClassVar[SetupCalls | None] = numbers
+    credentials_hint: ClassVar[str] = (
+        "check the app's client ID and secret and the user's JWT credential (Developer Console)"
+    )
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField(
+            "Webhook subscription (POST /restapi/v1.0/subscription) address, event filters "
+            "/restapi/v1.0/account/~/telephony/sessions and "
+            "/restapi/v1.0/account/~/extension/~/message-store/instant?type=SMS",
+            "voice",
+            note="Set deliveryMode.verificationToken to the credentials' verification_token, "
+            "and renew the subscription before it expires.",
+        ),
+    )
 
     def __init__(
         self,
@@ -119,6 +139,10 @@ class RingCentralCarrier(CarrierAdapter):
             account_id=self.credentials["account_id"],
             extension_id=self.credentials["extension_id"],
         )
+
+    def setup_client(self) -> Any:
+        """The REST client :mod:`.numbers` runs with."""
+        return self._api
 
     # -- webhooks ------------------------------------------------------------------------
 

@@ -28,7 +28,15 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, classify_error, error_code, first_code, json_code, request_api
+from carrier_adapters.errors import (
+    ErrorTable,
+    classify_error,
+    error_code,
+    first_code,
+    json_code,
+    json_object,
+    request_api,
+)
 from connector.kernel.errors import (
     ProviderAuthError,
     ProviderError,
@@ -152,7 +160,8 @@ class RingCentralRestClient:
     ) -> None:
         self._session = session
         self._token = token
-        prefix = f"{base_url}{API_PREFIX}/account/{account_id}/extension/{extension_id}"
+        self.account_url = f"{base_url}{API_PREFIX}/account/{account_id}"
+        prefix = f"{self.account_url}/extension/{extension_id}"
         self.sms_url = f"{prefix}/sms"
         self.messages_url = f"{prefix}/message-store"
 
@@ -167,6 +176,10 @@ class RingCentralRestClient:
             if exc.status == 401:  # the token expired early or was revoked: fetch a new one
                 self._token.invalidate()
             raise
+
+    def account_json(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        """``GET`` ``path`` under the account's URL and its JSON object."""
+        return json_object(self._request("GET", self.account_url + path, **kwargs), CARRIER)
 
     def send_sms(self, *, to: str, from_: str, body: str) -> SendResult:
         """POST one SMS; a 2xx without a readable message ``id`` is ambiguous."""

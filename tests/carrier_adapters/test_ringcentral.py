@@ -172,6 +172,25 @@ class TestRingCentralContract(
     # carry counts, not ids).
     signature_headers = ("Verification-Token",)
     fake_api_base_url = API_BASE
+    owned_numbers = (BUSINESS, "+14155550101")
+
+    def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
+        stub_token(http)
+        records = [
+            {"id": "1", "phoneNumber": self.owned_numbers[0], "type": "VoiceFax",
+             "usageType": "MainCompanyNumber", "features": ["CallerId", "SmsSender"]},
+            {"id": "2", "phoneNumber": "+14155550150", "type": "FaxOnly",
+             "usageType": "DirectNumber", "features": []},
+            {"id": "3", "phoneNumber": self.owned_numbers[1], "type": "VoiceOnly",
+             "usageType": "DirectNumber", "features": ["CallerId", "SmsSender", "MmsSender"]},
+        ]
+        http.add(responses.GET, f"{API_BASE}/restapi/v1.0/account/~/phone-number",
+                 json={"records": records, "navigation": {}, "paging": {"page": 1}})
+
+    def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
+        http.add(responses.POST, TOKEN_URL, status=400,
+                 json={"errorCode": "OAU-251", "message": "Invalid client credentials"})
+        return adapter
 
     def credentials(self) -> Mapping[str, Any]:
         return credentials()
