@@ -33,6 +33,8 @@ MAX_REQUEST_HEADER_BYTES = 64 * 1024
 DEFAULT_HTTP_THREADS = 8
 DEFAULT_CONNECTION_LIMIT = 1000
 DEFAULT_CHANNEL_TIMEOUT = 30
+#: Connections the kernel queues for the web processes before they accept them.
+BACKLOG = 1024
 
 
 def waitress_options(
@@ -57,7 +59,7 @@ def waitress_options(
         "recv_bytes": 8192,
         "max_request_header_size": MAX_REQUEST_HEADER_BYTES,
         "max_request_body_size": MAX_REQUEST_BODY_BYTES,
-        "backlog": 1024,
+        "backlog": BACKLOG,
         # poll() rather than select(), which cannot watch descriptors numbered above 1023.
         "asyncore_use_poll": True,
         "ident": "textback",
@@ -183,38 +185,103 @@ def ensure_demo_account(runtime) -> bool:  # type: ignore[no-untyped-def]
     return True
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    """Run the web service (and, on the SQLite queue, its job threads)."""
-    import waitress
+def _check_queue(settings: Settings) -> None:
+    """Refuse to start when the Redis queue does not answer: one line, before anything is written."""
+    if not settings.queue_is_redis:
+        return
+    from connector.jobs.queue import check_redis, where
 
+    problem = check_redis(settings.queue_url)
+    if problem is not None:
+        raise ConfigurationError(
+            f"cannot reach the Redis queue at {where(settings.queue_url)} ({problem}): "
+            "start Redis or fix TEXTBACK_QUEUE_URL", field="TEXTBACK_QUEUE_URL")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the web service: bind the port, then start the job process (SQLite queue) and any
+    extra web processes (``--processes``), then answer requests (see ``connector.serving``)."""
+    import socket
+
+    from waitress.server import create_server
+
+    from connector import serving
     from connector.web import create_app
 
     settings = _settings()
     _check_schema(settings)
-    record_metrics(settings, "serve")
-    runtime = _runtime(settings)
-    if settings.demo and ensure_demo_account(runtime):
-        log.info("no account configured: loaded the demo account (sandbox carrier and CRM)")
-    app = create_app(runtime)
-    consumers = []
-    if not settings.queue_is_redis and args.workers > 0:
-        consumers = runtime.consumers(args.text_workers, args.workers)
-        for consumer in consumers:
-            consumer.start()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    options = waitress_options(threads=args.threads, connection_limit=args.connection_limit,
-                               channel_timeout=args.channel_timeout)
-    _ensure_open_files(args.connection_limit + 100)
-    log.info("textback serving on http://%s:%s (%d threads, %d connections, %d s idle timeout)",
-             args.host, args.port, args.threads, args.connection_limit, args.channel_timeout)
+    _check_queue(settings)
+    is_child = args.listen_fd is not None
+    if is_child:
+        sock = socket.socket(fileno=args.listen_fd)
+    else:
+        sock = serving.bind(args.host, args.port, backlog=BACKLOG)
+    children = serving.Children()
     try:
-        waitress.serve(app, host=args.host, port=args.port, _quiet=True, **options)
+        record_metrics(settings, "serve")
+        runtime = _runtime(settings)
+        if not is_child and settings.demo and ensure_demo_account(runtime):
+            log.info("no account configured: loaded the demo account (sandbox carrier and CRM)")
+        options = waitress_options(threads=args.threads, connection_limit=args.connection_limit,
+                                   channel_timeout=args.channel_timeout)
+        server = create_server(create_app(runtime), sockets=[sock], **options)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        if is_child:
+            _exit_when_stdin_closes()
+        else:
+            _start_children(children, args, settings, sock.fileno())
+        _ensure_open_files(args.connection_limit + 100)
+        if not is_child:
+            log.info("textback serving on http://%s:%s (%d process(es) of %d threads, "
+                     "%d connections, %d s idle timeout; jobs %s)", args.host, args.port,
+                     args.processes, args.threads, args.connection_limit, args.channel_timeout,
+                     _where_jobs_run(args, settings))
+        try:
+            server.run()
+        finally:
+            children.stop()
+            server.close()
+            runtime.close()
+            _stop_recording_metrics()
     finally:
-        for consumer in consumers:
-            consumer.stop(graceful=True)
-        runtime.close()
-        _stop_recording_metrics()
+        sock.close()
     return 0
+
+
+def _where_jobs_run(args: argparse.Namespace, settings: Settings) -> str:
+    if settings.queue_is_redis:
+        return "in textback worker processes (Redis queue)"
+    if args.workers <= 0:
+        return "nowhere (--workers 0)"
+    return "in a job process of their own"
+
+
+def _start_children(children, args: argparse.Namespace, settings: Settings,  # type: ignore[no-untyped-def]
+                    fd: int) -> None:
+    """The job process (SQLite queue) and the extra web processes ``serve`` keeps running."""
+    from connector.serving import textback_argv
+
+    if not settings.queue_is_redis and args.workers > 0:
+        children.add("job process", textback_argv(
+            "worker", "--workers", str(args.workers), "--text-workers", str(args.text_workers),
+            "--with-parent"))
+    for n in range(2, args.processes + 1):
+        children.add(f"web process {n}", textback_argv(
+            "serve", "--listen-fd", str(fd), "--workers", "0", "--threads", str(args.threads),
+            "--connection-limit", str(args.connection_limit),
+            "--channel-timeout", str(args.channel_timeout)), pass_fds=(fd,))
+
+
+def _exit_when_stdin_closes() -> None:
+    """In a process ``serve`` started: leave (as on SIGTERM) once the parent closes our stdin."""
+    import os
+    import threading
+
+    def watch() -> None:
+        sys.stdin.buffer.read()
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -223,11 +290,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _settings()
     _check_schema(settings)
+    _check_queue(settings)
     runtime = _runtime(settings)
     record_metrics(settings, "worker")
     try:
-        run_consumers(runtime.consumers(args.text_workers, args.workers))
+        run_consumers(runtime.consumers(args.text_workers, args.workers),
+                      until_stdin_closes=args.with_parent)
     finally:
+        runtime.close()
         _stop_recording_metrics()
     return 0
 
@@ -548,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=4,
-                       help="CRM job threads (SQLite queue; 0 runs no jobs here)")
+                       help="CRM job threads of the job process serve starts (SQLite queue; "
+                            "0 starts none)")
     serve.add_argument("--text-workers", type=int, default=2,
                        help="threads kept for texts, alerts and escalations (SQLite queue)")
     serve.add_argument("--threads", type=_int_between(1, 256), default=DEFAULT_HTTP_THREADS,
@@ -561,12 +632,16 @@ def build_parser() -> argparse.ArgumentParser:
                        default=DEFAULT_CHANNEL_TIMEOUT, metavar="SECONDS",
                        help="close a connection silent this long "
                             f"(default {DEFAULT_CHANNEL_TIMEOUT})")
+    serve.add_argument("--processes", type=_int_between(1, 64), default=1,
+                       help="web processes answering on the port (default 1)")
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="consume jobs only")
     worker.add_argument("--workers", type=int, default=4, help="CRM job threads")
     worker.add_argument("--text-workers", type=int, default=2,
                         help="threads kept for texts, alerts and escalations")
+    worker.add_argument("--with-parent", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database")

@@ -22,7 +22,7 @@ LAYERS = (
     ("reporting", ("connector.reporting",)),
     ("web", ("connector.web",)),
     ("marketplace", ("connector.marketplace",)),  # app definitions rendered from adapters and routes
-    ("cli", ("connector.cli",)),
+    ("cli", ("connector.cli", "connector.serving")),  # the commands and the processes of serve
 )
 
 

@@ -270,15 +270,22 @@ def test_serve_records_into_the_metrics_directory_while_it_runs(tmp_path, monkey
     assert main(["db", "upgrade"]) == 0
     seen: dict[str, Any] = {}
 
-    def serve(app: Any, **_: Any) -> None:
-        seen["directory"] = metrics.directory()
-        seen["env"] = os.environ.get(metrics.MULTIPROC_ENV)
-        seen["processes"] = metrics.sample_value("textback_processes", command="serve")
+    class Server:
+        def __init__(self, app: Any, **_: Any) -> None:
+            pass
 
-    monkeypatch.setattr("waitress.serve", serve)
+        def run(self) -> None:
+            seen["directory"] = metrics.directory()
+            seen["env"] = os.environ.get(metrics.MULTIPROC_ENV)
+            seen["processes"] = metrics.sample_value("textback_processes", command="serve")
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("waitress.server.create_server", Server)
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        assert main(["serve", "--workers", "0"]) == 0
+        assert main(["serve", "--workers", "0", "--port", "0"]) == 0
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert seen == {"directory": chosen.absolute(), "env": str(chosen.absolute()),

@@ -95,11 +95,21 @@ def test_serve_runs_waitress_with_the_limits_and_the_operators_choices(tmp_path,
     monkeypatch.setenv("TEXTBACK_DEMO", "false")
     assert main(["db", "upgrade"]) == 0
     seen: dict[str, Any] = {}
-    monkeypatch.setattr("waitress.serve", lambda app, **kwargs: seen.update(kwargs))
+    class Server:  # waitress's, recording its settings instead of serving
+        def __init__(self, app: Any, **kwargs: Any) -> None:
+            seen.update(kwargs)
+
+        def run(self) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("waitress.server.create_server", Server)
     monkeypatch.setattr(cli, "_ensure_open_files", lambda needed: seen.update(files=needed))
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        assert main(["serve", "--workers", "0", "--connection-limit", "500",
+        assert main(["serve", "--workers", "0", "--port", "0", "--connection-limit", "500",
                      "--channel-timeout", "20", "--threads", "6"]) == 0
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -108,6 +118,7 @@ def test_serve_runs_waitress_with_the_limits_and_the_operators_choices(tmp_path,
     assert seen["max_request_body_size"] == MAX_REQUEST_BODY_BYTES
     assert seen["max_request_header_size"] == 64 * 1024
     assert seen["cleanup_interval"] <= 10 and seen["asyncore_use_poll"] is True
+    assert len(seen["sockets"]) == 1  # bound before anything started
 
 
 @pytest.mark.parametrize("argv", [

@@ -1,0 +1,163 @@
+"""How ``textback serve`` runs its processes: the port first, then the job and web processes.
+
+``textback serve`` binds its port before it starts anything, so a port in use is one clear line
+and nothing else happened. It then starts, as child processes it watches:
+
+- one ``textback worker`` when the queue is SQLite (the default), so the jobs (texts, CRM writes,
+  the sweeper) never share an interpreter with the threads answering webhooks;
+- ``--processes N - 1`` more web processes answering on the same listening socket (the kernel
+  hands each new connection to one of them), so the web side can use more than one core.
+
+The parent answers requests itself too. A child that exits is started again (after a pause
+that grows while it keeps failing); when the parent stops, it closes each child's standard
+input, which the child takes as the signal to finish its work under way and leave.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from connector.kernel.errors import ConfigurationError
+
+log = logging.getLogger("textback")
+
+#: Seconds a stopping child gets to finish its work before it is killed.
+CHILD_GRACE_SECONDS = 20.0
+#: Pauses before restarting a child that exited: doubling from the first to the last.
+RESTART_FIRST_PAUSE = 1.0
+RESTART_MAX_PAUSE = 30.0
+#: A child that ran this long before exiting is restarted after the first pause again.
+HEALTHY_RUN_SECONDS = 60.0
+
+
+def bind(host: str, port: int, *, backlog: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; a :class:`ConfigurationError` naming what to fix
+    when the port is taken or the address is not this machine's."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; check --host", field="--host"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port}: the port is in use (is textback already "
+                "running?); stop what uses it or choose another --port", field="--port"
+            ) from None
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port",
+            field="--port",
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class Child:
+    """One child process the parent keeps running."""
+
+    name: str
+    argv: list[str]
+    pass_fds: tuple[int, ...] = ()
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    pause: float = RESTART_FIRST_PAUSE
+    restarts: int = field(default=0)
+
+
+class Children:
+    """Child processes started, watched and restarted until :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self._children: list[Child] = []
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return len(self._children)
+
+    def add(self, name: str, argv: Sequence[str], *, pass_fds: Sequence[int] = ()) -> None:
+        """Start ``argv`` now and keep it running."""
+        child = Child(name, list(argv), tuple(pass_fds))
+        self._start(child)
+        self._children.append(child)
+        if self._watcher is None:
+            self._watcher = threading.Thread(target=self._watch, name="children", daemon=True)
+            self._watcher.start()
+
+    def pids(self) -> dict[str, int]:
+        """Each child's name and current process id."""
+        return {c.name: c.proc.pid for c in self._children if c.proc is not None}
+
+    def _start(self, child: Child) -> None:
+        # Our own interpreter running our own command line (textback_argv), never user input.
+        child.proc = subprocess.Popen(  # noqa: S603
+            child.argv, stdin=subprocess.PIPE, pass_fds=child.pass_fds)
+        child.started_at = time.monotonic()
+        log.info("started %s (pid %d)", child.name, child.proc.pid)
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.5):
+            for child in self._children:
+                with self._lock:
+                    if self._stopping.is_set() or child.proc is None:
+                        return
+                    code = child.proc.poll()
+                    if code is None:
+                        continue
+                    ran = time.monotonic() - child.started_at
+                    if ran >= HEALTHY_RUN_SECONDS:
+                        child.pause = RESTART_FIRST_PAUSE
+                    log.warning("%s exited with status %s after %.0f s; starting it again in "
+                                "%.0f s", child.name, code, ran, child.pause)
+                pause, child.pause = child.pause, min(child.pause * 2, RESTART_MAX_PAUSE)
+                if self._stopping.wait(pause):
+                    return
+                with self._lock:
+                    if self._stopping.is_set():
+                        return
+                    child.restarts += 1
+                    self._start(child)
+
+    def stop(self, grace: float = CHILD_GRACE_SECONDS) -> None:
+        """Ask every child to finish (its stdin closes) and wait; kill what outlives ``grace``."""
+        with self._lock:
+            self._stopping.set()
+        for child in self._children:
+            if child.proc is not None and child.proc.stdin is not None:
+                try:
+                    child.proc.stdin.close()
+                except OSError:
+                    pass
+        deadline = time.monotonic() + grace
+        for child in self._children:
+            if child.proc is None:
+                continue
+            try:
+                child.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0f s; killing it", child.name, grace)
+                child.proc.kill()
+                child.proc.wait()
+
+
+def textback_argv(*args: str) -> list[str]:
+    """The command line that runs ``textback *args`` with this interpreter."""
+    return [sys.executable, "-m", "connector.cli", *args]

@@ -1,0 +1,187 @@
+"""``textback serve`` and ``textback worker`` start-up: the port and the queue are checked before
+anything starts or is written; ``serve`` runs its jobs and extra web processes as children; a
+worker waits out a Redis outage quietly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import create_engine, text
+
+from connector.cli import main
+from connector.jobs import queue
+from connector.jobs.queue import GuardedRedisHuey, QueueOutage
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An upgraded SQLite database, the demo on, metrics and queue files beside it (not made)."""
+    monkeypatch.setenv("TEXTBACK_DATABASE_URL", f"sqlite:///{tmp_path / 'db' / 'serve.db'}")
+    monkeypatch.setenv("TEXTBACK_SECRET_KEY", "c" * 40)
+    monkeypatch.setenv("TEXTBACK_DEMO", "true")
+    assert main(["db", "upgrade"]) == 0
+    return tmp_path / "db"
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something else is listening on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        yield int(sock.getsockname()[1])
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def accounts(folder: Path) -> int:
+    engine = create_engine(f"sqlite:///{folder / 'serve.db'}")
+    with engine.connect() as conn:
+        n = int(conn.execute(text("SELECT count(*) FROM accounts")).scalar_one())
+    engine.dispose()
+    return n
+
+
+def one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("textback:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_and_starts_nothing(
+        env: Path, taken_port: int, capsys: pytest.CaptureFixture[str]) -> None:
+    before = sorted(p.name for p in env.iterdir())
+    assert main(["serve", "--port", str(taken_port)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"cannot listen on 127.0.0.1:{taken_port}: the port is in use" in line
+    assert "--port" in line
+    # No queue files, no metrics directory, no demo account: nothing was started or written.
+    assert sorted(p.name for p in env.iterdir()) == before
+    assert accounts(env) == 0
+
+
+def test_serve_on_an_address_not_this_machines_names_the_host(
+        env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--host", "192.0.2.1", "--port", str(closed_port())]) == 2
+    assert "check --host" in one_line(capsys.readouterr().err)
+    assert accounts(env) == 0
+
+
+@pytest.mark.parametrize("command", ["worker", "serve"])
+def test_an_unreachable_redis_queue_is_one_line_and_nothing_is_written(
+        env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        command: str) -> None:
+    port = closed_port()
+    monkeypatch.setenv("TEXTBACK_QUEUE_URL", f"redis://:hunter2secret@127.0.0.1:{port}/3")
+    before = sorted(p.name for p in env.iterdir())
+    assert main([command, "--port", str(closed_port())] if command == "serve"
+                else [command]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"cannot reach the Redis queue at 127.0.0.1:{port}/3" in line
+    assert "TEXTBACK_QUEUE_URL" in line and "hunter2" not in line
+    assert sorted(p.name for p in env.iterdir()) == before
+    assert accounts(env) == 0
+
+
+def test_a_worker_waits_out_a_redis_outage_with_one_warning(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    huey = GuardedRedisHuey("outage-test", url=f"redis://127.0.0.1:{closed_port()}/0",
+                            results=False, utc=True)
+    waits: list[float] = []
+    monkeypatch.setattr(queue.time, "sleep", waits.append)
+    with caplog.at_level(logging.WARNING, logger="connector.jobs.queue"):
+        for _ in range(8):
+            assert huey.dequeue() is None
+        assert huey.read_schedule() == []
+        assert huey.read_periodic(None) == []  # no sweep enqueued while the queue is down
+    assert waits == [1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_the_outage_ends_with_one_line_and_the_waits_start_again() -> None:
+    outage = QueueOutage("texts")
+    assert outage.failed(ConnectionError()) == 1.0 and outage.failed(ConnectionError()) == 2.0
+    assert outage.down
+    outage.succeeded()
+    assert not outage.down
+    assert outage.failed(ConnectionError()) == 1.0
+
+
+def test_a_worker_reads_its_queue_again_once_redis_is_back(redis_url: str) -> None:
+    huey = GuardedRedisHuey("outage-back", url=redis_url, results=False, utc=True)
+    huey.outage.failed(ConnectionError())
+    assert huey.dequeue() is None  # reachable: no wait, and the outage is over
+    assert not huey.outage.down
+
+
+# -- the processes of serve ------------------------------------------------------------------
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads child processes from /proc")
+def test_serve_runs_its_jobs_and_extra_web_processes_as_children_and_stops_them(
+        env: Path, tmp_path: Path) -> None:
+    port = closed_port()
+    environ = {**os.environ, "PYTHONPATH": str(REPO)}
+    log_path = tmp_path / "serve.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(  # noqa: S603 - our own command line
+            [sys.executable, "-m", "connector.cli", "serve", "--port", str(port),
+             "--processes", "3", "--threads", "2"],
+            env=environ, cwd=tmp_path, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        started = dict(re.findall(r"started (job process|web process \d) \(pid (\d+)\)",
+                                  log_path.read_text()))
+        assert set(started) == {"job process", "web process 2", "web process 3"}
+        assert sorted(_children(proc.pid)) == sorted(int(p) for p in started.values())
+        for _ in range(30):  # every process answers on the one port
+            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).ok
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+        for pid in started.values():
+            assert not Path(f"/proc/{pid}").exists() or "Z" in Path(
+                f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
