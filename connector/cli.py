@@ -101,6 +101,20 @@ def _int_between(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _caller_number(text: str) -> str:
+    """An argparse type: a caller's phone number, or a word carriers send for a withheld one."""
+    from connector.kernel.phone import WITHHELD_CALLER_IDS, to_e164
+
+    if text.strip().lower() in WITHHELD_CALLER_IDS:
+        return text.strip()
+    number = to_e164(text)
+    if number is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a phone number: use E.164 such as +14155550123, or anonymous for "
+            "a withheld number")
+    return number
+
+
 #: How each log line looks.
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -543,7 +557,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     try:
         print(explain(runtime, args.call_id))
     except LookupError as exc:
-        print(str(exc), file=sys.stderr)
+        print(f"textback: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -690,7 +704,8 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("account", metavar="ACCOUNT",
                      help="the id of an account on the sandbox carrier, such as demo")
     sim.add_argument("--from", dest="from_number", required=True, metavar="NUMBER",
-                     help="the caller's number, such as +14155550123")
+                     type=_caller_number,
+                     help="the caller's number, such as +14155550123 (anonymous: withheld)")
     outcomes = [o.value for o in CallOutcome if o is not CallOutcome.UNKNOWN]
     sim.add_argument("--outcome", default="no-answer", choices=outcomes, metavar="OUTCOME",
                      help=f"how the call ended: {', '.join(outcomes)} (default: no-answer)")

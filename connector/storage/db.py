@@ -158,12 +158,16 @@ def schema_problem(url: str) -> str | None:
     if path is not None and not path.is_file():
         return f"no database at {path}: {UPGRADE_HINT} to create it"
     engine = _probe_engine(url)
+    migration_log = logging.getLogger("alembic.runtime.migration")
+    level = migration_log.level
+    migration_log.setLevel(logging.WARNING)  # a look is not a migration: no "Context impl" lines
     try:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except DBAPIError as exc:
         return database_problem(exc, url)
     finally:
+        migration_log.setLevel(level)
         engine.dispose()
     scripts = ScriptDirectory.from_config(alembic_config(url))
     head = scripts.get_current_head()

@@ -288,3 +288,35 @@ def test_the_demo_is_named_once_in_reports_and_not_in_its_texts(demo_db, capsys)
     with closing(sqlite3.connect(demo_db)) as conn:
         bodies = [b for (b,) in conn.execute("SELECT body FROM messages")]
     assert bodies and all("Acme Plumbing" in b and "(demo)" not in b for b in bodies)
+
+
+def test_in_a_process_of_its_own_the_error_is_the_only_line(workdir, monkeypatch):
+    """As a user runs it: logging set up for real, so a stray log line would show."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("TEXTBACK_SECRET_KEY", KEY)
+    monkeypatch.setenv("TEXTBACK_DATABASE_URL", "sqlite:///var/textback.db")
+    assert main(["db", "upgrade"]) == 0
+    env = {**__import__("os").environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    command = [sys.executable, "-m", "connector.cli"]
+    done = subprocess.run([*command, "explain", "no-such-call"],  # noqa: S603 - fixed arguments
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "textback: no call with id or carrier id 'no-such-call'\n"
+    env["TEXTBACK_DATABASE_URL"] = "sqlite:///nonexistent/dir/x.db"
+    done = subprocess.run([*command, "accounts", "list"],  # noqa: S603 - fixed arguments
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == ("textback: no database at nonexistent/dir/x.db: run `textback db "
+                           "upgrade` to create it\n")
+    assert not (workdir / "nonexistent").exists()
+
+
+def test_simulate_call_refuses_a_caller_that_is_not_a_number(demo_db, workdir, capsys):
+    before, before_rows = snapshot(workdir), rows(demo_db)
+    line = one_line_error(["simulate-call", "demo", "--from", "banana"], capsys)
+    assert line == ("textback simulate-call: argument --from: 'banana' is not a phone number: "
+                    "use E.164 such as +14155550123, or anonymous for a withheld number (see "
+                    "`textback simulate-call --help`)")
+    assert snapshot(workdir) == before and rows(demo_db) == before_rows
