@@ -1,7 +1,7 @@
 """Housecall Pro error responses, classified into :mod:`connector.kernel.errors`.
 
-Housecall Pro answers errors in five JSON shapes (its OpenAPI "Housecall v1 API" and observed
-responses, see ``shared/api-notes/crm-contracts.md`` section 3.5):
+Housecall Pro answers errors in five JSON shapes (its OpenAPI "Housecall v1 API" at
+https://docs.housecallpro.com/, and responses observed by third-party integrations):
 
 - ``{"message": "Unauthorized"}`` (every 401, whichever credential scheme failed)
 - ``{"error": {"message": "..."}}`` (the spec's ``ErrorResponse``, e.g. "job not found")
