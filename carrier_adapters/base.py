@@ -27,7 +27,7 @@ from carrier_adapters.provisioning import (
     WebhookField,
     WebhookSetting,
     WebhookUrls,
-    pointing_of,
+    setup_call,
 )
 from connector.kernel.errors import (
     MalformedWebhookError,
@@ -165,9 +165,7 @@ class CarrierAdapter(ABC):
             ("can_list_numbers", "list_numbers"),
             ("can_point_webhooks", "point_webhooks"),
         ):
-            declared = cls.setup_calls is not None and (
-                method != "point_webhooks" or pointing_of(cls.setup_calls) is not None
-            )
+            declared = setup_call(cls.setup_calls, method) is not None
             overridden = declared or getattr(cls, method) is not getattr(CarrierAdapter, method)
             if getattr(cls, flag) and not overridden:
                 raise TypeError(f"{cls.__name__}.{flag} is set but {method} is not implemented")
@@ -305,8 +303,7 @@ class CarrierAdapter(ABC):
         :class:`~connector.kernel.errors.ProviderUnreachableError` when it cannot be reached
         or fails on its side. ``NotImplementedError`` unless :attr:`can_check_credentials`.
         """
-        with checking_credentials(self.display_name, self.credentials_hint):
-            self._setup_calls("check credentials").check_credentials(self.setup_client())
+        self._run_setup_call("check_credentials")
 
     def list_numbers(self) -> list[OwnedNumber]:
         """The phone numbers the carrier account owns, with what each can do and where its
@@ -315,8 +312,8 @@ class CarrierAdapter(ABC):
         Raises like :meth:`check_credentials`. ``NotImplementedError`` unless
         :attr:`can_list_numbers`.
         """
-        with checking_credentials(self.display_name, self.credentials_hint):
-            return self._setup_calls("list numbers").list_numbers(self.setup_client())
+        numbers: list[OwnedNumber] = self._run_setup_call("list_numbers")
+        return numbers
 
     def point_webhooks(
         self, number: str, urls: WebhookUrls, *, calls: CallHandling = "forward"
@@ -331,20 +328,22 @@ class CarrierAdapter(ABC):
         errors raise like :meth:`check_credentials`. ``NotImplementedError`` unless
         :attr:`can_point_webhooks`.
         """
-        point = pointing_of(self.setup_calls)
-        if point is None:
-            raise NotImplementedError(f"{self.name} cannot point webhooks through its API")
-        with checking_credentials(self.display_name, self.credentials_hint):
-            return point(self.setup_client(), number, urls, calls)
+        changes: list[WebhookChange] = self._run_setup_call("point_webhooks", number, urls, calls)
+        return changes
 
     def setup_client(self) -> Any:
         """The REST client :attr:`setup_calls` run with."""
         raise NotImplementedError(f"{self.name} has no setup client")
 
-    def _setup_calls(self, what: str) -> SetupCalls:
-        if self.setup_calls is None:
+    def _run_setup_call(self, name: str, *args: Any) -> Any:
+        """Run :attr:`setup_calls`' ``name`` with the setup client, its errors turned into what
+        the setup page shows; ``NotImplementedError`` when the carrier has no such call."""
+        call = setup_call(self.setup_calls, name)
+        if call is None:
+            what = name.replace("_", " ")
             raise NotImplementedError(f"{self.name} cannot {what} through its API")
-        return self.setup_calls
+        with checking_credentials(self.display_name, self.credentials_hint):
+            return call(self.setup_client(), *args)
 
     @classmethod
     def webhook_settings(

@@ -145,24 +145,18 @@ class SetupCalls(Protocol):
     """A carrier's setup calls as functions of its REST client (a ``numbers`` module).
 
     An adapter that sets :attr:`~carrier_adapters.base.CarrierAdapter.setup_calls` to one and
-    returns its client from ``setup_client()`` gets ``check_credentials`` and ``list_numbers``
-    from the base class, with the carrier's errors turned into what the setup page shows, and
-    ``point_webhooks`` too when the module has a ``point_webhooks(client, number, urls,
-    calls)`` function (:func:`pointing_of`).
+    returns its client from ``setup_client()`` gets ``check_credentials`` from the base class,
+    with the carrier's errors turned into what the setup page shows, and ``list_numbers`` and
+    ``point_webhooks`` too when the module has ``list_numbers(client)`` and
+    ``point_webhooks(client, number, urls, calls)`` functions (:func:`setup_call`).
     """
 
     def check_credentials(self, client: Any) -> None:
         """Raise unless the credentials work."""
 
-    def list_numbers(self, client: Any) -> list[OwnedNumber]:
-        """The account's numbers."""
 
-
-#: ``point_webhooks(client, number, urls, calls)`` of a setup-calls module.
-PointWebhooks = Callable[[Any, str, WebhookUrls, CallHandling], list[WebhookChange]]
-
-
-def pointing_of(calls: SetupCalls | None) -> PointWebhooks | None:
-    """The module's ``point_webhooks`` function, None when it has none."""
-    found = getattr(calls, "point_webhooks", None)
+def setup_call(calls: SetupCalls | None, name: str) -> Callable[..., Any] | None:
+    """The module's function ``name`` (``check_credentials``, ``list_numbers``,
+    ``point_webhooks``), None when it has none."""
+    found = getattr(calls, name, None)
     return found if callable(found) else None

@@ -18,6 +18,10 @@ is no signature and no timestamp.
 Sending uses the Messaging v2 API with OAuth 2.0 client credentials (API credentials), or with
 a legacy API user's Basic credentials, which Bandwidth has deprecated.
 
+Setup: the Messaging credentials are checked through the API; numbers are not listed and the
+Applications' callback URLs are not pointed, because both live in Bandwidth's separate
+Dashboard (Numbers) API (see :mod:`.numbers`): the setup page shows the URLs to paste.
+
 The module is split in :mod:`.webhooks` (authentication, parsing, BXML) and :mod:`.api` (REST).
 Docs: https://dev.bandwidth.com/docs/voice/bxml/transfer/ and
 https://dev.bandwidth.com/docs/messaging/webhooks/
@@ -34,6 +38,7 @@ import requests
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallRouting, CarrierAdapter, url_kinds_with
+from carrier_adapters.provisioning import SetupCalls, WebhookField
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
@@ -41,7 +46,7 @@ from connector.kernel.events import (
 )
 from connector.kernel.http import WebhookReply, WebhookRequest
 
-from . import webhooks
+from . import numbers, webhooks
 from .api import DEFAULT_TOKEN_URL, BandwidthRestClient, OAuthToken
 
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
@@ -136,6 +141,22 @@ class BandwidthCarrier(CarrierAdapter):
     #: (https://dev.bandwidth.com/docs/messaging/webhooks/): our ``sms`` URL then takes inbound
     #: texts and delivery reports. Our ``status`` URL takes delivery reports only.
     url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(sms={"status"})
+    #: The credentials only; numbers and Applications live in the Dashboard API (see
+    #: :mod:`.numbers`).
+    can_check_credentials: ClassVar[bool] = True
+    setup_calls: ClassVar[SetupCalls | None] = numbers
+    credentials_hint: ClassVar[str] = (
+        "check the API client ID and secret (or the API user and password) and the account ID"
+    )
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField("Voice Application > Call-initiated callback URL (POST)", "voice",
+                     calls="forward", note="textback answers with <Transfer>."),
+        WebhookField("Voice Application > Call status callback URL (POST)", "voice"),
+        WebhookField("Messaging Application > Inbound callback URL", "sms",
+                     note="Set the Applications' callback credentials to the account's "
+                     "callback_username and callback_password."),
+        WebhookField("Messaging Application > Outbound (status) callback URL", "status"),
+    )
 
     def __init__(
         self,
@@ -162,6 +183,10 @@ class BandwidthCarrier(CarrierAdapter):
             account_id=creds["account_id"],
             auth=auth,
         )
+
+    def setup_client(self) -> Any:
+        """The REST client :mod:`.numbers` runs with."""
+        return self._api
 
     # -- webhooks ------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, json_code, request_api
+from carrier_adapters.errors import ErrorTable, json_code, json_object, request_api
 from connector.kernel.errors import (
     ProviderAuthError,
     ProviderError,
@@ -179,6 +179,10 @@ class BandwidthRestClient:
             if exc.status == 401 and isinstance(self._auth, OAuthToken):
                 self._auth.invalidate()  # expired early or revoked: fetch a new token
             raise
+
+    def list_messages(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """``GET`` the message list with ``params`` and its JSON object."""
+        return json_object(self._request("GET", params=dict(params)), CARRIER)
 
     def create_message(self, payload: Mapping[str, Any]) -> SendResult:
         """POST one message; a 2xx without a readable ``id`` is an ambiguous failure."""

@@ -11,6 +11,9 @@ Set up: in CallRail, Integrations > Webhooks, for the company, put our ``voice``
 company's signing key into ``carrier.credentials.signing_key``. Expect the post-call webhook up
 to 20 minutes after the call when recording or transcription is on.
 
+No setup calls: the account file holds only the signing key, which CallRail's API cannot
+check, and webhooks are per company, not per number; the setup page shows the URL to paste.
+
 Docs: https://support.callrail.com/hc/en-us/articles/5711246459149-Webhooks and
 https://apidocs.callrail.com/#webhooks
 """
@@ -24,6 +27,7 @@ import marshmallow
 from marshmallow import fields, validate
 
 from carrier_adapters.base import CallEventSource, WebhookEvent
+from carrier_adapters.provisioning import WebhookField
 from connector.kernel.events import CallOutcome, MissedCall
 from connector.kernel.http import WebhookRequest
 
@@ -57,6 +61,12 @@ class CallRailCarrier(CallEventSource):
     #: ``call_type`` of an unanswered post-call:
     #: https://support.callrail.com/hc/en-us/articles/5711246459149-Webhooks
     call_outcomes: ClassVar[Mapping[str, CallOutcome]] = webhooks.CALL_OUTCOMES
+    #: The account file holds only the webhook signing key, which CallRail's API cannot check:
+    #: no setup calls, only the URL to paste.
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField("Settings > Integrations > Webhooks > Post-Call Webhook URL", "voice",
+                     note="Texts go through the account's carrier.sms, at that carrier's URLs."),
+    )
 
     # -- webhooks ------------------------------------------------------------------------
 

@@ -11,6 +11,9 @@ Every event body is a compact JWT signed HS256 with the webhook's secret (see
 :mod:`.webhooks`). Dialpad retries call events three times on a 5xx (2, 4, 8 s), SMS events ten
 times, and never on a 4xx (https://developers.dialpad.com/docs/webhook-delivery-failures).
 
+Setup: the API key is checked (see :mod:`.numbers`). There is no number to point: events come
+from company-wide subscriptions, which the setup page describes for the admin to make.
+
 Docs: https://developers.dialpad.com/docs/event-subscriptions,
 https://developers.dialpad.com/docs/call-events, https://developers.dialpad.com/docs/sms-events
 and https://developers.dialpad.com/reference/smssend
@@ -27,6 +30,7 @@ import requests
 from marshmallow import fields, validate, validates_schema
 
 from carrier_adapters.base import CarrierAdapter, url_kinds_with
+from carrier_adapters.provisioning import SetupCalls, WebhookField
 from connector.kernel.events import (
     CallOutcome,
     DeliveryStatus,
@@ -34,7 +38,7 @@ from connector.kernel.events import (
 )
 from connector.kernel.http import WebhookRequest
 
-from . import webhooks
+from . import numbers, webhooks
 from .api import DialpadRestClient
 
 
@@ -87,6 +91,20 @@ class DialpadCarrier(CarrierAdapter):
     url_kinds: ClassVar[Mapping[str, frozenset[str]]] = url_kinds_with(
         voice={"sms", "status"}, sms={"status"}
     )
+    #: The API key only: events come from company-wide subscriptions (see :mod:`.numbers`).
+    can_check_credentials: ClassVar[bool] = True
+    setup_calls: ClassVar[SetupCalls | None] = numbers
+    credentials_hint: ClassVar[str] = (
+        "check the API key (Dialpad Admin Settings > My Company > Authentication > API Keys)"
+    )
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField(
+            "Webhook (POST /api/v2/webhooks) hook_url, with a call subscription (call_states "
+            "missed, voicemail, connected) and an SMS subscription (direction all, status true)",
+            "voice",
+            note="Give the webhook the credentials' webhook_secret as its secret.",
+        ),
+    )
 
     def __init__(
         self,
@@ -99,6 +117,10 @@ class DialpadCarrier(CarrierAdapter):
         self._api = DialpadRestClient(
             session=self.session, base_url=self.api_base_url, api_key=self.credentials["api_key"]
         )
+
+    def setup_client(self) -> Any:
+        """The REST client :mod:`.numbers` runs with."""
+        return self._api
 
     # -- webhooks ------------------------------------------------------------------------
 

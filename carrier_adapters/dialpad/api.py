@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, request_api
+from carrier_adapters.errors import ErrorTable, request_api, request_json
 from connector.kernel.errors import TransientProviderError
 from connector.kernel.events import DeliveryStatus, SendResult
 
@@ -40,10 +40,17 @@ class DialpadRestClient:
     def __init__(self, *, session: requests.Session, base_url: str, api_key: str) -> None:
         self._session = session
         self._api_key = api_key
+        self.base_url = base_url
         self.sms_url = f"{base_url}/api/v2/sms"
 
     def __repr__(self) -> str:
         return "<DialpadRestClient>"
+
+    def call_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One request to ``path`` on the API and its JSON object."""
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        return request_json(self._session, method, self.base_url + path, ERRORS,
+                            headers=headers, **kwargs)
 
     def send_sms(self, payload: Mapping[str, Any]) -> SendResult:
         """POST one SMS; a 2xx without a readable ``id`` is ambiguous."""

@@ -6,6 +6,9 @@ event-subscription URL of a Marketplace app: point it at our ``voice`` URL and c
 *secret token* into ``carrier.credentials.secret_token``. Like CallRail it texts nothing for
 us: ``sends_sms`` is False, so the account names an SMS carrier in ``carrier.sms``.
 
+No setup calls: the account file holds only the secret token, which no Zoom API checks, and
+the subscription belongs to the Marketplace app, not a number; the setup page shows the URL.
+
 - Events: https://developers.zoom.us/docs/api/phone/events/
 - Signature (``x-zm-signature`` = ``v0=`` + hex HMAC-SHA256 of
   ``v0:{x-zm-request-timestamp}:{body}`` under the secret token) and the
@@ -23,6 +26,7 @@ import marshmallow
 from marshmallow import fields, validate
 
 from carrier_adapters.base import HANDSHAKE, CallEventSource, CallRouting, CarrierAdapter
+from carrier_adapters.provisioning import WebhookField
 from connector.kernel import safe_json
 from connector.kernel.errors import MalformedWebhookError, UnsupportedEventError, WebhookVerificationError
 from connector.kernel.events import AnsweredCall, CallOutcome, MissedCall
@@ -165,6 +169,17 @@ class ZoomCarrier(CallEventSource):
     default_api_base_url: ClassVar[str] = "https://api.zoom.us"
     config_schema: ClassVar[type[marshmallow.Schema]] = ZoomCredentials
     call_outcomes: ClassVar[Mapping[str, CallOutcome]] = CALL_OUTCOMES
+    #: The account file holds only the event subscription's secret token, which Zoom's API
+    #: cannot check: no setup calls, only the URL to paste.
+    webhook_fields: ClassVar[tuple[WebhookField, ...]] = (
+        WebhookField(
+            "Zoom App Marketplace > the app > Features > Event Subscriptions > Event notification "
+            "endpoint URL (events phone.callee_missed, phone.callee_rejected, "
+            "phone.callee_answered, phone.caller_connected)",
+            "voice",
+            note="Texts go through the account's carrier.sms, at that carrier's URLs.",
+        ),
+    )
 
     route = route
     parse_call_event = parse_call_event

@@ -239,6 +239,15 @@ class TestBandwidthContract(
     signature_headers = ("Authorization",)
     fake_api_base_url = API_BASE
 
+    def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
+        stub_token(http)
+        http.add(responses.GET, MESSAGES_URL, json={"totalCount": 0, "messages": [],
+                                                    "pageInfo": {}})
+
+    def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
+        http.add(responses.POST, TOKEN_URL, status=401, json={"error": "invalid_client"})
+        return adapter
+
     def credentials(self) -> Mapping[str, Any]:
         return credentials()
 

@@ -144,6 +144,22 @@ class TestDialpadContract(
     unknown_status_scenario = "status_unknown"
     fake_api_base_url = API_BASE
 
+    def _company(self, http, key: str) -> None:  # type: ignore[no-untyped-def]
+        """``GET /api/v2/company`` for a company whose API key is ``key``."""
+        def answer(request):  # type: ignore[no-untyped-def]
+            if request.headers.get("Authorization") != f"Bearer {key}":
+                return 401, {}, json.dumps({"error": {"code": 401, "message": "Unauthorized"}})
+            return 200, {}, json.dumps({"id": "4972992849059840", "name": "Acme Plumbing"})
+
+        http.add_callback(responses.GET, f"{API_BASE}/api/v2/company", callback=answer)
+
+    def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
+        self._company(http, credentials()["api_key"])
+
+    def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
+        self._company(http, "another-key")
+        return adapter
+
     def credentials(self) -> Mapping[str, Any]:
         return credentials()
 
