@@ -119,28 +119,36 @@ class Runtime:
             return adapter
         section = (account.settings["carrier"]["sms"] if role == "sms"
                    else account.settings[role])
-        kind = section["kind"]
-        cls: Any = CRMS[kind] if role == "crm" else CARRIERS[kind]
         sealed = {"carrier": account.carrier_credentials, "crm": account.crm_credentials,
                   "sms": account.sms_credentials or ""}[role]
-        kwargs: dict[str, Any] = {"api_base_url": section.get("api_base_url")}
-        if kind == "sandbox":  # the built-in sandbox records into this database
-            if role != "crm":
-                kwargs["outbox"] = DbOutbox(self.db, account.id)
-            else:
-                kwargs["store"] = DbCrmStore(self.db, account.id)
-        if role == "crm":
-            kwargs.update(cls.options_from_mapping(account.settings["crm"].get("mapping") or {}))
-            if cls.accepts_token_store:
-                kwargs["token_store"] = DbTokenStore(self.db, self.box, account.id, kind)
-            if "timezone" in inspect.signature(cls.__init__).parameters:
-                kwargs["timezone"] = account.timezone
-        adapter = cls(self.box.open(sealed), **kwargs)
+        adapter = self.adapter_from(role, account.id, account.timezone, section,
+                                    self.box.open(sealed))
         with self._lock:
             for stale in [k for k in self._adapters if k[0] == role and k[1] == account.id]:
                 del self._adapters[stale]
             self._adapters[key] = adapter
         return adapter
+
+    def adapter_from(self, role: str, account_id: str, timezone: str, section: dict[str, Any],
+                     credentials: dict[str, Any]) -> Any:
+        """A new, uncached adapter for an account's ``carrier``, ``sms`` or ``crm`` section and
+        these credentials: how every adapter is built, and how the setup pages try credentials
+        before anything is stored."""
+        kind = section["kind"]
+        cls: Any = CRMS[kind] if role == "crm" else CARRIERS[kind]
+        kwargs: dict[str, Any] = {"api_base_url": section.get("api_base_url")}
+        if kind == "sandbox":  # the built-in sandbox records into this database
+            if role != "crm":
+                kwargs["outbox"] = DbOutbox(self.db, account_id)
+            else:
+                kwargs["store"] = DbCrmStore(self.db, account_id)
+        if role == "crm":
+            kwargs.update(cls.options_from_mapping(section.get("mapping") or {}))
+            if cls.accepts_token_store:
+                kwargs["token_store"] = DbTokenStore(self.db, self.box, account_id, kind)
+            if "timezone" in inspect.signature(cls.__init__).parameters:
+                kwargs["timezone"] = timezone
+        return cls(credentials, **kwargs)
 
     def close(self) -> None:
         """Release database connections."""
