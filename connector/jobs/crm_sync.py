@@ -210,7 +210,7 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
                  _remote(session, lambda: crm.log_call(entry)))
         audit(session, call.id, "crm_call_logged")
 
-    if full and "pipeline" in crm.capabilities:
+    if full and "pipeline" in crm.capabilities and mapping.creates == "lead":
         step("lead", lead)
     step("call log", call_log)
     if text is not None and text.status in CARRIER_HAS_TEXT:
@@ -220,7 +220,7 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
                                                       contact_id))
     if call.reason == "burst":
         _note_on_leader_task(session, account, crm, call)
-    elif full:
+    elif full and mapping.creates != "contact":
         step("task", lambda: _task(session, account, crm, call, text, contact_id, lead_id,
                                    mapping))
 

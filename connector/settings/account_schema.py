@@ -288,6 +288,9 @@ class CrmMappingSchema(_Strict):
     record_url = fields.String(load_default=None, allow_none=True)
     task_priority = fields.String(load_default="HIGH", validate=_one_of(["LOW", "MEDIUM", "HIGH"]))
     task_due_minutes = fields.Integer(load_default=15, validate=_between(0, 10080))
+    # What a missed call makes besides the contact and its call log: a follow-up task ("task"),
+    # also a deal / request / lead ("lead"), or nothing more ("contact").
+    creates = fields.String(load_default="lead", validate=_one_of(["contact", "task", "lead"]))
     # Housecall Pro: the new customer's notification preference, the company, the lead's tag.
     notifications_enabled = fields.Boolean(load_default=None, allow_none=True)
     company_id = fields.String(load_default=None, allow_none=True)

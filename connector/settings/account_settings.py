@@ -45,6 +45,9 @@ class CrmMapping:
     record_url: str | None
     task_priority: str
     task_due_minutes: int
+    # What a missed call makes besides the contact and the call log: "task" adds the follow-up
+    # task, "lead" also the deal / request / lead; "contact" nothing more.
+    creates: str
 
 
 @dataclass(frozen=True)
