@@ -9,7 +9,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connector.runtime import Runtime
-from connector.web import crm_webhooks, demo, errors, health, oauth, pages, webhooks
+from connector.web import crm_webhooks, demo, errors, health, oauth, pages, setup, webhooks
 
 
 def create_app(runtime: Runtime) -> Flask:
@@ -33,6 +33,7 @@ def create_app(runtime: Runtime) -> Flask:
     app.register_blueprint(crm_webhooks.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(setup.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(demo.bp)
     errors.register(app)
