@@ -15,7 +15,7 @@ Pointing is not offered: the Application API updates an application with ``PUT``
 the whole application (its name, every capability and their settings), so a partial change
 could silently undo the business's other settings. The setup page shows the URLs to paste into
 the application in the dashboard instead. All of this needs the API secret: an account that
-sends with an application key only gets a :class:`ConfigurationError` naming it.
+sends with an application key only is told to add it (:class:`CredentialsRejectedError`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ import requests
 
 from carrier_adapters.errors import request_json
 from carrier_adapters.provisioning import OwnedNumber
-from connector.kernel.errors import ConfigurationError
+from connector.kernel.errors import CredentialsRejectedError
 from connector.kernel.phone import to_e164
 
 from .api import ERRORS
+from .webhooks import CARRIER
 
 REST_BASE_URL = "https://rest.nexmo.com"
 PAGE_SIZE = 100
@@ -53,10 +54,10 @@ class VonageSetupClient:
 
     def _secret_or_raise(self) -> str:
         if not self._secret:
-            raise ConfigurationError(
-                "Vonage's Numbers API needs the account's API secret: add api_secret to the "
-                "credentials to check them and list numbers",
-                field="carrier.credentials.api_secret",
+            raise CredentialsRejectedError(
+                "Vonage's Numbers API needs the API secret: add api_secret (API Dashboard, API "
+                "settings) so textback can check the credentials and list the numbers",
+                provider=CARRIER,
             )
         return self._secret
 
