@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from connector.domain.templates import sms_encoding
 from connector.jobs.crm_text import OUTCOME_WORDS, REASON_WORDS
+from connector.kernel.times import format_time
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, CallEvent, CrmLink, Message
 from connector.storage.states import Purpose
@@ -39,7 +40,7 @@ def explain(runtime: Runtime, call_id: str) -> str:
         lines = [
             f"Call {call.id} ({call.carrier} {call.event_id}) for {account.name} [{account.id}]",
             f"  from {call.caller or repr(call.caller_raw) + ' (withheld or invalid)'}"
-            f" to {call.called} at {call.occurred_at.astimezone(tz):%Y-%m-%d %H:%M %Z}",
+            f" to {call.called} at {format_time(call.occurred_at, tz)}",
             f"  outcome: {call.outcome}"
             + (f" (the caller {OUTCOME_WORDS[call.outcome]})" if call.outcome in OUTCOME_WORDS
                else "")
@@ -70,8 +71,7 @@ def explain(runtime: Runtime, call_id: str) -> str:
             )
             lines.append(
                 f"  template: {call.scenario} ({call.language}); {sms_encoding(text.body)}"
-                + (f"; send at {call.send_at.astimezone(tz):%Y-%m-%d %H:%M %Z}"
-                   if call.send_at else "")
+                + (f"; send at {format_time(call.send_at, tz)}" if call.send_at else "")
             )
         if call.line_type:
             lines.append(f"  line type: {call.line_type}")
@@ -79,7 +79,7 @@ def explain(runtime: Runtime, call_id: str) -> str:
                      + (f" (last error: {call.last_error})" if call.last_error else ""))
         for link in links:
             lines.append(f"  CRM {link.crm} {link.object_type}: {link.crm_id}")
-        lines.append("  trail:")
+        lines.append(f"  trail (times in {account.timezone}):")
         for event in events:
             lines.append(
                 f"    {event.at.astimezone(tz):%H:%M:%S} {event.step}"

@@ -67,3 +67,11 @@ def test_held_texts_say_when_they_go(app, runtime, webhook_secret, frozen_clock)
     assert rule_line(text, "send time") == (
         "[pass] send time: delay 0:00:00; 03:26 in America/Los_Angeles, in quiet hours (texts "
         "go out 08:00-21:00); held to 2026-06-15 08:00")
+
+
+def test_times_are_in_the_accounts_zone_in_one_format(app, runtime, webhook_secret, frozen_clock):
+    frozen_clock.move_to(datetime(2026, 6, 15, 19, 0, tzinfo=UTC))  # 14:00 in Chicago (CDT)
+    text = _explain_one(app, runtime, webhook_secret)
+    assert "to +14155550100 at Jun 15, 2:00 PM CDT" in text
+    assert "; send at Jun 15, 2:00 PM CDT" in text
+    assert "  trail (times in America/Chicago):\n    14:00:" in text
