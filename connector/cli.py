@@ -188,12 +188,16 @@ def _check_schema(settings: Settings) -> None:
 
 
 def ensure_demo_account(runtime) -> bool:  # type: ignore[no-untyped-def]
-    """Load the demo account when no account is configured; True when it did."""
-    from connector.simulate import demo_account_document
+    """Load the demo account when no account is configured; True when it did. Once a real
+    account exists the demo account is removed, unless ``TEXTBACK_DEMO=keep``."""
+    from connector.simulate import demo_account_document, retire_demo_account
     from connector.storage.accounts import import_account, list_accounts
 
     with runtime.db.session() as s:
         if list_accounts(s):
+            if retire_demo_account(s, keep=runtime.settings.keep_demo):
+                log.info("a real account exists: removed the demo account "
+                         "(TEXTBACK_DEMO=keep keeps it)")
             return False
         import_account(s, runtime.box, demo_account_document(secrets.token_urlsafe(24)))
     return True

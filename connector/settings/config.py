@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
@@ -39,6 +39,8 @@ class Settings:
     log_level: str
     demo: bool
     smtp_url: str | None = None
+    #: ``TEXTBACK_DEMO=keep``: the demo account stays beside real accounts (behind sign-in).
+    keep_demo: bool = False
     allow_http_loopback: bool = False
     #: Where ``serve`` and ``worker`` processes write their metrics for ``/metrics`` to sum.
     metrics_dir: Path = Path("var/metrics")
@@ -74,6 +76,22 @@ class _UpperString(fields.String):
         return super()._deserialize(value, attr, data, **kwargs).strip().upper()
 
 
+class _DemoSwitch(fields.Field[str]):
+    """``TEXTBACK_DEMO``: ``true`` (load the demo account while no account exists; it goes once
+    a real one does), ``keep`` (keep it beside real accounts too) or ``false``; any case."""
+
+    WORDS: ClassVar[dict[str, str]] = {"true": "true", "1": "true", "yes": "true", "on": "true",
+                                       "keep": "keep", "false": "false", "0": "false",
+                                       "no": "false", "off": "false"}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        word = self.WORDS.get(str(value).strip().lower())
+        if word is None:
+            raise ValidationError("must be true, false or keep (keep: the demo stays beside "
+                                  "real accounts)")
+        return word
+
+
 class _EnvSchema(Schema):
     DATABASE_URL = fields.String(load_default=DEFAULT_DATABASE_URL)
     QUEUE_URL = fields.String(load_default=None, allow_none=True)
@@ -86,7 +104,7 @@ class _EnvSchema(Schema):
             LOG_LEVELS, error="must be one of DEBUG, INFO, WARNING or ERROR (any case)"
         ),
     )
-    DEMO = fields.Boolean(load_default=True)
+    DEMO = _DemoSwitch(load_default="true")
     SMTP_URL = fields.String(load_default=None, allow_none=True)
     ALLOW_HTTP_LOOPBACK = fields.Boolean(
         load_default=False, error_messages={"invalid": "must be true or false"}
@@ -229,7 +247,8 @@ def load_settings(
         secret_key=secret_key,
         trust_proxy_hops=data["TRUST_PROXY_HOPS"],
         log_level=data["LOG_LEVEL"],
-        demo=data["DEMO"],
+        demo=data["DEMO"] != "false",
+        keep_demo=data["DEMO"] == "keep",
         smtp_url=data["SMTP_URL"],
         allow_http_loopback=data["ALLOW_HTTP_LOOPBACK"],
         metrics_dir=Path(data["METRICS_DIR"]) if data["METRICS_DIR"]

@@ -148,7 +148,8 @@ def login_required(view: F) -> F:
     return cast(F, wrapper)
 
 
-def _visible_accounts(db_session: Any) -> list[Account]:
+def visible_accounts(db_session: Any) -> list[Account]:
+    """The accounts the signed-in user belongs to, by name."""
     user = db_session.get(User, session["user_id"])
     if user is None:
         abort(403)
@@ -157,10 +158,10 @@ def _visible_accounts(db_session: Any) -> list[Account]:
                                    .order_by(Account.name)))
 
 
-def _account(db_session: Any, account_id: str | None) -> Account:
+def account_for_user(db_session: Any, account_id: str | None) -> Account:
     """The account asked for (and visible to the user), else the one the user last chose, else
     the first by name. The choice is remembered for the next page."""
-    accounts = _visible_accounts(db_session)
+    accounts = visible_accounts(db_session)
     if not accounts:
         abort(404)
     if account_id is None:
@@ -267,7 +268,7 @@ def conversations() -> str:
     """Recent missed calls of the account, newest first: where each stands, who owns it, whether
     the caller is paused, and the last text either way."""
     with _runtime().db.session() as s:
-        account = _account(s, request.args.get("account"))
+        account = account_for_user(s, request.args.get("account"))
         calls = s.scalars(select(Call).where(Call.account_id == account.id)
                           .order_by(Call.occurred_at.desc()).limit(100)).all()
         callers = {c.caller for c in calls if c.caller}
@@ -275,7 +276,7 @@ def conversations() -> str:
             ContactProfile.account_id == account.id, ContactProfile.number.in_(callers),
             ContactProfile.automation_paused.is_(True)))) if callers else set()
         return render_template("conversations.html", account=account, calls=calls,
-                               accounts=_visible_accounts(s), paused=paused,
+                               accounts=visible_accounts(s), paused=paused,
                                last_texts=_last_texts(s, account.id, callers),
                                owners=owner_names(account))
 
@@ -319,7 +320,7 @@ def thread(call_id: str) -> str:
         call = s.get(Call, call_id)
         if call is None:
             abort(404)
-        account = _account(s, call.account_id)
+        account = account_for_user(s, call.account_id)
         profile = s.get(ContactProfile, (account.id, call.caller or ""))
         return render_template("thread.html", account=account, call=call,
                                messages=_thread(s, account, call),
@@ -337,7 +338,7 @@ def reply(call_id: str) -> Response:
         call = s.get(Call, call_id)
         if call is None or call.caller is None:
             abort(404)
-        account = _account(s, call.account_id)
+        account = account_for_user(s, call.account_id)
         if not text or len(text) > 1600:
             abort(400, "a reply needs 1 to 1600 characters")
         numbers = account.settings["carrier"]["numbers"]
@@ -363,7 +364,7 @@ def pause(call_id: str) -> Response:
         call = s.get(Call, call_id)
         if call is None or call.caller is None:
             abort(404)
-        account = _account(s, call.account_id)
+        account = account_for_user(s, call.account_id)
         profile = s.get(ContactProfile, (account.id, call.caller))
         if profile is None:
             profile = ContactProfile(account_id=account.id, number=call.caller)
@@ -379,7 +380,7 @@ def dashboard() -> tuple[str, int]:
     ``until`` say otherwise): totals, rates and a chart per series, the same figures as
     ``textback report``. A bad period is named on the page and the last 30 days are shown."""
     with _runtime().db.session() as s:
-        account = _account(s, request.args.get("account"))
+        account = account_for_user(s, request.args.get("account"))
         today = clock.today_in(_zone(account))
         since, until = default_range(today)
         error, status = None, 200
@@ -391,7 +392,7 @@ def dashboard() -> tuple[str, int]:
             since, until = default_range(today)
             report = build(s, account.id, since, until, "day")
         return render_template(
-            "dashboard.html", account=account, accounts=_visible_accounts(s), report=report,
+            "dashboard.html", account=account, accounts=visible_accounts(s), report=report,
             board=build_dashboard(report), since=since, until=until, today=today, error=error,
             presets=[(days, *default_range(today, days)) for days in (7, 30, 90)],
         ), status

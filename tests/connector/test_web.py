@@ -51,9 +51,9 @@ def test_demo_page_simulates_a_call_and_shows_what_happened(app, runtime):
     assert client.post("/demo/simulate-call", json={"outcome": "exploded"}).status_code == 400
 
 
-def test_demo_page_without_a_demo_account_points_to_the_docs(app):
+def test_home_without_any_account_points_to_the_docs(app):
     page = app.test_client().get("/").get_data(as_text=True)
-    assert "No demo account is loaded" in page
+    assert "No account is set up yet" in page and "textback accounts import FILE" in page
 
 
 def test_metrics_time_texts_and_crm_calls(app, runtime, webhook_secret):
