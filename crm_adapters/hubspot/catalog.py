@@ -15,8 +15,9 @@ classified by :func:`crm_adapters.hubspot.client.api_error` like every other Hub
   (https://developers.hubspot.com/docs/api/crm/owners); ``id`` is the ``hubspot_owner_id``.
 - Task queues: HubSpot's public API has no queue endpoint. The options of the task property
   ``hs_queue_membership_ids`` (``GET /crm/v3/properties/tasks/hs_queue_membership_ids``) are
-  offered when the portal lists them there; otherwise the list is empty and the queue id is
-  read from the queue's address in HubSpot.
+  offered when the portal lists them there; otherwise the queues recent tasks are in
+  (``POST /crm/v3/objects/tasks/search``, ``HAS_PROPERTY``), by id, as HubSpot does not name
+  them through the API. A portal whose tasks use no queue yet offers none.
 
 HubSpot has no lead sources or lead statuses of its own to map, so those lists are None.
 """
@@ -58,6 +59,8 @@ ACTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("create textback's unique phone property", ("crm.schemas.contacts.write",)),
 )
 OWNERS_PAGE = 100
+#: Tasks read to find the queues in use when the portal lists none.
+QUEUE_SAMPLE = 100
 MAX_OWNER_PAGES = 20
 
 
@@ -187,11 +190,31 @@ class HubSpotCatalog:
             ok_missing=True,
         )
         options = (body or {}).get("options") or []
-        return tuple(
+        listed = tuple(
             Choice(str(o["value"]), str(o.get("label") or o["value"]))
             for o in options
             if isinstance(o, dict) and o.get("value") and not o.get("hidden")
         )
+        return listed or self._queues_in_use()
+
+    def _queues_in_use(self) -> tuple[Choice, ...]:
+        """The queues recent tasks are in, by id (HubSpot's API does not name them)."""
+        search = {
+            "filterGroups": [{"filters": [
+                {"propertyName": "hs_queue_membership_ids", "operator": "HAS_PROPERTY"}]}],
+            "properties": ["hs_queue_membership_ids"],
+            "limit": QUEUE_SAMPLE,
+        }
+        body = self._call("POST", "/crm/v3/objects/tasks/search", "task queues read",
+                          json=search) or {}
+        seen: dict[str, None] = {}
+        for task in body.get("results") or []:
+            props = task.get("properties") if isinstance(task, dict) else None
+            value = props.get("hs_queue_membership_ids") if isinstance(props, dict) else None
+            for queue in str(value or "").split(";"):
+                if queue.strip():
+                    seen.setdefault(queue.strip(), None)
+        return tuple(Choice(queue, f"Queue {queue}") for queue in seen)
 
     def list_choices(self) -> CrmChoices:
         """Deal pipelines with stages, owners and task queues."""

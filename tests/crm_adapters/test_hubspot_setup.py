@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from connector.kernel.errors import PermanentProviderError
+from crm_adapters.base import TaskSpec
+from crm_adapters.catalog import Choice
 from crm_adapters.hubspot import HubSpotCrm
 from tests.stubs.hubspot_catalog_stub import HubSpotCatalogStub, owner
 
+WHEN = datetime(2026, 6, 15, 13, 0, tzinfo=UTC)
 PRIVATE_TOKEN = "pat-na1-11111111-setup-test-token"
 OAUTH_TOKEN = "CKDZpunPLhICAQEYs-setup-oauth-token"
 
@@ -70,6 +74,19 @@ def test_a_portal_without_listed_queues_offers_none(stub: HubSpotCatalogStub) ->
     choices = crm(stub).list_choices()
     assert choices.task_queues == ()
     assert choices.lead_sources is None and choices.pipeline_statuses is None
+
+
+def test_without_listed_queues_the_queues_tasks_are_in_are_offered(
+    stub: HubSpotCatalogStub,
+) -> None:
+    stub.queue_options = []
+    api = crm(stub)
+    contact = api.find_or_create_contact("+14155550134")
+    for queue in ("55", "55", "71"):
+        api.create_task(TaskSpec(contact.id, "Call back", "Missed call", WHEN, queue_id=queue))
+    api.create_task(TaskSpec(contact.id, "Call back", "Missed call", WHEN))
+    choices = api.list_choices()
+    assert choices.task_queues == (Choice("55", "Queue 55"), Choice("71", "Queue 71"))
 
 
 def test_a_list_outside_the_scopes_names_the_scope(stub: HubSpotCatalogStub) -> None:
