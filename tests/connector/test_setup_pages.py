@@ -318,3 +318,27 @@ def test_test_text_and_simulated_call(admin, runtime):
     page = admin.get(simulated.headers["Location"]).get_data(as_text=True)
     assert "What happened, step by step" in page and "texted" in page
     assert 'id="crm-records"' in page and "contact" in page
+
+
+@pytest.mark.parametrize(("creates", "made"), [
+    ("contact", {"contact": 1, "call": 1, "task": 0, "lead": 0}),
+    ("task", {"contact": 1, "call": 1, "task": 1, "lead": 0}),
+    ("lead", {"contact": 1, "call": 1, "task": 1, "lead": 1}),
+])
+def test_what_a_missed_call_creates_in_the_crm(app, runtime, webhook_secret, creates, made):
+    from tests.connector.helpers import missed, records
+    from tests.connector.helpers import post as post_webhook
+
+    doc = sandbox_account("acme", webhook_secret)
+    doc["crm"]["mapping"]["creates"] = creates
+    add_account(runtime, doc)
+    assert post_webhook(app.test_client(), "acme", "voice", missed(), webhook_secret)\
+        .status_code < 300
+    assert {kind: len(records(runtime, "acme", kind)) for kind in made} == made
+
+
+def test_an_admin_has_a_setup_link_and_a_rep_does_not(app, admin):
+    assert 'href="/accounts/acme/setup">Setup</a>' in admin.get("/conversations")\
+        .get_data(as_text=True)
+    rep = sign_in(app, "rey@acme.test")
+    assert ">Setup</a>" not in rep.get("/conversations").get_data(as_text=True)

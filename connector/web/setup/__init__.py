@@ -1,4 +1,4 @@
-"""The setup pages under ``/accounts/<id>/setup``: an admin answers the buyer's guide's eight
+"""The setup pages under ``/accounts/<id>/setup``: an admin answers the eight setup
 questions in the browser.
 
 Every page saves through the account schema and import that ``textback accounts import`` uses

@@ -1,5 +1,5 @@
-"""The setup checklist: the buyer's guide's eight questions, each with its state and the page
-that answers it.
+"""The setup checklist: the eight questions to answer before texting back missed calls, each
+with its state and the page that answers it.
 
 A state is read from the account's settings and from what its admins did on the setup pages
 (the audit entries): *done*, *needs attention* (started, but something is missing or broken,
@@ -148,7 +148,7 @@ def _measured(s: Session, account: Account) -> tuple[str, str]:
 
 
 def checklist(s: Session, account: Account) -> list[Item]:
-    """The eight questions for ``account``, in the guide's order and words."""
+    """The eight questions for ``account``, in their usual order and words."""
     state = connection_state(s, account.id)
     answers = [
         ("Which number should trigger the text-back?", _number(s, account), "setup.carrier",

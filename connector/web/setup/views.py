@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import flash, g, redirect, render_template, request, url_for
+from flask import flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
@@ -26,8 +26,9 @@ from connector.domain.templates import (
 from connector.jobs.compose import SAMPLE_VALUES, account_texts
 from connector.kernel import clock
 from connector.settings.account_schema import TEXTABLE_OUTCOMES
-from connector.storage.models import Account, AuditEntry
-from connector.web.pages import login_required
+from connector.storage.models import Account, AuditEntry, User
+from connector.storage.users import user_accounts
+from connector.web.pages import NAV_LINKS, login_required
 from connector.web.setup.access import admin_account, runtime
 from connector.web.setup.blueprint import bp
 from connector.web.setup.checklist import DONE, checklist, last_change
@@ -397,3 +398,23 @@ def _edit_routing(doc: dict[str, Any], form: MultiDict[str, str], people: dict[s
     escalation["second_level_minutes"] = _number_or_text(second) if second else None
     escalation["business_hours_only"] = bool(form.get("business_hours_only"))
     return errors
+
+
+@bp.app_context_processor
+def _setup_link() -> dict[str, Any]:
+    """A "Setup" header link for an admin, to the setup of the account they are working on."""
+    if "user_id" not in session:
+        return {}
+    with runtime().db.session() as s:
+        user = s.get(User, session["user_id"])
+        if user is None or user.role != "admin":
+            return {}
+        ids = user_accounts(s, user)
+    if not ids:
+        return {}
+    account_id = request.view_args.get("account_id") if request.view_args else None
+    if account_id not in ids:
+        remembered = session.get("account")
+        account_id = remembered if remembered in ids else ids[0]
+    return {"nav_links": [*NAV_LINKS, (url_for("setup.overview", account_id=account_id),
+                                       "Setup")]}
