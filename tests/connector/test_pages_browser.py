@@ -40,4 +40,4 @@ def test_sign_in_open_a_thread_reply_and_see_it(app, runtime, webhook_secret, li
     page.goto(f"{live_server}/dashboard")
     assert page.locator("figure.chart").count() == 4
     assert page.locator('[data-figure="missed_calls"] .value').inner_text() == "1"
-    check_page(page, "dashboard")
+    check_page(page, "dashboard-one-call")

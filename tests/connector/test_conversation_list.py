@@ -1,0 +1,111 @@
+"""The conversation list and thread as people read them: times in the account's zone, the owner
+by name, a paused caller marked, the last text previewed, readable bubbles; with two accounts a
+labelled switcher that the next page remembers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from connector.storage.users import add_user
+from tests.browser import check_page
+from tests.connector.helpers import CALLER, add_account, missed, post, sandbox_account
+
+PASSWORD = "correct horse battery"
+OTHER_CALLER = "+14155550124"
+ROUTING = {"owners": [{"id": "u-17", "name": "Sam Rivera"}], "default_owner": "u-17"}
+
+
+@pytest.fixture
+def two_accounts(app, runtime, webhook_secret):  # type: ignore[no-untyped-def]
+    add_account(runtime, sandbox_account("acme", webhook_secret, routing=ROUTING))
+    add_account(runtime, sandbox_account("bolt", webhook_secret, name="Bolt Electric",
+                                         timezone="America/New_York"))
+    with runtime.db.session() as s:
+        add_user(s, "olive@acme.test", "Olive Owner", PASSWORD, ["acme", "bolt"])
+    client = app.test_client()
+    post(client, "acme", "voice", missed(), webhook_secret)
+    post(client, "acme", "voice", missed("CALL2", caller=OTHER_CALLER), webhook_secret)
+    post(client, "acme", "sms", {"message_id": "IN1", "from": CALLER, "to": "+14155550100",
+                                 "body": "Can you come\n\ntoday?"}, webhook_secret)
+    post(client, "bolt", "voice", missed("CALL3"), webhook_secret)
+    return client
+
+
+def sign_in(client) -> str:  # type: ignore[no-untyped-def]
+    token = re.search(r'name="csrf" value="([^"]+)"',
+                      client.get("/login").get_data(as_text=True)).group(1)
+    client.post("/login", data={"email": "olive@acme.test", "password": PASSWORD, "csrf": token})
+    return re.search(r'name="csrf" value="([^"]+)"',
+                     client.get("/conversations").get_data(as_text=True)).group(1)
+
+
+def row_of(page: str, caller: str) -> str:
+    rows = [r for r in page.split("<tr>") if f">{caller}</a>" in r]
+    assert rows, f"no row for {caller}"
+    return rows[0]
+
+
+def test_the_list_names_the_owner_marks_a_pause_and_previews_the_last_text(two_accounts):
+    client = two_accounts
+    token = sign_in(client)
+    page = client.get("/conversations?account=acme").get_data(as_text=True)
+    replied = row_of(page, CALLER)
+    assert "Sam Rivera" in replied  # the owner's name, not the CRM id
+    assert '<span class="muted">Customer:</span> Can you come' in replied
+    assert "customer replied" in replied
+    # Times in the account's zone with the zone named (12:00 UTC is 7:00 AM in Chicago).
+    assert "Jun 15, 7:00 AM CDT" in replied and not re.search(r">[^<]*2026-06-15", replied)
+    other = row_of(page, OTHER_CALLER)
+    assert "<span class=\"muted\">Us:</span> Hi there" in other and "paused" not in other
+    # Pause the other caller: the list marks them.
+    call_id = re.search(r'href="/conversations/([^"]+)">' + re.escape(OTHER_CALLER), page).group(1)
+    client.post(f"/conversations/{call_id}/pause", data={"paused": "1", "csrf": token})
+    page = client.get("/conversations?account=acme").get_data(as_text=True)
+    assert "automation paused" in row_of(page, OTHER_CALLER)
+    assert "automation paused" not in row_of(page, CALLER)
+
+
+def test_the_thread_shows_texts_without_blank_lines_in_the_accounts_zone(two_accounts):
+    client = two_accounts
+    sign_in(client)
+    page = client.get("/conversations?account=acme").get_data(as_text=True)
+    call_id = re.search(r'href="/conversations/([^"]+)">' + re.escape(CALLER), page).group(1)
+    thread = client.get(f"/conversations/{call_id}").get_data(as_text=True)
+    bubbles = re.findall(r'<p class="body">(.*?)</p>', thread, re.S)
+    assert bubbles[-1] == "Can you come\n\ntoday?"  # the customer's own lines, nothing added
+    assert all(b == b.strip() for b in bubbles)
+    assert "7:00 AM CDT</time> · automatic text-back · sent" in thread
+    assert "Owner: Sam Rivera." in thread
+
+
+def test_the_other_account_keeps_its_own_zone(two_accounts):
+    client = two_accounts
+    sign_in(client)
+    page = client.get("/conversations?account=bolt").get_data(as_text=True)
+    assert "Jun 15, 8:00 AM EDT" in page  # New York
+    assert '<option value="bolt" selected>Bolt Electric</option>' in page
+
+
+def test_conversations_in_the_browser_at_both_widths(two_accounts, live_server, browser):
+    page = browser.new_page()
+    page.goto(f"{live_server}/login")
+    page.fill("input[name=email]", "olive@acme.test")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/conversations")
+    page.select_option("#account-switcher", "acme")
+    page.wait_for_url("**/conversations?account=acme")
+    page.click(f"text={OTHER_CALLER}")
+    page.click("#pause")
+    page.goto(f"{live_server}/conversations")  # remembers Acme
+    assert page.locator("#account-switcher").input_value() == "acme"
+    assert page.locator("mark.badge").inner_text() == "automation paused"
+    check_page(page, "conversations-two-accounts")
+    # The header at phone width: the name and "Sign out" each on one line.
+    page.set_viewport_size({"width": 390, "height": 900})
+    button = page.locator("#sign-out").bounding_box()
+    assert button is not None and button["height"] < 50
+    page.click(f"text={CALLER}")
+    check_page(page, "thread-with-reply")
