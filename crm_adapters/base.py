@@ -414,6 +414,11 @@ class CrmAdapter(ABC):
         (or this connection to it) has no such events: the engagements logged are the record."""
         raise NotImplementedError
 
+    def complete_action(self, callback_id: str, outputs: Mapping[str, str]) -> None:
+        """Finish a CRM workflow action that was answered "wait" (``callback_id`` from its
+        request) with ``outputs``. ``NotImplementedError`` when the CRM has no such actions."""
+        raise NotImplementedError
+
     def verify_request(self, request: WebhookRequest) -> None:
         """Raise :class:`~connector.kernel.errors.WebhookVerificationError` unless a CRM webhook is
         authentic: :attr:`webhook`'s check with the credential it names."""

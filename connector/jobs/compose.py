@@ -46,10 +46,15 @@ def compose(
     business_number: str | None,
     scenario: str,
     now: datetime,
+    *,
+    text: str | None = None,
 ) -> tuple[str, str]:
-    """``(body, language)`` of the ``scenario`` text for ``customer``."""
+    """``(body, language)`` of the ``scenario`` text for ``customer``; ``text`` in place of the
+    account's template (a message written in a CRM workflow), with the same placeholders."""
     language = language_for(session, account, customer, business_number)
     variants = account_texts(account).get(scenario) or DEFAULT_TEXTS["general"]
+    if text is not None:
+        variants = {language: text}
     if language not in variants:
         language = "en" if "en" in variants else next(iter(variants))
     hours = BusinessHours.from_settings(account.timezone, account.settings.get("hours"))

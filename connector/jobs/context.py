@@ -33,6 +33,8 @@ class JobHandles(Protocol):
 
     def enqueue_reply(self, message_id: str) -> None: ...
 
+    def enqueue_workflow_text(self, message_id: str) -> None: ...
+
 
 class JobContext(Protocol):
     """The process's services a job may use."""

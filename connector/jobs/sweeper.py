@@ -10,7 +10,7 @@ from huey import crontab
 from sqlalchemy import or_, select
 
 from connector.domain.policy import NO_CRM_REASONS
-from connector.jobs import conversation, crm_sync, replies
+from connector.jobs import conversation, crm_sync, replies, workflow_text
 from connector.jobs import text_back as workflow
 from connector.jobs.queue import PRIORITY_CRM, PRIORITY_TEXT
 from connector.kernel import clock
@@ -54,6 +54,9 @@ class Jobs:
         self._reply = huey.task(priority=PRIORITY_TEXT, name="send_reply")(
             lambda message_id: replies.send_reply(runtime, message_id)
         )
+        self._workflow_text = huey.task(priority=PRIORITY_TEXT, name="workflow_text")(
+            lambda message_id: workflow_text.run(runtime, message_id)
+        )
         self._escalation = huey.task(priority=PRIORITY_TEXT, name="escalate")(
             lambda timer_id: conversation.fire(runtime, timer_id)
         )
@@ -87,6 +90,10 @@ class Jobs:
     def enqueue_reply(self, message_id: str) -> None:
         """Send a compliance reply (opt-out or opt-in confirmation, help)."""
         self._reply(message_id)
+
+    def enqueue_workflow_text(self, message_id: str) -> None:
+        """Send a text a CRM workflow asked for and complete the workflow's run."""
+        self._workflow_text(message_id)
 
 
 def sweep(runtime: JobContext) -> int:
@@ -134,7 +141,8 @@ def sweep(runtime: JobContext) -> int:
                 or_(
                     Message.direction == "inbound",
                     Message.crm_state == CrmState.FAILURE_NOTE,
-                    Message.purpose_key.startswith(Purpose.REPLY.prefix)
+                    or_(Message.purpose_key.startswith(Purpose.REPLY.prefix),
+                        Message.purpose_key.startswith(Purpose.WORKFLOW.prefix))
                     & (Message.status == MessageStatus.SENT),
                 ),
                 Message.created_at > horizon,
@@ -152,6 +160,7 @@ def sweep(runtime: JobContext) -> int:
                 free,
             )
         ).all()
+        workflow_ids = workflow_text.unfinished(s, horizon, stalled)
     for call_id in texts:
         runtime.jobs.enqueue_text_back(call_id)
     for call_id in crm:
@@ -160,7 +169,9 @@ def sweep(runtime: JobContext) -> int:
         runtime.jobs.enqueue_message_sync(message_id)
     for message_id in reply_ids:
         runtime.jobs.enqueue_reply(message_id)
-    count = len(texts) + len(crm) + len(messages) + len(reply_ids)
+    for message_id in workflow_ids:
+        runtime.jobs.enqueue_workflow_text(message_id)
+    count = len(texts) + len(crm) + len(messages) + len(reply_ids) + len(workflow_ids)
     count += conversation.poll_completed_tasks(runtime)  # before firing: done tasks don't escalate
     count += conversation.fire_due(runtime)
     with runtime.db.session() as s:

@@ -14,7 +14,7 @@ from typing import Any
 from connector.marketplace.listing import APP_DESCRIPTION, APP_NAME, Listing, as_json
 from connector.marketplace.urls import AppUrls
 from crm_adapters.base import CrmAdapter
-from crm_adapters.hubspot import HubSpotCrm, app_events
+from crm_adapters.hubspot import HubSpotCrm, app_events, workflow_actions
 
 #: The newest generally available platform version (HubSpot's parser calls it the latest
 #: supported one); betas are left alone.
@@ -25,8 +25,9 @@ WEBHOOKS_UID = "textback_webhooks"
 MAX_CONCURRENT_WEBHOOKS = 10
 
 
-#: What the app's features send with, beyond the CRM records: app events.
-FEATURE_SCOPES = app_events.SCOPES
+#: What the app's features send with, beyond the CRM records: app events, and completing the
+#: workflow action's runs.
+FEATURE_SCOPES = (*app_events.SCOPES, *workflow_actions.SCOPES)
 
 
 def scopes(crm: type[CrmAdapter] = HubSpotCrm) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -102,6 +103,10 @@ def project(urls: AppUrls, listing: Listing) -> dict[str, str]:
     hooks = webhooks_component(urls)
     if hooks is not None:
         files["src/app/webhooks/webhooks-hsmeta.json"] = as_json(hooks)
+    action = workflow_actions.definition(urls.build("hubspot_actions.send_text"),
+                                         urls.build("hubspot_actions.options"))
+    files["src/app/workflow-actions/send-text-hsmeta.json"] = as_json(
+        {"uid": workflow_actions.UID, "type": "workflow-action", "config": action})
     for event_type in app_events.EVENT_TYPES.values():
         path = f"src/app/app-events/{event_type.kind.replace('_', '-')}-hsmeta.json"
         files[path] = as_json(event_type.component())
@@ -151,6 +156,10 @@ Scopes the app requires (exactly what textback asks for):
 {scope_lines}
 
 {webhook_text}
+
+Workflow action "Send a text with textback": `{urls.build("hubspot_actions.send_text")}`
+(its template and from-number choices come from
+`{urls.build("hubspot_actions.options")}`).
 
 App events on the contact timeline (HubSpot must approve the app for app events; workflows
 can start from each):

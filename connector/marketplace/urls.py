@@ -12,7 +12,7 @@ from flask import Flask
 from werkzeug.routing import MapAdapter
 
 from connector.kernel.errors import ConfigurationError
-from connector.web import crm_webhooks, oauth, pages
+from connector.web import crm_webhooks, hubspot_actions, oauth, pages
 from crm_adapters.base import APP_WIDE, CrmAdapter
 
 #: Where a per-account URL names the account: the admin puts the account's id there.
@@ -44,7 +44,7 @@ class AppUrls:
         self.public_url = check_public_url(public_url)
         parts = urlsplit(self.public_url)
         app = Flask(__name__)
-        for blueprint in (crm_webhooks.bp, oauth.bp, pages.bp):
+        for blueprint in (crm_webhooks.bp, hubspot_actions.bp, oauth.bp, pages.bp):
             app.register_blueprint(blueprint)
         self._urls: MapAdapter = app.url_map.bind(
             parts.netloc, script_name=parts.path or "/", url_scheme=parts.scheme)

@@ -71,6 +71,7 @@ class Purpose(StrEnum):
     ALERT = "alert"  # alert:<call id>:<alert>:<owner id>, a text to an owner
     HUMAN = "human"  # human:<inbound id> or human:web:<token>, a person's text to a customer
     INBOUND = "inbound"  # inbound:<carrier>:<event id>, a text someone sent us
+    WORKFLOW = "workflow"  # workflow:<crm>:<callback id>, a text a CRM workflow asked for
 
     @property
     def prefix(self) -> str:

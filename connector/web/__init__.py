@@ -9,7 +9,17 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from connector.runtime import Runtime
-from connector.web import crm_webhooks, demo, errors, health, oauth, pages, setup, webhooks
+from connector.web import (
+    crm_webhooks,
+    demo,
+    errors,
+    health,
+    hubspot_actions,
+    oauth,
+    pages,
+    setup,
+    webhooks,
+)
 
 
 def create_app(runtime: Runtime) -> Flask:
@@ -31,6 +41,7 @@ def create_app(runtime: Runtime) -> Flask:
         )
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(crm_webhooks.bp)
+    app.register_blueprint(hubspot_actions.bp)
     app.register_blueprint(oauth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(setup.bp)

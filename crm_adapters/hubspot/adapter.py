@@ -23,7 +23,7 @@ from crm_adapters.base import (
     WebhookSpec,
 )
 from crm_adapters.catalog import ConnectionCheck, CrmChoices
-from crm_adapters.hubspot import activities, app_events, deals, webhooks
+from crm_adapters.hubspot import activities, app_events, deals, webhooks, workflow_actions
 from crm_adapters.hubspot.catalog import HubSpotCatalog
 from crm_adapters.hubspot.client import HubSpotApi
 from crm_adapters.hubspot.contacts import ContactFinder
@@ -192,6 +192,12 @@ class HubSpotCrm(CrmAdapter):
     def _http(self) -> requests.Session:
         """A plain HTTP session for the APIs the SDK does not cover (app events)."""
         return new_session()
+
+    def complete_action(self, callback_id: str, outputs: Mapping[str, str]) -> None:
+        """Complete a blocked run of the workflow action (see :mod:`.workflow_actions`)."""
+        token = self._bearer()
+        workflow_actions.complete(self._http, self.api_base_url, token, callback_id, outputs,
+                                  timeout=self._api.timeout, secrets=(token,))
 
     def _bearer(self) -> str:
         """The access token requests outside the SDK send."""
