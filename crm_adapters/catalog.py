@@ -9,8 +9,15 @@ owners from what the CRM holds instead of typing ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+from connector.kernel.errors import (
+    ConfigurationError,
+    CredentialsRejectedError,
+    checking_credentials,
+)
 
 
 @dataclass(frozen=True)
@@ -107,3 +114,17 @@ def permissions_from_scopes(
         Permission(action, None if have is None else all(s in have for s in scopes), scopes)
         for action, scopes in needs
     )
+
+
+@contextmanager
+def checking_connection(display_name: str, hint: str, *, provider: str) -> Iterator[None]:
+    """:func:`~connector.kernel.errors.checking_credentials` for a CRM, and a CRM account with no
+    working connection yet (no OAuth installation: the adapter raises
+    :class:`~connector.kernel.errors.ConfigurationError`) told to connect it first."""
+    try:
+        with checking_credentials(display_name, hint):
+            yield
+    except ConfigurationError as exc:
+        raise CredentialsRejectedError(
+            f"{display_name} is not connected yet: {exc}", provider=provider
+        ) from None

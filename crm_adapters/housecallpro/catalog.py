@@ -17,9 +17,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from connector.kernel.errors import PermanentProviderError, checking_credentials
-from crm_adapters.catalog import Choice, ConnectionCheck, CrmChoices, Permission
+from connector.kernel.errors import PermanentProviderError
+from crm_adapters.catalog import (
+    Choice,
+    ConnectionCheck,
+    CrmChoices,
+    Permission,
+    checking_connection,
+)
 from crm_adapters.housecallpro.client import HcpClient
+from crm_adapters.housecallpro.errors import PROVIDER
 from crm_adapters.housecallpro.leads import PipelineStatus
 
 
@@ -53,7 +60,7 @@ ACTIONS = (
 
 def check_connection(crm: HousecallProCrm, client: HcpClient) -> ConnectionCheck:
     """One customer read; every action is allowed when it succeeds (no scopes)."""
-    with checking_credentials(DISPLAY_NAME, CREDENTIALS_HINT):
+    with checking_connection(DISPLAY_NAME, CREDENTIALS_HINT, provider=PROVIDER):
         page = client.request(
             "GET", "/customers", operation="customer read", ambiguous=False,
             params={"page": 1, "page_size": 1},
@@ -81,7 +88,7 @@ def lead_sources(client: HcpClient) -> tuple[Choice, ...]:
 
 def list_choices(crm: HousecallProCrm, client: HcpClient) -> CrmChoices:
     """Employees, lead sources and the lead pipeline statuses."""
-    with checking_credentials(DISPLAY_NAME, CREDENTIALS_HINT):
+    with checking_connection(DISPLAY_NAME, CREDENTIALS_HINT, provider=PROVIDER):
         employees = crm.list_employees()
         sources = lead_sources(client)
         statuses = crm.list_lead_statuses()

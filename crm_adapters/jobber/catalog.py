@@ -15,10 +15,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from connector.kernel.errors import checking_credentials
 from crm_adapters.base import TokenStore
-from crm_adapters.catalog import Choice, ConnectionCheck, CrmChoices, permissions_from_scopes
+from crm_adapters.catalog import (
+    Choice,
+    ConnectionCheck,
+    CrmChoices,
+    checking_connection,
+    permissions_from_scopes,
+)
 from crm_adapters.jobber.documents import FIRST_CLIENT
+from crm_adapters.jobber.errors import PROVIDER
 from crm_adapters.jobber.oauth import JobberAccount
 from crm_adapters.jobber.tokens import jwt_claims
 
@@ -63,7 +69,7 @@ def granted_scopes(crm: JobberCrm) -> tuple[str, ...] | None:
 
 def check_connection(crm: JobberCrm) -> ConnectionCheck:
     """The account's name, one client and what the installation's scopes allow."""
-    with checking_credentials(DISPLAY_NAME, CREDENTIALS_HINT):
+    with checking_connection(DISPLAY_NAME, CREDENTIALS_HINT, provider=PROVIDER):
         account = crm.account()
         data = crm.run(FIRST_CLIENT)
     nodes = (data.get("clients") or {}).get("nodes") or []
@@ -79,7 +85,7 @@ def check_connection(crm: JobberCrm) -> ConnectionCheck:
 
 def list_choices(crm: JobberCrm) -> CrmChoices:
     """The active users, admins first, as the owners to choose from."""
-    with checking_credentials(DISPLAY_NAME, CREDENTIALS_HINT):
+    with checking_connection(DISPLAY_NAME, CREDENTIALS_HINT, provider=PROVIDER):
         users = crm.list_users()
     ordered = sorted(users, key=lambda u: not u.is_admin)
     owners = tuple(

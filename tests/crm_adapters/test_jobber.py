@@ -21,6 +21,7 @@ from graphql.execution.values import get_variable_values
 
 from connector.kernel.errors import (
     ConfigurationError,
+    CredentialsRejectedError,
     MalformedWebhookError,
     PermanentProviderError,
     ProviderAuthError,
@@ -1081,3 +1082,19 @@ def test_a_task_marked_complete_in_jobber_is_reported(crm: JobberCrm, fake: Fake
     assert crm.task_completed(task) is False
     fake.tasks[task]["isComplete"] = True  # a rep ticks it off in Jobber
     assert crm.task_completed(task) is True
+
+
+def test_setup_calls_without_an_installation_say_to_connect() -> None:
+    crm = JobberCrm({"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET})
+    with pytest.raises(CredentialsRejectedError, match="not connected yet"):
+        crm.check_connection()
+    with pytest.raises(CredentialsRejectedError, match="not connected yet"):
+        crm.list_choices()
+
+
+def test_a_connection_check_names_the_scopes_the_installation_lacks() -> None:
+    with FakeJobber(client_id=CLIENT_ID, client_secret=CLIENT_SECRET) as fake:
+        check = make_crm(fake).check_connection()
+    assert check.scopes == ("read_clients", "write_clients")
+    assert {p.action for p in check.allowed} == {"find and create clients, add notes"}
+    assert "create requests" in {p.action for p in check.refused}
