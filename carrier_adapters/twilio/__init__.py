@@ -34,7 +34,7 @@ from connector.kernel.events import (
 from connector.kernel.http import WebhookReply, WebhookRequest
 
 from . import numbers, webhooks
-from .api import LOOKUPS_BASE_URL, TwilioRestClient
+from .api import LOOKUPS_BASE_URL, MESSAGING_BASE_URL, TwilioRestClient
 
 #: What to fix when Twilio refuses the credentials.
 CREDENTIALS_HINT = (
@@ -148,16 +148,17 @@ class TwilioCarrier(CarrierAdapter):
             auth = (creds["api_key_sid"], creds["api_key_secret"])
         else:
             auth = (creds["account_sid"], creds["auth_token"])
-        # Lookup has its own host; a non-default api_base_url (a stub, a proxy) serves both.
-        lookups = LOOKUPS_BASE_URL if self.api_base_url == self.default_api_base_url else (
-            self.api_base_url
-        )
+        # Lookup and Messaging Services have hosts of their own; a non-default api_base_url
+        # (a stub, a proxy) serves all three.
+        default = self.api_base_url == self.default_api_base_url
         self._api = TwilioRestClient(
             session=self.session,
             base_url=self.api_base_url,
             account_sid=creds["account_sid"],
             auth=auth,
-            lookups_base_url=lookups,
+            lookups_base_url=LOOKUPS_BASE_URL if default else self.api_base_url,
+            messaging_base_url=MESSAGING_BASE_URL if default else self.api_base_url,
+            messaging_service_sid=creds.get("messaging_service_sid"),
         )
 
     # -- webhooks ------------------------------------------------------------------------

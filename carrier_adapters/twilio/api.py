@@ -66,6 +66,9 @@ CLOCK_SKEW = timedelta(seconds=60)
 RECONCILE_PAGE_SIZE = 50
 #: Lookup v2 lives on its own host: https://www.twilio.com/docs/lookup/v2-api
 LOOKUPS_BASE_URL = "https://lookups.twilio.com"
+#: Messaging Services live on their own host too:
+#: https://www.twilio.com/docs/messaging/api/service-resource
+MESSAGING_BASE_URL = "https://messaging.twilio.com"
 
 
 def _segments(value: Any) -> int | None:
@@ -100,10 +103,14 @@ class TwilioRestClient:
         account_sid: str,
         auth: tuple[str, str],
         lookups_base_url: str = LOOKUPS_BASE_URL,
+        messaging_base_url: str = MESSAGING_BASE_URL,
+        messaging_service_sid: str | None = None,
     ) -> None:
         self._session = session
         self._auth = auth
         self.base_url = base_url
+        self.messaging_url = messaging_base_url
+        self.messaging_service_sid = messaging_service_sid
         self.account_url = f"{base_url}/{API_VERSION}/Accounts/{account_sid}"
         self.messages_url = f"{self.account_url}/Messages.json"
         self.lookups_url = f"{lookups_base_url}/v2/PhoneNumbers"

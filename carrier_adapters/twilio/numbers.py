@@ -16,9 +16,12 @@ Quirks, from the resource's field descriptions:
   Keeping the business's own call flow (``calls="watch"``) sets only the status callback, which
   a TwiML App overrides too, so that combination is refused as well.
 - Likewise an ``sms_application_sid`` overrides ``SmsUrl``: it is detached.
-- A number in a Messaging Service whose inbound setting is "send to the service's webhook"
-  still ignores ``SmsUrl``; this API does not show it (the Messaging Services API does), so the
-  README tells the admin to check it.
+- A number in a Messaging Service whose incoming messages go to the service's own webhook
+  (``use_inbound_webhook_on_number`` false) still ignores ``SmsUrl``. When the account names
+  its Messaging Service, the service (``GET https://messaging.twilio.com/v1/Services/{sid}``) and
+  the number's membership (``.../PhoneNumbers/{PhoneNumberSid}``, 404 when not in it) are read
+  first, and such a number is refused with the setting to change
+  (https://www.twilio.com/docs/messaging/api/service-resource).
 """
 
 from __future__ import annotations
@@ -118,6 +121,26 @@ _JSON_FIELD = {
 }
 
 
+def _overriding_service(client: TwilioRestClient, number_sid: str) -> str | None:
+    """The name of the account's Messaging Service when the number is in it and the service
+    takes the number's incoming messages itself; None otherwise."""
+    sid = client.messaging_service_sid
+    if not sid:
+        return None
+    service = client.call_json("GET", f"{client.messaging_url}/v1/Services/{sid}")
+    if service.get("use_inbound_webhook_on_number") is True:
+        return None
+    try:
+        client.call_json(
+            "GET", f"{client.messaging_url}/v1/Services/{sid}/PhoneNumbers/{number_sid}"
+        )
+    except PermanentProviderError as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return str(service.get("friendly_name") or sid)
+
+
 def point_webhooks(
     client: TwilioRestClient, number: str, urls: WebhookUrls, calls: CallHandling
 ) -> list[WebhookChange]:
@@ -138,6 +161,14 @@ def point_webhooks(
             "twilio: the number's calls go to an Elastic SIP trunk, which ignores its voice "
             "webhooks; textback cannot watch them (send the trunk's calls through a TwiML "
             "<Dial> or point the webhooks by hand)",
+            provider=CARRIER,
+        )
+    service = _overriding_service(client, str(resource.get("sid") or ""))
+    if service is not None:
+        raise PermanentProviderError(
+            f"twilio: the number is in the Messaging Service {service}, which sends incoming "
+            "messages to the service's own webhook; in the service's Integration settings "
+            "choose 'Defer to sender's webhook', then point the number again",
             provider=CARRIER,
         )
     wanted = _desired(urls, calls)

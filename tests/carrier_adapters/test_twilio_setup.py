@@ -124,3 +124,29 @@ def test_paste_instructions_follow_the_call_handling() -> None:
         assert any("A message comes in" in s.where and s.url == URLS.sms for s in settings)
         # Delivery reports need no setting: textback names the status URL on each text.
         assert URLS.status not in {s.url for s in settings}
+
+
+SERVICE = "MG" + "5" * 32
+
+
+@pytest.mark.parametrize(
+    ("defers_to_number", "member", "refused"),
+    [(False, True, True), (True, True, False), (False, False, False)],
+)
+def test_a_messaging_service_that_takes_the_numbers_texts_is_named(
+    fake: TwilioNumbersFake, defers_to_number: bool, member: bool, refused: bool
+) -> None:
+    sid = fake.numbers[OWNED[0]]["sid"]
+    fake.services[SERVICE] = {"friendly_name": "Acme texts", "numbers": {sid} if member else set(),
+                              "use_inbound_webhook_on_number": defers_to_number}
+    twilio = TwilioCarrier(
+        {"account_sid": ACCOUNT_SID, "auth_token": AUTH_TOKEN, "messaging_service_sid": SERVICE},
+        api_base_url=API_BASE,
+    )
+    if refused:
+        with pytest.raises(PermanentProviderError, match="Acme texts.*Defer to sender's webhook"):
+            twilio.point_webhooks(OWNED[0], URLS)
+        assert fake.updates == []
+    else:
+        twilio.point_webhooks(OWNED[0], URLS)
+        assert fake.numbers[OWNED[0]]["sms_url"] == URLS.sms

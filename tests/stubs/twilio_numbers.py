@@ -79,6 +79,9 @@ class TwilioNumbersFake:
             }
         self.updates: list[dict[str, str]] = []
         self.base_url = ""
+        #: Messaging Services by SID: ``friendly_name``, ``use_inbound_webhook_on_number`` and
+        #: ``numbers`` (the PN SIDs in the service).
+        self.services: dict[str, dict[str, Any]] = {}
 
     @property
     def account_path(self) -> str:
@@ -96,6 +99,10 @@ class TwilioNumbersFake:
             responses.POST, re.compile(rf"{prefix}/IncomingPhoneNumbers/(PN\w+)\.json$"),
             self._update,
         )
+        services = re.escape(base_url) + r"/v1/Services/(MG\w+)"
+        http.add_callback(responses.GET, re.compile(rf"{services}$"), self._service)
+        http.add_callback(responses.GET, re.compile(rf"{services}/PhoneNumbers/(PN\w+)$"),
+                          self._service_number)
 
     def _authorised(self, request: Any) -> bool:
         pairs = [(self.account_sid, self.auth_token)] + ([self.api_key] if self.api_key else [])
@@ -126,6 +133,28 @@ class TwilioNumbersFake:
             "page_size": size,
             "next_page_uri": f"{path}?{urlencode(next_query)}" if more else None,
         }
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+    def _service(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if not self._authorised(request):
+            return _error(401, 20003, "Authenticate")
+        sid = urlsplit(request.url).path.rsplit("/", 1)[-1]
+        service = self.services.get(sid)
+        if service is None:
+            return _error(404, 20404, "The requested resource was not found")
+        body = {"sid": sid, "friendly_name": service["friendly_name"],
+                "use_inbound_webhook_on_number": service["use_inbound_webhook_on_number"],
+                "inbound_request_url": "https://service.example.com/in"}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+    def _service_number(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if not self._authorised(request):
+            return _error(401, 20003, "Authenticate")
+        parts = urlsplit(request.url).path.split("/")
+        service, number_sid = self.services.get(parts[-3]), parts[-1]
+        if service is None or number_sid not in service["numbers"]:
+            return _error(404, 20404, "The requested resource was not found")
+        body = {"sid": number_sid, "service_sid": parts[-3], "capabilities": ["SMS"]}
         return 200, {"Content-Type": "application/json"}, json.dumps(body)
 
     def _update(self, request: Any) -> tuple[int, dict[str, str], str]:
