@@ -54,7 +54,7 @@ from connector.simulate import (
     simulate_text,
 )
 from connector.storage.installations import connection_state
-from connector.storage.models import Account, Call, Message, SandboxRecord
+from connector.storage.models import Account, Call, Message, SandboxRecord, User
 from connector.web.pages import account_for_user, login_required, same_secret
 from connector.web.pages import visible_accounts as users_accounts
 
@@ -179,8 +179,10 @@ def _zone(account: Account) -> ZoneInfo:
 def _home(mode: DemoMode) -> str:
     with _runtime().db.session() as s:
         statuses = [_status(s, a) for a in users_accounts(s)]
+        user = s.get(User, session["user_id"])
         return render_template("home.html", statuses=statuses, demo_on=mode == "beside"
-                               and any(st.account.id == DEMO_ACCOUNT_ID for st in statuses))
+                               and any(st.account.id == DEMO_ACCOUNT_ID for st in statuses),
+                               admin=user is not None and user.role == "admin")
 
 
 @bp.get("/")

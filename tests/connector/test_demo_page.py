@@ -187,6 +187,12 @@ def test_home_shows_each_accounts_status(app, runtime, webhook_secret):
     assert "1 missed call, 1 texted back" in page
     assert "1 customer replied and has not heard back" in page
     assert "Jun 15, 7:00 AM CDT" in page
+    assert "Setup checklist" not in page  # a rep sets nothing up
+    with runtime.db.session() as s:
+        add_user(s, "ada@acme.test", "Ada", PASSWORD, "acme", role="admin")
+    admin = app.test_client()
+    sign_in(admin, "ada@acme.test")
+    assert 'href="/accounts/acme/setup">Setup checklist</a>' in admin.get("/").get_data(as_text=True)
 
 
 def test_demo_and_home_in_the_browser(app, demo, webhook_secret, live_server, browser):
