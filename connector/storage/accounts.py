@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import secret_fields
 from connector.kernel.errors import ConfigurationError
-from connector.settings.account_schema import REDACTED, load_account
+from connector.settings.account_schema import REDACTED, AccountFileError, load_account
 from connector.storage.crypto import CredentialBox
 from connector.storage.installations import credentials_auth
 from connector.storage.models import Account, AccountMember, Call, Message, SandboxRecord
@@ -41,32 +41,56 @@ def parse_account_file(text: str) -> dict[str, Any]:
 
 
 def _merge_redacted(new: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(new)
-    for key, value in new.items():
-        if value == REDACTED:
-            if key not in stored:
-                raise ConfigurationError(
-                    f"credential {key} is redacted and no stored value exists", field=key
-                )
-            merged[key] = stored[key]
-    return merged
+    """``new`` with each ``********`` replaced by the stored value (checked to exist first)."""
+    return {k: stored[k] if v == REDACTED else v for k, v in new.items()}
+
+
+def _redaction_errors(document: Mapping[str, Any], stored: Mapping[str, dict[str, Any]]
+                      ) -> dict[str, list[str]]:
+    """Credentials given as ``********`` with no stored value to keep, by readable path."""
+    carrier = document.get("carrier")
+    sections = {"carrier": carrier, "crm": document.get("crm"),
+                "carrier.sms": carrier.get("sms") if isinstance(carrier, dict) else None}
+    errors: dict[str, list[str]] = {}
+    for section, part in sections.items():
+        given = part.get("credentials") if isinstance(part, dict) else None
+        if not isinstance(given, dict):
+            continue
+        for key, value in given.items():
+            if value == REDACTED and key not in stored.get(section, {}):
+                errors[f"{section}.credentials.{key}"] = [
+                    f"is {REDACTED} (hidden by export) but no value is stored for this account: "
+                    "give the real value"]
+    return errors
 
 
 def import_account(session: Session, box: CredentialBox, document: Mapping[str, Any]) -> Account:
-    """Validate and store an account (insert or replace); secrets are sealed before storage."""
-    data = validate_account(document)
-    existing = session.get(Account, data["id"])
-    carrier_creds = dict(data["carrier"].pop("credentials"))
-    crm_creds = dict(data["crm"].pop("credentials"))
+    """Validate and store an account (insert or replace); secrets are sealed before storage.
+
+    Every problem is reported at once (AccountFileError), a ``********`` credential with nothing
+    stored to keep among them; then nothing is written.
+    """
+    account_id = document.get("id")
+    existing = session.get(Account, account_id) if isinstance(account_id, str) else None
+    stored = {
+        "carrier": box.open(existing.carrier_credentials) if existing else {},
+        "crm": box.open(existing.crm_credentials) if existing else {},
+        "carrier.sms": box.open(existing.sms_credentials)
+        if existing and existing.sms_credentials else {},
+    }
+    try:
+        data = validate_account(document)
+        errors: dict[str, list[str]] = {}
+    except AccountFileError as exc:
+        errors = dict(exc.errors)
+    errors.update(_redaction_errors(document, stored))
+    if errors:
+        raise AccountFileError(errors)
+    carrier_creds = _merge_redacted(dict(data["carrier"].pop("credentials")), stored["carrier"])
+    crm_creds = _merge_redacted(dict(data["crm"].pop("credentials")), stored["crm"])
     sms = data["carrier"].get("sms")
-    sms_creds = dict(sms.pop("credentials")) if sms else None
-    stored_sms = box.open(existing.sms_credentials) if existing and existing.sms_credentials \
-        else {}
-    carrier_creds = _merge_redacted(
-        carrier_creds, box.open(existing.carrier_credentials) if existing else {})
-    crm_creds = _merge_redacted(crm_creds, box.open(existing.crm_credentials) if existing else {})
-    if sms_creds is not None:
-        sms_creds = _merge_redacted(sms_creds, stored_sms)
+    sms_creds = _merge_redacted(dict(sms.pop("credentials")), stored["carrier.sms"]) \
+        if sms else None
     settings = {k: v for k, v in data.items() if k not in ("id", "name", "timezone")}
     account = existing or Account(id=data["id"])
     account.name = data["name"]

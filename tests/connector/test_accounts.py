@@ -186,3 +186,22 @@ def test_times_and_countries_are_read_the_way_people_write_them():
 def test_a_file_that_is_not_an_object_is_refused_in_words():
     with pytest.raises(ConfigurationError, match="account: an account file is a JSON object"):
         parse_account_file("[1, 2]")
+
+
+def test_a_hidden_secret_with_nothing_stored_is_named_with_the_other_problems(runtime):
+    from connector.settings.account_schema import AccountFileError
+
+    doc = copy.deepcopy(TWILIO_HUBSPOT)
+    doc["carrier"]["credentials"]["auth_token"] = REDACTED
+    doc["policy"] = {"cooldown_hours": -1}
+    with pytest.raises(AccountFileError) as info:
+        with runtime.db.session() as s:
+            import_account(s, runtime.box, doc)
+    assert info.value.errors == {
+        "policy.cooldown_hours": ["must be a number from 0 to 720"],
+        "carrier.credentials.auth_token": [
+            "is ******** (hidden by export) but no value is stored for this account: give the "
+            "real value"],
+    }
+    with runtime.db.session() as s:
+        assert s.scalars(select(Account)).all() == []
