@@ -21,11 +21,13 @@ from carrier_adapters.base import CarrierAdapter
 from connector.jobs.queue import build_huey, make_consumer
 from connector.jobs.sweeper import Jobs
 from connector.kernel.metrics import InstrumentedCrm
+from connector.kernel.ratelimit import RateLimiter
 from connector.settings.config import Settings
 from connector.storage.crypto import CredentialBox
 from connector.storage.db import Database
 from connector.storage.installations import DbTokenStore
 from connector.storage.models import Account
+from connector.storage.ratelimits import DbRateLimiter, RedisRateLimiter
 from connector.storage.sandbox_store import DbCrmStore, DbOutbox
 from crm_adapters import CRMS
 from crm_adapters.base import CrmAdapter
@@ -53,6 +55,10 @@ class Runtime:
             contextlib.nullcontext() if settings.queue_is_redis else threading.Lock()
         )
         self._lock = threading.Lock()
+        #: The CRM budgets every worker shares: in Redis with the Redis queue, else the database.
+        self.rate_limiter: RateLimiter = (
+            RedisRateLimiter(settings.queue_url) if settings.queue_is_redis
+            else DbRateLimiter(self.db))
         self.jobs = Jobs(self)
 
     def __repr__(self) -> str:
@@ -146,8 +152,11 @@ class Runtime:
             kwargs.update(cls.options_from_mapping(section.get("mapping") or {}))
             if cls.accepts_token_store:
                 kwargs["token_store"] = DbTokenStore(self.db, self.box, account_id, kind)
-            if "timezone" in inspect.signature(cls.__init__).parameters:
+            accepts = inspect.signature(cls.__init__).parameters
+            if "timezone" in accepts:
                 kwargs["timezone"] = timezone
+            if "rate_limiter" in accepts:  # one budget per account, shared by every worker
+                kwargs.update(rate_limiter=self.rate_limiter, rate_limit_key=account_id)
         return cls(credentials, **kwargs)
 
     def close(self) -> None:

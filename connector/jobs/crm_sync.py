@@ -36,6 +36,7 @@ from connector.kernel.errors import (
     PermanentProviderError,
     ProviderAuthError,
     ProviderError,
+    RateLimitedError,
 )
 from connector.kernel.events import CallOutcome
 from connector.kernel.phone import mask
@@ -104,6 +105,13 @@ def sync_call(runtime: JobContext, call_id: str) -> None:
 
 
 def _step_failed(session: Session, call: Call, exc: ProviderError) -> None:
+    if isinstance(exc, RateLimitedError):
+        # The CRM's budget is spent (a burst): not a failure, so no attempt is counted; the
+        # sweeper sends the call again once the budget has room.
+        call.crm_state = CrmState.RETRY
+        call.next_attempt_at = clock.now() + timedelta(seconds=exc.retry_after)
+        audit(session, call.id, "crm_waiting", f"rate limited by {exc.provider}")
+        return
     call.attempts += 1
     call.last_error = f"{type(exc).__name__} {exc.provider} code={exc.code or '-'}"
     if isinstance(exc, ProviderAuthError):

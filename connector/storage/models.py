@@ -446,3 +446,18 @@ class SignInFailure(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     key: Mapped[str] = mapped_column(String(250))  # "email:<address>" or "ip:<address>"
     at: Mapped[datetime] = mapped_column(default=clock.now)
+
+
+class RateLimitBucket(Base):
+    """A shared rate-limit bucket (``connector.kernel.ratelimit``) when the queue is not Redis.
+
+    ``key`` names the provider's budget and the portal (``hubspot:<account>``); times are epoch
+    seconds. Every worker updates the row under a row lock, so they draw on one budget.
+    """
+
+    __tablename__ = "rate_limit_buckets"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    updated: Mapped[float] = mapped_column(Float)
+    held: Mapped[float] = mapped_column(Float, default=0.0)

@@ -32,7 +32,8 @@ import requests
 from marshmallow import Schema, fields, validates_schema
 
 from connector.kernel.errors import ConfigurationError, PermanentProviderError
-from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest
+from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
+from connector.kernel.ratelimit import RateLimiter, meter_session, portal_key
 from crm_adapters import oauth_flow
 from crm_adapters.base import (
     PER_ACCOUNT,
@@ -53,6 +54,7 @@ from crm_adapters.housecallpro.client import HcpClient, OAuthApp
 from crm_adapters.housecallpro.customers import CustomerFinder
 from crm_adapters.housecallpro.errors import PROVIDER
 from crm_adapters.housecallpro.leads import Leads, PipelineDecision, PipelineStatus
+from crm_adapters.housecallpro.limits import HousecallProMeter
 
 _NOTES = ("GET /customers/{customer_id}", "PUT /customers/{customer_id}")
 
@@ -193,6 +195,8 @@ class HousecallProCrm(CrmAdapter):
         token_url: str | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
+        rate_limiter: RateLimiter | None = None,
+        rate_limit_key: str = "",
     ) -> None:
         try:
             super().__init__(credentials, api_base_url=api_base_url)
@@ -223,6 +227,10 @@ class HousecallProCrm(CrmAdapter):
             )
         self._oauth = app is not None
         self.company_id = company_id
+        if rate_limiter is not None:
+            credential = str(creds.get("api_key") or creds.get("client_id") or "")
+            key = rate_limit_key or company_id or portal_key(credential)
+            session = meter_session(session or new_session(), HousecallProMeter(rate_limiter, key))
         self._client = HcpClient(
             base_url=self.api_base_url,
             api_key=creds.get("api_key") or None,

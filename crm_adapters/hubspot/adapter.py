@@ -10,6 +10,7 @@ import requests
 from marshmallow import Schema, fields
 
 from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
+from connector.kernel.ratelimit import RateLimiter, portal_key
 from crm_adapters.base import (
     PER_ACCOUNT,
     AppEvent,
@@ -129,12 +130,16 @@ class HubSpotCrm(CrmAdapter):
         *,
         api_base_url: str | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        rate_limiter: RateLimiter | None = None,
+        rate_limit_key: str = "",
     ) -> None:
         super().__init__(credentials, api_base_url=api_base_url)
         token = str(self.credentials["access_token"])
         secret = self.credentials.get("client_secret") or ""
         self._api = HubSpotApi(
-            token, host=self.api_base_url, timeout=timeout, secrets=(token, secret)
+            token, host=self.api_base_url, timeout=timeout, secrets=(token, secret),
+            rate_limiter=rate_limiter,
+            rate_limit_key=rate_limit_key or portal_key(token),
         )
         self._contacts = ContactFinder(self._api)
         self._opt_outs = OptOutMarker(self._api)

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 import hubspot
 import urllib3
@@ -32,6 +33,7 @@ from connector.kernel.errors import (
     TransientProviderError,
 )
 from connector.kernel.http import retry_after_seconds
+from connector.kernel.ratelimit import Budget, NoRateLimiter, RateLimiter, acquire
 from connector.kernel.redact import redact
 
 PROVIDER = "hubspot"
@@ -61,6 +63,12 @@ MIN_RATE_LIMIT_WAIT = 1.0
 _EXISTING_ID = re.compile(r"Existing ID:\s*(\d+)")
 
 _LOG = logging.getLogger(__name__)
+
+#: HubSpot's limits per installed portal: about 100 requests per 10 s (the rate-limit headers
+#: say how many are left), and search on its own at 5 per second, without headers.
+#: https://developers.hubspot.com/docs/guides/apps/api-usage/usage-details
+REQUESTS_BUDGET = Budget("requests", 100, 10.0)
+SEARCH_BUDGET = Budget("search", 5, 1.0)
 
 # The generated SDK logs every response body at DEBUG ("response body: ..."), and bodies hold
 # phone numbers and message texts. Keep its loggers at INFO or above unless
@@ -227,10 +235,21 @@ class HubSpotApi:
         host: str,
         timeout: tuple[float, float],
         secrets: Sequence[str] = (),
+        rate_limiter: RateLimiter | None = None,
+        rate_limit_key: str = "",
     ) -> None:
         self._client = hubspot.HubSpot(access_token=access_token, host=host, retry=NO_RETRIES)
         self.timeout = timeout
         self._secrets = tuple(s for s in secrets if s)
+        self._limiter = rate_limiter or NoRateLimiter()
+        self._limit_key = rate_limit_key
+
+    def _metered(self, api: Any) -> Any:
+        """``api`` with its requests drawing on the portal's shared budget."""
+        rest = api.api_client.rest_client
+        if not isinstance(rest.pool_manager, MeteredPool):
+            rest.pool_manager = MeteredPool(rest.pool_manager, self._limiter, self._limit_key)
+        return api
 
     def __repr__(self) -> str:
         return "<HubSpotApi>"
@@ -238,47 +257,47 @@ class HubSpotApi:
     @cached_property
     def contacts_search(self) -> Any:
         """``hubspot.crm.contacts.SearchApi``."""
-        return self._client.crm.contacts.search_api
+        return self._metered(self._client.crm.contacts.search_api)
 
     @cached_property
     def contacts_batch(self) -> Any:
         """``hubspot.crm.contacts.BatchApi`` (upsert, read by unique property)."""
-        return self._client.crm.contacts.batch_api
+        return self._metered(self._client.crm.contacts.batch_api)
 
     @cached_property
     def contacts_basic(self) -> Any:
         """``hubspot.crm.contacts.BasicApi`` (update one contact)."""
-        return self._client.crm.contacts.basic_api
+        return self._metered(self._client.crm.contacts.basic_api)
 
     @cached_property
     def properties(self) -> Any:
         """``hubspot.crm.properties.CoreApi``."""
-        return self._client.crm.properties.core_api
+        return self._metered(self._client.crm.properties.core_api)
 
     @cached_property
     def calls(self) -> Any:
         """``hubspot.crm.objects.calls.BasicApi``."""
-        return self._client.crm.objects.calls.basic_api
+        return self._metered(self._client.crm.objects.calls.basic_api)
 
     @cached_property
     def communications(self) -> Any:
         """``hubspot.crm.objects.communications.BasicApi``."""
-        return self._client.crm.objects.communications.basic_api
+        return self._metered(self._client.crm.objects.communications.basic_api)
 
     @cached_property
     def tasks(self) -> Any:
         """``hubspot.crm.objects.tasks.BasicApi``."""
-        return self._client.crm.objects.tasks.basic_api
+        return self._metered(self._client.crm.objects.tasks.basic_api)
 
     @cached_property
     def tasks_search(self) -> Any:
         """``hubspot.crm.objects.tasks.SearchApi``."""
-        return self._client.crm.objects.tasks.search_api
+        return self._metered(self._client.crm.objects.tasks.search_api)
 
     @cached_property
     def deals(self) -> Any:
         """``hubspot.crm.deals.BasicApi``."""
-        return self._client.crm.deals.basic_api
+        return self._metered(self._client.crm.deals.basic_api)
 
     @contextmanager
     def translating(self, operation: str, *, ambiguous: bool) -> Iterator[None]:
@@ -313,3 +332,37 @@ class HubSpotApi:
                 )
             _LOG.info("hubspot %s: HTTP %s (%s)", operation, status, type(error).__name__)
             raise error from None
+
+
+class MeteredPool:
+    """The urllib3 pool of one SDK API object, every request taken from the portal's budget.
+
+    Before sending: wait for the budget (search has its own), or raise ``RateLimitedError`` when
+    the wait would be long. After: a 429 holds the budget for HubSpot's wait; otherwise
+    ``X-HubSpot-RateLimit-Remaining``, when present, caps what the budget counts on.
+    """
+
+    def __init__(self, pool: Any, limiter: RateLimiter, key: str) -> None:
+        self._pool = pool
+        self._limiter = limiter
+        self._key = key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        """Send one request within the budget and tell the limiter what HubSpot answered."""
+        budget = SEARCH_BUDGET if urlsplit(url).path.endswith("/search") else REQUESTS_BUDGET
+        bucket = f"{PROVIDER}-{budget.name}:{self._key}"
+        acquire(self._limiter, bucket, budget, provider=PROVIDER)
+        response = self._pool.request(method, url, *args, **kwargs)
+        if response.status == 429:
+            wait = rate_limit_wait(response.headers, _parse_body(response.data))
+            self._limiter.hold(bucket, budget, wait)
+            _LOG.warning("hubspot answered 429; holding its %s budget for %.0f s",
+                         budget.name, wait)
+            return response
+        remaining = _header(response.headers, "X-HubSpot-RateLimit-Remaining")
+        if remaining is not None and remaining.strip().isdigit():
+            self._limiter.observe(bucket, budget, float(remaining))
+        return response

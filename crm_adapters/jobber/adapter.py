@@ -13,6 +13,7 @@ from marshmallow import Schema, fields
 
 from connector.kernel.errors import ConfigurationError, ProviderAuthError
 from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
+from connector.kernel.ratelimit import RateLimiter, meter_session, portal_key
 from crm_adapters import oauth_flow
 from crm_adapters.base import (
     APP_WIDE,
@@ -32,6 +33,7 @@ from crm_adapters.jobber import activities, catalog, contacts, leads, webhooks
 from crm_adapters.jobber.client import JobberApi
 from crm_adapters.jobber.documents import ACCOUNT, APP_DISCONNECT, USERS
 from crm_adapters.jobber.errors import PROVIDER
+from crm_adapters.jobber.limits import JobberMeter
 from crm_adapters.jobber.oauth import ENDPOINTS, JobberAccount, fetch_account, with_claims
 from crm_adapters.jobber.tokens import REFRESH_SKEW_SECONDS, expires_at
 from crm_adapters.oauth_tokens import TokenKeeper
@@ -166,6 +168,8 @@ class JobberCrm(CrmAdapter):
         session: requests.Session | None = None,
         follow_up: str = activities.FOLLOW_UP_TASK,
         timezone: str = "UTC",
+        rate_limiter: RateLimiter | None = None,
+        rate_limit_key: str = "",
     ) -> None:
         super().__init__(credentials, api_base_url=api_base_url)
         if follow_up not in activities.FOLLOW_UPS:
@@ -191,6 +195,9 @@ class JobberCrm(CrmAdapter):
         self._client_id = str(self.credentials["client_id"])
         self._client_secret = str(self.credentials["client_secret"])
         self._session = session or new_session()
+        if rate_limiter is not None:
+            meter_session(self._session, JobberMeter(
+                rate_limiter, rate_limit_key or portal_key(self._client_id)))
         self._timeout = timeout
         tokens = (TokenKeeper(token_store, self._refresh, provider=PROVIDER,
                               display_name=self.display_name, skew=REFRESH_SKEW_SECONDS,

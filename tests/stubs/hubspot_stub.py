@@ -27,6 +27,7 @@ timeout is shorter sees a timeout.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import re
@@ -268,9 +269,19 @@ class HubSpotStub:
     """The stub server and its in-memory CRM. Thread-safe; see the module docstring."""
 
     def __init__(
-        self, *, latency: float = 0.0, search_lag: float = 0.0, access_token: str | None = None
+        self, *, latency: float = 0.0, search_lag: float = 0.0, access_token: str | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        search_rate_limit: tuple[int, float] | None = None,
     ) -> None:
         self.latency = latency
+        #: ``(requests, seconds)`` enforced as HubSpot does, on a rolling window of arrivals:
+        #: beyond it a 429 ``TEN_SECONDLY_ROLLING``; answers carry ``X-HubSpot-RateLimit-*``.
+        #: Search has its own limit and no headers. ``throttled`` counts the 429s sent.
+        self.rate_limit = rate_limit
+        self.search_rate_limit = search_rate_limit
+        self.throttled = 0
+        self._arrivals: dict[bool, collections.deque[float]] = {
+            False: collections.deque(), True: collections.deque()}
         self.search_lag = search_lag
         self.access_token = access_token
         self.requests: list[RecordedRequest] = []
@@ -436,8 +447,12 @@ class HubSpotStub:
                 )
             )
         outage = self._in_outage()
+        admitted, limit_headers = self._admit(parts.path)
         if self.latency > 0:
             time.sleep(self.latency)
+        if not admitted:
+            body = error_body(429, "You have reached your ten_secondly_rolling limit.")
+            return 429, json.dumps(body).encode(), "application/json;charset=utf-8", limit_headers
         if outage is not None:
             status, hang = outage
             if hang > 0:
@@ -463,7 +478,31 @@ class HubSpotStub:
         except _ApiError as exc:
             status, body = exc.status, exc.body
         data = b"" if status == 204 else json.dumps(body).encode()
-        return status, data, "application/json;charset=utf-8", {}
+        return status, data, "application/json;charset=utf-8", limit_headers
+
+    def _admit(self, path: str) -> tuple[bool, dict[str, str]]:
+        """Whether the rate limit lets a request arriving now through, and the headers to send."""
+        search = path.endswith("/search")
+        limit = self.search_rate_limit if search else self.rate_limit
+        if limit is None:
+            return True, {}
+        most, window = limit
+        with self._lock:
+            now = time.monotonic()
+            arrivals = self._arrivals[search]
+            while arrivals and arrivals[0] <= now - window:
+                arrivals.popleft()
+            admitted = len(arrivals) < most
+            if admitted:
+                arrivals.append(now)
+            else:
+                self.throttled += 1
+            remaining = most - len(arrivals)
+        if search:
+            return admitted, {}
+        return admitted, {"X-HubSpot-RateLimit-Max": str(most),
+                          "X-HubSpot-RateLimit-Remaining": str(remaining),
+                          "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(window * 1000))}
 
     def _route(
         self, method: str, path: str, query: Mapping[str, list[str]], payload: Any

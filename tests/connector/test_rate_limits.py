@@ -1,0 +1,208 @@
+"""The CRM rate limiter: one budget per portal shared by every worker (Redis or the database),
+kept by the CRM clients before each request and adjusted by what the provider answers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import responses
+
+from connector.kernel.errors import RateLimitedError
+from connector.kernel.ratelimit import (
+    Bucket,
+    Budget,
+    MemoryRateLimiter,
+    RateLimiter,
+    acquire,
+    take,
+)
+from connector.storage.db import Database, upgrade
+from connector.storage.ratelimits import DbRateLimiter, RedisRateLimiter
+from crm_adapters.hubspot.client import REQUESTS_BUDGET, SEARCH_BUDGET
+from crm_adapters.jobber.limits import COST_BUDGET, JobberMeter
+from tests.stubs.hubspot_stub import HubSpotStub
+
+HUBSPOT = Budget("requests", 100, 10.0)
+#: A budget that barely refills while a test runs, whatever the machine's speed.
+SLOW = Budget("requests", 100, 1000.0)
+
+
+# -- the algorithm ---------------------------------------------------------------------------
+
+
+def test_no_ten_second_window_sees_more_than_the_limit_however_greedy_the_callers() -> None:
+    bucket: Bucket | None = None
+    granted: list[float] = []
+    now = 1_000.0
+    while now < 1_060.0:  # a caller asking every millisecond for a minute
+        bucket, wait = take(bucket, HUBSPOT, 1.0, now)
+        if wait == 0:
+            granted.append(now)
+        now += 0.001
+    busiest = max(sum(1 for t in granted if start <= t < start + 10.0) for start in granted)
+    assert busiest <= 100
+    # ... and the budget is used: at least 90% of the limit over the minute.
+    assert len(granted) >= 0.9 * 100 * 6
+
+
+def test_a_request_that_cannot_go_yet_is_told_how_long_to_wait() -> None:
+    bucket = Bucket(0.0, 1_000.0)
+    after, wait = take(bucket, HUBSPOT, 1.0, 1_000.0)
+    assert wait == pytest.approx(1 / HUBSPOT.rate) and after.tokens == 0.0
+
+
+def test_acquire_waits_short_and_refuses_long_waits_so_the_job_is_queued_again() -> None:
+    limiter = MemoryRateLimiter()
+    slept: list[float] = []
+    for _ in range(int(HUBSPOT.capacity)):
+        acquire(limiter, "p", HUBSPOT, provider="hubspot", sleep=slept.append)
+    assert slept == []
+    limiter.hold("p", HUBSPOT, 40.0)
+    with pytest.raises(RateLimitedError) as info:
+        acquire(limiter, "p", HUBSPOT, provider="hubspot", sleep=slept.append)
+    assert 39.0 < info.value.retry_after <= 40.0 and info.value.provider == "hubspot"
+    assert slept == []  # not worth waiting in the thread: the job goes back on the queue
+
+
+# -- the shared stores -------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "redis"])
+def two_workers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[
+        tuple[RateLimiter, RateLimiter]]:
+    """Two limiters on one store, as two worker processes would have."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        a, b = RedisRateLimiter(url), RedisRateLimiter(url)
+        yield a, b
+        a.close()
+        b.close()
+        return
+    url = (request.getfixturevalue("pg_url") if request.param == "postgresql"
+           else f"sqlite:///{tmp_path / 'limits.db'}")
+    upgrade(url)
+    dbs = Database(url), Database(url)
+    yield DbRateLimiter(dbs[0]), DbRateLimiter(dbs[1])
+    for db in dbs:
+        db.dispose()
+
+
+def test_two_workers_draw_on_one_budget(two_workers: tuple[RateLimiter, RateLimiter]) -> None:
+    a, b = two_workers
+    burst = int(SLOW.capacity)
+    granted = [a.take("acme", SLOW) if i % 2 else b.take("acme", SLOW)
+               for i in range(burst)]
+    assert granted == [0.0] * burst
+    # The burst is spent for both: the next request waits, whichever worker asks.
+    assert 0 < a.take("acme", SLOW) <= 1 / SLOW.rate
+    assert 0 < b.take("acme", SLOW) <= 1 / SLOW.rate
+    # Another portal has a budget of its own.
+    assert b.take("globex", SLOW) == 0.0
+
+
+def test_a_429_held_by_one_worker_holds_the_other(
+        two_workers: tuple[RateLimiter, RateLimiter]) -> None:
+    a, b = two_workers
+    a.hold("acme", SLOW, 20.0)
+    assert 19.0 < b.take("acme", SLOW) <= 20.0
+    assert b.take("globex", SLOW) == 0.0
+
+
+def test_what_the_provider_says_is_left_caps_the_budget(
+        two_workers: tuple[RateLimiter, RateLimiter]) -> None:
+    a, b = two_workers
+    a.observe("acme", SLOW, 1.0)
+    assert b.take("acme", SLOW) == 0.0
+    assert b.take("acme", SLOW) > 0
+
+
+# -- the CRM clients ---------------------------------------------------------------------------
+
+
+def hubspot(stub: HubSpotStub, limiter: RateLimiter) -> Any:
+    from crm_adapters.hubspot import HubSpotCrm
+
+    return HubSpotCrm({"access_token": "pat-test"}, api_base_url=stub.url,
+                      rate_limiter=limiter, rate_limit_key="acme")
+
+
+def test_hubspot_holds_every_worker_after_a_429() -> None:
+    limiter = MemoryRateLimiter()
+    with HubSpotStub(access_token="pat-test") as stub:
+        crm = hubspot(stub, limiter)
+        stub.fail_next(429, headers={"Retry-After": "12"})
+        with pytest.raises(RateLimitedError):
+            crm.find_or_create_contact("+14155550123")
+        assert len(stub.requests) == 1
+        budget = SEARCH_BUDGET if stub.requests[0].path.endswith("/search") else REQUESTS_BUDGET
+        assert 11.0 < limiter.take(f"hubspot-{budget.name}:acme", budget) <= 12.0
+
+
+def test_hubspot_reads_the_remaining_requests_from_its_headers() -> None:
+    limiter = MemoryRateLimiter()
+    with HubSpotStub(access_token="pat-test", rate_limit=(5, 10.0)) as stub:
+        crm = hubspot(stub, limiter)
+        crm.find_or_create_contact("+14155550123")
+        assert stub.throttled == 0
+        sent = len([r for r in stub.requests if not r.path.endswith("/search")])
+        # The stub said 5 - sent are left: the bucket (8 when full) counts on no more.
+        for _ in range(5 - sent):
+            assert limiter.take("hubspot-requests:acme", REQUESTS_BUDGET) == 0.0
+        assert limiter.take("hubspot-requests:acme", REQUESTS_BUDGET) > 0
+
+
+def test_steady_hubspot_load_draws_no_429() -> None:
+    limiter = MemoryRateLimiter()
+    budget = Budget("requests", 20, 1.0)  # the stub's limit, scaled down to keep the test short
+    with HubSpotStub(access_token="pat-test", rate_limit=(20, 1.0)) as stub:
+        session = requests.Session()
+        for _ in range(60):
+            acquire(limiter, "acme", budget, provider="hubspot")
+            session.post(f"{stub.url}/crm/v3/objects/calls", json={"properties": {}})
+        assert stub.throttled == 0
+
+
+@responses.activate
+def test_jobber_follows_its_cost_bucket_and_holds_on_throttled() -> None:
+    limiter = MemoryRateLimiter()
+    session = requests.Session()
+    from connector.kernel.ratelimit import meter_session
+
+    meter_session(session, JobberMeter(limiter, "acme"))
+    cost = {"requestedQueryCost": 300, "actualQueryCost": 250,
+            "throttleStatus": {"maximumAvailable": 10000, "currentlyAvailable": 120,
+                               "restoreRate": 500}}
+    responses.post("https://api.getjobber.com/api/graphql",
+                   json={"data": {}, "extensions": {"cost": cost}})
+    session.post("https://api.getjobber.com/api/graphql", data=json.dumps({}))
+    # Jobber says 120 points are left and queries cost 300: the next one waits for 180.
+    wait = limiter.take("jobber-cost:acme", COST_BUDGET, 300)
+    assert wait == pytest.approx(180 / COST_BUDGET.rate, rel=0.05)
+    responses.replace(responses.POST, "https://api.getjobber.com/api/graphql", json={
+        "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+        "extensions": {"cost": dict(cost, throttleStatus=dict(cost["throttleStatus"],
+                                                                currentlyAvailable=0))}})
+    session.post("https://api.getjobber.com/api/graphql", data=json.dumps({}))
+    # Throttled: nothing goes until Jobber's bucket has the query's cost again (300 / 500 s).
+    assert 0.5 < limiter.take("jobber-cost:acme", COST_BUDGET, 1) <= 1.0
+
+
+@responses.activate
+def test_housecall_pro_holds_for_its_retry_after() -> None:
+    from crm_adapters.housecallpro import HousecallProCrm
+
+    limiter = MemoryRateLimiter()
+    responses.get("https://api.housecallpro.com/customers", status=429,
+                  headers={"Retry-After": "40"}, json={"message": "slow down"})
+    crm = HousecallProCrm({"api_key": "hcp-key"}, rate_limiter=limiter, rate_limit_key="acme")
+    with pytest.raises(RateLimitedError):
+        crm.find_or_create_contact("+14155550123")
+    with pytest.raises(RateLimitedError) as info:  # the next request does not go at all
+        crm.find_or_create_contact("+14155550123")
+    assert 39 < info.value.retry_after <= 40
+    assert len(responses.calls) == 1
