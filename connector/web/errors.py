@@ -12,8 +12,8 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from connector.web.pages import local_path
 
 #: Paths that machines call: their errors stay the plain answer they always were.
-MACHINE_PATHS = ("/webhooks/", "/healthz", "/readyz", "/metrics", "/demo/simulate-call",
-                 "/demo/state.json", "/static/")
+MACHINE_PATHS = ("/webhooks/", "/hubspot/", "/healthz", "/readyz", "/metrics",
+                 "/demo/simulate-call", "/demo/state.json", "/static/")
 
 #: What each status means to a person, and what to do about it.
 TITLES = {
@@ -31,8 +31,7 @@ TITLES = {
 
 def _for_a_machine() -> bool:
     path = request.path
-    return path.startswith(MACHINE_PATHS) or (
-        request.is_json and not request.accept_mimetypes.accept_html)
+    return path.startswith(MACHINE_PATHS) or request.is_json  # people's browsers send forms
 
 
 def _page(error: HTTPException) -> Response | HTTPException:

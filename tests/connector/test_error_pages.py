@@ -73,9 +73,17 @@ def test_machines_keep_plain_answers(app, webhook_secret):
     answer = post(client, "nobody", "voice", missed(), webhook_secret)
     assert answer.status_code == 404 and "Page not found" not in answer.get_data(as_text=True)
     assert "Page not found" not in client.get("/static/nothing.css").get_data(as_text=True)
+    answer = client.post("/hubspot/workflow-actions/send-text/nothing", json={})
+    assert answer.status_code == 404 and "Page not found" not in answer.get_data(as_text=True)
+    answer = client.post("/no/such/api", json={}, headers={"Accept": "*/*"})
+    assert answer.status_code == 404 and "Page not found" not in answer.get_data(as_text=True)
 
 
 def test_error_pages_in_the_browser(app, runtime, webhook_secret, live_server, browser):
+    def boom() -> str:
+        raise RuntimeError("a fault")
+
+    app.add_url_rule("/boom", view_func=boom)  # before the first request, as Flask requires
     page = browser.new_page()
     page.goto(f"{live_server}/login")
     page.evaluate("location.href = '/no/such/page'")  # as a link would: with a Referer
@@ -84,3 +92,6 @@ def test_error_pages_in_the_browser(app, runtime, webhook_secret, live_server, b
     check_page(page, "error-404")
     page.click("text=Back to the previous page")
     page.wait_for_url(f"{live_server}/login")
+    page.goto(f"{live_server}/boom")
+    assert page.locator("h1").inner_text() == "Something went wrong on our side"
+    check_page(page, "error-500")
