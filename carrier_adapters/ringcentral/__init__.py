@@ -14,8 +14,9 @@ notification then carries our ``Verification-Token``. Delivery reports are not a
 notifications (message-store events carry counts, not ids): texts are reconciled through the
 message list instead.
 
-Setup: the app's credentials and JWT are checked and the account's numbers listed (see
-:mod:`.numbers`); subscriptions are made by hand, as the connector does not renew them yet.
+Setup: the app's credentials and JWT are checked, the account's numbers listed and the
+subscription made or updated through the API, for ten years, the longest RingCentral allows
+(see :mod:`.numbers`).
 
 Docs: https://developers.ringcentral.com/guide/notifications/webhooks/creating-webhooks,
 https://developers.ringcentral.com/guide/notifications/event-filters/account-telephony-sessions
@@ -102,6 +103,8 @@ class RingCentralCarrier(CarrierAdapter):
     )
     can_check_credentials: ClassVar[bool] = True
     can_list_numbers: ClassVar[bool] = True
+    #: One subscription of the app for the whole account (see :mod:`.numbers`).
+    can_point_webhooks: ClassVar[bool] = True
     setup_calls: ClassVar[SetupCalls | None] = numbers
     credentials_hint: ClassVar[str] = (
         "check the app's client ID and secret and the user's JWT credential (Developer Console)"
@@ -112,8 +115,8 @@ class RingCentralCarrier(CarrierAdapter):
             "/restapi/v1.0/account/~/telephony/sessions and "
             "/restapi/v1.0/account/~/extension/~/message-store/instant?type=SMS",
             "voice",
-            note="Set deliveryMode.verificationToken to the credentials' verification_token, "
-            "and renew the subscription before it expires.",
+            note="Set deliveryMode.verificationToken to the credentials' verification_token "
+            "and expiresIn to 315360000 (ten years, the most RingCentral allows).",
         ),
     )
 
@@ -138,6 +141,7 @@ class RingCentralCarrier(CarrierAdapter):
             token=token,
             account_id=self.credentials["account_id"],
             extension_id=self.credentials["extension_id"],
+            verification_token=self.credentials["verification_token"],
         )
 
     def setup_client(self) -> Any:

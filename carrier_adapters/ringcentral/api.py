@@ -156,17 +156,21 @@ class RingCentralRestClient:
     """The SMS and message-store calls of one extension (``~``: the JWT's own user)."""
 
     def __init__(
-        self, *, session: requests.Session, base_url: str, token: JwtToken, account_id: str, extension_id: str
+        self, *, session: requests.Session, base_url: str, token: JwtToken, account_id: str,
+        extension_id: str, verification_token: str = "",
     ) -> None:
         self._session = session
         self._token = token
-        self.account_url = f"{base_url}{API_PREFIX}/account/{account_id}"
+        self.verification_token = verification_token
+        self.restapi_url = f"{base_url}{API_PREFIX}"
+        self.account_id, self.extension_id = account_id, extension_id
+        self.account_url = f"{self.restapi_url}/account/{account_id}"
         prefix = f"{self.account_url}/extension/{extension_id}"
         self.sms_url = f"{prefix}/sms"
         self.messages_url = f"{prefix}/message-store"
 
     def __repr__(self) -> str:
-        return "<RingCentralRestClient>"
+        return "<RingCentralRestClient>"  # never the verification token
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         headers = {"Authorization": f"Bearer {self._token.get()}", "Accept": "application/json"}
@@ -179,7 +183,11 @@ class RingCentralRestClient:
 
     def account_json(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """``GET`` ``path`` under the account's URL and its JSON object."""
-        return json_object(self._request("GET", self.account_url + path, **kwargs), CARRIER)
+        return self.call_json("GET", f"/account/{self.account_id}{path}", **kwargs)
+
+    def call_json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One request to ``path`` under ``/restapi/v1.0`` and its JSON object."""
+        return json_object(self._request(method, self.restapi_url + path, **kwargs), CARRIER)
 
     def send_sms(self, *, to: str, from_: str, body: str) -> SendResult:
         """POST one SMS; a 2xx without a readable message ``id`` is ambiguous."""

@@ -17,6 +17,7 @@ import pytest
 import responses
 
 from carrier_adapters.base import HANDSHAKE, CarrierAdapter
+from carrier_adapters.provisioning import webhook_urls
 from carrier_adapters.ringcentral import RingCentralCarrier
 from carrier_adapters.ringcentral.api import MAX_PAGES
 from connector.kernel.errors import (
@@ -40,6 +41,7 @@ from tests.contracts.carrier_contract import (
     TransportFailureContract,
 )
 from tests.contracts.carrier_setup_contract import CarrierSetupContract
+from tests.stubs.ringcentral_account import RingCentralAccountFake
 
 FIXTURES = Fixtures("ringcentral")
 API_BASE = "https://ringcentral-api.test"
@@ -173,23 +175,13 @@ class TestRingCentralContract(
     signature_headers = ("Verification-Token",)
     fake_api_base_url = API_BASE
     owned_numbers = (BUSINESS, "+14155550101")
+    points_numbers_one_by_one = False
 
     def stub_account(self, http, adapter: CarrierAdapter) -> None:  # type: ignore[no-untyped-def]
-        stub_token(http)
-        records = [
-            {"id": "1", "phoneNumber": self.owned_numbers[0], "type": "VoiceFax",
-             "usageType": "MainCompanyNumber", "features": ["CallerId", "SmsSender"]},
-            {"id": "2", "phoneNumber": "+14155550150", "type": "FaxOnly",
-             "usageType": "DirectNumber", "features": []},
-            {"id": "3", "phoneNumber": self.owned_numbers[1], "type": "VoiceOnly",
-             "usageType": "DirectNumber", "features": ["CallerId", "SmsSender", "MmsSender"]},
-        ]
-        http.add(responses.GET, f"{API_BASE}/restapi/v1.0/account/~/phone-number",
-                 json={"records": records, "navigation": {}, "paging": {"page": 1}})
+        RingCentralAccountFake(self.owned_numbers).install(http, API_BASE)
 
     def stub_refused(self, http, adapter: CarrierAdapter) -> CarrierAdapter:  # type: ignore[no-untyped-def]
-        http.add(responses.POST, TOKEN_URL, status=400,
-                 json={"errorCode": "OAU-251", "message": "Invalid client credentials"})
+        RingCentralAccountFake(self.owned_numbers, grant_ok=False).install(http, API_BASE)
         return adapter
 
     def credentials(self) -> Mapping[str, Any]:
@@ -593,3 +585,26 @@ def test_parties_of_another_shape_are_ignored(adapter: RingCentralCarrier) -> No
     request = signed(json.dumps(doc).encode())
     assert adapter.parse_call_event(request) is None
     assert adapter.parse_answered_call(request) is None
+
+
+# -- setup calls beyond the contract ----------------------------------------------------------
+
+
+def test_ringcentral_subscription_is_made_once_and_its_filters_kept_current() -> None:
+    urls = webhook_urls("https://textback.example.com", "ringcentral", "acme")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as http:
+        fake = RingCentralAccountFake([BUSINESS, "+14155550150"])
+        fake.numbers[1].update(type="FaxOnly", features=[])
+        fake.install(http, API_BASE)
+        rc = RingCentralCarrier(credentials(), api_base_url=API_BASE)
+        assert [n.e164 for n in rc.list_numbers()] == [BUSINESS]  # fax-only left out
+        rc.point_webhooks(BUSINESS, urls)
+        [made] = fake.subscriptions
+        assert made["expiresIn"] == 315_360_000
+        assert made["deliveryMode"]["address"] == urls.voice
+        made["eventFilters"] = made["eventFilters"][:1]  # someone narrowed it
+        changes = {c.field: c for c in rc.point_webhooks(BUSINESS, urls)}
+        assert len(fake.subscriptions) == 1
+        assert changes["subscription: event filters"].changed
+        assert "message-store/instant" in " ".join(fake.subscriptions[0]["eventFilters"])
+        assert not any(c.changed for c in rc.point_webhooks(BUSINESS, urls))

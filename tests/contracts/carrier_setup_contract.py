@@ -26,6 +26,9 @@ Hooks (besides those of the carrier contract: ``adapter_class``, ``credentials()
     The E.164 numbers the fake account owns (``can_list_numbers``).
 ``checks_over_network: bool = True``
     False for the built-in sandbox, which cannot be unreachable.
+``points_numbers_one_by_one: bool = True``
+    False where the webhooks are one setting for the whole account (a RingCentral
+    subscription): pointing one number then points them all.
 ``stub_account(self, http, adapter) -> None``
     Make the carrier's API answer like an account owning ``owned_numbers``; pointing a
     number's webhooks must change what a later listing shows (a stateful fake).
@@ -70,6 +73,7 @@ class CarrierSetupContract:
     adapter_class: ClassVar[type[CarrierAdapter]]
     owned_numbers: ClassVar[tuple[str, ...]] = ()
     checks_over_network: ClassVar[bool] = True
+    points_numbers_one_by_one: ClassVar[bool] = True
 
     # -- hooks ------------------------------------------------------------------------------
 
@@ -193,7 +197,10 @@ class CarrierSetupContract:
         listed = next(n for n in adapter.list_numbers() if n.e164 == number)
         assert listed.points_at(urls)
         others = [n for n in adapter.list_numbers() if n.e164 != number]
-        assert not any(n.points_at(urls) for n in others), "only the chosen number changes"
+        if self.points_numbers_one_by_one:
+            assert not any(n.points_at(urls) for n in others), "only the chosen number changes"
+        else:
+            assert all(n.points_at(urls) for n in others), "the account-wide setting serves all"
 
     @applies(_flag("can_point_webhooks"), "the carrier's API cannot point webhooks")
     def test_point_webhooks_twice_changes_nothing_the_second_time(
