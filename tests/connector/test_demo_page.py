@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from connector.cli import ensure_demo_account
+from connector.kernel import clock
 from connector.simulate import DEMO_ACCOUNT_ID, demo_mode
 from connector.storage.models import Account, Call, Message
 from connector.storage.users import add_user
@@ -245,3 +246,20 @@ def test_a_bad_textback_demo_says_what_it_takes():
 
     with pytest.raises(ConfigurationError, match="TEXTBACK_DEMO: must be true, false or keep"):
         load_settings({"TEXTBACK_DEMO": "maybe", "TEXTBACK_SECRET_KEY": "k" * 40})
+
+
+def test_the_page_follows_a_call_still_being_worked_on(app, demo, live_server, browser):
+    with demo.db.session() as s:  # a call the worker has not decided yet
+        s.add(Call(id="c-busy", account_id=DEMO_ACCOUNT_ID, carrier="sandbox", event_id="E1",
+                   caller=CALLER, called="+14155550100", outcome="no-answer",
+                   occurred_at=clock.now(), state="received"))
+    page = browser.new_page()
+    page.goto(f"{live_server}/demo")
+    assert "Deciding…" in page.inner_text("article.call")
+    assert page.get_attribute("#activity", "hx-trigger") == "every 1s"
+    with demo.db.session() as s:
+        call = s.get(Call, "c-busy")
+        call.state, call.decision, call.reason, call.crm_state = "suppressed", "suppress", \
+            "cooldown", "done"
+    page.wait_for_selector("text=This is the cooldown at work", timeout=10_000)
+    assert page.get_attribute("#activity", "hx-trigger") is None  # settled: no more polling
