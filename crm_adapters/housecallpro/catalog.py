@@ -1,6 +1,7 @@
 """Housecall Pro's setup calls: the "test connection" and the lists the setup pages map from.
 
-- The connection: ``GET /customers?page_size=1`` reads one customer. Housecall Pro's API has
+- The connection: ``GET /company`` names the company (``name``) and ``GET
+  /customers?page_size=1`` reads one customer. Housecall Pro's API has
   no scopes: a company API key (MAX and XL plans) or a partner installation reaches every
   endpoint or none, so once the read succeeds every action textback takes is allowed.
 - The lists: active employees (``GET /employees``) are the owners leads are assigned to; the
@@ -61,14 +62,15 @@ ACTIONS = (
 def check_connection(crm: HousecallProCrm, client: HcpClient) -> ConnectionCheck:
     """One customer read; every action is allowed when it succeeds (no scopes)."""
     with checking_connection(DISPLAY_NAME, CREDENTIALS_HINT, provider=PROVIDER):
+        company = client.request("GET", "/company", operation="company read", ambiguous=False)
         page = client.request(
             "GET", "/customers", operation="customer read", ambiguous=False,
             params={"page": 1, "page_size": 1},
         )
     customers = [c for c in page.get("customers") or [] if isinstance(c, dict)]
-    company = crm.company_id
+    name = str(company.get("name") or crm.company_id or "").strip()
     return ConnectionCheck(
-        account=f"Housecall Pro company {company}" if company else "Housecall Pro company",
+        account=f"Housecall Pro company {name}" if name else "Housecall Pro company",
         record=f"customer {customers[0]['id']}" if customers and customers[0].get("id") else None,
         permissions=tuple(Permission(action, True) for action in ACTIONS),
     )

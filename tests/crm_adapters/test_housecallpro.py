@@ -208,6 +208,8 @@ class FakeHcp:
                 "statuses", self.statuses, seen))
         if path == "/employees":
             return 200, self._page("employees", self.employees, seen)
+        if path == "/company":
+            return 200, {"id": "cmp_1b2c3d4e", "name": "Acme Plumbing", "phone_number": None}
         if path == "/lead_sources" and self.lead_sources is not None:
             return 200, self._page("lead_sources", self.lead_sources, seen)
         return 404, {"error": {"message": "Not found"}}
@@ -336,7 +338,7 @@ def sign(body: bytes, *, secret: str = SIGNING_SECRET, age_seconds: float = 0.0,
 
 class TestHousecallProContract(CrmContract, CrmSetupContract):
     adapter_class = HousecallProCrm
-    expected_account = "Housecall Pro company"
+    expected_account = "Housecall Pro company Acme Plumbing"
 
     def seed_choices(self, backend: FakeHcp) -> CrmChoices:
         return CrmChoices(
