@@ -356,7 +356,7 @@ def cmd_accounts_import(args: argparse.Namespace) -> int:
 def _read_text(path: Path, what: str) -> str:
     """The UTF-8 text of ``path``; a ConfigurationError saying what is wrong with it otherwise."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad) is dropped
     except FileNotFoundError:
         problem = f"there is no {what} at {path}: check the path"
     except IsADirectoryError:

@@ -320,3 +320,10 @@ def test_simulate_call_refuses_a_caller_that_is_not_a_number(demo_db, workdir, c
                     "use E.164 such as +14155550123, or anonymous for a withheld number (see "
                     "`textback simulate-call --help`)")
     assert snapshot(workdir) == before and rows(demo_db) == before_rows
+
+
+def test_an_account_file_saved_with_a_byte_order_mark_is_read(migrated, workdir, capsys):
+    (workdir / "bom.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(
+        dict(TWILIO_HUBSPOT, name="Acme Plumbing & Heating")).encode())
+    assert main(["accounts", "import", "bom.json"]) == 0
+    assert "imported account acme-plumbing (Acme Plumbing & Heating)" in capsys.readouterr().out
