@@ -55,7 +55,7 @@ from connector.simulate import (
 )
 from connector.storage.installations import connection_state
 from connector.storage.models import Account, Call, Message, SandboxRecord, User
-from connector.web.pages import account_for_user, login_required, same_secret
+from connector.web.pages import account_for_user, check_csrf, login_required
 from connector.web.pages import visible_accounts as users_accounts
 
 bp = Blueprint("demo", __name__)
@@ -94,10 +94,7 @@ def demo_only(view: F) -> F:
     @wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
         if request.method == "POST" and not request.is_json:
-            expected = session.get("csrf", "")
-            if not isinstance(expected, str) or not same_secret(expected,
-                                                                request.form.get("csrf", "")):
-                abort(400, "the form expired: reload the page and try again")
+            check_csrf()
         return view(*args, **kwargs)
 
     @login_required

@@ -87,7 +87,8 @@ def same_secret(expected: str, given: str) -> bool:
                                given.encode("utf-8", "surrogatepass"))
 
 
-def _check_csrf() -> None:
+def check_csrf() -> None:
+    """Refuse (400) a form whose CSRF token is not the session's."""
     expected = session.get("csrf", "")
     if not isinstance(expected, str) or not same_secret(expected, request.form.get("csrf", "")):
         abort(400, "the form expired: reload the page and try again")
@@ -143,7 +144,7 @@ def login_required(view: F) -> F:
             return redirect(url_for("pages.login", next=request.path))
         session["seen_at"] = clock.timestamp()
         if request.method == "POST":
-            _check_csrf()
+            check_csrf()
         return view(*args, **kwargs)
     return cast(F, wrapper)
 
@@ -184,15 +185,17 @@ def when(value: datetime | None, account: Account | dict[str, Any], style: str =
     """A stored time as the account's people read it, in a ``<time>`` element.
 
     ``style`` is ``full`` (``Jun 15, 8:05 AM EDT · 3 min ago``), ``date`` (without the relative
-    part) or ``clock`` (``8:05 AM EDT``); the element's tooltip always has the full date.
+    part) or ``clock`` (``8:05 AM EDT`` for today in the account's zone, the date too for another
+    day); the element's tooltip always has the full date.
     """
     if value is None:
         return Markup("")
     zone = ZoneInfo(account["timezone"] if isinstance(account, dict) else account.timezone)
     full = times.format_time(value, zone)
-    shown = times.format_clock(value, zone) if style == "clock" else full
-    ago = times.relative_time(value) if style == "full" else ""
     moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    today = moment.astimezone(zone).date() == clock.today_in(zone)
+    shown = times.format_clock(value, zone) if style == "clock" and today else full
+    ago = times.relative_time(value) if style == "full" else ""
     return Markup('<time datetime="{}" title="{}">{}</time>{}').format(
         moment.isoformat(timespec="seconds"), full, shown,
         Markup(' <small class="ago">· {}</small>').format(ago) if ago else "")
@@ -213,7 +216,7 @@ def login() -> Any:
     """Sign in with email and password, within the rate limit of refused attempts."""
     if request.method == "GET":
         return render_template("login.html", error=None)
-    _check_csrf()
+    check_csrf()
     email, password = request.form.get("email", ""), request.form.get("password", "")
     address = request.remote_addr or "unknown"
     with _runtime().db.session() as s:

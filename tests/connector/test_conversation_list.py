@@ -109,3 +109,16 @@ def test_conversations_in_the_browser_at_both_widths(two_accounts, live_server, 
     assert button is not None and button["height"] < 50
     page.click(f"text={CALLER}")
     check_page(page, "thread-with-reply")
+
+
+def test_a_bubble_from_another_day_names_the_day(app):
+    from datetime import UTC, datetime
+
+    when = app.jinja_env.filters["when"]
+    chicago = {"timezone": "America/Chicago"}
+    today = when(datetime(2026, 6, 15, 12, 0, tzinfo=UTC), chicago, "clock")
+    earlier = when(datetime(2026, 6, 14, 12, 0, tzinfo=UTC), chicago, "clock")
+    assert ">7:00 AM CDT</time>" in today
+    assert ">Jun 14, 7:00 AM CDT</time>" in earlier
+    naive = when(datetime(2026, 6, 15, 4, 30), chicago)  # SQLite hands back naive UTC
+    assert ">Jun 14, 11:30 PM CDT</time>" in naive and "· 8 h ago" in naive
