@@ -2,7 +2,8 @@
 by email through the deployment's SMTP server, per the owner's choice.
 
 Alert texts are outbound message rows (``alert:...``) sent by the reply job; they are never
-logged in the CRM. Emails go out in the job that raises the alert. Bodies are never logged.
+logged in the CRM. Emails are a job of their own, so no lane waits on the mail server (texts
+least of all). Bodies are never logged.
 """
 
 from __future__ import annotations
@@ -75,9 +76,9 @@ def raise_alert(runtime: JobContext, session: Session, account: Account, call: C
             session.commit()
             runtime.jobs.enqueue_reply(alert.id)
     if "email" in owner.alerts and owner.email:
-        session.commit()  # nothing of ours stays open while the mail server answers
-        send_email(runtime, owner.email, f"[{account.name}] {event}: {call.caller or 'caller'}",
-                   body)
+        session.commit()
+        runtime.jobs.enqueue_email(owner.email,
+                                   f"[{account.name}] {event}: {call.caller or 'caller'}", body)
 
 
 def send_email(runtime: JobContext, to: str, subject: str, body: str) -> bool:

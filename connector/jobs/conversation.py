@@ -58,6 +58,21 @@ def mark_human_response(session: Session, call: Call, at: datetime, how: str) ->
         EscalationTimer.cancelled_at.is_(None)).values(cancelled_at=at))
 
 
+def reply_received(runtime: JobContext, message_id: str) -> None:
+    """Job (texts lane): a customer replied: alert the owner and start the escalation clock
+    now, whatever the CRM lane is busy with."""
+    with runtime.db.session() as session:
+        message = session.get(Message, message_id)
+        if message is not None and awaits_owner(message):
+            on_customer_reply(runtime, session, message)
+
+
+def awaits_owner(message: Message) -> bool:
+    """A customer's own words (not a keyword) not yet tied to their call and owner."""
+    return (message.direction == "inbound" and message.intent in (None, "none")
+            and message.call_id is None)
+
+
 def on_customer_reply(runtime: JobContext, session: Session, message: Message) -> None:
     """The customer replied: note it on the call, alert the owner, start the escalation clock."""
     account = session.get(Account, message.account_id)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from connector.domain.policy import NO_CRM_REASONS
 from connector.jobs import app_events
-from connector.jobs.conversation import on_customer_reply
+from connector.jobs.conversation import awaits_owner, on_customer_reply
 from connector.jobs.crm_text import call_title, local_time, task_body, task_subject, text_line
 from connector.jobs.steps import (
     audit,
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_ATTEMPTS = 10
+#: A customer's reply still not tied to its call after this long lost its texts-lane job.
+REPLY_JOB_LOST_AFTER = timedelta(seconds=60)
 #: Reasons whose call is logged on the contact and nothing more.
 LOG_ONLY_REASONS = frozenset({"likely_spam"})
 
@@ -355,9 +357,10 @@ def sync_message(runtime: JobContext, message_id: str) -> None:
 def _sync_message(runtime: JobContext, session: Session, message: Message) -> None:
     account = session.get(Account, message.account_id)
     assert account is not None  # noqa: S101
-    if message.direction == "inbound" and message.intent in (None, "none") and \
-            message.crm_state == CrmState.PENDING:
-        on_customer_reply(runtime, session, message)  # alerts first: they must not wait for the CRM
+    if awaits_owner(message) and message.created_at < clock.now() - REPLY_JOB_LOST_AFTER:
+        # The owner is alerted by the texts lane's reply_received job; only when that job was
+        # lost (a crash before it was queued; the sweeper brought this sync) does it happen here.
+        on_customer_reply(runtime, session, message)
     crm = runtime.crm_for(account)
     owner = account_settings(account).crm_mapping.owner_id
     call = session.get(Call, message.call_id) if message.call_id else None

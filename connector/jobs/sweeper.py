@@ -10,7 +10,7 @@ from huey import crontab
 from sqlalchemy import or_, select
 
 from connector.domain.policy import NO_CRM_REASONS
-from connector.jobs import conversation, crm_sync, replies, workflow_text
+from connector.jobs import alerts, conversation, crm_sync, replies, workflow_text
 from connector.jobs import text_back as workflow
 from connector.jobs.queue import PRIORITY_CRM, PRIORITY_TEXT
 from connector.kernel import clock
@@ -57,6 +57,13 @@ class Jobs:
         self._workflow_text = huey.task(priority=PRIORITY_TEXT, name="workflow_text")(
             lambda message_id: workflow_text.run(runtime, message_id)
         )
+        self._reply_received = huey.task(priority=PRIORITY_TEXT, name="reply_received")(
+            lambda message_id: conversation.reply_received(runtime, message_id)
+        )
+        # Mail waits on its server: never in the texts lane; first in the CRM lane.
+        self._email = crm.task(priority=PRIORITY_TEXT, name="email")(
+            lambda to, subject, body: alerts.send_email(runtime, to, subject, body)
+        )
         self._escalation = huey.task(priority=PRIORITY_TEXT, name="escalate")(
             lambda timer_id: conversation.fire(runtime, timer_id)
         )
@@ -90,6 +97,14 @@ class Jobs:
     def enqueue_reply(self, message_id: str) -> None:
         """Send a compliance reply (opt-out or opt-in confirmation, help)."""
         self._reply(message_id)
+
+    def enqueue_reply_received(self, message_id: str) -> None:
+        """Alert the owner about a customer's reply and start the escalation clock."""
+        self._reply_received(message_id)
+
+    def enqueue_email(self, to: str, subject: str, body: str) -> None:
+        """Send an alert email through ``TEXTBACK_SMTP_URL``."""
+        self._email(to, subject, body)
 
     def enqueue_workflow_text(self, message_id: str) -> None:
         """Send a text a CRM workflow asked for and complete the workflow's run."""

@@ -322,6 +322,7 @@ def _store(
         def enqueue() -> None:
             for reply_id in replies:  # compliance replies first: they are the customer's answer
                 runtime.jobs.enqueue_reply(reply_id)
+            runtime.jobs.enqueue_reply_received(message_id)  # the owner's alert: texts lane
             runtime.jobs.enqueue_message_sync(message_id)
 
         return enqueue
