@@ -219,13 +219,18 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+def _written(original: Any) -> dict[str, Any]:
+    """A section as written in the file; {} when it is not an object (its own error says so)."""
+    return original if isinstance(original, dict) else {}
+
+
 def _credential_errors(registry: Any, original: Any) -> dict[str, Any]:
     """The problems with a section's ``credentials`` for the adapter its ``kind`` names, read
     from the section as written (so they are found even when other fields are wrong)."""
-    if not isinstance(original, dict):
-        return {}
-    adapter = registry.get(original.get("kind")) if isinstance(original.get("kind"), str) else None
-    given = original.get("credentials")
+    section = _written(original)
+    kind = section.get("kind")
+    adapter = registry.get(kind) if isinstance(kind, str) else None
+    given = section.get("credentials")
     if adapter is None or not isinstance(given, dict):
         return {}
     redacted = tuple(k for k, v in given.items() if v == REDACTED)
@@ -268,7 +273,7 @@ class CarrierSchema(_Strict):
         errors = _credential_errors(CARRIERS, original)
         kind = data.get("kind")
         adapter = CARRIERS.get(kind) if kind else None
-        if adapter is not None and not adapter.sends_sms and not original.get("sms"):
+        if adapter is not None and not adapter.sends_sms and not _written(original).get("sms"):
             errors["sms"] = [f"{adapter.display_name} reports calls but cannot send texts: "
                              "name the SMS carrier for the same business number here"]
         if errors:
@@ -419,21 +424,20 @@ class TemplatesSchema(_Strict):
 
     @validates_schema(skip_on_field_errors=False, pass_original=True)
     def _check_texts(self, data: dict[str, Any], original: Any, **_: Any) -> None:
-        written = original.get("texts") if isinstance(original, dict) else None
-        written = {name: langs for name, langs in (written or {}).items()
-                   if isinstance(name, str) and isinstance(langs, dict)} \
-            if isinstance(written, dict) else {}
+        section = _written(original)
+        written = {name: langs for name, langs in _written(section.get("texts")).items()
+                   if isinstance(name, str) and isinstance(langs, dict)}
         texts = {name: dict(langs) for name, langs in DEFAULT_TEXTS.items()}
         for name, langs in written.items():
             texts.setdefault(name, {}).update(langs)
         errors: dict[str, Any] = {}
-        uses = {use: (original or {}).get(use, data.get(use))
+        uses = {use: section.get(use, data.get(use))
                 for use in ("missed_call", "voicemail", "after_hours")}
-        for use, name in uses.items():
-            if isinstance(name, str) and name not in texts:
-                errors[use] = [f"no template named {name!r}: use one of "
+        for use, chosen in uses.items():
+            if isinstance(chosen, str) and chosen not in texts:
+                errors[use] = [f"no template named {chosen!r}: use one of "
                                f"{', '.join(sorted(texts))}, or add it under texts"]
-        first = {name for name in uses.values() if isinstance(name, str)}
+        first = {chosen for chosen in uses.values() if isinstance(chosen, str)}
         for name, langs in written.items():
             for lang, text in langs.items():
                 if not isinstance(text, str):
@@ -501,7 +505,7 @@ class OwnerSchema(_Strict):
         alerts = data.get("alerts") or []
         errors = {field: [f"{channel} alerts need a {field}"]
                   for channel, field in (("sms", "mobile"), ("email", "email"))
-                  if channel in alerts and not original.get(field)}
+                  if channel in alerts and not _written(original).get(field)}
         if errors:
             raise ValidationError(errors)
 
@@ -531,7 +535,7 @@ class RoutingSchema(_Strict):
     @validates_schema(skip_on_field_errors=False, pass_original=True)
     def _known_owners(self, data: dict[str, Any], original: Any, **_: Any) -> None:
         # The owners as written: an owner with a bad field still counts as named.
-        written = original.get("owners") if isinstance(original, dict) else None
+        written = _written(original).get("owners")
         ids = [str(o["id"]) for o in written if isinstance(o, dict) and o.get("id") is not None] \
             if isinstance(written, list) else []
         errors: dict[str, Any] = {}

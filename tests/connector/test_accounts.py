@@ -205,3 +205,28 @@ def test_a_hidden_secret_with_nothing_stored_is_named_with_the_other_problems(ru
     }
     with runtime.db.session() as s:
         assert s.scalars(select(Account)).all() == []
+
+
+WEIRD_VALUES = ["x", 1, None, [], {}, [1], {"a": 1}, True, 1.5, [[1, 2]], {"en": 5}]
+
+
+@pytest.mark.parametrize("path", [
+    ("carrier",), ("crm",), ("carrier", "credentials"), ("carrier", "sms"), ("crm", "credentials"),
+    ("hours",), ("hours", "weekly"), ("hours", "weekly", "mon"), ("hours", "per_number"),
+    ("templates",), ("templates", "texts"), ("templates", "texts", "x"),
+    ("templates", "missed_call"), ("policy",), ("policy", "quiet_hours"),
+    ("policy", "text_countries"), ("routing",), ("routing", "owners"),
+    ("routing", "round_robin"), ("routing", "by_number"), ("id",), ("carrier", "kind"),
+])
+def test_any_shape_of_a_setting_is_a_message_never_a_crash(path):
+    from connector.settings.account_schema import account_errors
+
+    for value in WEIRD_VALUES:
+        doc = copy.deepcopy(TWILIO_HUBSPOT)
+        target = doc
+        for key in path[:-1]:
+            target = target.setdefault(key, {})
+        target[path[-1]] = value
+        errors = account_errors(doc)
+        assert all(isinstance(k, str) and v and all(isinstance(m, str) for m in v)
+                   for k, v in errors.items()), (path, value, errors)
