@@ -15,9 +15,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from carrier_adapters import CARRIERS
 from connector.jobs.compose import account_texts
 from connector.storage.installations import ConnectionState, connection_state
 from connector.storage.models import Account, AuditEntry, Call
+from crm_adapters import CRMS
 
 DONE, ATTENTION, NOT_STARTED = "done", "needs attention", "not started"
 
@@ -34,6 +36,14 @@ class Item:
     link_text: str
 
 
+def _carrier(account: Account) -> str:
+    return str(CARRIERS[account.carrier_kind].display_name)
+
+
+def _crm_name(account: Account) -> str:
+    return str(CRMS[account.crm_kind].display_name)
+
+
 def _last(s: Session, account_id: str, action: str) -> AuditEntry | None:
     return s.scalar(select(AuditEntry).where(AuditEntry.account_id == account_id,
                                              AuditEntry.action == action)
@@ -48,7 +58,7 @@ def _number(s: Session, account: Account) -> tuple[str, str]:
     carrier, pointed = _last(s, account.id, "carrier"), _last(s, account.id, "carrier webhooks")
     numbers = ", ".join(account.settings["carrier"]["numbers"])
     if _after(pointed, carrier):
-        return DONE, f"{numbers} on {account.carrier_kind}: its webhooks reach textback."
+        return DONE, f"{numbers} on {_carrier(account)}: its webhooks reach textback."
     if carrier is not None or pointed is not None:
         return ATTENTION, (f"{numbers}: point the number's webhooks at textback (or paste the "
                            "URLs) so its calls reach us.")
@@ -112,15 +122,15 @@ def _crm(s: Session, account: Account, state: ConnectionState) -> tuple[str, str
                "lead": "a contact, a task and a deal / request / lead"}[
         account.settings["crm"].get("mapping", {}).get("creates", "lead")]
     if account.crm_needs_reauth or state.status in ("disconnected", "not connected"):
-        return ATTENTION, f"{account.crm_kind}: {state.describe()}. Connect it again."
+        return ATTENTION, f"{_crm_name(account)}: {state.describe()}. Connect it again."
     test, saved = _last(s, account.id, "crm test"), _last(s, account.id, "crm")
     if test is None and saved is None:
-        return NOT_STARTED, f"Connect {account.crm_kind} and choose what a missed call creates."
+        return NOT_STARTED, f"Connect {_crm_name(account)} and choose what a missed call creates."
     result = test.changes[0]["after"] if test is not None and test.changes else None
     if result != "ok":
         return ATTENTION, f"Each missed call makes {creates}; run “Test connection” until it " \
                           "passes."
-    return DONE, f"Each missed call makes {creates} in {account.crm_kind} ({state.describe()})."
+    return DONE, f"Each missed call makes {creates} in {_crm_name(account)} ({state.describe()})."
 
 
 def _consent(s: Session, account: Account) -> tuple[str, str]:

@@ -12,12 +12,12 @@ from flask import flash, redirect, render_template, request, url_for
 from werkzeug.datastructures import MultiDict
 
 from carrier_adapters import CARRIERS
-from carrier_adapters.base import CarrierAdapter, secret_fields
+from carrier_adapters.base import secret_fields
 from carrier_adapters.provisioning import WebhookUrls, webhook_urls
 from connector.kernel.errors import CredentialsRejectedError, ProviderError
 from connector.runtime import Runtime
 from connector.settings.account_schema import REDACTED
-from connector.storage.installations import connection_state
+from connector.storage.installations import connection_state, credentials_auth
 from connector.storage.models import Account
 from connector.web.oauth import install_link
 from connector.web.pages import login_required
@@ -35,6 +35,7 @@ class CredentialField:
     """One credential input: its name, whether it is secret, required, or a list."""
 
     name: str
+    label: str
     secret: bool
     required: bool
     is_list: bool
@@ -44,7 +45,8 @@ class CredentialField:
 def credential_fields(schema: type[marshmallow.Schema]) -> list[CredentialField]:
     """The inputs a provider's credential schema asks for, in its order."""
     secret = secret_fields(schema)
-    return [CredentialField(name, name in secret, bool(f.required),
+    return [CredentialField(name, str(f.metadata.get("description") or name.replace("_", " ")),
+                            name in secret, bool(f.required),
                             isinstance(f, marshmallow.fields.List),
                             isinstance(f, marshmallow.fields.Boolean))
             for name, f in schema().fields.items()]
@@ -106,7 +108,7 @@ def carrier(account_id: str) -> Any:
         changes: list[dict[str, Any]] | None = None
         action = request.form.get("action") if request.method == "POST" else None
         if action == "credentials":
-            errors = _save_carrier(rt, s, account, user.email, kind)
+            errors = _save_provider(rt, s, account, user.email, "carrier", kind)
             if not errors:
                 flash(f"{CARRIERS[kind].display_name} accepted the credentials; they are saved.")
                 return redirect(url_for("setup.carrier", account_id=account.id))
@@ -143,31 +145,48 @@ def carrier(account_id: str) -> Any:
         return (html, 400) if errors else html
 
 
-def _save_carrier(rt: Runtime, s: Any, account: Account, email: str, kind: str) -> FieldErrors:
-    cls = CARRIERS[kind]
-    same = kind == account.carrier_kind
-    stored = rt.box.open(account.carrier_credentials) if same else {}
+def _save_provider(rt: Runtime, s: Any, account: Account, email: str, section: str,
+                   kind: str) -> FieldErrors:
+    """Store the ``carrier`` or ``crm`` section's provider and credentials from the form, once
+    the provider accepted them (an OAuth CRM's app credentials are proven by its install)."""
+    registry: Any = CARRIERS if section == "carrier" else CRMS
+    cls = registry[kind]
+    current = account.carrier_kind if section == "carrier" else account.crm_kind
+    same = kind == current
+    sealed = account.carrier_credentials if section == "carrier" else account.crm_credentials
+    stored = rt.box.open(sealed) if same else {}
     creds = _read_credentials(request.form, credential_fields(cls.config_schema), stored, same)
 
     def edit(doc: dict[str, Any]) -> FieldErrors:
-        section = doc["carrier"]
-        section["kind"], section["credentials"] = kind, creds
-        section["api_base_url"] = request.form.get("api_base_url", "").strip() or None
+        part = doc[section]
+        if section == "crm" and not same:
+            part["mapping"] = {}  # the old CRM's pipeline and owner ids mean nothing here
+        part["kind"], part["credentials"] = kind, creds
+        part["api_base_url"] = request.form.get("api_base_url", "").strip() or None
         return {}
 
     def check(doc: dict[str, Any]) -> FieldErrors:
-        if not cls.can_check_credentials:
-            return {}
-        section = dict(doc["carrier"])
-        adapter: CarrierAdapter = rt.adapter_from(
-            "carrier", account.id, account.timezone, section, _opened(creds, stored))
+        opened = _opened(creds, stored)
+        adapter = rt.adapter_from(section, account.id, account.timezone, dict(doc[section]),
+                                  opened)
         try:
-            adapter.check_credentials()
+            if section == "carrier":
+                if not cls.can_check_credentials:
+                    return {}
+                adapter.check_credentials()
+            elif credentials_auth(kind, opened) == "token" or _installed(s, account, kind):
+                adapter.check_connection()
+        except NotImplementedError:
+            return {}
         except ProviderError as exc:
-            return {"carrier.credentials": [_provider_problem(exc, cls.display_name)]}
+            return {f"{section}.credentials": [_provider_problem(exc, cls.display_name)]}
         return {}
 
-    return save_document(s, rt.box, account, email, "carrier", edit, check)
+    return save_document(s, rt.box, account, email, section, edit, check)
+
+
+def _installed(s: Any, account: Account, kind: str) -> bool:
+    return kind == account.crm_kind and connection_state(s, account.id).status == "connected"
 
 
 def _edit_numbers(doc: dict[str, Any], form: MultiDict[str, str]) -> FieldErrors:
@@ -228,11 +247,13 @@ def crm(account_id: str) -> Any:
         errors: FieldErrors = {}
         check = None
         action = request.form.get("action") if request.method == "POST" else None
-        cls = CRMS[account.crm_kind]
+        kind = request.values.get("kind") or account.crm_kind
+        if kind not in CRMS:
+            kind = account.crm_kind
         if action == "credentials":
-            errors = _save_crm_token(rt, s, account, user.email)
+            errors = _save_provider(rt, s, account, user.email, "crm", kind)
             if not errors:
-                flash(f"{account.crm_kind} accepted the credentials; they are saved.")
+                flash(f"{CRMS[kind].display_name}: the credentials are saved.")
                 return redirect(url_for("setup.crm", account_id=account.id))
         elif action == "test":
             check, problem = _test_crm(rt.crm_for(account), account)
@@ -253,13 +274,14 @@ def crm(account_id: str) -> Any:
                 flash("Where a missed call's records go is saved.")
                 return redirect(url_for("setup.crm", account_id=account.id))
         doc = current_document(account, rt.box)
-        oauth = cls.oauth is not None and not cls.config_schema().fields.get("access_token")
+        cls = CRMS[account.crm_kind]
         html = render_template(
             "setup/crm.html", account=account, errors=errors,
             form=request.form if errors else None, state=connection_state(s, account.id),
             oauth_link=install_link(rt, account.id, account.crm_kind) if cls.oauth else None,
-            token_fields=[] if oauth else credential_fields(cls.config_schema),
-            stored=doc["crm"]["credentials"], mapping=doc["crm"]["mapping"],
+            crms=CRMS, kind=kind, fields=credential_fields(CRMS[kind].config_schema),
+            stored=doc["crm"]["credentials"] if kind == account.crm_kind else {},
+            api_base_url=doc["crm"].get("api_base_url") or "", mapping=doc["crm"]["mapping"],
             choices=choices, list_problem=list_problem, check=check)
         return (html, 400) if errors else html
 
@@ -271,24 +293,6 @@ def _test_crm(adapter: CrmAdapter, account: Account) -> tuple[Any, str | None]:
         return None, f"{account.crm_kind} cannot be tested through its API."
     except ProviderError as exc:
         return None, _provider_problem(exc, account.crm_kind)
-
-
-def _save_crm_token(rt: Runtime, s: Any, account: Account, email: str) -> FieldErrors:
-    cls = CRMS[account.crm_kind]
-    stored = rt.box.open(account.crm_credentials)
-    creds = _read_credentials(request.form, credential_fields(cls.config_schema), stored, True)
-
-    def edit(doc: dict[str, Any]) -> FieldErrors:
-        doc["crm"]["credentials"] = creds
-        return {}
-
-    def check(doc: dict[str, Any]) -> FieldErrors:
-        adapter: CrmAdapter = rt.adapter_from("crm", account.id, account.timezone,
-                                              dict(doc["crm"]), _opened(creds, stored))
-        _check, problem = _test_crm(adapter, account)
-        return {"crm.credentials": [problem]} if problem else {}
-
-    return save_document(s, rt.box, account, email, "crm", edit, check)
 
 
 def _choice_ids(items: Any) -> set[str]:

@@ -22,6 +22,7 @@ from connector.web.pages import login_required
 from connector.web.setup.access import admin_account, runtime
 from connector.web.setup.blueprint import bp
 from connector.web.setup.saving import FieldErrors, record
+from crm_adapters import CRMS
 
 
 def _phone_and_number(account: Account) -> tuple[str | None, str | None, FieldErrors]:
@@ -107,6 +108,7 @@ def simulated(account_id: str, call_id: str) -> str:
             .order_by(CrmLink.id)).all()
         return render_template("setup/simulated.html", account=account, call=call,
                                trail=explain(rt, call.id), links=links,
-                               record_url=record_link(s, account, call.caller or ""))
+                               record_url=record_link(s, account, call.caller or ""),
+                               crm_name=CRMS[account.crm_kind].display_name)
 
 

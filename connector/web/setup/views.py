@@ -43,6 +43,7 @@ from connector.web.setup.forms import (
     parse_spans,
 )
 from connector.web.setup.saving import FieldErrors, current_document, save_document
+from crm_adapters import CRMS
 
 #: The scenarios a first text can use, with what each is for.
 FIRST_TEXTS = {
@@ -363,7 +364,8 @@ def routing(account_id: str) -> Any:
                      stored={o["id"]: o for o in doc["routing"]["owners"]}, problem=problem,
                      owner_errors={pid: field_errors(errors, f"routing.owners[{i}]")
                                    for i, pid in enumerate(order)},
-                     numbers=account.settings["carrier"]["numbers"])
+                     numbers=account.settings["carrier"]["numbers"],
+                     crm_name=CRMS[account.crm_kind].display_name)
 
     return _form_view(account_id, "routing", "Routing",
                       lambda doc, account: _edit_routing(doc, request.form,
