@@ -45,6 +45,7 @@ def create_app(runtime: Runtime) -> Flask:
     app.register_blueprint(oauth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(setup.bp)
+    app.register_blueprint(setup.accounts_bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(demo.bp)
     errors.register(app)

@@ -1,6 +1,6 @@
-"""A new admin sets a fresh account up in a real browser (Playwright driving Chromium), against
-the built-in sandbox carrier and CRM (local stubs that record what they are sent): every setup
-page, from "not started" to a green checklist and a test text the carrier stub received. Each page
+"""A new admin creates an account and sets it up in a real browser (Playwright driving Chromium),
+against the built-in sandbox carrier and CRM (local stubs that record what they are sent): every
+setup page, from "not started" to a green checklist and a test text the carrier stub received. Each page
 is screenshotted at 1280 and 390 px (``var/screenshots/setup-*.png``), checked for sideways
 scrolling and with axe-core."""
 
@@ -10,17 +10,9 @@ from typing import Any
 
 from connector.storage.users import add_user
 from tests.browser import check_page
-from tests.connector.helpers import add_account, records
+from tests.connector.helpers import records
 
 PASSWORD = "correct horse battery"
-
-
-def fresh_account() -> dict[str, Any]:
-    """An account just created: the sandbox carrier and CRM, nothing set up yet."""
-    return {"id": "fresh", "name": "Bright Plumbing", "timezone": "America/Chicago",
-            "carrier": {"kind": "sandbox", "credentials": {"webhook_secret": "x" * 20},
-                        "numbers": ["+14155550100"]},
-            "crm": {"kind": "sandbox", "credentials": {"webhook_secret": "x" * 20}}}
 
 
 def _save(page: Any, button: str, exact: bool = True) -> None:
@@ -30,15 +22,23 @@ def _save(page: Any, button: str, exact: bool = True) -> None:
 
 def test_a_new_admin_reaches_a_green_checklist_and_a_delivered_test_text(
         runtime, live_server, browser):
-    add_account(runtime, fresh_account())
-    with runtime.db.session() as s:
-        add_user(s, "ana@bright.test", "Ana", PASSWORD, "fresh", role="admin")
+    with runtime.db.session() as s:  # an operator: an admin of every account
+        add_user(s, "ana@bright.test", "Ana", PASSWORD, None, role="admin")
     page = browser.new_page()
-    base = f"{live_server}/accounts/fresh/setup"
-    page.goto(base)
+    page.goto(f"{live_server}/accounts/new")
     page.fill("input[name=email]", "ana@bright.test")
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server}/accounts/new")
+    page.fill("#name", "Bright Plumbing")
+    page.fill("#id", "fresh")
+    page.fill("#timezone", "Nowhere/Special")
+    _save(page, "Create the account")
+    assert "IANA time zone" in page.inner_text("#timezone-error")
+    check_page(page, "setup-new-account")
+    page.fill("#timezone", "America/Chicago")
+    _save(page, "Create the account")
+    base = f"{live_server}/accounts/fresh/setup"
     page.wait_for_url(base)
     assert page.locator("ol.checklist > li").count() == 8
     assert page.locator("mark.state-done").count() == 0

@@ -342,3 +342,66 @@ def test_an_admin_has_a_setup_link_and_a_rep_does_not(app, admin):
         .get_data(as_text=True)
     rep = sign_in(app, "rey@acme.test")
     assert ">Setup</a>" not in rep.get("/conversations").get_data(as_text=True)
+
+
+def test_switch_to_twilio_checked_listed_and_pointed(admin, runtime):
+    """The carrier page against a stateful fake of Twilio's REST API: a wrong token is named and
+    nothing stored; the right one switches the account; its numbers are listed; one button sets
+    their webhooks and shows each setting before and after."""
+    import responses
+
+    from tests.stubs.twilio_numbers import TwilioNumbersFake
+
+    sid, token, api = "AC" + "2" * 32, "twilio-auth-token-for-setup", "https://twilio-api.test"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as http:
+        twilio = TwilioNumbersFake(sid, token, ["+14155550100", "+14155550188"])
+        twilio.install(http, api)
+        page = admin.get("/accounts/acme/setup/carrier?kind=twilio").get_data(as_text=True)
+        assert "Account SID (starts with AC)" in page and "Saving switches this account" in page
+        before = exported(runtime)
+        bad = post(admin, "/carrier", action="credentials", kind="twilio",
+                   cred_account_sid=sid, cred_auth_token="wrong-token", api_base_url=api)
+        text = _assert_refused(bad, runtime, before)
+        assert re.findall(r'<p class="error" role="alert">([^<]*)</p>', text) == [
+            "Twilio refused the credentials (HTTP 401): check the Account SID and Auth Token "
+            "(Twilio Console, Account Info), or the API key SID and secret"]
+        good = post(admin, "/carrier", action="credentials", kind="twilio",
+                    cred_account_sid=sid, cred_auth_token=token, api_base_url=api)
+        assert _assert_saved(good, runtime, "carrier")["carrier"]["kind"] == "twilio"
+        page = admin.get("/accounts/acme/setup/carrier").get_data(as_text=True)
+        assert "+14155550188" in page
+        _assert_saved(post(admin, "/carrier", action="numbers", numbers=["+14155550188"]),
+                      runtime, "carrier numbers")
+        pointed = post(admin, "/carrier", action="point")
+        assert pointed.status_code == 200
+        assert twilio.numbers["+14155550188"]["sms_url"] == \
+            "https://hooks.example.test/webhooks/twilio/acme/sms"
+        assert "https://hooks.example.test/webhooks/twilio/acme/voice" in \
+            pointed.get_data(as_text=True)
+        assert audit(runtime)[-1].action == "carrier webhooks"
+
+
+def test_an_admin_creates_an_account_in_the_browser(app, admin, runtime):
+    rep = sign_in(app, "rey@acme.test")
+    assert rep.get("/accounts/new").status_code == 403
+    bad = admin.post("/accounts/new", data={"csrf": admin.csrf, "name": "", "id": "Bad Id!",
+                                            "timezone": "Moon/Base"})
+    text = bad.get_data(as_text=True)
+    assert bad.status_code == 400
+    assert 'id="name-error"' in text and 'id="id-error"' in text and "IANA time zone" in text
+    taken = admin.post("/accounts/new", data={"csrf": admin.csrf, "name": "Other",
+                                              "id": "other", "timezone": "UTC"})
+    assert taken.status_code == 400 and "an account with this id exists" in \
+        taken.get_data(as_text=True)
+    with runtime.db.session() as s:
+        assert s.get(Account, "bright-plumbing-co") is None
+    made = admin.post("/accounts/new", data={"csrf": admin.csrf, "name": "Bright Plumbing & Co",
+                                             "id": "", "timezone": "America/Denver"})
+    assert made.status_code == 302
+    assert made.headers["Location"] == "/accounts/bright-plumbing-co/setup"
+    page = admin.get("/accounts/bright-plumbing-co/setup")  # its creator belongs to it
+    assert page.status_code == 200 and "0 of 8" in page.get_data(as_text=True)
+    doc = exported(runtime, "bright-plumbing-co")
+    assert (doc["carrier"]["kind"], doc["crm"]["kind"], doc["timezone"]) == \
+        ("sandbox", "sandbox", "America/Denver")
+    assert rep.get("/accounts/bright-plumbing-co/setup").status_code == 404

@@ -9,7 +9,7 @@ lists (numbers, pipelines, owners) are read live from the carrier and the CRM.
 
 from __future__ import annotations
 
-from connector.web.setup import connect, trial, views
-from connector.web.setup.blueprint import bp
+from connector.web.setup import connect, new_account, trial, views
+from connector.web.setup.blueprint import accounts_bp, bp
 
-__all__ = ["bp", "connect", "trial", "views"]
+__all__ = ["accounts_bp", "bp", "connect", "new_account", "trial", "views"]
