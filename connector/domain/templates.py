@@ -105,10 +105,20 @@ def placeholders_in(text: str) -> set[str]:
         raise TemplateError(f"malformed placeholder: {exc}") from None
 
 
+def person_claim_problem(text: str) -> str | None:
+    """Why ``text`` may not be sent because it claims to be a person, or None when it does not."""
+    match = _PERSON_CLAIMS.search(text) or _NAMED_SENDER.search(text)
+    if match is None:
+        return None
+    return f"texts are automated and must not claim to be a person ({match.group(0)!r})"
+
+
 def validate_template(
-    text: str, *, first_message: bool, business_name: str | None = None
+    text: str, *, first_message: bool, business_name: str | None = None,
+    person_claims: bool = True,
 ) -> None:
-    """Refuse unknown placeholders, first messages that don't name the business, fake persons."""
+    """Refuse unknown placeholders, first messages that don't name the business, fake persons
+    (unless ``person_claims`` is False: the caller checks those itself)."""
     names = placeholders_in(text)
     if "" in names:
         raise TemplateError("empty placeholder {}: name what goes there, e.g. {business_name}")
@@ -120,11 +130,9 @@ def validate_template(
         business_name and business_name.lower() in text.lower()
     ):
         raise TemplateError("a first message must name the business: use {business_name}")
-    match = _PERSON_CLAIMS.search(text) or _NAMED_SENDER.search(text)
-    if match:
-        raise TemplateError(
-            f"texts are automated and must not claim to be a person ({match.group(0)!r})"
-        )
+    problem = person_claim_problem(text) if person_claims else None
+    if problem:
+        raise TemplateError(problem)
 
 
 def render(text: str, values: Mapping[str, str | None], language: str = "en") -> str:

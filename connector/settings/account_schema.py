@@ -34,6 +34,7 @@ from connector.domain.templates import (
     FIRST_MESSAGE_SCENARIOS,
     LANGUAGES,
     TemplateError,
+    person_claim_problem,
     validate_template,
 )
 from connector.kernel.errors import ConfigurationError
@@ -83,13 +84,22 @@ class ClockTime(fields.String):
 
 
 class CountryCode(fields.String):
-    """A country as its two-letter ISO 3166 code (``US``, ``CA``), in any case."""
+    """A country as its two-letter ISO 3166 code (``US``, ``CA``), in any case.
+
+    Whether the code names a country is checked when a file is saved (:class:`AccountSchema`).
+    """
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs).strip().upper()
-        if text not in phonenumbers.SUPPORTED_REGIONS:
+        if not re.fullmatch(r"[A-Z]{2}", text):
             raise ValidationError(f"{value!r} is not a two-letter country code such as US")
         return text
+
+
+def _unknown_country(value: object) -> bool:
+    """A two-letter code that names no country (``UK``: the United Kingdom is ``GB``)."""
+    text = value.strip().upper() if isinstance(value, str) else ""
+    return bool(re.fullmatch(r"[A-Z]{2}", text)) and text not in phonenumbers.SUPPORTED_REGIONS
 
 
 class E164(fields.String):
@@ -442,9 +452,9 @@ class TemplatesSchema(_Strict):
             for lang, text in langs.items():
                 if not isinstance(text, str):
                     continue  # the field's own check names it
-                try:
+                try:  # person claims: see AccountSchema._saved_file_rules
                     validate_template(text, first_message=name in first
-                                      or name in FIRST_MESSAGE_SCENARIOS)
+                                      or name in FIRST_MESSAGE_SCENARIOS, person_claims=False)
                 except TemplateError as exc:
                     errors.setdefault("texts", {}).setdefault(name, {})[lang] = [str(exc)]
         if errors:
@@ -592,6 +602,28 @@ class AccountSchema(_Strict):
     templates = fields.Nested(TemplatesSchema, load_default=lambda: TemplatesSchema().load({}))
     policy = fields.Nested(PolicySchema, load_default=lambda: PolicySchema().load({}))
     routing = fields.Nested(RoutingSchema, load_default=lambda: RoutingSchema().load({}))
+
+    @validates_schema(skip_on_field_errors=False, pass_original=True)
+    def _saved_file_rules(self, data: dict[str, Any], original: Any, **_: Any) -> None:
+        """Rules added after accounts were first stored: checked when a file is saved, while the
+        sections read back from storage (``account_settings``) load as before, so an account
+        saved under the old rules keeps working until it is next saved."""
+        document = _written(original)
+        errors: dict[str, Any] = {}
+        texts = _written(_written(document.get("templates")).get("texts"))
+        for name, langs in texts.items():
+            for lang, text in _written(langs).items():
+                problem = person_claim_problem(text) if isinstance(text, str) else None
+                if problem:
+                    errors.setdefault("templates", {}).setdefault("texts", {}).setdefault(
+                        name, {})[lang] = [problem]
+        countries = _written(document.get("policy")).get("text_countries")
+        for i, code in enumerate(countries if isinstance(countries, list) else []):
+            if _unknown_country(code):
+                errors.setdefault("policy", {}).setdefault("text_countries", {})[i] = [
+                    f"{code!r} names no country: use its two-letter code, such as US, CA or GB"]
+        if errors:
+            raise ValidationError(errors)
 
     @validates("timezone")
     def _check_tz(self, value: str, **_: Any) -> None:

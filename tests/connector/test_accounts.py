@@ -230,3 +230,28 @@ def test_any_shape_of_a_setting_is_a_message_never_a_crash(path):
         errors = account_errors(doc)
         assert all(isinstance(k, str) and v and all(isinstance(m, str) for m in v)
                    for k, v in errors.items()), (path, value, errors)
+
+
+def test_settings_stored_under_older_rules_still_load_and_a_new_save_applies_them(runtime):
+    """A template or country refused today may be stored from before: the jobs read it as it
+    is, and only saving the file again asks for the fix."""
+    from connector.settings.account_schema import account_errors
+    from connector.settings.account_settings import account_settings
+
+    with runtime.db.session() as s:
+        account = import_account(s, runtime.box, TWILIO_HUBSPOT)
+        account.settings = {**account.settings, "policy": {"text_countries": ["US", "UK"]},
+                            "templates": {"texts": {"general": {
+                                "en": "Hi, this is Bob from {business_name}."}}}}
+    with runtime.db.session() as s:
+        stored = s.get(Account, "acme-plumbing")
+        typed = account_settings(stored)
+        assert typed.policy_section["text_countries"] == ["US", "UK"]
+        assert typed.templates_section["texts"]["general"]["en"].startswith("Hi, this is Bob")
+        document = export_account(stored, runtime.box, include_secrets=True)
+    assert account_errors(document) == {
+        "templates.texts.general.en": [
+            "texts are automated and must not claim to be a person ('this is Bob from')"],
+        "policy.text_countries[1]": [
+            "'UK' names no country: use its two-letter code, such as US, CA or GB"],
+    }
