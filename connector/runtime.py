@@ -157,7 +157,19 @@ class Runtime:
                 kwargs["timezone"] = timezone
             if "rate_limiter" in accepts:  # one budget per account, shared by every worker
                 kwargs.update(rate_limiter=self.rate_limiter, rate_limit_key=account_id)
+            credentials = self.with_app_credentials(kind, credentials)
         return cls(credentials, **kwargs)
+
+    def with_app_credentials(self, crm: str, credentials: dict[str, Any]) -> dict[str, Any]:
+        """An account's CRM credentials with the deployment's marketplace app secret added: a
+        HubSpot account installed through this deployment's app names only its ``client_id``,
+        and the secret stays in ``TEXTBACK_HUBSPOT_CLIENT_SECRET`` (rotated in one place)."""
+        settings = self.settings
+        if (crm == "hubspot" and settings.hubspot_app and not credentials.get("access_token")
+                and not credentials.get("client_secret")
+                and credentials.get("client_id") == settings.hubspot_client_id):
+            return {**credentials, "client_secret": settings.hubspot_client_secret}
+        return credentials
 
     def close(self) -> None:
         """Release database connections."""

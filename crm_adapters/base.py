@@ -231,7 +231,9 @@ class OAuthEndpoints:
       ``crm.api_base_url`` is not the adapter's default (a test double, a sandbox, a proxy) gets
       both with that base in place of their scheme and host.
     - ``scopes`` go on the authorize URL as ``scope`` (space-separated); none when empty (the
-      app's own settings decide, as at Jobber).
+      app's own settings decide, as at Jobber). ``optional_scopes`` go as ``optional_scope``:
+      granted when the account's tier has them, the install goes on without them (HubSpot).
+      These two are the app's one scope declaration: the marketplace manifests read them.
     - ``request_body``: ``"form"`` posts the RFC 6749 parameters, ``client_id`` and
       ``client_secret`` included, form-encoded; ``"json"`` posts the same as a JSON object.
     - ``account_id_field``: the token answer's field naming the CRM account the install is for
@@ -243,6 +245,7 @@ class OAuthEndpoints:
     authorize_url: str
     token_url: str
     scopes: tuple[str, ...] = ()
+    optional_scopes: tuple[str, ...] = ()
     request_body: Literal["form", "json"] = "form"
     account_id_field: str | None = None
     kept_fields: tuple[str, ...] = ()
@@ -317,6 +320,12 @@ class CrmAdapter(ABC):
     def uses_oauth(self) -> bool:
         """True when this instance authenticates with installation tokens (not a pasted key)."""
         return False
+
+    def uninstall(self) -> None:
+        """Tell the CRM to remove this OAuth installation (an admin disconnected it from our
+        side). CRMs with no way to do that do nothing; the connector marks the installation
+        disconnected either way."""
+        return None
 
     def pipeline_note(self, lead_id: str) -> str | None:
         """Why the last ``set_pipeline_stage`` left a lead where it is, if the CRM has rules

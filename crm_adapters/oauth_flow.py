@@ -45,7 +45,11 @@ _LOG = logging.getLogger(__name__)
 #: OAuth ``error`` codes that mean our request or our app's credentials are wrong (fix the
 #: configuration), as opposed to the grant itself being dead.
 CONFIGURATION_ERRORS = frozenset(
-    {"invalid_client", "unauthorized_client", "invalid_request", "unsupported_grant_type"}
+    {"invalid_client", "unauthorized_client", "invalid_request", "unsupported_grant_type",
+     # HubSpot names the problem in ``status`` instead of ``error`` (``BAD_REFRESH_TOKEN`` is a
+     # dead grant like ``invalid_grant``); these ones are our app's settings (inferred from the
+     # codes its v1 token endpoint answers).
+     "BAD_CLIENT_ID", "BAD_CLIENT_SECRET", "BAD_REDIRECT_URI", "BAD_GRANT_TYPE"}
 )
 #: Seconds to wait after a 429 without ``Retry-After``, and the floor of any wait.
 DEFAULT_RATE_LIMIT_WAIT = 10.0
@@ -90,6 +94,8 @@ def authorize_url(
               "state": state}
     if spec.scopes:
         params["scope"] = " ".join(spec.scopes)
+    if spec.optional_scopes:
+        params["optional_scope"] = " ".join(spec.optional_scopes)
     return f"{endpoint(crm, spec.authorize_url, api_base_url)}?{urlencode(params)}"
 
 
@@ -228,6 +234,9 @@ def _token_error(
 ) -> ProviderError:
     status = response.status_code
     code = str(answer.get("error") or "") or None
+    hubspot_code = answer.get("status")  # {"status": "BAD_REFRESH_TOKEN", "message": ...}
+    if code is None and isinstance(hubspot_code, str) and hubspot_code.isupper():
+        code = hubspot_code
     described = answer.get("error_description") or answer.get("message")
     detail = _redact(str(described), secrets) if isinstance(described, str) else ""
     text = f"{crm.display_name} {what} failed (HTTP {status}{' ' + code if code else ''})"

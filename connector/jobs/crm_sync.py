@@ -126,7 +126,10 @@ def _step_failed(session: Session, call: Call, exc: ProviderError) -> None:
     else:
         call.crm_state = CrmState.RETRY
         call.next_attempt_at = clock.now() + backoff(call.attempts)
-    audit(session, call.id, f"crm_{call.crm_state}", call.last_error)
+    # Waiting for a new install: the trail says why (the message names no secret).
+    detail = f"{call.last_error}: {exc}" if isinstance(exc, ProviderAuthError) else \
+        call.last_error
+    audit(session, call.id, f"crm_{call.crm_state}", detail)
 
 
 def _remember_profile(session: Session, account_id: str, number: str, contact: CrmContact) -> None:

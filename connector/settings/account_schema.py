@@ -722,13 +722,17 @@ class AccountFileError(ConfigurationError):
         self.errors = errors
 
 
-def load_account(document: Any, *, allow_http_loopback: bool | None = None) -> dict[str, Any]:
-    """The validated account document; AccountFileError naming every problem at once."""
+def load_account(document: Any, *, allow_http_loopback: bool | None = None,
+                 partial: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The validated account document; AccountFileError naming every problem at once.
+
+    ``partial``: dotted names of fields that may be missing yet (see marshmallow's ``partial``).
+    """
     if not isinstance(document, dict):
         raise AccountFileError({"account": ["an account file is a JSON object: {...}"]})
     try:
         return AccountSchema(  # type: ignore[no-any-return]
-            allow_http_loopback=allow_http_loopback).load(dict(document))
+            allow_http_loopback=allow_http_loopback).load(dict(document), partial=partial or False)
     except ValidationError as exc:
         raise AccountFileError(readable_errors(exc.normalized_messages())) from None
 

@@ -7,6 +7,7 @@ This is the only module that reads the environment. Every bad setting is reporte
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from marshmallow import Schema, ValidationError, fields, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from connector.kernel.errors import ConfigurationError
 
@@ -22,6 +23,8 @@ ENV_PREFIX = "TEXTBACK_"
 DEFAULT_DATABASE_URL = "sqlite:///var/textback.db"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: What a HubSpot app's client id and secret look like (UUIDs, as HubSpot issues them).
+_APP_CREDENTIAL = re.compile(r"[A-Za-z0-9-]+")
 
 #: ``TEXTBACK_ALLOW_HTTP_LOOPBACK`` of the settings this process loaded last; None before any.
 _loaded_http_loopback: bool | None = None
@@ -48,6 +51,16 @@ class Settings:
     #: Loaded with ``create_secret_key=False`` before the file exists, ``secret_key`` is empty
     #: until :func:`save_secret_key` writes one (``textback db upgrade``).
     secret_key_file: Path | None = None
+    #: The HubSpot marketplace app this deployment installs as (both or neither).
+    hubspot_client_id: str | None = None
+    hubspot_client_secret: str | None = None
+    #: Where HubSpot's API (and its OAuth pages) are for new installs; None for HubSpot itself.
+    hubspot_api_base_url: str | None = None
+
+    @property
+    def hubspot_app(self) -> bool:
+        """True when the HubSpot marketplace app is configured (client id and secret)."""
+        return bool(self.hubspot_client_id and self.hubspot_client_secret)
 
     @property
     def queue_is_redis(self) -> bool:
@@ -58,7 +71,8 @@ class Settings:
         return (
             f"Settings(database_url={_redact_url(self.database_url)!r}, "
             f"queue_url={_redact_url(self.queue_url)!r}, public_url={self.public_url!r}, "
-            f"smtp_url={_redact_url(self.smtp_url) if self.smtp_url else None!r})"
+            f"smtp_url={_redact_url(self.smtp_url) if self.smtp_url else None!r}, "
+            f"hubspot_client_id={self.hubspot_client_id!r})"
         )
 
 
@@ -110,6 +124,41 @@ class _EnvSchema(Schema):
         load_default=False, error_messages={"invalid": "must be true or false"}
     )
     METRICS_DIR = fields.String(load_default=None, allow_none=True)
+    HUBSPOT_CLIENT_ID = fields.String(load_default=None, allow_none=True)
+    HUBSPOT_CLIENT_SECRET = fields.String(load_default=None, allow_none=True)
+    HUBSPOT_API_BASE_URL = fields.String(load_default=None, allow_none=True)
+
+    @validates("HUBSPOT_CLIENT_ID")
+    def _check_hubspot_id(self, value: str | None, **_: object) -> None:
+        if value is not None and not _APP_CREDENTIAL.fullmatch(value):
+            raise ValidationError("must be the app's client id from HubSpot (letters, digits, -)")
+
+    @validates("HUBSPOT_CLIENT_SECRET")
+    def _check_hubspot_secret(self, value: str | None, **_: object) -> None:
+        if value is not None and (not _APP_CREDENTIAL.fullmatch(value) or len(value) < 16):
+            raise ValidationError("must be the app's client secret from HubSpot "
+                                  "(16 or more letters, digits, -)")
+
+    @validates_schema(skip_on_field_errors=False)
+    def _check_hubspot_base(self, data: dict[str, Any], **_: object) -> None:
+        value = data.get("HUBSPOT_API_BASE_URL")
+        if value is None:
+            return
+        # Checked as an account's api_base_url is: app credentials and codes are sent there.
+        from connector.settings.account_schema import api_url_problem
+
+        allow = data.get("ALLOW_HTTP_LOOPBACK")
+        problem = api_url_problem(value, allow_http_loopback=allow is True)
+        if problem:
+            raise ValidationError(problem, field_name="HUBSPOT_API_BASE_URL")
+
+    @validates_schema(skip_on_field_errors=False)
+    def _hubspot_app_pair(self, data: dict[str, Any], **_: object) -> None:
+        given = [k for k in ("HUBSPOT_CLIENT_ID", "HUBSPOT_CLIENT_SECRET") if data.get(k)]
+        if len(given) == 1:
+            missing = ({"HUBSPOT_CLIENT_ID", "HUBSPOT_CLIENT_SECRET"} - set(given)).pop()
+            raise ValidationError(f"set together with {ENV_PREFIX}{given[0]} (the HubSpot app's "
+                                  "client id and secret go together)", field_name=missing)
 
     @validates("SMTP_URL")
     def _check_smtp(self, value: str | None, **_: object) -> None:
@@ -232,6 +281,7 @@ def load_settings(
             "bad settings:\n  " + "\n  ".join(f"{n}: unknown setting" for n in unknown),
             field=", ".join(unknown),
         )
+    hubspot_base = data["HUBSPOT_API_BASE_URL"]
     database_url = data["DATABASE_URL"]
     key_file = None if data["SECRET_KEY"] else secret_key_path(database_url)
     if key_file is None:
@@ -254,6 +304,9 @@ def load_settings(
         metrics_dir=Path(data["METRICS_DIR"]) if data["METRICS_DIR"]
         else default_metrics_dir(database_url),
         secret_key_file=key_file,
+        hubspot_client_id=data["HUBSPOT_CLIENT_ID"],
+        hubspot_client_secret=data["HUBSPOT_CLIENT_SECRET"],
+        hubspot_api_base_url=hubspot_base.rstrip("/") if hubspot_base else None,
     )
     global _loaded_http_loopback
     _loaded_http_loopback = settings.allow_http_loopback

@@ -25,10 +25,15 @@ from connector.storage.models import Account, AccountMember, Call, Message, Sand
 from crm_adapters import CRMS
 
 
-def validate_account(document: Mapping[str, Any]) -> dict[str, Any]:
+def validate_account(document: Mapping[str, Any], *, partial: tuple[str, ...] = ()
+                     ) -> dict[str, Any]:
     """Validate an account document; raise AccountFileError (a ConfigurationError) naming every
-    problem at once, by readable path."""
-    return load_account(dict(document))
+    problem at once, by readable path.
+
+    ``partial`` names fields (dotted) that may be missing yet, as in an account a marketplace
+    install just created, whose carrier is set up afterwards.
+    """
+    return load_account(dict(document), partial=partial)
 
 
 def parse_account_file(text: str) -> dict[str, Any]:
@@ -64,11 +69,13 @@ def _redaction_errors(document: Mapping[str, Any], stored: Mapping[str, dict[str
     return errors
 
 
-def import_account(session: Session, box: CredentialBox, document: Mapping[str, Any]) -> Account:
+def import_account(session: Session, box: CredentialBox, document: Mapping[str, Any],
+                   *, partial: tuple[str, ...] = ()) -> Account:
     """Validate and store an account (insert or replace); secrets are sealed before storage.
 
     Every problem is reported at once (AccountFileError), a ``********`` credential with nothing
-    stored to keep among them; then nothing is written.
+    stored to keep among them; then nothing is written. ``partial``: fields that may be missing
+    yet (see :func:`validate_account`).
     """
     account_id = document.get("id")
     existing = session.get(Account, account_id) if isinstance(account_id, str) else None
@@ -79,7 +86,7 @@ def import_account(session: Session, box: CredentialBox, document: Mapping[str, 
         if existing and existing.sms_credentials else {},
     }
     try:
-        data = validate_account(document)
+        data = validate_account(document, partial=partial)
         errors: dict[str, list[str]] = {}
     except AccountFileError as exc:
         errors = dict(exc.errors)

@@ -8,13 +8,16 @@ a rotating refresh token holds across ``textback worker`` processes on several m
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from connector.kernel import clock
@@ -22,7 +25,8 @@ from connector.kernel.errors import ProviderAuthError
 from connector.storage.crypto import CredentialBox
 from connector.storage.db import Database
 from connector.storage.locks import named_lock
-from connector.storage.models import Account, Installation
+from connector.storage.models import Account, AccountMember, Installation, User
+from connector.storage.users import hash_password
 from crm_adapters import CRMS
 from crm_adapters.base import OAuthTokens
 
@@ -176,9 +180,16 @@ class DbTokenStore:
         return named_lock(self.db.engine, f"installation:{self.account_id}:{self.crm}")
 
     def load(self) -> OAuthTokens:
-        """The current tokens (read fresh from the database)."""
+        """The current tokens (read fresh from the database); ProviderAuthError, saying why and
+        what to do, once the installation is disconnected (CRM work waits for a new install)."""
         with self.db.session() as s:
-            return open_tokens(self.box, self._row(s).tokens)
+            row = self._row(s)
+            if row.status != "active":
+                raise ProviderAuthError(
+                    f"{self.crm} is disconnected from account {self.account_id} "
+                    f"({row.status_reason or 'no reason given'}): install the app again "
+                    f"(/oauth/{self.crm}/install)", provider=self.crm, code="disconnected")
+            return open_tokens(self.box, row.tokens)
 
     def save(self, tokens: OAuthTokens) -> None:
         """Replace access and refresh token together, in one committed update."""
@@ -199,3 +210,77 @@ class DbTokenStore:
         with self.db.session() as s:
             row = s.get(Installation, (self.account_id, self.crm))
             return row is not None and row.status == "active"
+
+
+def new_install_account(
+    session: Session, box: CredentialBox, *, crm: str, external_id: str, name: str,
+    timezone: str, credentials: Mapping[str, Any], api_base_url: str | None,
+    mapping: Mapping[str, Any] | None = None,
+) -> Account:
+    """The account a marketplace install of ``crm`` creates for a CRM account we have not seen.
+
+    Its id is ``<crm>-<external id>`` (a number appended if that is taken). It starts on the
+    built-in sandbox carrier with no business number, so nothing is texted until an admin
+    connects the real carrier on the setup pages; a time zone the CRM named that is not an
+    IANA name falls back to UTC.
+    """
+    from connector.storage.accounts import import_account
+
+    base = re.sub(r"[^a-z0-9-]+", "-", f"{crm}-{external_id}".lower()).strip("-")[:56]
+    account_id, n = base, 1
+    while session.get(Account, account_id) is not None:
+        n += 1
+        account_id = f"{base}-{n}"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        timezone = "UTC"
+    document = {
+        "id": account_id,
+        "name": name[:200] or account_id,
+        "timezone": timezone,
+        "carrier": {"kind": "sandbox",
+                    "credentials": {"webhook_secret": secrets.token_urlsafe(24)}},
+        "crm": {"kind": crm, "credentials": dict(credentials), "api_base_url": api_base_url,
+                "mapping": dict(mapping or {})},
+    }
+    account = import_account(session, box, document, partial=("carrier.numbers",))
+    account.settings = {**account.settings,
+                        "carrier": {**account.settings["carrier"], "numbers": []}}
+    session.flush()
+    return account
+
+
+def installer_user(session: Session, email: str | None, account_id: str, *, created: bool
+                   ) -> User | None:
+    """The user a marketplace install signs in, or None when it signs nobody in.
+
+    The CRM vouches for the installer's email. A new user is made an admin of the account the
+    install ``created`` (with no password: they sign in through the CRM, or an operator sets
+    one). An existing user is signed in when they are an admin who belongs to the account (or
+    it was just created for them, which adds them to it); an operator (every account) or a rep
+    is never signed in this way: they sign in with their password.
+    """
+    if not email:
+        return None
+    user = session.scalar(select(User).where(func.lower(User.email) == email.lower()))
+    if user is None:
+        if not created:
+            return None  # a reinstall by someone the account has not added: connect only
+        user = User(email=email.lower(), name=email.split("@")[0], role="admin",
+                    password_hash=hash_password(secrets.token_urlsafe(32)),
+                    all_accounts=False, session_epoch=0)
+        session.add(user)
+        session.flush()
+        session.add(AccountMember(user_id=user.id, account_id=account_id))
+        session.flush()
+        return user
+    if user.all_accounts or user.role != "admin":
+        return None
+    member = session.get(AccountMember, (user.id, account_id))
+    if member is None:
+        if not created:
+            return None
+        session.add(AccountMember(user_id=user.id, account_id=account_id))
+        session.flush()
+    return user

@@ -7,10 +7,12 @@ from functools import cached_property
 from typing import Any, ClassVar
 
 import requests
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields, validates_schema
 
+from connector.kernel.errors import ConfigurationError
 from connector.kernel.http import DEFAULT_TIMEOUT, WebhookRequest, new_session
 from connector.kernel.ratelimit import RateLimiter, portal_key
+from crm_adapters import oauth_flow
 from crm_adapters.base import (
     PER_ACCOUNT,
     AppEvent,
@@ -20,15 +22,19 @@ from crm_adapters.base import (
     CrmEvent,
     LeadSpec,
     MessageLog,
+    OAuthTokens,
     TaskSpec,
+    TokenStore,
     WebhookSpec,
 )
 from crm_adapters.catalog import ConnectionCheck, CrmChoices
-from crm_adapters.hubspot import activities, app_events, deals, webhooks, workflow_actions
+from crm_adapters.hubspot import activities, app_events, deals, oauth, webhooks, workflow_actions
 from crm_adapters.hubspot.catalog import HubSpotCatalog
-from crm_adapters.hubspot.client import HubSpotApi
+from crm_adapters.hubspot.client import PROVIDER, HubSpotApi
 from crm_adapters.hubspot.contacts import ContactFinder
+from crm_adapters.hubspot.oauth import ENDPOINTS, REFRESH_SKEW_SECONDS
 from crm_adapters.hubspot.optout import OptOutMarker
+from crm_adapters.oauth_tokens import TokenKeeper
 
 _SEARCH = "POST /crm/v3/objects/contacts/search"
 _PROPERTY = "POST /crm/v3/properties/contacts"
@@ -84,14 +90,27 @@ def api_calls_per_missed_call(caller: str, *, first_in_process: bool = False) ->
 
 
 class HubSpotCredentials(Schema):
-    """``crm.credentials`` for HubSpot.
+    """``crm.credentials`` for HubSpot: one of two ways to connect.
 
-    ``access_token`` is a private-app token (or an OAuth access token); ``client_secret`` is the
-    app's secret, needed only to verify the webhooks HubSpot sends.
+    - A private app (self-hosting): ``access_token`` is its token; ``client_secret`` is the app's
+      secret, needed only to verify the webhooks HubSpot sends.
+    - The marketplace app: ``client_id`` names it and the tokens come from its OAuth install
+      (``/oauth/hubspot/install``), kept in the connector's token store; the secret is the
+      deployment's ``TEXTBACK_HUBSPOT_CLIENT_SECRET`` unless ``client_secret`` is given here.
     """
 
-    access_token = fields.String(required=True, metadata={"secret": True})
+    access_token = fields.String(load_default=None, allow_none=True, metadata={"secret": True})
+    client_id = fields.String(load_default=None, allow_none=True)
     client_secret = fields.String(load_default=None, allow_none=True, metadata={"secret": True})
+
+    @validates_schema
+    def _one_way(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("access_token") and data.get("client_id"):
+            raise ValidationError("give either access_token (a private app) or client_id (the "
+                                  "marketplace app's install), not both", field_name="client_id")
+        if not data.get("access_token") and not data.get("client_id"):
+            raise ValidationError("required: a private app's access token, or client_id for the "
+                                  "marketplace app's install", field_name="access_token")
 
 
 class HubSpotCrm(CrmAdapter):
@@ -109,17 +128,14 @@ class HubSpotCrm(CrmAdapter):
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"contacts", "call_log", "message_log", "tasks", "task_queues", "pipeline", "webhooks"}
     )
-    #: What the private app or OAuth install must grant. Engagements (calls, communications,
-    #: tasks) are covered by the contacts scopes; the schema scope creates the unique property.
-    required_scopes: ClassVar[tuple[str, ...]] = (
-        "crm.objects.contacts.read",
-        "crm.objects.contacts.write",
-        "crm.objects.deals.read",
-        "crm.objects.deals.write",
-        "crm.objects.owners.read",
-        "crm.schemas.contacts.write",
-    )
+    #: What a private app must grant: the marketplace app's CRM scopes (see :mod:`.oauth`), as
+    #: ``oauth`` is the marketplace app's own.
+    required_scopes: ClassVar[tuple[str, ...]] = tuple(
+        scope for scope in ENDPOINTS.scopes if scope != "oauth")
     config_schema = HubSpotCredentials
+    #: The marketplace app's install (see :mod:`.oauth`); private apps connect with a token.
+    oauth = ENDPOINTS
+    accepts_token_store: ClassVar[bool] = True
     #: Each account's app posts to its own URL, signed (v3) with the app's client secret.
     webhook = WebhookSpec(url=PER_ACCOUNT, credential="client_secret", verify=webhooks.verify_v3,
                           topics=webhooks.TOPICS)
@@ -130,19 +146,67 @@ class HubSpotCrm(CrmAdapter):
         *,
         api_base_url: str | None = None,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        token_store: TokenStore | None = None,
         rate_limiter: RateLimiter | None = None,
         rate_limit_key: str = "",
     ) -> None:
         super().__init__(credentials, api_base_url=api_base_url)
-        token = str(self.credentials["access_token"])
-        secret = self.credentials.get("client_secret") or ""
-        self._api = HubSpotApi(
-            token, host=self.api_base_url, timeout=timeout, secrets=(token, secret),
-            rate_limiter=rate_limiter,
-            rate_limit_key=rate_limit_key or portal_key(token),
-        )
+        secret = str(self.credentials.get("client_secret") or "")
+        self._timeout = timeout
+        self._keeper: TokenKeeper | None = None
+        self.token_store: TokenStore | None = None
+        token = self.credentials.get("access_token")
+        if token:
+            self._api = HubSpotApi(str(token), host=self.api_base_url, timeout=timeout,
+                                   secrets=(str(token), secret), rate_limiter=rate_limiter,
+                                   rate_limit_key=rate_limit_key or portal_key(str(token)))
+        else:
+            if token_store is None:
+                raise ConfigurationError(
+                    "HubSpot's marketplace app needs its install: open /oauth/hubspot/install",
+                    field="crm")
+            if not secret:
+                raise ConfigurationError(
+                    "the HubSpot app's client secret is not set: TEXTBACK_HUBSPOT_CLIENT_SECRET",
+                    field="crm.credentials.client_secret")
+            self.token_store = token_store
+            self._keeper = TokenKeeper(token_store, self._refresh, provider=PROVIDER,
+                                       display_name=self.display_name,
+                                       skew=REFRESH_SKEW_SECONDS)
+            # The installation names the portal (its tokens change every 30 minutes).
+            self._api = HubSpotApi(self._keeper, host=self.api_base_url, timeout=timeout,
+                                   secrets=(secret,), rate_limiter=rate_limiter,
+                                   rate_limit_key=rate_limit_key or portal_key(repr(token_store)))
         self._contacts = ContactFinder(self._api)
         self._opt_outs = OptOutMarker(self._api)
+
+    def __repr__(self) -> str:
+        return f"<HubSpotCrm api_base_url={self.api_base_url!r} oauth={self.uses_oauth()}>"
+
+    def _refresh(self, refresh_token: str) -> OAuthTokens:
+        return oauth_flow.refresh(
+            type(self), str(self.credentials["client_id"]),
+            str(self.credentials["client_secret"]), refresh_token,
+            token_url=oauth_flow.token_url(type(self), self.api_base_url),
+            timeout=self._timeout)
+
+    def uses_oauth(self) -> bool:
+        """True for the marketplace app's install, False for a private app's token."""
+        return self._keeper is not None
+
+    def prepare_portal(self) -> None:
+        """Create what the app needs in the portal (at install, not on the first missed call):
+        the unique phone property contacts are upserted on, and the opt-out property."""
+        self._contacts.ensure_unique_property()
+        self._opt_outs.ensure_property()
+
+    def uninstall(self) -> None:
+        """Remove the marketplace app from the portal (``DELETE
+        /appinstalls/v3/external-install``); a private app has nothing to uninstall."""
+        if self._keeper is None:
+            return
+        oauth.uninstall(self._keeper.access_token(), api_base_url=self.api_base_url,
+                        timeout=self._timeout)
 
     def find_or_create_contact(self, phone: str, name: str | None = None) -> CrmContact:
         """One search; on a miss, an upsert on the unique phone property (see ``contacts``)."""
@@ -205,7 +269,9 @@ class HubSpotCrm(CrmAdapter):
                                   timeout=self._api.timeout, secrets=(token,))
 
     def _bearer(self) -> str:
-        """The access token requests outside the SDK send."""
+        """The access token requests outside the SDK send (an install's current one)."""
+        if self._keeper is not None:
+            return self._keeper.access_token()
         return str(self.credentials["access_token"])
 
     def parse_webhook(self, request: WebhookRequest) -> list[CrmEvent]:
@@ -216,10 +282,13 @@ class HubSpotCrm(CrmAdapter):
 
     @cached_property
     def _catalog(self) -> HubSpotCatalog:
+        secret = str(self.credentials.get("client_secret") or "")
+        if self._keeper is not None:
+            return HubSpotCatalog(self._keeper.access_token, host=self.api_base_url,
+                                  timeout=self._timeout, secrets=(secret,))
         token = str(self.credentials["access_token"])
-        secret = self.credentials.get("client_secret") or ""
         return HubSpotCatalog(
-            token, host=self.api_base_url, timeout=self._api.timeout, secrets=(token, secret)
+            token, host=self.api_base_url, timeout=self._timeout, secrets=(token, secret)
         )
 
     def check_connection(self) -> ConnectionCheck:

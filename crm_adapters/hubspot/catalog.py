@@ -24,7 +24,7 @@ HubSpot has no lead sources or lead statuses of its own to map, so those lists a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -69,18 +69,24 @@ class HubSpotCatalog:
 
     def __init__(
         self,
-        access_token: str,
+        access_token: str | Callable[[], str],
         *,
         host: str,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         secrets: Sequence[str] = (),
         session: requests.Session | None = None,
     ) -> None:
-        self._token = access_token
+        self._token_source = access_token
         self._host = host.rstrip("/")
         self._timeout = timeout
         self._secrets = tuple(s for s in secrets if s)
         self._session = session or new_session()
+
+    @property
+    def _token(self) -> str:
+        """The access token (an OAuth install's current one, renewed when due)."""
+        source = self._token_source
+        return source if isinstance(source, str) else source()
 
     def __repr__(self) -> str:
         return f"<HubSpotCatalog {self._host}>"

@@ -18,11 +18,12 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import hubspot
 import urllib3
+from hubspot.discovery.discovery_base import DiscoveryBase
 from urllib3.util.retry import Retry
 
 from connector.kernel.errors import (
@@ -205,6 +206,17 @@ def transport_error(
     )
 
 
+class TokenSource(Protocol):
+    """Where an OAuth install's requests get their access token (a
+    :class:`~crm_adapters.oauth_tokens.TokenKeeper`)."""
+
+    def access_token(self) -> str:
+        """A token valid for a while yet."""
+
+    def current_secrets(self) -> tuple[str, ...]:
+        """The stored token values, to scrub from messages."""
+
+
 def _api_exception_classes() -> tuple[type[BaseException], ...]:
     # Every SDK sub-package generates its own ApiException (NotFoundException, ServiceException
     # ... subclass it); collect those of the packages this adapter calls.
@@ -230,7 +242,7 @@ class HubSpotApi:
 
     def __init__(
         self,
-        access_token: str,
+        access_token: str | TokenSource,
         *,
         host: str,
         timeout: tuple[float, float],
@@ -238,9 +250,18 @@ class HubSpotApi:
         rate_limiter: RateLimiter | None = None,
         rate_limit_key: str = "",
     ) -> None:
-        self._client = hubspot.HubSpot(access_token=access_token, host=host, retry=NO_RETRIES)
+        if isinstance(access_token, str):
+            self._client = hubspot.HubSpot(access_token=access_token, host=host,
+                                           retry=NO_RETRIES)
+            self._source: TokenSource | None = None
+        else:
+            # An OAuth install: every request asks the source for the current token (renewed
+            # under the installation's lock when due), through each SDK client's configuration.
+            self._client = hubspot.HubSpot(access_token="", host=host, retry=NO_RETRIES,
+                                           api_factory=self._api_factory)
+            self._source = access_token
         self.timeout = timeout
-        self._secrets = tuple(s for s in secrets if s)
+        self._static_secrets = tuple(s for s in secrets if s)
         self._limiter = rate_limiter or NoRateLimiter()
         self._limit_key = rate_limit_key
 
@@ -249,6 +270,25 @@ class HubSpotApi:
         rest = api.api_client.rest_client
         if not isinstance(rest.pool_manager, MeteredPool):
             rest.pool_manager = MeteredPool(rest.pool_manager, self._limiter, self._limit_key)
+        return api
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        """What error messages must never show: the credentials given and the current tokens."""
+        current = self._source.current_secrets() if self._source is not None else ()
+        return self._static_secrets + current
+
+    def _api_factory(self, package: Any, api_name: str, config: Mapping[str, Any]) -> Any:
+        # The SDK's own factory builds the client; only its auth settings become a callable.
+        api = DiscoveryBase._default_api_factory(package, api_name, dict(config))
+        source = self._source
+        assert source is not None  # noqa: S101 - only OAuth clients use this factory
+
+        def auth_settings() -> dict[str, Any]:
+            return {"oauth2": {"type": "oauth2", "in": "header", "key": "Authorization",
+                               "value": f"Bearer {source.access_token()}"}}
+
+        api.api_client.configuration.auth_settings = auth_settings
         return api
 
     def __repr__(self) -> str:

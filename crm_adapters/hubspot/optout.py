@@ -26,7 +26,8 @@ class OptOutMarker:
         self._ready = False
         self._lock = threading.Lock()
 
-    def _ensure_property(self) -> None:
+    def ensure_property(self) -> None:
+        """Create :data:`OPT_OUT_PROPERTY` once per adapter; 409 means it exists already."""
         with self._lock:
             if self._ready:
                 return
@@ -54,7 +55,7 @@ class OptOutMarker:
 
     def mark(self, contact_id: str, opted_out: bool) -> None:
         """Set or clear the contact's opt-out flag (an idempotent PATCH)."""
-        self._ensure_property()
+        self.ensure_property()
         with self.api.translating("contact opt-out update", ambiguous=False):
             self.api.contacts_basic.update(
                 contact_id,

@@ -314,6 +314,13 @@ class JobberCrm(CrmAdapter):
         """``appDisconnect``: Jobber invalidates this installation's tokens."""
         self._api.mutate(APP_DISCONNECT, {}, "appDisconnect")
 
+    def uninstall(self) -> None:
+        """``appDisconnect``; an installation Jobber already considers gone counts as done."""
+        try:
+            self.disconnect()
+        except ProviderAuthError:
+            pass  # already disconnected on Jobber's side
+
 
 def api_calls_per_missed_call(caller: str) -> int:
     """GraphQL requests for one missed call as ``connector.jobs.crm_sync`` syncs it (text sent).
@@ -340,8 +347,5 @@ def app_disconnect(adapter: JobberCrm) -> None:
     ``appDisconnect`` invalidates the access and refresh tokens and shows the app as disconnected
     in Jobber. An installation Jobber already considers gone counts as done.
     """
-    try:
-        adapter.disconnect()
-    except ProviderAuthError:
-        pass  # already disconnected on Jobber's side
+    adapter.uninstall()
     adapter.token_store_or_raise().mark_disconnected("app disconnected from textback")

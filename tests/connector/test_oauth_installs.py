@@ -308,7 +308,7 @@ def test_housecallpro_converted_lead_is_recorded_and_other_events_are_acknowledg
 def test_oauth_crms_are_those_declaring_an_install() -> None:
     from crm_adapters.oauth import OAUTH_PROVIDERS
 
-    assert sorted(OAUTH_PROVIDERS) == ["housecallpro", "jobber"]
+    assert sorted(OAUTH_PROVIDERS) == ["housecallpro", "hubspot", "jobber"]
     assert all(cls.oauth is not None for cls in OAUTH_PROVIDERS.values())
 
 
@@ -338,33 +338,28 @@ def test_an_api_key_account_has_nothing_to_install(app, runtime, webhook_secret)
     assert answer.status_code == 404 and b"API key" in answer.data
 
 
-def test_a_marketplace_install_is_a_few_attributes() -> None:
-    """What HubSpot's marketplace OAuth would declare: every parameter in the form body of
-    ``POST /oauth/2026-03/token``, the portal id (``hub_id``) in the answer."""
+def test_hubspots_marketplace_install_is_its_declaration() -> None:
+    """HubSpot's marketplace OAuth: every parameter in the form body of
+    ``POST /oauth/2026-03/token``, the portal id (``hub_id``) in the answer; the authorize URL
+    carries the one scope declaration (``oauth`` plus the private app's scopes)."""
     import responses
 
     from crm_adapters import oauth_flow
-    from crm_adapters.base import OAuthEndpoints
     from crm_adapters.hubspot import HubSpotCrm
 
-    class MarketplaceHubSpot(HubSpotCrm):
-        oauth = OAuthEndpoints(
-            authorize_url="https://app.hubspot.com/oauth/authorize",
-            token_url="https://api.hubapi.com/oauth/2026-03/token",
-            scopes=HubSpotCrm.required_scopes,
-            account_id_field="hub_id",
-        )
-
-    url = oauth_flow.authorize_url(MarketplaceHubSpot, "app-1", "https://tb/cb", "st8")
-    assert parse_qs(urlsplit(url).query)["scope"] == [" ".join(HubSpotCrm.required_scopes)]
+    url = oauth_flow.authorize_url(HubSpotCrm, "app-1", "https://tb/cb", "st8")
+    assert url.startswith("https://app.hubspot.com/oauth/authorize?")
+    scopes = parse_qs(urlsplit(url).query)["scope"][0].split(" ")
+    assert scopes == ["oauth", *HubSpotCrm.required_scopes]
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, "https://api.hubapi.com/oauth/2026-03/token",
                  json={"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 1800,
                        "hub_id": 62515, "token_type": "bearer"})
         tokens, portal = oauth_flow.install(
-            MarketplaceHubSpot, {"client_id": "app-1", "client_secret": "secret-0042"}, "code-1",
+            HubSpotCrm, {"client_id": "app-1", "client_secret": "secret-0042"}, "code-1",
             "https://tb/cb")
         sent = parse_qs(mock.calls[0].request.body)
+        assert mock.calls[0].request.url == "https://api.hubapi.com/oauth/2026-03/token"
     assert sent == {"grant_type": ["authorization_code"], "client_id": ["app-1"],
                     "client_secret": ["secret-0042"], "code": ["code-1"],
                     "redirect_uri": ["https://tb/cb"]}

@@ -23,6 +23,16 @@ required ``hs_timestamp`` and association type ids the way HubSpot answers (400)
 An outage (:meth:`HubSpotStub.outage`) answers every request arriving during it with an error and
 stores nothing; with ``hang`` each such request is held that long first, so a client whose read
 timeout is shorter sees a timeout.
+
+The marketplace app (:meth:`HubSpotStub.enable_oauth`) makes it many portals: each OAuth access
+token belongs to one portal (``hub_id``), whose records and properties are its own. It serves the
+2026-03 token endpoint (form body only), token introspection, the account details and the app
+uninstall, as HubSpot documents them::
+
+    stub.enable_oauth("client-id", "client-secret", access_ttl=1800)
+    callback = stub.approve(authorize_url, hub_id=62515, user="owner@acme.example")
+    stub.uninstall(62515)          # as if the portal's admin removed the app in HubSpot
+    stub.records("calls", hub_id=62515)
 """
 
 from __future__ import annotations
@@ -34,12 +44,13 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import phonenumbers
 
@@ -199,6 +210,26 @@ class _Failure:
 
 
 @dataclass
+class _Portal:
+    """One HubSpot account's data: its records by type and its custom contact properties."""
+
+    objects: dict[str, dict[str, _Record]]
+    contact_properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    domain: str = "portal.example"
+    time_zone: str = "US/Eastern"
+
+
+@dataclass
+class _Grant:
+    """What one approval, code or token stands for."""
+
+    hub_id: int
+    user: str
+    scopes: tuple[str, ...]
+    redirect_uri: str = ""
+
+
+@dataclass
 class _Record:
     id: str
     properties: dict[str, str]
@@ -285,8 +316,16 @@ class HubSpotStub:
         self.search_lag = search_lag
         self.access_token = access_token
         self.requests: list[RecordedRequest] = []
-        self.contact_properties: dict[str, dict[str, Any]] = {}
-        self._objects: dict[str, dict[str, _Record]] = {t: {} for t in OBJECT_TYPES}
+        self._portals: dict[int | None, _Portal] = {None: _new_portal()}
+        self._current = threading.local()
+        # The marketplace app (enable_oauth): its credentials, and who each code/token is for.
+        self.client_id: str | None = None
+        self.client_secret: str | None = None
+        self.access_ttl = 1800
+        self.token_requests: list[dict[str, str]] = []
+        self._codes: dict[str, _Grant] = {}
+        self._access: dict[str, _Grant] = {}
+        self._refresh: dict[str, _Grant] = {}
         self._failures: list[_Failure] = []
         self._outage: tuple[float, int, float] | None = None  # (until, status, hang)
         self._ids = itertools.count(10_001)
@@ -384,10 +423,137 @@ class HubSpotStub:
         with self._lock:
             return [r.route for r in self.requests]
 
-    # -- data ------------------------------------------------------------------------------
-    def add_contact(self, **properties: str) -> str:
-        """Put a contact in the CRM as a user would have typed it; returns its id."""
+    # -- portals and the marketplace app ----------------------------------------------------
+    @property
+    def _portal(self) -> _Portal:
+        hub_id = getattr(self._current, "hub_id", None)
         with self._lock:
+            return self._portals.setdefault(hub_id, _new_portal())
+
+    @property
+    def _objects(self) -> dict[str, dict[str, _Record]]:
+        return self._portal.objects
+
+    @property
+    def contact_properties(self) -> dict[str, dict[str, Any]]:
+        """The custom contact properties of the portal in use (the only one without OAuth)."""
+        return self._portal.contact_properties
+
+    @contextmanager
+    def portal(self, hub_id: int | None) -> Iterator[None]:
+        """Read or write portal ``hub_id``'s data in this block (None: the private-app one)."""
+        before = getattr(self._current, "hub_id", None)
+        self._current.hub_id = hub_id
+        try:
+            yield
+        finally:
+            self._current.hub_id = before
+
+    def enable_oauth(self, client_id: str, client_secret: str, *, access_ttl: int = 1800
+                     ) -> None:
+        """Be the marketplace app's HubSpot: every access token names one portal."""
+        self.client_id, self.client_secret, self.access_ttl = client_id, client_secret, access_ttl
+
+    def set_portal(self, hub_id: int, *, domain: str, time_zone: str = "US/Eastern") -> None:
+        """What the account details and introspection say about portal ``hub_id``."""
+        with self._lock:
+            portal = self._portals.setdefault(hub_id, _new_portal())
+            portal.domain, portal.time_zone = domain, time_zone
+
+    def approve(self, authorize_url: str, *, hub_id: int, user: str) -> str:
+        """``user`` approves the app for portal ``hub_id`` on HubSpot's authorize page: the
+        callback URL HubSpot's redirect would open (``redirect_uri?code=&state=``)."""
+        query = {k: v[0] for k, v in parse_qs(urlsplit(authorize_url).query).items()}
+        if query.get("client_id") != self.client_id:
+            raise AssertionError(f"authorize URL for another app: {query.get('client_id')}")
+        code = "code-" + uuid.uuid4().hex
+        with self._lock:
+            self._codes[code] = _Grant(hub_id, user, tuple(query.get("scope", "").split()),
+                                       query["redirect_uri"])
+        return f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}"
+
+    def uninstall(self, hub_id: int) -> None:
+        """The portal's admin uninstalled the app: its tokens stop working."""
+        with self._lock:
+            for tokens in (self._access, self._refresh):
+                for token in [t for t, g in tokens.items() if g.hub_id == hub_id]:
+                    del tokens[token]
+
+    def expire_access_tokens(self) -> None:
+        """Every access token stops working (the refresh tokens still do)."""
+        with self._lock:
+            self._access.clear()
+
+    def installed(self, hub_id: int) -> bool:
+        """True while the app holds a working refresh token for portal ``hub_id``."""
+        with self._lock:
+            return any(g.hub_id == hub_id for g in self._refresh.values())
+
+    def _mint(self, grant: _Grant, refresh_token: str | None = None) -> dict[str, Any]:
+        access = "at-" + uuid.uuid4().hex
+        refresh = refresh_token or "rt-" + uuid.uuid4().hex
+        self._access[access] = grant
+        self._refresh[refresh] = grant
+        return {"access_token": access, "refresh_token": refresh, "expires_in": self.access_ttl,
+                "token_type": "bearer", "token_use": "access_token", "hub_id": grant.hub_id,
+                "user_id": 4242, "scopes": list(grant.scopes)}
+
+    def _oauth_route(self, method: str, path: str, query: Mapping[str, list[str]], raw: bytes,
+                     headers: Mapping[str, str]) -> tuple[int, Any] | None:
+        """The marketplace app's endpoints, or None when ``path`` is not one of them."""
+        form = {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
+        bad = {"status": "BAD_REQUEST", "message": "parameters go in the form body"}
+        if method == "POST" and path == "/oauth/2026-03/token":
+            self.token_requests.append(form)
+            if query:
+                return 400, bad
+            if (form.get("client_id"), form.get("client_secret")) != (
+                    self.client_id, self.client_secret):
+                return 400, {"status": "BAD_CLIENT_ID", "message": "invalid client"}
+            if form.get("grant_type") == "authorization_code":
+                grant = self._codes.pop(form.get("code", ""), None)
+                if grant is None or grant.redirect_uri != form.get("redirect_uri"):
+                    return 400, {"status": "BAD_AUTH_CODE", "message": "invalid code"}
+                return 200, self._mint(grant)
+            if form.get("grant_type") == "refresh_token":
+                token = form.get("refresh_token", "")
+                grant = self._refresh.get(token)
+                if grant is None:
+                    return 400, {"status": "BAD_REFRESH_TOKEN",
+                                 "message": "missing or invalid refresh token"}
+                return 200, self._mint(grant, refresh_token=token)
+            return 400, {"status": "BAD_GRANT_TYPE", "message": "unsupported grant type"}
+        if method == "POST" and path == "/oauth/2026-03/token/introspect":
+            if query:
+                return 400, bad
+            grant = self._access.get(form.get("token", ""))
+            if grant is None or form.get("client_secret") != self.client_secret:
+                return 200, {"active": False}
+            portal = self._portals.setdefault(grant.hub_id, _new_portal())
+            return 200, {"active": True, "hub_id": grant.hub_id, "hub_domain": portal.domain,
+                         "user": grant.user, "user_id": 4242, "client_id": self.client_id,
+                         "scopes": list(grant.scopes), "token_type": "access",
+                         "token_use": "access_token", "expires_in": self.access_ttl}
+        bearer = headers.get("authorization", "").removeprefix("Bearer ")
+        grant = self._access.get(bearer)
+        if method == "GET" and path == "/account-info/2026-03/details":
+            if grant is None:
+                raise _ApiError(401, "Authentication credentials not found.")
+            portal = self._portals.setdefault(grant.hub_id, _new_portal())
+            return 200, {"portalId": grant.hub_id, "timeZone": portal.time_zone,
+                         "uiDomain": "app.hubspot.com", "accountType": "STANDARD",
+                         "companyCurrency": "USD", "utcOffset": "-05:00"}
+        if method == "DELETE" and path == "/appinstalls/v3/external-install":
+            if grant is None:
+                raise _ApiError(401, "Authentication credentials not found.")
+            self.uninstall(grant.hub_id)
+            return 204, None
+        return None
+
+    # -- data ------------------------------------------------------------------------------
+    def add_contact(self, hub_id: int | None = None, **properties: str) -> str:
+        """Put a contact in the CRM as a user would have typed it; returns its id."""
+        with self.portal(hub_id), self._lock:
             record = self._new("contacts", dict(properties))
             record.created -= self.search_lag  # already indexed
             return record.id
@@ -405,9 +571,10 @@ class HubSpotStub:
                 )
             ]
 
-    def record(self, object_type: str, record_id: str) -> dict[str, Any] | None:
+    def record(self, object_type: str, record_id: str, hub_id: int | None = None
+               ) -> dict[str, Any] | None:
         """A stored record as ``{"id", "properties", "associations"}`` or None."""
-        with self._lock:
+        with self.portal(hub_id), self._lock:
             rec = self._objects[object_type].get(record_id)
             if rec is None:
                 return None
@@ -417,11 +584,16 @@ class HubSpotStub:
                 "associations": list(rec.associations),
             }
 
-    def records(self, object_type: str) -> list[dict[str, Any]]:
-        """Every stored record of a type, oldest first."""
-        with self._lock:
+    def records(self, object_type: str, hub_id: int | None = None) -> list[dict[str, Any]]:
+        """Every stored record of a type (in portal ``hub_id``), oldest first."""
+        with self.portal(hub_id), self._lock:
             ids = list(self._objects[object_type])
-        return [r for r in (self.record(object_type, i) for i in ids) if r is not None]
+        return [r for r in (self.record(object_type, i, hub_id) for i in ids) if r is not None]
+
+    def property_names(self, hub_id: int | None = None) -> set[str]:
+        """The custom contact properties created in portal ``hub_id``."""
+        with self.portal(hub_id), self._lock:
+            return set(self.contact_properties)
 
     def close_deal(self, deal_id: str, *, won: bool = True) -> None:
         """Move a deal to closed won (or lost), as a rep would."""
@@ -465,15 +637,15 @@ class HubSpotStub:
                     self._failures = [f for f in self._failures if f.remaining > 0]
                     return failure.status, failure.body, failure.content_type, failure.headers
         try:
-            if self.access_token is not None and headers.get("authorization") != (
-                f"Bearer {self.access_token}"
-            ):
-                raise _ApiError(
-                    401,
-                    "Authentication credentials not found. This API supports "
-                    "OAuth 2.0 authentication.",
-                )
-            with self._lock:
+            if self.client_id is not None:
+                with self._lock:
+                    answer = self._oauth_route(method, parts.path, parse_qs(parts.query), raw,
+                                               headers)
+                if answer is not None:
+                    body_bytes = b"" if answer[1] is None else json.dumps(answer[1]).encode()
+                    return answer[0], body_bytes, "application/json;charset=utf-8", {}
+            hub_id = self._authorize(headers.get("authorization", ""))
+            with self.portal(hub_id), self._lock:
                 status, body = self._route(method, parts.path, parse_qs(parts.query), payload)
         except _ApiError as exc:
             status, body = exc.status, exc.body
@@ -503,6 +675,21 @@ class HubSpotStub:
         return admitted, {"X-HubSpot-RateLimit-Max": str(most),
                           "X-HubSpot-RateLimit-Remaining": str(remaining),
                           "X-HubSpot-RateLimit-Interval-Milliseconds": str(int(window * 1000))}
+
+    def _authorize(self, authorization: str) -> int | None:
+        """The portal an ``Authorization`` header opens (None: the private-app one), else 401."""
+        bearer = authorization.removeprefix("Bearer ")
+        with self._lock:
+            grant = self._access.get(bearer) if self.client_id is not None else None
+        if grant is not None:
+            return grant.hub_id
+        if self.access_token is None and self.client_id is None:
+            return None
+        if self.access_token is not None and authorization == f"Bearer {self.access_token}":
+            return None
+        raise _ApiError(
+            401, "Authentication credentials not found. This API supports OAuth 2.0 "
+            "authentication.")
 
     def _route(
         self, method: str, path: str, query: Mapping[str, list[str]], payload: Any
@@ -758,6 +945,10 @@ def _complete_callback(stub: HubSpotStub, callback_id: str, payload: Any) -> tup
         raise _ApiError(400, f"callback {callback_id} is already complete")
     stub.callbacks[callback_id] = dict(payload)
     return 204, None
+
+
+def _new_portal() -> _Portal:
+    return _Portal({t: {} for t in OBJECT_TYPES})
 
 
 def _e164(value: str | None) -> str | None:
