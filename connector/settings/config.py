@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from connector.kernel.errors import ConfigurationError
+from connector.settings.api_urls import api_url_problem
 
 ENV_PREFIX = "TEXTBACK_"
 DEFAULT_DATABASE_URL = "sqlite:///var/textback.db"
@@ -145,8 +146,6 @@ class _EnvSchema(Schema):
         if value is None:
             return
         # Checked as an account's api_base_url is: app credentials and codes are sent there.
-        from connector.settings.account_schema import api_url_problem
-
         allow = data.get("ALLOW_HTTP_LOOPBACK")
         problem = api_url_problem(value, allow_http_loopback=allow is True)
         if problem:

@@ -8,14 +8,12 @@ a rotating refresh token holds across ``textback worker`` processes on several m
 from __future__ import annotations
 
 import json
-import re
 import secrets
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -210,45 +208,6 @@ class DbTokenStore:
         with self.db.session() as s:
             row = s.get(Installation, (self.account_id, self.crm))
             return row is not None and row.status == "active"
-
-
-def new_install_account(
-    session: Session, box: CredentialBox, *, crm: str, external_id: str, name: str,
-    timezone: str, credentials: Mapping[str, Any], api_base_url: str | None,
-    mapping: Mapping[str, Any] | None = None,
-) -> Account:
-    """The account a marketplace install of ``crm`` creates for a CRM account we have not seen.
-
-    Its id is ``<crm>-<external id>`` (a number appended if that is taken). It starts on the
-    built-in sandbox carrier with no business number, so nothing is texted until an admin
-    connects the real carrier on the setup pages; a time zone the CRM named that is not an
-    IANA name falls back to UTC.
-    """
-    from connector.storage.accounts import import_account
-
-    base = re.sub(r"[^a-z0-9-]+", "-", f"{crm}-{external_id}".lower()).strip("-")[:56]
-    account_id, n = base, 1
-    while session.get(Account, account_id) is not None:
-        n += 1
-        account_id = f"{base}-{n}"
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        timezone = "UTC"
-    document = {
-        "id": account_id,
-        "name": name[:200] or account_id,
-        "timezone": timezone,
-        "carrier": {"kind": "sandbox",
-                    "credentials": {"webhook_secret": secrets.token_urlsafe(24)}},
-        "crm": {"kind": crm, "credentials": dict(credentials), "api_base_url": api_base_url,
-                "mapping": dict(mapping or {})},
-    }
-    account = import_account(session, box, document, partial=("carrier.numbers",))
-    account.settings = {**account.settings,
-                        "carrier": {**account.settings["carrier"], "numbers": []}}
-    session.flush()
-    return account
 
 
 def installer_user(session: Session, email: str | None, account_id: str, *, created: bool

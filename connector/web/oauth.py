@@ -44,11 +44,11 @@ from werkzeug.wrappers import Response
 from connector.kernel.errors import ProviderAuthError, ProviderError
 from connector.kernel.signing import constant_time_equals
 from connector.runtime import Runtime
+from connector.storage.accounts import new_install_account
 from connector.storage.installations import (
     DbTokenStore,
     installation_for_external_id,
     installer_user,
-    new_install_account,
     save_installation,
 )
 from connector.storage.models import Account, User
@@ -320,7 +320,10 @@ def _hubspot_installed(runtime: Runtime, adapter: type[CrmAdapter], account: Acc
                 timezone=portal.time_zone or "UTC",
                 credentials={"client_id": credentials["client_id"]},
                 api_base_url=runtime.settings.hubspot_api_base_url,
-                mapping={"record_url": record})
+                # HubSpot's default deal pipeline and its first stage have these ids in
+                # every portal; the setup pages offer the portal's own.
+                mapping={"record_url": record, "pipeline": "default",
+                         "stage": "appointmentscheduled"})
             account_id, created = made.id, True
     _store(runtime, account_id, MARKETPLACE_CRM, tokens, hub_id, portal.installer)
     _prepare_portal(runtime, account_id)
