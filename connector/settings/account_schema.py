@@ -12,6 +12,7 @@ for forms that show each message next to its field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
