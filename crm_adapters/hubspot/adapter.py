@@ -32,7 +32,7 @@ from crm_adapters.hubspot import activities, app_events, deals, oauth, webhooks,
 from crm_adapters.hubspot.catalog import HubSpotCatalog
 from crm_adapters.hubspot.client import PROVIDER, HubSpotApi
 from crm_adapters.hubspot.contacts import ContactFinder
-from crm_adapters.hubspot.oauth import ENDPOINTS, REFRESH_SKEW_SECONDS
+from crm_adapters.hubspot.oauth import APP_ONLY_SCOPES, ENDPOINTS, REFRESH_SKEW_SECONDS
 from crm_adapters.hubspot.optout import OptOutMarker
 from crm_adapters.oauth_tokens import TokenKeeper
 
@@ -131,10 +131,9 @@ class HubSpotCrm(CrmAdapter):
     capabilities: ClassVar[frozenset[str]] = frozenset(
         {"contacts", "call_log", "message_log", "tasks", "task_queues", "pipeline", "webhooks"}
     )
-    #: What a private app must grant: the marketplace app's CRM scopes (see :mod:`.oauth`), as
-    #: ``oauth`` is the marketplace app's own.
+    #: What a private app must grant: the marketplace app's CRM scopes (see :mod:`.oauth`).
     required_scopes: ClassVar[tuple[str, ...]] = tuple(
-        scope for scope in ENDPOINTS.scopes if scope != "oauth")
+        scope for scope in ENDPOINTS.scopes if scope not in APP_ONLY_SCOPES)
     config_schema = HubSpotCredentials
     #: The marketplace app's install (see :mod:`.oauth`); private apps connect with a token.
     oauth = ENDPOINTS

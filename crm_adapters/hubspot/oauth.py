@@ -31,19 +31,23 @@ import requests
 from connector.kernel.errors import ProviderError, TransientProviderError
 from connector.kernel.http import DEFAULT_TIMEOUT, new_session
 from crm_adapters.base import OAuthEndpoints
+from crm_adapters.hubspot import app_events
 from crm_adapters.hubspot.client import PROVIDER, api_error, transport_error
 
 _LOG = logging.getLogger(__name__)
 
-#: The marketplace app's one scope declaration. ``oauth`` lets the app read the portal's details
-#: and uninstall itself; the CRM scopes are what a missed call writes (engagements - calls,
-#: communications, tasks - go under the contacts scopes) and the unique phone property made at
-#: install (``crm.schemas.contacts.write``).
+#: Scopes only the marketplace app has: ``oauth`` lets it read the portal's details and
+#: uninstall itself; the app events (``timeline``) belong to an app install.
+APP_ONLY_SCOPES = ("oauth", *app_events.SCOPES)
+
+#: The marketplace app's one scope declaration: :data:`APP_ONLY_SCOPES`, and the CRM scopes a
+#: missed call writes with (engagements - calls, communications, tasks - go under the contacts
+#: scopes) and the unique phone property made at install (``crm.schemas.contacts.write``).
 ENDPOINTS = OAuthEndpoints(
     authorize_url="https://app.hubspot.com/oauth/authorize",
     token_url="https://api.hubapi.com/oauth/2026-03/token",  # noqa: S106 - a URL, not a secret
     scopes=(
-        "oauth",
+        *APP_ONLY_SCOPES,
         "crm.objects.contacts.read",
         "crm.objects.contacts.write",
         "crm.objects.deals.read",

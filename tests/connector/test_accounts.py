@@ -141,7 +141,9 @@ def test_every_problem_is_reported_in_one_pass_in_the_users_words():
         "carrier.credentials.account_sid": ["must be a Twilio Account SID: AC and 32 hex digits"],
         "carrier.credentials.auth_token": ["required"],
         "carrier.numbers[0]": ["not a valid phone number (use E.164, e.g. +14155550100)"],
-        "crm.credentials.access_token": ["required"],
+        "crm.credentials.access_token": [
+            "required: a private app's access token, or client_id for the marketplace app's "
+            "install"],
         "crm.mapping.pipline": ["not a setting here: check the spelling"],
         "hours.weekly.funday": ["not a day of the week: use mon, tue, wed, thu, fri, sat, sun"],
         "hours.weekly.mon[0] start": ["'8am' is not a 24-hour time such as 08:00"],
