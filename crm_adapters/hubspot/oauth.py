@@ -31,14 +31,15 @@ import requests
 from connector.kernel.errors import ProviderError, TransientProviderError
 from connector.kernel.http import DEFAULT_TIMEOUT, new_session
 from crm_adapters.base import OAuthEndpoints
-from crm_adapters.hubspot import app_events
+from crm_adapters.hubspot import app_events, workflow_actions
 from crm_adapters.hubspot.client import PROVIDER, api_error, transport_error
 
 _LOG = logging.getLogger(__name__)
 
 #: Scopes only the marketplace app has: ``oauth`` lets it read the portal's details and
-#: uninstall itself; the app events (``timeline``) belong to an app install.
-APP_ONLY_SCOPES = ("oauth", *app_events.SCOPES)
+#: uninstall itself; app events (``timeline``) and the workflow action (``automation``) belong
+#: to an app install.
+APP_ONLY_SCOPES = ("oauth", *app_events.SCOPES, *workflow_actions.SCOPES)
 
 #: The marketplace app's one scope declaration: :data:`APP_ONLY_SCOPES`, and the CRM scopes a
 #: missed call writes with (engagements - calls, communications, tasks - go under the contacts

@@ -350,7 +350,7 @@ def test_hubspots_marketplace_install_is_its_declaration() -> None:
     url = oauth_flow.authorize_url(HubSpotCrm, "app-1", "https://tb/cb", "st8")
     assert url.startswith("https://app.hubspot.com/oauth/authorize?")
     scopes = parse_qs(urlsplit(url).query)["scope"][0].split(" ")
-    assert scopes == ["oauth", "timeline", *HubSpotCrm.required_scopes]
+    assert scopes == ["oauth", "timeline", "automation", *HubSpotCrm.required_scopes]
     with responses.RequestsMock() as mock:
         mock.add(responses.POST, "https://api.hubapi.com/oauth/2026-03/token",
                  json={"access_token": "at-1", "refresh_token": "rt-1", "expires_in": 1800,
