@@ -6,10 +6,12 @@ The data is the report tests' known set of conversations (Acme, 2024-05-06 and 0
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from connector.kernel import clock
 from connector.reporting.dashboard import dashboard, nice_top
 from connector.reporting.report import Report, ReportRow, build, period_for
 from connector.storage.users import add_user
@@ -87,17 +89,18 @@ def test_the_y_axis_ends_on_a_round_number(peak, top, step):
 @pytest.mark.parametrize("query,message", [
     ("since=yesterday", "From takes a date like 2026-05-31, not &#39;yesterday&#39;"),
     ("since=2024-05-10&until=2024-05-01", "To (2024-05-01) is before From (2024-05-10)"),
-    ("since=2027-01-01", "From (2027-01-01) is after today (2026-06-15"),
+    ("since=2099-01-01", "From (2099-01-01) is after today ({today} in the account"),
     ("since=2020-01-01&until=2024-01-01", "at most 366 days"),
 ])
 def test_a_bad_period_is_named_and_the_last_30_days_shown(app, acme, query, message):
+    today = clock.today_in(ZoneInfo("America/Chicago"))
     client = app.test_client()
     sign_in(client)
     answer = client.get(f"/dashboard?account=acme&{query}")
     page = answer.get_data(as_text=True)
     assert answer.status_code == 400
-    assert message in page and "Showing the last 30 days" in page
-    assert 'value="2026-05-17"' in page and 'value="2026-06-15"' in page
+    assert message.format(today=today) in page and "Showing the last 30 days" in page
+    assert f'value="{today - timedelta(days=29)}"' in page and f'value="{today}"' in page
 
 
 def test_the_switcher_lists_the_users_accounts_only(app, acme, webhook_secret):
