@@ -405,3 +405,12 @@ def test_an_admin_creates_an_account_in_the_browser(app, admin, runtime):
     assert (doc["carrier"]["kind"], doc["crm"]["kind"], doc["timezone"]) == \
         ("sandbox", "sandbox", "America/Denver")
     assert rep.get("/accounts/bright-plumbing-co/setup").status_code == 404
+
+
+def test_a_problem_without_a_field_on_the_page_is_still_shown(admin, runtime):
+    """CallRail reports calls but sends no texts: the account needs an SMS carrier, which this
+    form has no field for; the summary names it rather than hiding it."""
+    before = exported(runtime)
+    answer = post(admin, "/carrier", action="credentials", kind="callrail")
+    text = _assert_refused(answer, runtime, before, "cannot send texts")
+    assert '<span class="id">carrier.sms</span>' in text
