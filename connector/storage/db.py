@@ -137,7 +137,7 @@ def database_problem(exc: BaseException, url: str | None = None) -> str | None:
     if exc.connection_invalidated or "connect" in lowered or "resolve host" in lowered:
         return (f"cannot reach {where}: {detail}; check TEXTBACK_DATABASE_URL and that the "
                 "server is running")
-    return f"database error on {where}: {detail}"
+    return f"database error on {shown_url(url)}: {detail}" if url else f"database error: {detail}"
 
 
 def _probe_engine(url: str) -> Engine:

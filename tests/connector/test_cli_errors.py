@@ -327,3 +327,25 @@ def test_an_account_file_saved_with_a_byte_order_mark_is_read(migrated, workdir,
         dict(TWILIO_HUBSPOT, name="Acme Plumbing & Heating")).encode())
     assert main(["accounts", "import", "bom.json"]) == 0
     assert "imported account acme-plumbing (Acme Plumbing & Heating)" in capsys.readouterr().out
+
+
+def test_a_database_error_during_a_command_is_one_line(migrated, workdir, monkeypatch, capsys):
+    """The server going away mid-command: what the driver says, in one line, no traceback."""
+    from sqlalchemy.exc import OperationalError
+
+    import connector.storage.accounts as accounts
+
+    def failing(message: str):  # type: ignore[no-untyped-def]
+        def fail(*_: object) -> None:
+            raise OperationalError("SELECT", {}, Exception(message))
+        return fail
+
+    monkeypatch.setattr(accounts, "list_accounts", failing(
+        "server closed the connection unexpectedly\n\tThis probably means the server "
+        "terminated abnormally"))
+    line = one_line_error(["accounts", "list"], capsys)
+    assert line == ("textback: cannot reach the database: server closed the connection "
+                    "unexpectedly; check TEXTBACK_DATABASE_URL and that the server is running")
+    monkeypatch.setattr(accounts, "list_accounts", failing("disk I/O error"))
+    line = one_line_error(["accounts", "list"], capsys)
+    assert line == "textback: database error: disk I/O error"
