@@ -414,3 +414,39 @@ def test_a_problem_without_a_field_on_the_page_is_still_shown(admin, runtime):
     answer = post(admin, "/carrier", action="credentials", kind="callrail")
     text = _assert_refused(answer, runtime, before, "cannot send texts")
     assert '<span class="id">carrier.sms</span>' in text
+
+
+def test_consent_explains_twilios_own_keyword_replies(app, runtime):
+    from tests.connector.test_accounts import TWILIO_HUBSPOT
+
+    add_account(runtime, TWILIO_HUBSPOT)
+    with runtime.db.session() as s:
+        add_user(s, "ops@acme.test", "Ops", PASSWORD, None, role="admin")
+    ops = sign_in(app, "ops@acme.test")
+    page = ops.get("/accounts/acme-plumbing/setup/consent").get_data(as_text=True)
+    assert "Twilio answers STOP, START and HELP itself" in page
+    assert "Its default HELP reply does not name your business" in page
+    assert 'value="default" checked' in page
+
+
+def test_a_rep_cannot_change_the_setup(app, admin, runtime):
+    rep = sign_in(app, "rey@acme.test")
+    before = exported(runtime)
+    answer = rep.post("/accounts/acme/setup/hours",
+                      data={"csrf": rep.csrf, "weekly_mon": "08:00-17:00", "timezone": "UTC"})
+    assert answer.status_code == 403
+    assert exported(runtime) == before and audit(runtime) == []
+
+
+def test_a_number_added_after_pointing_needs_attention(admin, runtime):
+    def first_state() -> str:
+        page = admin.get("/accounts/acme/setup").get_data(as_text=True)
+        return re.findall(r'<mark class="badge state-([a-z-]+)"', page)[0]
+
+    assert first_state() == "not-started"
+    post(admin, "/carrier", action="point")
+    assert first_state() == "done"
+    post(admin, "/carrier", action="numbers", numbers=["+14155550100", "+14155550101"])
+    assert first_state() == "needs-attention"
+    post(admin, "/carrier", action="point")
+    assert first_state() == "done"

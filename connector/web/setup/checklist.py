@@ -44,9 +44,9 @@ def _crm_name(account: Account) -> str:
     return str(CRMS[account.crm_kind].display_name)
 
 
-def _last(s: Session, account_id: str, action: str) -> AuditEntry | None:
+def _last(s: Session, account_id: str, *actions: str) -> AuditEntry | None:
     return s.scalar(select(AuditEntry).where(AuditEntry.account_id == account_id,
-                                             AuditEntry.action == action)
+                                             AuditEntry.action.in_(actions))
                     .order_by(AuditEntry.id.desc()).limit(1))
 
 
@@ -55,7 +55,9 @@ def _after(entry: AuditEntry | None, other: AuditEntry | None) -> bool:
 
 
 def _number(s: Session, account: Account) -> tuple[str, str]:
-    carrier, pointed = _last(s, account.id, "carrier"), _last(s, account.id, "carrier webhooks")
+    # Pointed after the carrier and the numbers last changed: a new number needs pointing too.
+    carrier = _last(s, account.id, "carrier", "carrier numbers")
+    pointed = _last(s, account.id, "carrier webhooks")
     numbers = ", ".join(account.settings["carrier"]["numbers"])
     if _after(pointed, carrier):
         return DONE, f"{numbers} on {_carrier(account)}: its webhooks reach textback."
