@@ -37,7 +37,7 @@ from flask import (
 from sqlalchemy import func, or_, select
 
 from connector.domain.policy import NO_CRM_REASONS
-from connector.jobs.crm_text import OUTCOME_WORDS, REASON_WORDS
+from connector.jobs.crm_text import OUTCOME_WORDS
 from connector.kernel import clock, safe_json
 from connector.kernel.errors import ConfigurationError, MalformedWebhookError
 from connector.kernel.phone import to_e164
@@ -55,7 +55,13 @@ from connector.simulate import (
 )
 from connector.storage.installations import connection_state
 from connector.storage.models import Account, Call, Message, SandboxRecord, User
-from connector.web.pages import account_for_user, check_csrf, login_required
+from connector.web.pages import (
+    account_for_user,
+    check_csrf,
+    crm_words,
+    login_required,
+    what_happened,
+)
 from connector.web.pages import visible_accounts as users_accounts
 
 bp = Blueprint("demo", __name__)
@@ -256,28 +262,6 @@ class ContactCard:
     messages: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _what(call: Call) -> str:
-    if call.state == "received":
-        return "Deciding…"
-    if call.state in ("texted", "decided"):
-        return "Texted back" if call.state == "texted" else "Texting back…"
-    if call.state == "scheduled":
-        return "Text scheduled"
-    if call.state == "text_failed":
-        return "The carrier refused the text"
-    words = REASON_WORDS.get(call.reason or "", call.reason or "")
-    return f"Not texted: {words}"
-
-
-def _crm_words(call: Call) -> str:
-    if call.reason in NO_CRM_REASONS:
-        return "Not written to the CRM: " + REASON_WORDS.get(call.reason or "", "not needed")
-    return {"pending": "Writing to the CRM…", "retry": "The CRM did not answer; retrying",
-            "waiting_text": "In the CRM; waiting for the text", "done": "In the CRM",
-            "partial": "Partly in the CRM", "failed": "The CRM refused it",
-            "needs_reauth": "The CRM needs reconnecting"}.get(call.crm_state, call.crm_state)
-
-
 def _record(row: SandboxRecord) -> dict[str, Any]:
     data = dict(row.data)
     data["id"], data["seq"] = str(row.id), row.id
@@ -318,8 +302,8 @@ def _activity(s: Any) -> dict[str, Any]:
             ~Message.purpose_key.startswith("alert:"),
             Message.created_at >= call.occurred_at - timedelta(minutes=1),
         ).order_by(Message.created_at)))
-        views.append(CallView(call, OUTCOME_WORDS.get(call.outcome, call.outcome), _what(call),
-                              _crm_words(call), messages,
+        views.append(CallView(call, OUTCOME_WORDS.get(call.outcome, call.outcome), what_happened(call),
+                              crm_words(call), messages,
                               call.reason if call.reason in ("cooldown", "burst") else None))
     now = clock.now()
     busy = any(

@@ -38,11 +38,14 @@ from markupsafe import Markup
 from sqlalchemy import func, or_, select, update
 from werkzeug.wrappers import Response
 
+from connector.domain.policy import NO_CRM_REASONS
 from connector.jobs.conversation import mark_human_response
+from connector.jobs.crm_text import OUTCOME_WORDS, REASON_WORDS
 from connector.kernel import clock, times
 from connector.kernel.errors import ConfigurationError
 from connector.reporting.dashboard import MAX_DAYS, default_range
 from connector.reporting.dashboard import dashboard as build_dashboard
+from connector.reporting.explain import explain
 from connector.reporting.report import build, parse_day
 from connector.runtime import Runtime
 from connector.storage.models import Account, Call, ContactProfile, Message, User
@@ -201,6 +204,30 @@ def when(value: datetime | None, account: Account | dict[str, Any], style: str =
         Markup(' <small class="ago">· {}</small>').format(ago) if ago else "")
 
 
+def what_happened(call: Call) -> str:
+    """Where the call's text-back stands, in words ("Texted back", "Not texted: ...")."""
+    if call.state == "received":
+        return "Deciding…"
+    if call.state in ("texted", "decided"):
+        return "Texted back" if call.state == "texted" else "Texting back…"
+    if call.state == "scheduled":
+        return "Text scheduled"
+    if call.state == "text_failed":
+        return "The carrier refused the text"
+    words = REASON_WORDS.get(call.reason or "", call.reason or "")
+    return f"Not texted: {words}"
+
+
+def crm_words(call: Call) -> str:
+    """Where the call stands in the CRM, in words; a call the CRM never gets says why."""
+    if call.reason in NO_CRM_REASONS:
+        return "Not written to the CRM: " + REASON_WORDS.get(call.reason or "", "not needed")
+    return {"pending": "Writing to the CRM…", "retry": "The CRM did not answer; retrying",
+            "waiting_text": "In the CRM; waiting for the text", "done": "In the CRM",
+            "partial": "Partly in the CRM", "failed": "The CRM refused it",
+            "needs_reauth": "The CRM needs reconnecting"}.get(call.crm_state, call.crm_state)
+
+
 #: The header's page links for a signed-in user: (path, label).
 NAV_LINKS: list[tuple[str, str]] = [("/conversations", "Conversations"), ("/dashboard", "Dashboard")]
 
@@ -208,7 +235,8 @@ NAV_LINKS: list[tuple[str, str]] = [("/conversations", "Conversations"), ("/dash
 @bp.app_context_processor
 def _inject() -> dict[str, Any]:
     return {"csrf_token": csrf_token, "signed_in": "user_id" in session,
-            "user_name": session.get("user_name"), "nav_links": NAV_LINKS}
+            "user_name": session.get("user_name"), "nav_links": NAV_LINKS,
+            "what_happened": what_happened, "crm_words": crm_words, "outcome_words": OUTCOME_WORDS}
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -329,6 +357,19 @@ def thread(call_id: str) -> str:
                                messages=_thread(s, account, call),
                                paused=bool(profile and profile.automation_paused),
                                owners=owner_names(account))
+
+
+@bp.get("/conversations/<call_id>/explain")
+@login_required
+def why(call_id: str) -> str:
+    """``textback explain`` for one call of the user's accounts (the thread loads it on demand)."""
+    runtime = _runtime()
+    with runtime.db.session() as s:
+        call = s.get(Call, call_id)
+        if call is None:
+            abort(404)
+        account_for_user(s, call.account_id)
+    return render_template("_explain.html", text=explain(runtime, call_id))
 
 
 @bp.post("/conversations/<call_id>/reply")

@@ -125,6 +125,8 @@ def test_conversations_in_the_browser_at_both_widths(two_accounts, live_server, 
     button = page.locator("#sign-out").bounding_box()
     assert button is not None and button["height"] < 50
     page.click(f"text={CALLER}")
+    page.click("details.explain summary")
+    page.wait_for_selector(".explain-out")
     check_page(page, "thread-with-reply")
 
 
@@ -140,3 +142,24 @@ def test_a_bubble_from_another_day_names_the_day(app):
     assert times.format_time(earlier_at, chicago).startswith(f"{earlier_at.astimezone(chicago):%b} ")
     naive = when((now - timedelta(hours=8)).replace(tzinfo=None), {"timezone": "America/Chicago"})
     assert "· 8 h ago" in naive  # SQLite hands back naive UTC: read as UTC
+
+
+def test_the_thread_says_in_words_what_happened_and_why(two_accounts, webhook_secret):
+    client = two_accounts
+    sign_in(client)
+    post(client, "acme", "voice", missed("CALL9"), webhook_secret)  # calls again: a burst
+    page = client.get("/conversations?account=acme").get_data(as_text=True)
+    assert "Rang out with no answer. Texted back." in row_of(page, OTHER_CALLER)
+    call_id = re.search(r'href="/conversations/([^"]+)">' + re.escape(CALLER), page).group(1)
+    thread = client.get(f"/conversations/{call_id}").get_data(as_text=True)
+    assert "it rang out with no answer." in thread
+    assert "Not texted: they called several times in a row; one text covers them." in thread
+    assert f'hx-get="/conversations/{call_id}/explain"' in thread
+    why = client.get(f"/conversations/{call_id}/explain").get_data(as_text=True)
+    assert why.startswith('<pre class="explain-out">Call ' + call_id)
+    # Another account's call is not explained to this user.
+    add_account(client.application.extensions["textback"], sandbox_account("zed", webhook_secret))
+    post(client, "zed", "voice", missed("ZED1"), webhook_secret)
+    with client.application.extensions["textback"].db.session() as s:
+        foreign = s.scalar(select(Call.id).where(Call.account_id == "zed"))
+    assert client.get(f"/conversations/{foreign}/explain").status_code == 404
