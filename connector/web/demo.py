@@ -42,7 +42,6 @@ from connector.kernel import clock, safe_json
 from connector.kernel.errors import ConfigurationError, MalformedWebhookError
 from connector.kernel.phone import to_e164
 from connector.kernel.times import parse_time
-from connector.reporting.explain import explain
 from connector.runtime import Runtime
 from connector.simulate import (
     DEMO_ACCOUNT_ID,
@@ -59,6 +58,7 @@ from connector.web.pages import (
     account_for_user,
     check_csrf,
     crm_words,
+    explain_fragment,
     login_required,
     what_happened,
 )
@@ -332,12 +332,11 @@ def activity() -> str:
 @demo_only
 def why(call_id: str) -> str:
     """``textback explain`` for one of the demo's calls."""
-    runtime = _runtime()
-    with runtime.db.session() as s:
-        call = s.get(Call, call_id)
-        if call is None or call.account_id != DEMO_ACCOUNT_ID:
+    def the_demos(_: Any, call: Call) -> None:
+        if call.account_id != DEMO_ACCOUNT_ID:
             abort(404)
-    return render_template("_explain.html", text=explain(runtime, call_id))
+
+    return explain_fragment(call_id, the_demos)
 
 
 # -- simulating -----------------------------------------------------------------------------------

@@ -363,12 +363,18 @@ def thread(call_id: str) -> str:
 @login_required
 def why(call_id: str) -> str:
     """``textback explain`` for one call of the user's accounts (the thread loads it on demand)."""
+    return explain_fragment(call_id, lambda s, call: account_for_user(s, call.account_id))
+
+
+def explain_fragment(call_id: str, may_see: Callable[[Any, Call], object]) -> str:
+    """``textback explain`` of a call as a page fragment; ``may_see`` aborts for a call the
+    request may not see (404 for a call that does not exist)."""
     runtime = _runtime()
     with runtime.db.session() as s:
         call = s.get(Call, call_id)
         if call is None:
             abort(404)
-        account_for_user(s, call.account_id)
+        may_see(s, call)
     return render_template("_explain.html", text=explain(runtime, call_id))
 
 
