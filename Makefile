@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run test test-clocks lint typecheck bench clean browser
+.PHONY: run test test-clocks lint typecheck bench bench-full clean browser
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "textback needs Python 3.11 or newer"'
@@ -22,7 +22,7 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 	touch $(RUN_STAMP)
 
 ## run: install what running needs (no test tools), migrate and serve on http://127.0.0.1:8080
-## (SQLite and in-process jobs)
+## (SQLite; serve starts its own job process)
 run: $(RUN_STAMP)
 	$(BIN)/textback db upgrade
 	$(BIN)/textback serve --host 127.0.0.1 --port 8080
@@ -61,9 +61,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-## bench: the benchmarks in bench/ (they print their figures)
+## bench: the benchmarks' quick forms, under two minutes (they print their figures)
 bench: $(STAMP)
+	$(BIN)/python bench/webhook_latency.py --setup sqlite --concurrency 20 --requests 400 --warmup 50
+	$(BIN)/python bench/burst.py --setup sqlite --calls 60 --seconds 4
+
+## bench-full: every benchmark in full, on SQLite and on PostgreSQL + Redis (takes about an hour)
+bench-full: $(STAMP)
 	$(BIN)/python bench/webhook_latency.py
+	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/text_latency.py
 	$(BIN)/python bench/hubspot_calls.py
 	$(BIN)/python bench/queue_pickup.py

@@ -650,19 +650,132 @@ class Stubs:
         """Every request the HubSpot stub received so far."""
         return [HubSpotCall(route, at) for route, at in self._get("/_bench/hubspot")]
 
+    def hubspot_summary(self) -> dict[str, Any]:
+        """The HubSpot stub's 429s sent, records kept per type, distinct contact phones."""
+        return dict(self._get("/_bench/hubspot-summary"))
 
-def start_stubs(procs: Processes, *, hubspot_latency: float = 0.0, log_path: Path | None = None) -> Stubs:
-    """Start the stub process (carrier + HubSpot) and wait for its ports."""
+
+# -- PostgreSQL, Redis and the processes' memory ----------------------------------------------
+
+#: The PostgreSQL server the benchmarks use (a schema of their own, dropped after).
+PG_URL = os.environ.get("TEXTBACK_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TEXTBACK_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+class PgSchema:
+    """``with PgSchema() as url:`` a fresh PostgreSQL schema for one run, dropped afterwards."""
+
+    def __init__(self, base_url: str = PG_URL) -> None:
+        self.base_url = base_url
+        self.schema = "bench_" + uuid.uuid4().hex[:10]
+
+    def _execute(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.base_url.replace("postgresql+psycopg", "postgresql"),
+                             autocommit=True) as conn:
+            conn.execute(sql)
+
+    def __enter__(self) -> str:
+        self._execute(f"CREATE SCHEMA {self.schema}")
+        sep = "&" if "?" in self.base_url else "?"
+        return f"{self.base_url}{sep}options=-csearch_path%3D{self.schema}"
+
+    def __exit__(self, *exc: object) -> None:
+        self._execute(f"DROP SCHEMA {self.schema} CASCADE")
+
+
+def flush_redis(url: str = REDIS_URL) -> None:
+    """Empty the benchmark's Redis database."""
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it (read from /proc; just ``pid`` elsewhere)."""
+    found, parents = [pid], {pid}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    changed = True
+    while changed:
+        changed = False
+        for entry in proc.iterdir():
+            if not entry.name.isdigit() or int(entry.name) in parents:
+                continue
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid in parents:
+                parents.add(int(entry.name))
+                found.append(int(entry.name))
+                changed = True
+    return found
+
+
+def rss_mib(pid: int) -> float | None:
+    """Resident memory of one process in MiB (None once it is gone, or off Linux)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+def command_name(pid: int) -> str:
+    """``textback serve``, ``textback worker``, ... for a process of ours."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    words = [a.decode() for a in argv if a]
+    for i, word in enumerate(words):
+        if word in ("serve", "worker"):
+            extra = " (web)" if word == "serve" and "--listen-fd" in words else ""
+            extra = extra or (" (jobs)" if "--with-parent" in words else "")
+            return f"textback {word}{extra}"
+        if i and word.endswith("textback"):
+            continue
+    return " ".join(words[:2])
+
+
+def start_stubs(procs: Processes, *, hubspot_latency: float = 0.0, log_path: Path | None = None,
+                hubspot_limits: bool = False) -> Stubs:
+    """Start the stub process (carrier + HubSpot) and wait for its ports.
+
+    With ``hubspot_limits`` the HubSpot stub enforces HubSpot's limits: 100 requests per rolling
+    10 s and 5 searches per second, answering 429 beyond them.
+    """
     argv = [sys.executable, str(Path(__file__).resolve()), "stubs", "--hubspot-latency", str(hubspot_latency)]
+    if hubspot_limits:
+        argv.append("--hubspot-limits")
     proc = procs.start("stubs", argv, log_path=log_path, stdin_pipe=True, stdout_pipe=True)
     return Stubs(proc)
 
 
-def _serve_stubs(hubspot_latency: float) -> None:
-    from tests.stubs.hubspot_stub import HubSpotStub
+#: HubSpot's limits per portal as the stub enforces them with ``--hubspot-limits``.
+HUBSPOT_RATE_LIMIT = (100, 10.0)
+HUBSPOT_SEARCH_LIMIT = (5, 1.0)
 
-    hubspot = HubSpotStub(latency=hubspot_latency, access_token=HUBSPOT_TOKEN).start()
+
+def _serve_stubs(hubspot_latency: float, limits: bool = False) -> None:
+    from tests.stubs.hubspot_stub import OBJECT_TYPES, HubSpotStub
+
+    hubspot = HubSpotStub(latency=hubspot_latency, access_token=HUBSPOT_TOKEN,
+                          rate_limit=HUBSPOT_RATE_LIMIT if limits else None,
+                          search_rate_limit=HUBSPOT_SEARCH_LIMIT if limits else None).start()
     carrier: StubCarrier
+
+    def hubspot_summary() -> dict[str, Any]:
+        records = {t: hubspot.records(t) for t in OBJECT_TYPES}
+        phones = [r["properties"].get("phone") for r in records["contacts"]]
+        return {"throttled": hubspot.throttled,
+                "records": {t: len(rs) for t, rs in records.items()},
+                "distinct_contact_phones": len(set(phones))}
 
     def sms_log() -> list[tuple[float, str]]:
         return [(a.at, a.to) for a in carrier.snapshot()]
@@ -670,7 +783,8 @@ def _serve_stubs(hubspot_latency: float) -> None:
     def hubspot_log() -> list[tuple[str, float]]:
         return [(r.route, r.received_at) for r in list(hubspot.requests)]
 
-    carrier = StubCarrier({"/_bench/sms": sms_log, "/_bench/hubspot": hubspot_log}).start()
+    carrier = StubCarrier({"/_bench/sms": sms_log, "/_bench/hubspot": hubspot_log,
+                           "/_bench/hubspot-summary": hubspot_summary}).start()
     ports = {"carrier": carrier.url.rsplit(":", 1)[1], "hubspot": hubspot.url.rsplit(":", 1)[1]}
     print(json.dumps({k: int(v) for k, v in ports.items()}), flush=True)
     signal.signal(signal.SIGTERM, _exit_on_signal)
@@ -689,8 +803,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     stubs = sub.add_parser("stubs", help="serve the stub carrier and the HubSpot stub")
     stubs.add_argument("--hubspot-latency", type=float, default=0.0, help="seconds per HubSpot answer")
+    stubs.add_argument("--hubspot-limits", action="store_true", help="enforce HubSpot's limits")
     args = parser.parse_args(argv)
-    _serve_stubs(args.hubspot_latency)
+    _serve_stubs(args.hubspot_latency, args.hubspot_limits)
     return 0
 
 

@@ -7,9 +7,9 @@ is Redis, the database otherwise (``connector.storage.ratelimits``), so ten work
 machines draw on one budget. Adapters import only this interface.
 
 A :class:`Budget` of ``limit`` per ``window`` seconds becomes a bucket holding at most
-:data:`BURST_SHARE` of the limit and refilling at :data:`RATE_SHARE` of it: whatever the timing,
-no window of that length sees more than ``(BURST_SHARE + RATE_SHARE) * limit`` requests, which
-leaves room for the clocks and network delays between us and the provider. A request that would
+:data:`BURST_SHARE` of the limit (one request at least) and refilling so that, whatever the
+timing, no window of that length sees more than ``(BURST_SHARE + RATE_SHARE) * limit`` requests:
+the rest is room for the clocks and network delays between us and the provider. A request that would
 wait longer than ``max_wait`` is refused with :class:`RateLimitedError` instead: its job goes back
 on the queue for later, and the thread is free for other work.
 """
@@ -64,8 +64,12 @@ class Budget:
 
     @property
     def rate(self) -> float:
-        """Units the bucket regains per second."""
-        return self.limit * RATE_SHARE / self.window
+        """Units the bucket regains per second: what fills a window up to ``(BURST_SHARE +
+        RATE_SHARE) * limit`` with the bucket's burst; a refill rate of ``RATE_SHARE`` of the
+        limit when the provider's bucket is a leaky one of its own size (``burst``)."""
+        if self.burst is not None:
+            return self.limit * RATE_SHARE / self.window
+        return (self.limit * (BURST_SHARE + RATE_SHARE) - self.capacity) / self.window
 
 
 @dataclass(frozen=True)
