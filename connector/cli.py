@@ -33,6 +33,9 @@ MAX_REQUEST_HEADER_BYTES = 64 * 1024
 DEFAULT_HTTP_THREADS = 8
 DEFAULT_CONNECTION_LIMIT = 1000
 DEFAULT_CHANNEL_TIMEOUT = 30
+#: Job threads kept for texts, alerts and escalations: they mostly wait on the carrier's API, so
+#: a burst of missed calls is texted in parallel.
+DEFAULT_TEXT_WORKERS = 4
 #: Connections the kernel queues for the web processes before they accept them.
 BACKLOG = 1024
 
@@ -638,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=4,
                        help="CRM job threads of the job process serve starts (SQLite queue; "
                             "0 starts none)")
-    serve.add_argument("--text-workers", type=int, default=2,
+    serve.add_argument("--text-workers", type=int, default=DEFAULT_TEXT_WORKERS,
                        help="threads kept for texts, alerts and escalations (SQLite queue)")
     serve.add_argument("--threads", type=_int_between(1, 256), default=DEFAULT_HTTP_THREADS,
                        help=f"HTTP threads (default {DEFAULT_HTTP_THREADS})")
@@ -657,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="consume jobs only")
     worker.add_argument("--workers", type=int, default=4, help="CRM job threads")
-    worker.add_argument("--text-workers", type=int, default=2,
+    worker.add_argument("--text-workers", type=int, default=DEFAULT_TEXT_WORKERS,
                         help="threads kept for texts, alerts and escalations")
     worker.add_argument("--with-parent", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(func=cmd_worker)
