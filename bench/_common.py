@@ -24,10 +24,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -690,6 +692,20 @@ def flush_redis(url: str = REDIS_URL) -> None:
     import redis
 
     redis.Redis.from_url(url).flushdb()
+
+
+def enter_setup(stack: ExitStack, setup: str) -> tuple[str | None, str | None, Path, Processes]:
+    """One benchmark setup, cleaned up when ``stack`` closes (processes first, then Redis and the
+    schema): the database URL and queue URL (None for SQLite: the default, in the folder), a
+    temporary folder and the process list. ``setup`` is ``sqlite`` or ``postgres`` (PostgreSQL +
+    Redis)."""
+    database_url = stack.enter_context(PgSchema()) if setup == "postgres" else None
+    queue_url = REDIS_URL if setup == "postgres" else None
+    if queue_url:
+        flush_redis(queue_url)
+        stack.callback(flush_redis, queue_url)
+    tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="textback-bench-")))
+    return database_url, queue_url, tmp, stack.enter_context(Processes())
 
 
 def process_tree(pid: int) -> list[int]:

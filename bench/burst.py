@@ -25,26 +25,21 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from _common import (
     BIN,
     HUBSPOT_RATE_LIMIT,
     HUBSPOT_SEARCH_LIMIT,
-    REDIS_URL,
-    PgSchema,
-    Processes,
     Stubs,
     account_document,
     callers,
     command_name,
-    flush_redis,
+    enter_setup,
     free_port,
     percentile,
     prepare_textback,
@@ -106,13 +101,7 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str]) -> O
     """Start everything for one setup, send the burst, wait for the CRM, collect the figures."""
     outcome = Outcome(SETUPS[setup], args.calls)
     with ExitStack() as stack:
-        database_url = stack.enter_context(PgSchema()) if setup == "postgres" else None
-        queue_url = REDIS_URL if setup == "postgres" else None
-        if queue_url:
-            flush_redis(queue_url)
-            stack.callback(flush_redis, queue_url)
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="textback-bench-")))
-        procs = stack.enter_context(Processes())
+        database_url, queue_url, tmp, procs = enter_setup(stack, setup)
         stubs = start_stubs(procs, hubspot_latency=args.hubspot_latency, hubspot_limits=True,
                             log_path=tmp / "stubs.log")
         port = free_port()

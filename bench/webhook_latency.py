@@ -30,7 +30,6 @@ import itertools
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -42,15 +41,12 @@ from urllib.parse import urlencode
 from _common import (
     AUTH_TOKEN,
     BIN,
-    REDIS_URL,
     VOICE_PATH,
-    PgSchema,
-    Processes,
     Signer,
     Stubs,
     account_document,
     callers,
-    flush_redis,
+    enter_setup,
     free_port,
     missed_call_form,
     percentile,
@@ -210,13 +206,7 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str],
               threads: int) -> list[tuple[int, LoadResult, LoadResult]]:
     """Start textback on one setup and the bare app; measure both at each concurrency."""
     with ExitStack() as stack:
-        database_url = stack.enter_context(PgSchema()) if setup == "postgres" else None
-        queue_url = REDIS_URL if setup == "postgres" else None
-        if queue_url:
-            flush_redis(queue_url)
-            stack.callback(flush_redis, queue_url)
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="textback-bench-")))
-        procs = stack.enter_context(Processes())
+        database_url, queue_url, tmp, procs = enter_setup(stack, setup)
         stubs = start_stubs(procs, log_path=tmp / "stubs.log")
         tb_port, bare_port = free_port(), free_port()
         env = textback_env(tmp, tb_port, queue_url=queue_url, database_url=database_url)
