@@ -63,6 +63,8 @@ OUTCOME_WORDS = {
     "no-answer": "Nobody answered", "busy": "The line was busy",
     "voicemail": "The caller left a voicemail", "canceled": "The caller hung up while it rang",
     "failed": "The call failed to connect",
+    "rejected": "The call was declined",
+    "after-hours": "The phone system sent it to its after-hours flow",
 }
 LANGUAGE_NAMES = {"en": "English", "es": "Spanish"}
 
@@ -94,6 +96,12 @@ def _form_view(account_id: str, action: str, saved: str, edit: Edit, show: Show,
                 return redirect(url_for(str(request.endpoint), account_id=account.id,
                                         **redirect_args))
         return show(s, account, errors)
+
+
+@bp.app_template_filter("plain")
+def plain_number(value: Any) -> Any:
+    """A stored number as people write it: ``15.0`` -> ``15``, ``2.5`` stays."""
+    return f"{value:g}" if isinstance(value, float) else value
 
 
 @bp.app_template_global()
