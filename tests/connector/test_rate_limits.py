@@ -209,3 +209,37 @@ def test_housecall_pro_holds_for_its_retry_after() -> None:
         crm.find_or_create_contact("+14155550123")
     assert 39 < info.value.retry_after <= 40
     assert len(responses.calls) == 1
+
+
+# -- the jobs --------------------------------------------------------------------------------
+
+
+def test_a_spent_budget_puts_the_crm_sync_back_without_counting_a_failure(
+        app: Any, runtime: Any, webhook_secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy import select
+
+    from connector.kernel import clock
+    from connector.storage.models import Call
+    from tests.connector.helpers import add_account, missed, post, sandbox_account
+
+    add_account(runtime, sandbox_account("acme", webhook_secret))
+    crm = runtime.crm_for  # the sandbox CRM, but its budget is spent for 40 s
+
+    class Spent:
+        def __init__(self, real: Any) -> None:
+            self._real = real
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._real, name)
+
+        def find_or_create_contact(self, *args: Any, **kwargs: Any) -> Any:
+            raise RateLimitedError("budget spent", provider="sandbox", retry_after=40.0)
+
+    monkeypatch.setattr(runtime, "crm_for", lambda account: Spent(crm(account)))
+    post(app.test_client(), "acme", "voice", missed(), webhook_secret)
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call))
+        assert call.state == "texted"  # the text went; only the CRM waits
+        assert call.crm_state == "retry" and call.attempts == 0
+        wait = (call.next_attempt_at - clock.now()).total_seconds()
+        assert 35 < wait <= 40
