@@ -5,14 +5,17 @@ or expired state, and two portals side by side."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
+import responses
 from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
 
 from connector.kernel import clock
 from connector.reporting.explain import explain
@@ -26,7 +29,7 @@ from crm_adapters.hubspot.oauth import ENDPOINTS
 from crm_adapters.hubspot.optout import OPT_OUT_PROPERTY
 from tests.conftest import make_settings
 from tests.connector.helpers import missed, post
-from tests.stubs.hubspot_stub import HubSpotStub
+from tests.stubs.hubspot_stub import HubSpotStub, deploy_app_events
 
 CLIENT_ID = "3f1c9a52-0d4e-4c5b-9e63-6b1f2a7c8d90"
 CLIENT_SECRET = "9b2e7c41-5a3d-4f8e-b6c0-d1e2f3a4b5c6"
@@ -402,3 +405,89 @@ def test_two_portals_never_see_each_others_data(app, runtime, hubspot):
     with runtime.db.session() as s:
         acme, fixit = (connection_state(s, a) for a in (ACME_ACCOUNT, FIXIT_ACCOUNT))
     assert acme.connected_by == OWNER and fixit.connected_by == "boss@fixit.example"
+
+
+# -- done when: from "Install" to the first texted missed call, through the public routes --------
+
+
+def _csrf(page: bytes) -> str:
+    match = re.search(rb'name="csrf" value="([^"]+)"', page)
+    assert match is not None, "the page has no form"
+    return match.group(1).decode()
+
+
+def test_a_new_portal_goes_from_install_to_its_first_texted_missed_call(app, runtime, hubspot):
+    """Nobody edits a file: HubSpot's install creates the account and signs its admin in, the
+    setup pages connect Twilio and the business number, and a missed call is texted back and
+    written into the new portal."""
+    from tests.carrier_adapters.test_twilio import ACCOUNT_SID, AUTH_TOKEN, fixture_body
+    from tests.connector.test_end_to_end_twilio_hubspot import (
+        BUSINESS,
+        CALLER,
+        MESSAGES,
+        TWILIO_API,
+        message_json,
+    )
+    from tests.connector.test_hubspot_app_events import declared_event_types
+
+    deploy_app_events(hubspot, declared_event_types())  # the app's project, as HubSpot holds it
+    admin = app.test_client()
+    installed = _install(admin, hubspot)
+    setup = installed.headers["Location"]
+    assert setup == f"/accounts/{ACME_ACCOUNT}/setup" and admin.get(setup).status_code == 200
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as twilio:
+        twilio.add_passthru(hubspot.url)  # textback's plain-HTTP calls to HubSpot (app events)
+        account_url = f"{TWILIO_API}/2010-04-01/Accounts/{ACCOUNT_SID}"
+        twilio.add(responses.GET, f"{account_url}.json",
+                   json={"sid": ACCOUNT_SID, "status": "active"})
+        twilio.add(responses.GET, f"{account_url}/IncomingPhoneNumbers.json",
+                   json={"incoming_phone_numbers": [
+                       {"sid": "PN" + "1" * 32, "phone_number": BUSINESS,
+                        "friendly_name": "Main line",
+                        "capabilities": {"voice": True, "sms": True, "mms": False}}],
+                       "next_page_uri": None})
+        twilio.add(responses.POST, MESSAGES, json=message_json(), status=201)
+
+        # The business number first (the account's document needs one), then Twilio.
+        page = admin.get(f"{setup}/carrier")
+        assert page.status_code == 200
+        numbers = admin.post(f"{setup}/carrier", data={
+            "csrf": _csrf(page.data), "action": "numbers", "typed_numbers": BUSINESS})
+        assert numbers.status_code == 302
+        page = admin.get(f"{setup}/carrier?kind=twilio")
+        connected = admin.post(f"{setup}/carrier", data={
+            "csrf": _csrf(page.data), "action": "credentials", "kind": "twilio",
+            "cred_account_sid": ACCOUNT_SID, "cred_auth_token": AUTH_TOKEN,
+            "api_base_url": TWILIO_API})
+        assert connected.status_code == 302, re.findall(rb'class="error"[^>]*>[^<]*<',
+                                                        connected.data)
+
+        # The carrier's webhook for a call nobody answered, as Twilio signs it.
+        path = f"/webhooks/twilio/{ACME_ACCOUNT}/voice"
+        body = fixture_body("voice_dial_no_answer")
+        params = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(
+            "https://hooks.example.test" + path, params)
+        answer = app.test_client().post(path, data=body, headers={
+            "X-Twilio-Signature": signature,
+            "Content-Type": "application/x-www-form-urlencoded"})
+        assert answer.status_code == 200
+        sends = [c for c in twilio.calls if c.request.url == MESSAGES]
+
+    assert len(sends) == 1
+    text = parse_qs(sends[0].request.body)
+    assert text["To"] == [CALLER] and text["From"] == [BUSINESS]
+    # The records are in the new portal, and it is the only portal that has any.
+    [contact] = hubspot.records("contacts", hub_id=ACME)
+    assert contact["properties"][UNIQUE_PHONE_PROPERTY] == CALLER
+    assert len(hubspot.records("calls", hub_id=ACME)) == 1
+    assert len(hubspot.records("communications", hub_id=ACME)) == 1
+    assert len(hubspot.records("deals", hub_id=ACME)) == 1
+    assert len(hubspot.records("tasks", hub_id=ACME)) == 1
+    assert hubspot.records("contacts") == []
+    assert "textback_missed_call" in {e["eventTypeName"] for e in hubspot.app_events}
+    with runtime.db.session() as s:
+        call = s.scalar(select(Call).where(Call.account_id == ACME_ACCOUNT))
+        assert call is not None
+        assert call.state == "texted" and call.crm_state == "done"
