@@ -340,13 +340,14 @@ def test_uninstalled_in_hubspot_the_crm_work_waits_with_its_reason_and_texts_go_
 def test_an_admin_disconnects_from_textback(app, runtime, hubspot):
     client = app.test_client()
     _install(client, hubspot)
-    with client.session_transaction() as browser:
-        browser["csrf"] = "form-token-1"
+    page = client.get(f"/accounts/{ACME_ACCOUNT}/setup/crm")
+    assert page.status_code == 200 and b"Disconnect HubSpot" in page.data
+    assert f'action="/accounts/{ACME_ACCOUNT}/crm/disconnect"'.encode() in page.data
     assert client.post(f"/accounts/{ACME_ACCOUNT}/crm/disconnect",
                        data={}).status_code == 400  # no CSRF token: nothing happens
     assert hubspot.installed(ACME)
     answer = client.post(f"/accounts/{ACME_ACCOUNT}/crm/disconnect",
-                         data={"csrf": "form-token-1"})
+                         data={"csrf": _csrf(page.data)})
     assert answer.status_code == 302
     assert answer.headers["Location"] == f"/accounts/{ACME_ACCOUNT}/setup"
     assert any(r.method == "DELETE" and r.path == "/appinstalls/v3/external-install"
@@ -356,6 +357,9 @@ def test_an_admin_disconnects_from_textback(app, runtime, hubspot):
         state = connection_state(s, ACME_ACCOUNT)
     assert state.status == "disconnected"
     assert state.disconnected_reason == f"disconnected from textback by {OWNER}"
+    page = client.get(f"/accounts/{ACME_ACCOUNT}/setup/crm")
+    assert b"<strong>disconnected since " in page.data and b"from textback by " in page.data
+    assert b"Disconnect HubSpot" not in page.data
 
 
 def test_only_a_signed_in_admin_of_the_account_disconnects(app, runtime, hubspot):
