@@ -208,7 +208,9 @@ class WebhookSpec:
     and refuses everything when the secret is empty. An app-wide URL also needs
     ``account_of(request)``: the CRM's own account id as the delivery names it, read *before*
     verification because it decides whose secret to verify with (raise
-    :class:`~connector.kernel.errors.MalformedWebhookError` when it cannot be read).
+    :class:`~connector.kernel.errors.MalformedWebhookError` when it cannot be read). A
+    per-account spec with ``account_of`` takes the app-wide URL too: a marketplace app posts
+    every installed account's events to one URL, a self-hoster's own app to its account's.
     ``topics`` are the deliveries :meth:`CrmAdapter.parse_webhook` acts on.
     """
 
@@ -219,8 +221,13 @@ class WebhookSpec:
     topics: tuple[WebhookTopic, ...] = ()
 
     def __post_init__(self) -> None:
-        if (self.url == APP_WIDE) != (self.account_of is not None):
-            raise ValueError("an app-wide webhook URL needs account_of, a per-account one none")
+        if self.url == APP_WIDE and self.account_of is None:
+            raise ValueError("an app-wide webhook URL needs account_of")
+
+    @property
+    def takes_app_wide_url(self) -> bool:
+        """True when deliveries may come to the CRM's one URL (the payload names the account)."""
+        return self.account_of is not None
 
 
 @dataclass(frozen=True)

@@ -58,13 +58,13 @@ class AppUrls:
         return self.build("oauth.callback", crm=crm.name)
 
     def webhook(self, crm: type[CrmAdapter]) -> str | None:
-        """Where ``crm`` posts its webhooks: one URL for an app-wide spec; for a per-account one,
+        """Where ``crm``'s app posts its webhooks: the one URL when the spec takes it; else
         the URL with :data:`ACCOUNT_PLACEHOLDER` where the account's id goes. None when the CRM
         sends no webhooks we accept."""
         spec = crm.webhook
         if spec is None:
             return None
-        if spec.url == APP_WIDE:
+        if spec.url == APP_WIDE or spec.takes_app_wide_url:
             return self.build("crm_webhooks.crm_webhook", crm=crm.name)
         return self.build("crm_webhooks.crm_webhook", crm=crm.name, account_id=ACCOUNT_PLACEHOLDER)
 

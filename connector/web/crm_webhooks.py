@@ -101,13 +101,15 @@ def crm_webhook(crm: str, account_id: str | None = None) -> Response:
     runtime: Runtime = current_app.extensions["textback"]
     cls = CRMS.get(crm)
     spec = cls.webhook if cls is not None else None
-    if spec is None or (spec.url == APP_WIDE) != (account_id is None):
+    if spec is None or (account_id is None and not spec.takes_app_wide_url) or (
+            account_id is not None and spec.url == APP_WIDE):
         # Label only CRMs we know: a stranger's URL must not mint a new time series.
         count("textback_webhooks_total", provider=crm if cls else "unknown", kind="crm",
               status="404")
         abort(404)
     req = webhook_request(runtime)
-    if spec.account_of is not None:
+    if account_id is None:
+        assert spec.account_of is not None  # noqa: S101 - checked above
         try:
             external_id = spec.account_of(req)  # only to find whose secret to check it with
         except MalformedWebhookError as exc:

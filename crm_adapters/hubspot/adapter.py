@@ -138,9 +138,11 @@ class HubSpotCrm(CrmAdapter):
     #: The marketplace app's install (see :mod:`.oauth`); private apps connect with a token.
     oauth = ENDPOINTS
     accepts_token_store: ClassVar[bool] = True
-    #: Each account's app posts to its own URL, signed (v3) with the app's client secret.
+    #: The marketplace app posts every portal's events to /webhooks/crm/hubspot (the portal leads
+    #: to its installation); a self-hoster's private app to its account's own URL. Both are
+    #: signed (v3) with the app's client secret.
     webhook = WebhookSpec(url=PER_ACCOUNT, credential="client_secret", verify=webhooks.verify_v3,
-                          topics=webhooks.TOPICS)
+                          account_of=webhooks.account_of, topics=webhooks.TOPICS)
 
     def __init__(
         self,

@@ -98,6 +98,18 @@ def _event_id(event: dict[str, Any]) -> str:
     return "hubspot:" + ":".join(str(event.get(f, "")) for f in fields)
 
 
+def account_of(request: WebhookRequest) -> str:
+    """The portal a delivery comes from (``portalId`` of its first event), read before
+    verification to find the installation whose app secret checks it. The marketplace app
+    posts every portal's events to one URL."""
+    events = safe_json.loads(request.body, what="hubspot: webhook body")
+    first = events[0] if isinstance(events, list) and events else None
+    portal = first.get("portalId") if isinstance(first, dict) else None
+    if portal in (None, ""):
+        raise MalformedWebhookError("hubspot: webhook without a portalId")
+    return str(portal)
+
+
 def parse(request: WebhookRequest) -> list[CrmEvent]:
     """The events of a verified delivery that the connector acts on; entries that are not
     objects, or say something else, are skipped. :class:`MalformedWebhookError` when the body is

@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 
 from connector.marketplace import render
-from connector.storage.models import Message
+from connector.storage.models import Call, Message
 from crm_adapters.hubspot.webhooks import signature_v3
 from tests.connector import test_hubspot_install as install
 from tests.connector.helpers import CALLER, missed, post, records
@@ -92,3 +92,30 @@ def test_deal_closed_lost_then_text_a_follow_up(app, runtime, hubspot, frozen_cl
     # A forged run for the same portal is refused.
     forged = client.post(ACTION, data=b"{}", content_type="application/json")
     assert forged.status_code in (400, 403)
+
+
+def _webhook(client, events: list[dict[str, object]], *, secret: str = install.CLIENT_SECRET):  # type: ignore[no-untyped-def]
+    path = "/webhooks/crm/hubspot"
+    body = json.dumps(events).encode()
+    stamp = str(int(time.time() * 1000))
+    return client.post(path, data=body, content_type="application/json", headers={
+        "X-HubSpot-Signature-v3": signature_v3(secret, "POST", PUBLIC + path, body, stamp),
+        "X-HubSpot-Request-Timestamp": stamp})
+
+
+def test_the_apps_one_webhook_url_serves_every_installed_portal(app, runtime, hubspot):  # type: ignore[no-untyped-def]
+    client, secret = _installed(app, runtime, hubspot)
+    post(client, install.ACME_ACCOUNT, "voice", missed(to=BUSINESS), secret)
+    (task,) = hubspot.records("tasks", hub_id=install.ACME)
+    done = {"eventId": 11, "subscriptionType": "object.propertyChange", "portalId": install.ACME,
+            "objectId": int(task["id"]), "propertyName": "hs_task_status",
+            "propertyValue": "COMPLETED", "occurredAt": int(time.time() * 1000)}
+    stranger = _webhook(client, [{**done, "portalId": 99999}])
+    forged = _webhook(client, [done], secret="not-the-app-secret")
+    unreadable = _webhook(client, [{"eventId": 12}])
+    assert (stranger.status_code, forged.status_code, unreadable.status_code) == (403, 403, 400)
+    with runtime.db.session() as s:
+        assert s.query(Call).one().human_responded_at is None
+    assert _webhook(client, [done]).status_code == 200
+    with runtime.db.session() as s:
+        assert s.query(Call).one().human_responded_at is not None

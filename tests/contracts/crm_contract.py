@@ -548,7 +548,8 @@ class CrmContract:
         if spec is None:
             return
         assert spec.url in (PER_ACCOUNT, APP_WIDE)
-        assert (spec.url == APP_WIDE) == (spec.account_of is not None)
+        if spec.url == APP_WIDE:  # a per-account spec may take the app-wide URL too
+            assert spec.account_of is not None
         field = cls.config_schema().fields.get(spec.credential)
         assert field is not None and field.metadata.get("secret"), (
             f"{spec.credential} must be a secret credential of {cls.__name__}")
