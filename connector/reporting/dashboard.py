@@ -84,6 +84,14 @@ def _percent(part: int, whole: int) -> str:
     return f"{part / whole:.0%}" if whole else "-"
 
 
+def _responses(total: ReportRow) -> str:
+    answered = len(total.response_seconds)
+    if not answered:
+        return "no reply answered by a person yet"
+    return (f"p90 {_duration(total.p90_response)}, over {answered} "
+            f"repl{'y' if answered == 1 else 'ies'} answered")
+
+
 def figures(total: ReportRow) -> list[Figure]:
     """The period's totals and rates, in the report's words."""
     return [
@@ -97,9 +105,7 @@ def figures(total: ReportRow) -> list[Figure]:
         Figure("saved", "Saved conversations", str(total.saved),
                f"{_percent(total.saved, total.missed_calls)} of missed calls"),
         Figure("median_response", "Median time to first human response",
-               _duration(total.median_response),
-               f"p90 {_duration(total.p90_response)}, over {len(total.response_seconds)} "
-               f"repl{'y' if len(total.response_seconds) == 1 else 'ies'} answered"),
+               _duration(total.median_response), _responses(total)),
         Figure("opt_outs", "Opt-outs", str(total.opt_outs), "STOP and carrier opt-outs"),
     ]
 

@@ -57,6 +57,7 @@ def test_the_figures_are_the_reports(app, acme):
     assert figure(page, "saved") == str(total.saved)
     assert figure(page, "opt_outs") == str(total.opt_outs)
     assert figure(page, "median_response") == "10m 00s"  # 120, 600 and 3600 s
+    assert "p90 50m 00s, over 3 replies answered" in page
     assert f"reply rate {total.replied / total.texted:.0%} of texted" in page
     # The day rows, and the command that prints the same figures.
     assert re.search(r"<th scope=\"row\">2024-05-06</th><td>6</td>", page)
@@ -78,6 +79,8 @@ def test_charts_have_labelled_axes_and_a_value_per_day():
     assert missed.bars[5].tip == "Mon May 6: 3 missed calls" and missed.bars[5].height == 100
     assert board.charts[1].bars[5].tip == "Mon May 6: 2 calls texted back"
     assert board.charts[2].total == 0  # drawn as "None in this period", not a gap
+    response = next(f for f in board.figures if f.key == "median_response")
+    assert (response.value, response.detail) == ("-", "no reply answered by a person yet")
 
 
 @pytest.mark.parametrize("peak,top,step", [(0, 1, 1), (4, 4, 1), (5, 5, 1), (6, 6, 2), (9, 10, 2),
