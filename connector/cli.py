@@ -347,12 +347,16 @@ def cmd_accounts_import(args: argparse.Namespace) -> int:
     document = parse_account_file(text)
     runtime = _runtime(settings)
     from connector.jobs.compose import template_report
+    from connector.simulate import retire_demo_account
 
     with runtime.db.session() as s:
         account = import_account(s, runtime.box, document)
         print(f"imported account {account.id} ({account.name})")
         for line in template_report(account):
             print(f"  {line}")
+        if retire_demo_account(s, keep=settings.keep_demo):
+            print("removed the demo account now that a real one exists "
+                  "(TEXTBACK_DEMO=keep keeps it)")
     return 0
 
 

@@ -277,3 +277,24 @@ def test_the_page_follows_a_call_still_being_worked_on(app, demo, live_server, b
             "cooldown", "done"
     page.wait_for_selector("text=This is the cooldown at work", timeout=10_000)
     assert page.get_attribute("#activity", "hx-trigger") is None  # settled: no more polling
+
+
+@pytest.mark.parametrize("setting,kept", [("true", False), ("keep", True)])
+def test_importing_a_real_account_removes_the_demo_unless_kept(tmp_path, monkeypatch, capsys,
+                                                               setting, kept):
+    import json
+
+    from connector.cli import main
+
+    monkeypatch.setenv("TEXTBACK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
+    monkeypatch.setenv("TEXTBACK_SECRET_KEY", "c" * 40)
+    monkeypatch.setenv("TEXTBACK_DEMO", setting)
+    assert main(["db", "upgrade"]) == 0
+    assert main(["simulate-call", "demo", "--from", CALLER]) == 0  # loads the demo
+    path = tmp_path / "acme.json"
+    path.write_text(json.dumps(sandbox_account("acme", "s" * 24)))
+    capsys.readouterr()
+    assert main(["accounts", "import", str(path)]) == 0
+    assert ("removed the demo account" in capsys.readouterr().out) is not kept
+    assert main(["accounts", "list"]) == 0
+    assert ("demo\t" in capsys.readouterr().out) is kept
