@@ -18,9 +18,10 @@ from sqlalchemy import select
 
 from connector.kernel import clock
 from connector.storage.db import Database
-from connector.storage.installations import DbTokenStore
+from connector.storage.installations import DbTokenStore, connection_state
 from connector.storage.locks import named_lock
 from connector.storage.models import Installation, UsedNonce, WebhookReceipt
+from connector.storage.users import add_user
 from connector.web.oauth import install_link
 from tests.connector.helpers import add_account, missed, post, sandbox_account
 from tests.fixtures.jobber.fake_jobber import ACCOUNT_ID, URL, FakeJobber
@@ -364,3 +365,43 @@ def test_hubspots_marketplace_install_is_its_declaration() -> None:
                     "client_secret": ["secret-0042"], "code": ["code-1"],
                     "redirect_uri": ["https://tb/cb"]}
     assert portal == "62515" and tokens.refresh_token == "rt-1"
+
+
+# -- an install started from the web by a signed-in admin --------------------------------------
+
+
+def _signed_in(app, runtime, email: str, role: str, account: str = "acme"):  # type: ignore[no-untyped-def]
+    from tests.connector.test_setup_pages import PASSWORD, sign_in
+
+    with runtime.db.session() as s:
+        add_user(s, email, email.split("@")[0], PASSWORD, account, role=role)
+    return sign_in(app, email)
+
+
+def test_a_signed_in_admin_connects_jobber_from_the_web(app, runtime, acme, jobber):
+    admin = _signed_in(app, runtime, "ana@acme.test", "admin")
+    start = admin.get("/oauth/jobber/install?account=acme")
+    assert start.status_code == 302
+    target = urlsplit(start.headers["Location"])
+    # The account's api_base_url (the fake) serves the authorize page too.
+    assert f"{target.scheme}://{target.netloc}{target.path}" == f"{URL}/api/oauth/authorize"
+    state = parse_qs(target.query)["state"][0]
+    done = _callback(admin, state)
+    assert done.status_code == 302 and done.headers["Location"] == "/accounts/acme/setup"
+    with runtime.db.session() as s:
+        state_now = connection_state(s, "acme")
+    assert state_now.status == "connected" and state_now.connected_by == "ana@acme.test"
+
+
+@pytest.mark.parametrize("who", ["rep", "stranger", "nobody"])
+def test_only_an_admin_of_the_account_starts_its_install_from_the_web(app, runtime, acme,
+                                                                     webhook_secret, who):
+    add_account(runtime, sandbox_account("other", webhook_secret))
+    if who == "rep":
+        client = _signed_in(app, runtime, "rey@acme.test", "rep")
+    elif who == "stranger":
+        client = _signed_in(app, runtime, "sam@other.test", "admin", account="other")
+    else:
+        client = app.test_client()
+    answer = client.get("/oauth/jobber/install?account=acme")
+    assert answer.status_code == 403 and b"Sign in" in answer.data
