@@ -99,15 +99,18 @@ def _event_id(event: dict[str, Any]) -> str:
 
 
 def account_of(request: WebhookRequest) -> str:
-    """The portal a delivery comes from (``portalId`` of its first event), read before
-    verification to find the installation whose app secret checks it. The marketplace app
-    posts every portal's events to one URL."""
+    """The portal a delivery comes from (its events' ``portalId``), read before verification
+    to find the installation whose app secret checks it. The marketplace app posts every
+    portal's events to one URL; a delivery naming several portals is refused, so no event is
+    ever acted on for another portal's account."""
     events = safe_json.loads(request.body, what="hubspot: webhook body")
-    first = events[0] if isinstance(events, list) and events else None
-    portal = first.get("portalId") if isinstance(first, dict) else None
-    if portal in (None, ""):
+    portals = {str(e.get("portalId")) for e in events if isinstance(e, dict)} \
+        if isinstance(events, list) else set()
+    if not portals or portals & {"None", ""}:
         raise MalformedWebhookError("hubspot: webhook without a portalId")
-    return str(portal)
+    if len(portals) > 1:
+        raise MalformedWebhookError("hubspot: one delivery names several portals")
+    return portals.pop()
 
 
 def parse(request: WebhookRequest) -> list[CrmEvent]:

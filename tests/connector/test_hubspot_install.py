@@ -5,6 +5,7 @@ or expired state, and two portals side by side."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -22,11 +23,20 @@ from connector.reporting.explain import explain
 from connector.runtime import Runtime
 from connector.storage.db import upgrade
 from connector.storage.installations import connection_state
-from connector.storage.models import Account, AccountMember, Call, Installation, UsedNonce, User
+from connector.storage.models import (
+    Account,
+    AccountMember,
+    Call,
+    Installation,
+    UsedNonce,
+    User,
+    WebhookReceipt,
+)
 from connector.web import create_app
 from crm_adapters.hubspot.contacts import UNIQUE_PHONE_PROPERTY
 from crm_adapters.hubspot.oauth import ENDPOINTS
 from crm_adapters.hubspot.optout import OPT_OUT_PROPERTY
+from crm_adapters.hubspot.webhooks import signature_v3
 from tests.conftest import make_settings
 from tests.connector.helpers import missed, post
 from tests.stubs.hubspot_stub import HubSpotStub, deploy_app_events
@@ -373,6 +383,38 @@ def test_only_a_signed_in_admin_of_the_account_disconnects(app, runtime, hubspot
         browser["csrf"] = "t"
     answer = fixit_admin.post(f"/accounts/{ACME_ACCOUNT}/crm/disconnect", data={"csrf": "t"})
     assert answer.status_code == 403 and hubspot.installed(ACME)
+
+
+# -- the marketplace app's webhooks: one URL for every portal -------------------------------------
+
+
+def _app_webhook(app: Any, events: list[dict[str, Any]], secret: str = CLIENT_SECRET) -> Any:
+    path = "/webhooks/crm/hubspot"
+    body = json.dumps(events).encode()
+    stamp = str(int(clock.timestamp() * 1000))
+    return app.test_client().post(path, data=body, headers={
+        "X-HubSpot-Signature-v3": signature_v3(secret, "POST", "https://hooks.example.test" + path,
+                                               body, stamp),
+        "X-HubSpot-Request-Timestamp": stamp, "Content-Type": "application/json"})
+
+
+def _task_done(portal: int, event_id: int = 7) -> dict[str, Any]:
+    return {"eventId": event_id, "portalId": portal, "subscriptionType": "object.propertyChange",
+            "objectId": 9001, "propertyName": "hs_task_status", "propertyValue": "COMPLETED"}
+
+
+def test_the_apps_webhooks_reach_the_portals_account_on_one_url(app, runtime, hubspot):
+    _install(app.test_client(), hubspot, ACME, OWNER)
+    _install(app.test_client(), hubspot, FIXIT, "boss@fixit.example")
+    assert _app_webhook(app, [_task_done(FIXIT)]).status_code == 200
+    assert _app_webhook(app, [_task_done(ACME, 8)], secret="not-the-app-secret").status_code == 403
+    assert _app_webhook(app, [_task_done(99999)]).status_code == 403  # no such installation
+    # A delivery naming two portals is never acted on for either.
+    assert _app_webhook(app, [_task_done(ACME, 9), _task_done(FIXIT, 10)]).status_code == 400
+    with runtime.db.session() as s:
+        receipts = [(r.account_id, r.event_id) for r in s.scalars(
+            select(WebhookReceipt).where(WebhookReceipt.kind == "crm"))]
+    assert receipts == [(FIXIT_ACCOUNT, "7")]
 
 
 # -- two portals side by side ---------------------------------------------------------------------
