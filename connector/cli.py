@@ -415,7 +415,7 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
                   "the HubSpot app (/oauth/hubspot/install)")
             return 0
         for a in accounts:
-            state = connection_state(s, a.id).describe()
+            state = connection_state(s, a.id).describe(a.timezone)
             flag = "  (CRM needs re-authorisation)" if a.crm_needs_reauth else ""
             print(f"{a.id}\t{a.name}\t{a.carrier_kind}\t{a.crm_kind}: {state}{flag}")
     return 0

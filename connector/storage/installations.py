@@ -12,8 +12,9 @@ import secrets
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -52,17 +53,27 @@ class ConnectionState:
     token_expires_at: datetime | None = None
     disconnected_reason: str | None = None
 
-    def describe(self) -> str:
-        """One line for people: the status, when and by whom, the expiry or the reason."""
-        words: str = self.status
-        if self.connected_at is not None and self.status != "not connected":
-            words += f" since {self.connected_at:%Y-%m-%d %H:%M} UTC"
-        if self.connected_by:
-            words += f" by {self.connected_by}"
-        if self.status == "connected" and self.token_expires_at is not None:
-            words += f", token expires {self.token_expires_at:%Y-%m-%d %H:%M} UTC"
-        if self.status == "disconnected" and self.disconnected_reason:
-            words += f": {self.disconnected_reason}"
+    def describe(self, zone: str | None = None) -> str:
+        """One line for people: the status, when and by whom, the expiry or the reason; times
+        in the IANA time ``zone`` (the account's), UTC when none is given."""
+        tz = ZoneInfo(zone) if zone else UTC
+
+        def when(moment: datetime) -> str:
+            aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            return f"{aware.astimezone(tz):%Y-%m-%d %H:%M %Z}"
+
+        installed = (f" {when(self.connected_at)}" if self.connected_at is not None else "") + \
+            (f" by {self.connected_by}" if self.connected_by else "")
+        if self.status == "connected":
+            words = "connected" + (f" since{installed}" if installed else "")
+            if self.token_expires_at is not None:
+                words += f", token expires {when(self.token_expires_at)}"
+        elif self.status == "disconnected":
+            words = "disconnected" + (f": {self.disconnected_reason}"
+                                      if self.disconnected_reason else "")
+            words += f" (installed{installed})" if installed else ""
+        else:
+            words = self.status
         return words
 
 

@@ -72,7 +72,9 @@ def test_an_install_is_connected_when_and_by_whom_then_disconnected_and_why(runt
     assert state.status == "disconnected"
     assert state.disconnected_reason == "Jobber refused the refresh token"
     assert state.connected_by == "owner@acme.example"
-    assert state.describe().endswith(": Jobber refused the refresh token")
+    assert state.describe() == ("disconnected: Jobber refused the refresh token (installed "
+                                "2026-06-15 12:00 UTC by owner@acme.example)")
+    assert state.describe("America/Chicago").endswith("07:00 CDT by owner@acme.example)")
 
 
 def test_accounts_stored_before_the_auth_was_recorded_fall_back_on_the_crm(runtime):

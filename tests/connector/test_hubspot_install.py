@@ -368,7 +368,8 @@ def test_an_admin_disconnects_from_textback(app, runtime, hubspot):
     assert state.status == "disconnected"
     assert state.disconnected_reason == f"disconnected from textback by {OWNER}"
     page = client.get(f"/accounts/{ACME_ACCOUNT}/setup/crm")
-    assert b"<strong>disconnected since " in page.data and b"from textback by " in page.data
+    shown = f"<strong>disconnected: disconnected from textback by {OWNER} (installed 2026-06-15 "
+    assert (shown + "07:00 CDT").encode() in page.data  # in the account's time zone
     assert b"Disconnect HubSpot" not in page.data
 
 
@@ -537,3 +538,26 @@ def test_a_new_portal_goes_from_install_to_its_first_texted_missed_call(app, run
         call = s.scalar(select(Call).where(Call.account_id == ACME_ACCOUNT))
         assert call is not None
         assert call.state == "texted" and call.crm_state == "done"
+
+
+def test_the_install_in_a_browser_lands_signed_in_on_the_setup_pages(live_server, browser,
+                                                                     hubspot):
+    """The marketplace install as a person clicks through it; the CRM page shows the connection
+    and its Disconnect button (screenshots ``hubspot-install-*`` at 1280 and 390 px)."""
+    from tests.browser import check_page
+
+    # HubSpot sends the browser back to our public address; here that is the local server.
+    hubspot.approve_in_browser(hub_id=ACME, user=OWNER, reach=live_server)
+    page = browser.new_page()
+    page.goto(f"{live_server}/oauth/hubspot/install")
+    page.wait_for_url(f"{live_server}/accounts/{ACME_ACCOUNT}/setup")
+    check_page(page, "hubspot-install-setup")
+    page.goto(f"{live_server}/accounts/{ACME_ACCOUNT}/setup/crm")
+    assert "connected since" in page.inner_text("main") and OWNER in page.inner_text("main")
+    check_page(page, "hubspot-install-crm")
+    page.get_by_role("button", name="Disconnect HubSpot").click()
+    page.wait_for_url(f"{live_server}/accounts/{ACME_ACCOUNT}/setup")
+    page.goto(f"{live_server}/accounts/{ACME_ACCOUNT}/setup/crm")
+    assert "disconnected: disconnected from textback by" in page.inner_text("main")
+    check_page(page, "hubspot-install-crm-disconnected")
+    assert not hubspot.installed(ACME)

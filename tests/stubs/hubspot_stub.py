@@ -326,6 +326,7 @@ class HubSpotStub:
         self._codes: dict[str, _Grant] = {}
         self._access: dict[str, _Grant] = {}
         self._refresh: dict[str, _Grant] = {}
+        self._browser_approval: tuple[int, str, str | None] | None = None
         self._failures: list[_Failure] = []
         self._outage: tuple[float, int, float] | None = None  # (until, status, hang)
         self._ids = itertools.count(10_001)
@@ -472,6 +473,13 @@ class HubSpotStub:
                                        query["redirect_uri"])
         return f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query['state']})}"
 
+    def approve_in_browser(self, *, hub_id: int, user: str, reach: str | None = None) -> None:
+        """From now on ``GET /oauth/authorize`` (a browser on HubSpot's approval page) approves
+        at once as ``user`` for portal ``hub_id`` and redirects to the app's callback; ``reach``
+        replaces the callback's scheme and host (a test server standing in for the public URL).
+        """
+        self._browser_approval = (hub_id, user, reach)
+
     def uninstall(self, hub_id: int) -> None:
         """The portal's admin uninstalled the app: its tokens stop working."""
         with self._lock:
@@ -534,6 +542,13 @@ class HubSpotStub:
                          "user": grant.user, "user_id": 4242, "client_id": self.client_id,
                          "scopes": list(grant.scopes), "token_type": "access",
                          "token_use": "access_token", "expires_in": self.access_ttl}
+        if method == "GET" and path == "/oauth/authorize" and self._browser_approval:
+            hub_id, user, reach = self._browser_approval
+            target = f"{path}?{urlencode({k: v[0] for k, v in query.items()})}"
+            callback = urlsplit(self.approve(target, hub_id=hub_id, user=user))
+            if reach:
+                callback = urlsplit(f"{reach}{callback.path}?{callback.query}")
+            return 302, {"location": callback.geturl()}
         bearer = headers.get("authorization", "").removeprefix("Bearer ")
         grant = self._access.get(bearer)
         if method == "GET" and path == "/account-info/2026-03/details":
@@ -641,6 +656,8 @@ class HubSpotStub:
                 with self._lock:
                     answer = self._oauth_route(method, parts.path, parse_qs(parts.query), raw,
                                                headers)
+                if answer is not None and answer[0] == 302:
+                    return 302, b"", "text/plain", {"Location": answer[1]["location"]}
                 if answer is not None:
                     body_bytes = b"" if answer[1] is None else json.dumps(answer[1]).encode()
                     return answer[0], body_bytes, "application/json;charset=utf-8", {}

@@ -124,7 +124,7 @@ def _crm(s: Session, account: Account, state: ConnectionState) -> tuple[str, str
                "lead": "a contact, a task and a deal / request / lead"}[
         account.settings["crm"].get("mapping", {}).get("creates", "lead")]
     if account.crm_needs_reauth or state.status in ("disconnected", "not connected"):
-        return ATTENTION, f"{_crm_name(account)}: {state.describe()}. Connect it again."
+        return ATTENTION, f"{_crm_name(account)}: {state.describe(account.timezone)}. Connect it again."
     test, saved = _last(s, account.id, "crm test"), _last(s, account.id, "crm")
     if test is None and saved is None:
         return NOT_STARTED, f"Connect {_crm_name(account)} and choose what a missed call creates."
@@ -132,7 +132,8 @@ def _crm(s: Session, account: Account, state: ConnectionState) -> tuple[str, str
     if result != "ok":
         return ATTENTION, f"Each missed call makes {creates}; run “Test connection” until it " \
                           "passes."
-    return DONE, f"Each missed call makes {creates} in {_crm_name(account)} ({state.describe()})."
+    return DONE, (f"Each missed call makes {creates} in {_crm_name(account)} "
+                  f"({state.describe(account.timezone)}).")
 
 
 def _consent(s: Session, account: Account) -> tuple[str, str]:
