@@ -153,11 +153,15 @@ def _signed_in_admin(runtime: Runtime, account_id: str) -> User | None:
 def _app_credentials(runtime: Runtime, crm: str, account: Account | None) -> dict[str, Any]:
     """The OAuth app's client id and secret for an install of ``crm`` (for ``account``, or a new
     portal's): the account's own app, else the deployment's marketplace app."""
+    settings = runtime.settings
+    marketplace = {"client_id": settings.hubspot_client_id,
+                   "client_secret": settings.hubspot_client_secret}
     if account is None:
-        settings = runtime.settings
-        return {"client_id": settings.hubspot_client_id,
-                "client_secret": settings.hubspot_client_secret}
-    return runtime.with_app_credentials(crm, runtime.box.open(account.crm_credentials))
+        return marketplace
+    credentials = runtime.with_app_credentials(crm, runtime.box.open(account.crm_credentials))
+    if _marketplace_ready(runtime, crm) and not credentials.get("client_id"):
+        return marketplace  # a private app's account moves to the marketplace app
+    return credentials
 
 
 def _api_base(runtime: Runtime, account: Account | None) -> str | None:
@@ -325,6 +329,13 @@ def _hubspot_installed(runtime: Runtime, adapter: type[CrmAdapter], account: Acc
                 mapping={"record_url": record, "pipeline": "default",
                          "stage": "appointmentscheduled"})
             account_id, created = made.id, True
+        else:
+            stored = s.get(Account, account_id)
+            assert stored is not None  # noqa: S101 - checked above
+            if runtime.box.open(stored.crm_credentials).get("access_token"):
+                # A private app's account installed the marketplace app: its token gives way.
+                stored.crm_credentials = runtime.box.seal({"client_id": credentials["client_id"]})
+                stored.crm_auth = "oauth"
     _store(runtime, account_id, MARKETPLACE_CRM, tokens, hub_id, portal.installer)
     _prepare_portal(runtime, account_id)
     with runtime.db.session() as s:

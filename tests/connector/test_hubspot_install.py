@@ -21,6 +21,7 @@ from twilio.request_validator import RequestValidator
 from connector.kernel import clock
 from connector.reporting.explain import explain
 from connector.runtime import Runtime
+from connector.storage.accounts import import_account
 from connector.storage.db import upgrade
 from connector.storage.installations import connection_state
 from connector.storage.models import (
@@ -32,6 +33,7 @@ from connector.storage.models import (
     User,
     WebhookReceipt,
 )
+from connector.storage.users import add_user
 from connector.web import create_app
 from crm_adapters.hubspot.contacts import UNIQUE_PHONE_PROPERTY
 from crm_adapters.hubspot.oauth import ENDPOINTS
@@ -191,6 +193,34 @@ def test_reinstall_re_attaches_the_portals_account_with_new_tokens(app, runtime,
     with runtime.db.session() as s:
         assert s.scalars(select(Account.id)).all() == [ACME_ACCOUNT]
     assert hubspot.installed(ACME)
+
+
+def test_a_private_app_account_moves_to_the_marketplace_app(app, runtime, hubspot):
+    from tests.connector.test_accounts import TWILIO_HUBSPOT
+    from tests.connector.test_setup_pages import PASSWORD, sign_in
+
+    doc = json.loads(json.dumps(TWILIO_HUBSPOT))
+    doc["crm"]["api_base_url"] = hubspot.url
+    with runtime.db.session() as s:
+        import_account(s, runtime.box, doc)
+        add_user(s, OWNER, "Owner", PASSWORD, "acme-plumbing", role="admin")
+        assert connection_state(s, "acme-plumbing").status == "private token"
+    admin = sign_in(app, OWNER)
+    start = admin.get("/oauth/hubspot/install?account=acme-plumbing")
+    assert start.status_code == 302
+    callback = urlsplit(hubspot.approve(start.headers["Location"], hub_id=ACME, user=OWNER))
+    done = admin.get(f"{callback.path}?{callback.query}")
+    assert done.headers["Location"] == "/accounts/acme-plumbing/setup"
+    with runtime.db.session() as s:
+        account = s.get(Account, "acme-plumbing")
+        assert account is not None and account.crm_auth == "oauth"
+        assert runtime.box.open(account.crm_credentials) == {"client_id": CLIENT_ID}
+        assert connection_state(s, "acme-plumbing").status == "connected"
+        assert s.scalars(select(Account.id)).all() == ["acme-plumbing"]  # no second account
+        s.expunge(account)
+    # The CRM work now goes through the installation's token, into the portal.
+    runtime.crm_for(account).find_or_create_contact("+13125550134")
+    assert len(hubspot.records("contacts", hub_id=ACME)) == 1
 
 
 def test_the_install_is_refused_without_the_marketplace_app(tmp_path):
