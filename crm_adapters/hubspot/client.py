@@ -213,6 +213,9 @@ class TokenSource(Protocol):
     def access_token(self) -> str:
         """A token valid for a while yet."""
 
+    def renew_after_401(self, rejected: str) -> str:
+        """The CRM refused ``rejected``: renew once (unless another worker already did)."""
+
     def current_secrets(self) -> tuple[str, ...]:
         """The stored token values, to scrub from messages."""
 
@@ -371,7 +374,26 @@ class HubSpotApi:
                     secrets=self._secrets,
                 )
             _LOG.info("hubspot %s: HTTP %s (%s)", operation, status, type(error).__name__)
+            if status == 401 and self._source is not None:
+                error = self._after_refusal(operation, error)
             raise error from None
+
+    def _after_refusal(self, operation: str, refused: ProviderError) -> ProviderError:
+        """An install's access token was refused before its expiry (revoked, or the app was
+        uninstalled): renew it once, so an uninstall is found at once (the refresh is refused
+        and the installation marked disconnected), and a revoked token is replaced before the
+        job tries again. HubSpot renews on expiry, not on a 401, but one renewal here costs
+        little.
+        https://developers.hubspot.com/docs/api-reference/latest/authentication/manage-oauth-tokens
+        """
+        assert self._source is not None  # noqa: S101 - only install clients get here
+        try:
+            self._source.renew_after_401(self._source.access_token())
+        except ProviderError as exc:
+            return exc  # refused for good (disconnected) or HubSpot unreachable
+        return TransientProviderError(
+            f"HubSpot {operation}: the access token was refused and has been renewed; try again",
+            provider=PROVIDER, code=refused.code, status=401, ambiguous=False)
 
 
 class MeteredPool:

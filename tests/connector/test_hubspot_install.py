@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from twilio.request_validator import RequestValidator
 
 from connector.kernel import clock
+from connector.kernel.errors import ProviderAuthError, TransientProviderError
 from connector.reporting.explain import explain
 from connector.runtime import Runtime
 from connector.storage.accounts import import_account
@@ -373,6 +374,38 @@ def test_uninstalled_in_hubspot_the_crm_work_waits_with_its_reason_and_texts_go_
 
     # Installed again: the installation is connected, and the next call reaches HubSpot.
     _install(client, hubspot)
+    with runtime.db.session() as s:
+        assert connection_state(s, ACME_ACCOUNT).status == "connected"
+
+
+def _portal_crm(runtime: Runtime) -> Any:
+    with runtime.db.session() as s:
+        account = s.get(Account, ACME_ACCOUNT)
+        assert account is not None
+        s.expunge(account)
+    return runtime.crm_for(account)
+
+
+def test_an_uninstall_is_found_at_the_first_refused_call(app, runtime, hubspot):
+    _install(app.test_client(), hubspot)
+    hubspot.uninstall(ACME)  # the access token still has 30 minutes on the clock
+    with pytest.raises(ProviderAuthError):
+        _portal_crm(runtime).find_or_create_contact("+13125550134")
+    with runtime.db.session() as s:
+        state = connection_state(s, ACME_ACCOUNT)
+    assert state.status == "disconnected" and "BAD_REFRESH_TOKEN" in str(state.disconnected_reason)
+
+
+def test_a_revoked_access_token_is_renewed_and_the_next_try_works(app, runtime, hubspot):
+    _install(app.test_client(), hubspot)
+    hubspot.expire_access_tokens()  # revoked early; the refresh token still works
+    crm = _portal_crm(runtime)
+    with pytest.raises(TransientProviderError) as refused:
+        crm.find_or_create_contact("+13125550134")
+    assert refused.value.ambiguous is False
+    crm.find_or_create_contact("+13125550134")
+    assert len([r for r in hubspot.token_requests if r["grant_type"] == "refresh_token"]) == 1
+    assert len(hubspot.records("contacts", hub_id=ACME)) == 1
     with runtime.db.session() as s:
         assert connection_state(s, ACME_ACCOUNT).status == "connected"
 
