@@ -422,20 +422,23 @@ def cmd_accounts_list(args: argparse.Namespace) -> int:
 
 
 def cmd_accounts_install_link(args: argparse.Namespace) -> int:
-    """Print the signed link that connects an account's OAuth CRM (Jobber, Housecall Pro)."""
+    """Print the signed link that connects an account's OAuth CRM (HubSpot, Jobber, Housecall
+    Pro)."""
     from connector.storage.models import Account
-    from connector.web.oauth import install_link
-    from crm_adapters.oauth import OAUTH_PROVIDERS
+    from connector.web.oauth import can_install, install_link
 
     runtime = _runtime(_settings())
     with runtime.db.session() as s:
         account = s.get(Account, args.id)
         if account is None:
             raise ConfigurationError(f"no account {args.id!r}", field="ID")
-        if account.crm_kind not in OAUTH_PROVIDERS:
+        if not can_install(runtime, account):
+            hint = (" (or set TEXTBACK_HUBSPOT_CLIENT_ID and TEXTBACK_HUBSPOT_CLIENT_SECRET to "
+                    "offer HubSpot's marketplace app)") if account.crm_kind == "hubspot" else ""
             raise ConfigurationError(
-                f"{account.crm_kind} is connected with credentials in the account file, not an "
-                "install link", field="crm.kind")
+                f"{account.crm_kind} is connected with a token or API key in the account file, "
+                f"not an app install: give the app's client_id and client_secret{hint}",
+                field="crm.credentials")
         print(install_link(runtime, account.id, account.crm_kind))
     return 0
 
@@ -689,7 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.set_defaults(func=cmd_accounts_export)
     lst = acc_sub.add_parser("list", help="list accounts")
     lst.set_defaults(func=cmd_accounts_list)
-    link = acc_sub.add_parser("install-link", help="the signed link that connects an OAuth CRM")
+    link = acc_sub.add_parser(
+        "install-link", help="the signed link that connects an OAuth CRM (HubSpot, Jobber, "
+        "Housecall Pro)")
     link.add_argument("id", metavar="ID", help="the account's id")
     link.set_defaults(func=cmd_accounts_install_link)
     delete = acc_sub.add_parser("delete", help="delete an account and all its data (asks first)")

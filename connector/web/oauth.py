@@ -164,6 +164,15 @@ def _app_credentials(runtime: Runtime, crm: str, account: Account | None) -> dic
     return credentials
 
 
+def can_install(runtime: Runtime, account: Account) -> bool:
+    """True when the account's CRM connects through an app install this deployment can start
+    (its own app's credentials, or the deployment's HubSpot marketplace app)."""
+    if account.crm_kind not in OAUTH_PROVIDERS:
+        return False
+    credentials = _app_credentials(runtime, account.crm_kind, account)
+    return bool(credentials.get("client_id") and credentials.get("client_secret"))
+
+
 def _api_base(runtime: Runtime, account: Account | None) -> str | None:
     if account is None:
         return runtime.settings.hubspot_api_base_url

@@ -100,3 +100,25 @@ def test_accounts_list_says_when_there_are_none_then_shows_each_connection(env, 
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["acme-plumbing\tAcme Plumbing\ttwilio\thubspot: private token",
                      "fixit\tAcme Plumbing\tsandbox\tjobber: not connected"]
+
+
+def test_install_link_is_for_accounts_that_connect_by_an_app_install(env, monkeypatch, capsys):
+    path = env / "acme.json"
+    path.write_text(json.dumps(TWILIO_HUBSPOT))  # HubSpot on a private-app token
+    assert main(["accounts", "import", str(path)]) == 0
+    jobber = dict(sandbox_account("fixit", "w" * 24),
+                  crm={"kind": "jobber", "credentials": {"client_id": "c", "client_secret": "s"}})
+    path.write_text(json.dumps(jobber))
+    assert main(["accounts", "import", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["accounts", "install-link", "fixit"]) == 0
+    assert capsys.readouterr().out.startswith(
+        "https://hooks.example.test/oauth/jobber/install?token=")
+    assert main(["accounts", "install-link", "acme-plumbing"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "TEXTBACK_HUBSPOT_CLIENT_ID" in err
+    # With the deployment's marketplace app, the token account can move to it.
+    monkeypatch.setenv("TEXTBACK_HUBSPOT_CLIENT_ID", "app-client-1")
+    monkeypatch.setenv("TEXTBACK_HUBSPOT_CLIENT_SECRET", "app-secret-0123456789")
+    assert main(["accounts", "install-link", "acme-plumbing"]) == 0
+    assert "/oauth/hubspot/install?token=" in capsys.readouterr().out
