@@ -282,6 +282,26 @@ def test_carrier_credentials_are_checked_before_they_are_stored(admin, runtime):
         {"field": "carrier.credentials.webhook_secret", "before": None, "after": "changed"}]
 
 
+def test_an_account_without_a_number_saves_its_first_with_the_carrier(admin, runtime):
+    """An account a CRM install made has no number yet; the account is saved whole, so the
+    carrier form takes the first number with the credentials instead of refusing them."""
+    with runtime.db.session() as s:
+        account = s.get(Account, "acme")
+        account.settings = {**account.settings,
+                            "carrier": {**account.settings["carrier"], "numbers": []}}
+        s.commit()
+    page = admin.get("/accounts/acme/setup/carrier").get_data(as_text=True)
+    assert 'name="first_number"' in page
+    before = exported(runtime)
+    _assert_refused(post(admin, "/carrier", action="credentials", kind="sandbox",
+                         cred_webhook_secret="another-long-webhook-secret"), runtime, before)
+    good = post(admin, "/carrier", action="credentials", kind="sandbox",
+                cred_webhook_secret="another-long-webhook-secret", first_number="+14155550123")
+    assert _assert_saved(good, runtime, "carrier")["carrier"]["numbers"] == ["+14155550123"]
+    page = admin.get("/accounts/acme/setup/carrier").get_data(as_text=True)
+    assert 'name="first_number"' not in page  # more numbers are added in their own section
+
+
 def test_carrier_numbers_listed_and_webhooks_pointed(admin, runtime):
     page = admin.get("/accounts/acme/setup/carrier").get_data(as_text=True)
     assert "+14155550101" in page and "Sandbox line 2" in page

@@ -163,6 +163,9 @@ def _save_provider(rt: Runtime, s: Any, account: Account, email: str, section: s
             part["mapping"] = {}  # the old CRM's pipeline and owner ids mean nothing here
         part["kind"], part["credentials"] = kind, creds
         part["api_base_url"] = request.form.get("api_base_url", "").strip() or None
+        first_number = request.form.get("first_number", "").strip()
+        if section == "carrier" and not part.get("numbers") and first_number:
+            part["numbers"] = [first_number]  # a new account's first number, with its carrier
         return {}
 
     def check(doc: dict[str, Any]) -> FieldErrors:
