@@ -470,3 +470,23 @@ def test_a_number_added_after_pointing_needs_attention(admin, runtime):
     assert first_state() == "needs-attention"
     post(admin, "/carrier", action="point")
     assert first_state() == "done"
+
+
+def test_a_crm_app_not_set_up_on_this_deployment_is_named_not_a_500(admin, runtime):
+    """An account on HubSpot's marketplace app where this deployment has no app secret: the CRM
+    and routing pages say what is missing, and testing the connection says it too."""
+    with runtime.db.session() as s:
+        account = s.get(Account, "acme")
+        account.settings = {**account.settings,
+                            "crm": {**account.settings["crm"], "kind": "hubspot", "mapping": {}}}
+        account.crm_kind = "hubspot"
+        account.crm_credentials = runtime.box.seal({"client_id": "app-client-id"})
+        s.commit()
+    for path in ("/crm", "/routing", ""):
+        page = admin.get(f"/accounts/acme/setup{path}")
+        assert page.status_code == 200, path
+    assert "TEXTBACK_HUBSPOT_CLIENT_SECRET" in admin.get("/accounts/acme/setup/crm")\
+        .get_data(as_text=True)
+    tested = post(admin, "/crm", action="test")
+    assert tested.status_code == 400
+    assert "TEXTBACK_HUBSPOT_CLIENT_SECRET" in tested.get_data(as_text=True)

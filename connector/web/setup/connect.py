@@ -14,7 +14,7 @@ from werkzeug.datastructures import MultiDict
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import secret_fields
 from carrier_adapters.provisioning import WebhookUrls, webhook_urls
-from connector.kernel.errors import CredentialsRejectedError, ProviderError
+from connector.kernel.errors import ConfigurationError, CredentialsRejectedError, ProviderError
 from connector.runtime import Runtime
 from connector.settings.account_schema import REDACTED
 from connector.storage.installations import connection_state, credentials_auth
@@ -26,7 +26,6 @@ from connector.web.setup.blueprint import bp
 from connector.web.setup.forms import add_error, lines_of
 from connector.web.setup.saving import FieldErrors, current_document, record, save_document
 from crm_adapters import CRMS
-from crm_adapters.base import CrmAdapter
 from crm_adapters.catalog import CrmChoices
 
 
@@ -170,8 +169,11 @@ def _save_provider(rt: Runtime, s: Any, account: Account, email: str, section: s
 
     def check(doc: dict[str, Any]) -> FieldErrors:
         opened = _opened(creds, stored)
-        adapter = rt.adapter_from(section, account.id, account.timezone, dict(doc[section]),
-                                  opened)
+        try:
+            adapter = rt.adapter_from(section, account.id, account.timezone, dict(doc[section]),
+                                      opened)
+        except ConfigurationError as exc:  # e.g. the CRM app's own settings are missing here
+            return {exc.field or f"{section}.credentials": [str(exc)]}
         try:
             if section == "carrier":
                 if not cls.can_check_credentials:
@@ -207,12 +209,15 @@ def _owned_numbers(rt: Runtime, account: Account) -> tuple[list[Any], str | None
         return [], None
     try:
         return rt.carrier_for(account).list_numbers(), None
-    except ProviderError as exc:
+    except (ProviderError, ConfigurationError) as exc:
         return [], f"{cls.display_name} did not list the numbers: {exc}"
 
 
 def _point(rt: Runtime, account: Account) -> tuple[list[dict[str, Any]], str | None]:
-    adapter = rt.carrier_for(account)
+    try:
+        adapter = rt.carrier_for(account)
+    except ConfigurationError as exc:
+        return [], str(exc)
     if not adapter.can_point_webhooks:
         return [], f"{adapter.display_name} cannot be pointed through its API: paste the URLs."
     changes: list[dict[str, Any]] = []
@@ -235,6 +240,8 @@ def crm_choices(rt: Runtime, account: Account) -> tuple[CrmChoices | None, str |
         return rt.crm_for(account).list_choices(), None
     except NotImplementedError:
         return None, f"{account.crm_kind} does not list its records through its API."
+    except ConfigurationError as exc:  # not connected yet, or the CRM app is not set up here
+        return None, f"Could not read the lists from {account.crm_kind}: {exc}"
     except ProviderError as exc:
         return None, f"Could not read the lists from {account.crm_kind}: {exc}"
 
@@ -259,7 +266,7 @@ def crm(account_id: str) -> Any:
                 flash(f"{CRMS[kind].display_name}: the credentials are saved.")
                 return redirect(url_for("setup.crm", account_id=account.id))
         elif action == "test":
-            check, problem = _test_crm(rt.crm_for(account), account)
+            check, problem = _test_crm(rt, account)
             if problem:
                 errors = {"connection": [problem]}
             if check is not None:
@@ -289,9 +296,11 @@ def crm(account_id: str) -> Any:
         return (html, 400) if errors else html
 
 
-def _test_crm(adapter: CrmAdapter, account: Account) -> tuple[Any, str | None]:
+def _test_crm(rt: Runtime, account: Account) -> tuple[Any, str | None]:
     try:
-        return adapter.check_connection(), None
+        return rt.crm_for(account).check_connection(), None
+    except ConfigurationError as exc:
+        return None, str(exc)
     except NotImplementedError:
         return None, f"{account.crm_kind} cannot be tested through its API."
     except ProviderError as exc:
