@@ -425,6 +425,8 @@ class MeteredPool:
                          budget.name, wait)
             return response
         remaining = _header(response.headers, "X-HubSpot-RateLimit-Remaining")
-        if remaining is not None and remaining.strip().isdigit():
+        # Only a count below what the bucket can hold changes anything: skip the write otherwise.
+        if remaining is not None and remaining.strip().isdigit() and \
+                float(remaining) < budget.capacity:
             self._limiter.observe(bucket, budget, float(remaining))
         return response

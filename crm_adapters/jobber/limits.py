@@ -84,7 +84,8 @@ class JobberMeter:
             self._expected = max(1.0, requested)
         if available is None:
             return
-        self._limiter.observe(self._cost, COST_BUDGET, available)
+        if available < COST_BUDGET.capacity:  # otherwise it changes nothing: no write
+            self._limiter.observe(self._cost, COST_BUDGET, available)
         errors = body.get("errors") if isinstance(body, Mapping) else None
         throttled = any(isinstance(e, Mapping) and (e.get("extensions") or {}).get("code")
                         == "THROTTLED" for e in errors or ())
