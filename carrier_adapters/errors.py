@@ -34,11 +34,11 @@ from connector.kernel.errors import (
     ProviderError,
     RateLimitedError,
     RecipientRejectedError,
-    TransientProviderError,
 )
 from connector.kernel.http import (
     DEFAULT_TIMEOUT,
     classify_status,
+    json_object,
     retry_after_seconds,
     transport_error,
 )
@@ -182,21 +182,6 @@ def request_api(
     if not 200 <= response.status_code < 300:
         raise classify_error(response, table)
     return response
-
-
-def json_object(response: requests.Response, provider: str) -> dict[str, Any]:
-    """The JSON object of a 2xx answer; a body that is not one is a
-    :class:`TransientProviderError`: the carrier answered, but not as its API documents."""
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise TransientProviderError(
-            f"{provider}: HTTP {response.status_code} without a readable body",
-            provider=provider, status=response.status_code,
-        )
-    return payload
 
 
 def request_json(

@@ -25,7 +25,7 @@ from typing import Any
 
 import requests
 
-from carrier_adapters.errors import ErrorTable, json_code, json_object, request_api
+from carrier_adapters.errors import ErrorTable, json_code, request_api
 from connector.kernel.errors import (
     ProviderAuthError,
     ProviderError,
@@ -36,6 +36,7 @@ from connector.kernel.http import (
     DEFAULT_TIMEOUT,
     CachedToken,
     classify_status,
+    json_object,
 )
 from connector.kernel.times import parse_time
 

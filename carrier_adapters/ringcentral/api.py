@@ -34,7 +34,6 @@ from carrier_adapters.errors import (
     error_code,
     first_code,
     json_code,
-    json_object,
     request_api,
 )
 from connector.kernel.errors import (
@@ -43,7 +42,7 @@ from connector.kernel.errors import (
     TransientProviderError,
 )
 from connector.kernel.events import DeliveryStatus, SendResult
-from connector.kernel.http import DEFAULT_TIMEOUT, CachedToken
+from connector.kernel.http import DEFAULT_TIMEOUT, CachedToken, json_object
 from connector.kernel.phone import to_e164
 from connector.kernel.times import parse_time
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -220,3 +221,19 @@ class CachedToken:
         """Forget the token (the API refused it): the next call fetches a new one."""
         with self._lock:
             self._token = None
+
+
+def json_object(response: requests.Response, provider: str, *, label: str = "") -> dict[str, Any]:
+    """The JSON object of a 2xx answer; a body that is not one is a
+    :class:`TransientProviderError` (the provider answered, but not as its API documents).
+    ``label`` opens the message (the provider and the operation); it defaults to ``provider``."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise TransientProviderError(
+            f"{label or provider}: HTTP {response.status_code} without a readable body",
+            provider=provider, status=response.status_code,
+        )
+    return payload

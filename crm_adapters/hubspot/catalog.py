@@ -31,7 +31,7 @@ from urllib.parse import quote
 import requests
 
 from connector.kernel.errors import TransientProviderError, checking_credentials
-from connector.kernel.http import DEFAULT_TIMEOUT, new_session
+from connector.kernel.http import DEFAULT_TIMEOUT, json_object, new_session
 from crm_adapters.catalog import (
     Choice,
     ConnectionCheck,
@@ -112,16 +112,7 @@ class HubSpotCatalog:
                 response.status_code, response.content, response.headers,
                 operation=operation, ambiguous=False, secrets=self._secrets,
             )
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise TransientProviderError(
-                f"HubSpot {operation}: HTTP {response.status_code} without a readable body",
-                provider=PROVIDER, status=response.status_code,
-            )
-        return body
+        return json_object(response, PROVIDER, label=f"HubSpot {operation}")
 
     # -- test connection ------------------------------------------------------------------
 
