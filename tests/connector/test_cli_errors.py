@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from connector.cli import main
+from tests.conftest import SUITE_INSTANT
 from tests.connector.test_accounts import TWILIO_HUBSPOT
 
 KEY = "c" * 40
@@ -280,7 +281,8 @@ def test_help_stands_alone(capsys):
     assert "DESIGN" not in out and "import" in out
 
 
-def test_the_demo_is_named_once_in_reports_and_not_in_its_texts(demo_db, capsys):
+def test_the_demo_is_named_once_in_reports_and_not_in_its_texts(frozen_clock, demo_db, capsys):
+    frozen_clock.move_to(SUITE_INSTANT)  # the times asserted below are this instant's
     capsys.readouterr()
     assert main(["report", "demo", "--since", "2026-06-01"]) == 0
     title = capsys.readouterr().out.splitlines()[0]

@@ -15,6 +15,7 @@ from connector.storage.installations import (
 )
 from connector.storage.models import Account
 from crm_adapters.base import OAuthTokens
+from tests.conftest import SUITE_INSTANT
 from tests.connector.helpers import add_account, sandbox_account
 from tests.connector.test_accounts import TWILIO_HUBSPOT
 
@@ -49,7 +50,8 @@ def test_an_api_key_is_a_private_token_and_an_app_without_install_is_not_connect
     assert _state(runtime, "jobber") == ConnectionState(crm="jobber", status="not connected")
 
 
-def test_an_install_is_connected_when_and_by_whom_then_disconnected_and_why(runtime):
+def test_an_install_is_connected_when_and_by_whom_then_disconnected_and_why(frozen_clock, runtime):
+    frozen_clock.move_to(SUITE_INSTANT)  # the times asserted below are this instant's
     _with_crm(runtime, "acme", {"kind": "jobber",
                                 "credentials": {"client_id": "cid", "client_secret": "cs"}})
     expires = clock.now() + timedelta(minutes=60)

@@ -40,7 +40,7 @@ from crm_adapters.hubspot.contacts import UNIQUE_PHONE_PROPERTY
 from crm_adapters.hubspot.oauth import ENDPOINTS
 from crm_adapters.hubspot.optout import OPT_OUT_PROPERTY
 from crm_adapters.hubspot.webhooks import signature_v3
-from tests.conftest import make_settings
+from tests.conftest import SUITE_INSTANT, make_settings
 from tests.connector.helpers import missed, post
 from tests.stubs.hubspot_stub import HubSpotStub, deploy_app_events
 
@@ -410,7 +410,8 @@ def test_a_revoked_access_token_is_renewed_and_the_next_try_works(app, runtime, 
         assert connection_state(s, ACME_ACCOUNT).status == "connected"
 
 
-def test_an_admin_disconnects_from_textback(app, runtime, hubspot):
+def test_an_admin_disconnects_from_textback(frozen_clock, app, runtime, hubspot):
+    frozen_clock.move_to(SUITE_INSTANT)  # the times asserted below are this instant's
     client = app.test_client()
     _install(client, hubspot)
     page = client.get(f"/accounts/{ACME_ACCOUNT}/setup/crm")

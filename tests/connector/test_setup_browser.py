@@ -10,6 +10,7 @@ from typing import Any
 
 from connector.storage.users import add_user
 from tests.browser import check_page
+from tests.conftest import SUITE_INSTANT
 from tests.connector.helpers import records
 
 PASSWORD = "correct horse battery"
@@ -21,7 +22,8 @@ def _save(page: Any, button: str, exact: bool = True) -> None:
 
 
 def test_a_new_admin_reaches_a_green_checklist_and_a_delivered_test_text(
-        runtime, live_server, browser):
+        frozen_clock, runtime, live_server, browser):
+    frozen_clock.move_to(SUITE_INSTANT)  # the times asserted below are this instant's
     with runtime.db.session() as s:  # an operator: an admin of every account
         add_user(s, "ana@bright.test", "Ana", PASSWORD, None, role="admin")
     page = browser.new_page()

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from connector.storage.accounts import export_account, validate_account
 from connector.storage.models import Account, AuditEntry, SandboxRecord
 from connector.storage.users import add_user
+from tests.conftest import SUITE_INSTANT
 from tests.connector.helpers import add_account, sandbox_account
 
 PASSWORD = "correct horse battery"
@@ -135,7 +136,10 @@ def test_missed_calls_form(admin, runtime):
                                                  "before": 3.0, "after": 5.0}
 
 
-def test_hours_form_split_shifts_holidays_overrides_and_open_now(admin, runtime):
+def test_hours_form_split_shifts_holidays_overrides_and_open_now(frozen_clock, app, admin,
+                                                                 runtime):
+    frozen_clock.move_to(SUITE_INSTANT)  # the times asserted below are this instant's
+    admin = sign_in(app, "ana@acme.test")  # a sign-in from before the move may have lapsed
     before = exported(runtime)
     bad = post(admin, "/hours", timezone="Mars/Olympus", weekly_mon="8 till 5",
                weekly_tue="17:00-08:00", holidays="2026-13-45 Nonsense", overrides="")
