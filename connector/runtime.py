@@ -21,11 +21,11 @@ from carrier_adapters.base import CarrierAdapter
 from connector.jobs.queue import build_huey, make_consumer
 from connector.jobs.sweeper import Jobs
 from connector.kernel.metrics import InstrumentedCrm
-from connector.kernel.ratelimit import RateLimiter
+from connector.kernel.ratelimit import RateLimiter, portal_key
 from connector.settings.config import Settings
 from connector.storage.crypto import CredentialBox
 from connector.storage.db import Database
-from connector.storage.installations import DbTokenStore
+from connector.storage.installations import DbTokenStore, installation_external_id
 from connector.storage.models import Account
 from connector.storage.ratelimits import DbRateLimiter, RedisRateLimiter
 from connector.storage.sandbox_store import DbCrmStore, DbOutbox
@@ -155,10 +155,23 @@ class Runtime:
             accepts = inspect.signature(cls.__init__).parameters
             if "timezone" in accepts:
                 kwargs["timezone"] = timezone
-            if "rate_limiter" in accepts:  # one budget per account, shared by every worker
-                kwargs.update(rate_limiter=self.rate_limiter, rate_limit_key=account_id)
+            if "rate_limiter" in accepts:  # one budget per CRM portal, shared by every worker
+                kwargs.update(rate_limiter=self.rate_limiter,
+                              rate_limit_key=self.crm_portal(kind, account_id, credentials))
             credentials = self.with_app_credentials(kind, credentials)
         return cls(credentials, **kwargs)
+
+    def crm_portal(self, crm: str, account_id: str, credentials: dict[str, Any]) -> str:
+        """What an account's CRM requests count against, as the CRM limits them: the portal an
+        app is installed in (its id in the CRM: two accounts in one HubSpot portal share its
+        100 requests per 10 s), else the private token's app (hashed), else the account."""
+        external_id = installation_external_id(self.db, account_id, crm)
+        if external_id:
+            return f"{crm}:{external_id}"
+        token = credentials.get("access_token") or credentials.get("api_key")
+        if token:
+            return f"{crm}:token:{portal_key(str(token))}"
+        return f"{crm}:account:{account_id}"
 
     def with_app_credentials(self, crm: str, credentials: dict[str, Any]) -> dict[str, Any]:
         """An account's CRM credentials with the deployment's marketplace app secret added: a

@@ -160,6 +160,13 @@ def save_installation(db: Database, box: CredentialBox, account_id: str, crm: st
         row.connected_at, row.connected_by = clock.now(), (connected_by or None)
 
 
+def installation_external_id(db: Database, account_id: str, crm: str) -> str | None:
+    """The CRM's own id (a HubSpot portal's ``hub_id``) of an account's installation, if any."""
+    with db.session() as s:
+        return s.scalar(select(Installation.external_id).where(
+            Installation.account_id == account_id, Installation.crm == crm))
+
+
 def installation_for_external_id(db: Database, crm: str, external_id: str) -> str | None:
     """The account whose installation of ``crm`` has the CRM's own id ``external_id``."""
     with db.session() as s:

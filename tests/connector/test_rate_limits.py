@@ -243,3 +243,28 @@ def test_a_spent_budget_puts_the_crm_sync_back_without_counting_a_failure(
         assert call.crm_state == "retry" and call.attempts == 0
         wait = (call.next_attempt_at - clock.now()).total_seconds()
         assert 35 < wait <= 40
+
+
+# -- whose budget: the CRM portal, not the textback account -----------------------------------
+
+
+def test_accounts_in_one_crm_portal_draw_on_one_budget(runtime: Any, webhook_secret: str) -> None:
+    from connector.storage.installations import save_installation
+    from crm_adapters.base import OAuthTokens
+    from tests.connector.helpers import add_account, sandbox_account
+
+    token = {"access_token": "pat-na1-shared"}
+    shared = runtime.crm_portal("hubspot", "acme-north", token)
+    assert shared == runtime.crm_portal("hubspot", "acme-south", token)
+    assert "pat-na1-shared" not in shared  # the token itself is never a key
+    assert shared != runtime.crm_portal("hubspot", "acme-north", {"access_token": "pat-other"})
+    # A marketplace install counts against the portal it is installed in, whoever's account.
+    for account in ("hubspot-1", "hubspot-1-west"):
+        add_account(runtime, sandbox_account(account, webhook_secret))
+        save_installation(runtime.db, runtime.box, account, "hubspot",
+                          OAuthTokens("access", "refresh"), external_id="24681357")
+    assert runtime.crm_portal("hubspot", "hubspot-1", {"client_id": "app"}) == "hubspot:24681357"
+    assert runtime.crm_portal("hubspot", "hubspot-1-west", {"client_id": "app"}) \
+        == "hubspot:24681357"
+    # Nothing names a portal: the account is the best guess.
+    assert runtime.crm_portal("jobber", "pipes", {"client_id": "c"}) == "jobber:account:pipes"
