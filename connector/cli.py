@@ -233,10 +233,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     _check_schema(settings)
     _check_queue(settings)
     is_child = args.listen_fd is not None
+    child_socks: list[socket.socket] = []
     if is_child:
         sock = socket.socket(fileno=args.listen_fd)
     else:
-        sock = serving.bind(args.host, args.port, backlog=BACKLOG)
+        sock, *child_socks = serving.bind_all(args.host, args.port, backlog=BACKLOG,
+                                              count=args.processes)
     children = serving.Children()
     try:
         record_metrics(settings, "serve")
@@ -250,7 +252,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if is_child:
             _exit_when_stdin_closes()
         else:
-            _start_children(children, args, settings, sock.fileno())
+            _start_children(children, args, settings, [s.fileno() for s in child_socks])
         _ensure_open_files(args.connection_limit + 100)
         if not is_child:
             log.info("textback serving on http://%s:%s (%d process(es) of %d threads, "
@@ -265,7 +267,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             runtime.close()
             _stop_recording_metrics()
     finally:
-        sock.close()
+        for listening in (sock, *child_socks):
+            listening.close()
     return 0
 
 
@@ -278,15 +281,16 @@ def _where_jobs_run(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _start_children(children, args: argparse.Namespace, settings: Settings,  # type: ignore[no-untyped-def]
-                    fd: int) -> None:
-    """The job process (SQLite queue) and the extra web processes ``serve`` keeps running."""
+                    fds: list[int]) -> None:
+    """The job process (SQLite queue) and the extra web processes ``serve`` keeps running,
+    each web process on its own listening socket (``fds``)."""
     from connector.serving import textback_argv
 
     if not settings.queue_is_redis and args.workers > 0:
         children.add("job process", textback_argv(
             "worker", "--workers", str(args.workers), "--text-workers", str(args.text_workers),
             "--with-parent"))
-    for n in range(2, args.processes + 1):
+    for n, fd in enumerate(fds, start=2):
         children.add(f"web process {n}", textback_argv(
             "serve", "--listen-fd", str(fd), "--workers", "0", "--threads", str(args.threads),
             "--connection-limit", str(args.connection_limit),

@@ -5,8 +5,10 @@ and nothing else happened. It then starts, as child processes it watches:
 
 - one ``textback worker`` when the queue is SQLite (the default), so the jobs (texts, CRM writes,
   the sweeper) never share an interpreter with the threads answering webhooks;
-- ``--processes N - 1`` more web processes answering on the same listening socket (the kernel
-  hands each new connection to one of them), so the web side can use more than one core.
+- ``--processes N - 1`` more web processes, so the web side can use more than one core. Each
+  has a listening socket of its own on the same port (``SO_REUSEPORT``), bound by the parent
+  before anything starts: the kernel spreads new connections evenly over them, where one shared
+  socket would leave most keep-alive connections with whichever process woke first.
 
 The parent answers requests itself too. A child that exits is started again (after a pause
 that grows while it keeps failing); when the parent stops, it closes each child's standard
@@ -38,9 +40,31 @@ RESTART_MAX_PAUSE = 30.0
 HEALTHY_RUN_SECONDS = 60.0
 
 
-def bind(host: str, port: int, *, backlog: int) -> socket.socket:
+def bind_all(host: str, port: int, *, backlog: int, count: int = 1) -> list[socket.socket]:
+    """``count`` listening sockets on one ``host:port`` (sharing it with ``SO_REUSEPORT`` when
+    more than one), or a :class:`ConfigurationError` as :func:`bind` gives."""
+    if count > 1:
+        # Others may share a SO_REUSEPORT port: a plain bind first proves that nobody (another
+        # textback included) listens on it yet.
+        probe = bind(host, port, backlog=backlog)
+        port = probe.getsockname()[1]
+        probe.close()
+    first = bind(host, port, backlog=backlog, reuse_port=count > 1)
+    socks = [first]
+    try:
+        for _ in range(count - 1):  # port 0 picked a free port: the others share that one
+            socks.append(bind(host, first.getsockname()[1], backlog=backlog, reuse_port=True))
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+def bind(host: str, port: int, *, backlog: int, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket on ``host:port``; a :class:`ConfigurationError` naming what to fix
-    when the port is taken or the address is not this machine's."""
+    when the port is taken or the address is not this machine's. ``reuse_port`` lets other
+    sockets of ours (``SO_REUSEPORT``) listen on the same port."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -51,6 +75,8 @@ def bind(host: str, port: int, *, backlog: int) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(backlog)
     except OSError as exc:

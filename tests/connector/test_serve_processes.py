@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 from connector.cli import main
 from connector.jobs import queue
 from connector.jobs.queue import GuardedRedisHuey, QueueOutage
+from connector.kernel.errors import ConfigurationError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -185,3 +186,34 @@ def test_serve_runs_its_jobs_and_extra_web_processes_as_children_and_stops_them(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_each_web_process_listens_on_a_socket_of_its_own_and_connections_spread() -> None:
+    from connector import serving
+
+    socks = serving.bind_all("127.0.0.1", 0, backlog=64, count=2)
+    port = socks[0].getsockname()[1]
+    clients = []
+    try:
+        assert [s.getsockname()[1] for s in socks] == [port, port]
+        for _ in range(40):  # one process would take all 40 only once in 2**39 runs
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        accepted = []
+        for sock in socks:
+            sock.setblocking(False)
+            taken = 0
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except BlockingIOError:
+                    break
+                conn.close()
+                taken += 1
+            accepted.append(taken)
+        assert sum(accepted) == 40 and min(accepted) > 0, accepted
+        # A second textback on the port is refused, although our sockets share it.
+        with pytest.raises(ConfigurationError, match="the port is in use"):
+            serving.bind_all("127.0.0.1", port, backlog=64, count=2)
+    finally:
+        for s in (*socks, *clients):
+            s.close()
