@@ -25,6 +25,7 @@ from connector.kernel.ratelimit import RateLimiter, portal_key
 from connector.settings.config import Settings
 from connector.storage.crypto import CredentialBox
 from connector.storage.db import Database
+from connector.storage.group_commit import GroupCommit
 from connector.storage.installations import DbTokenStore, installation_external_id
 from connector.storage.models import Account
 from connector.storage.ratelimits import DbRateLimiter, RedisRateLimiter
@@ -44,13 +45,15 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.db = Database(settings.database_url)
+        #: Where the webhook views commit what they store: many requests, one transaction.
+        self.writer = GroupCommit(self.db)
         self.box = CredentialBox(settings.secret_key)
         self.huey: Huey = build_huey(settings, immediate=immediate_queue, name=queue_name)
         self.crm_huey: Huey = build_huey(settings, immediate=immediate_queue, name=queue_name,
                                          lane="crm")
         self._adapters: dict[tuple[str, str, Any], Any] = {}
         self._accounts: dict[str, tuple[float, Account | None]] = {}
-        # Webhook threads enqueue one at a time on the SQLite queue (see Database.write_lock).
+        # Webhook threads enqueue one at a time on the SQLite queue: the file takes one writer.
         self.enqueue_lock: Any = (
             contextlib.nullcontext() if settings.queue_is_redis else threading.Lock()
         )
@@ -185,5 +188,6 @@ class Runtime:
         return credentials
 
     def close(self) -> None:
-        """Release database connections."""
+        """Finish the writes under way and release database connections."""
+        self.writer.close()
         self.db.dispose()

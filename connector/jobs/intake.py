@@ -5,7 +5,10 @@ Each function returns whether the event was new, so a re-delivered webhook enque
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, bindparam, select, text
+import functools
+from datetime import datetime
+
+from sqlalchemy import Boolean, TextClause, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,52 +38,83 @@ _CALL_COLUMNS = (
     "occurred_at", "ring_seconds", "voicemail", "attestation", "state", "crm_state", "attempts",
     "created_at", "updated_at",
 )
-# Written as SQL (valid on SQLite and PostgreSQL alike) so the hot path skips statement
-# compilation; the typed bind parameters keep the UTC handling of the models.
-_COLUMNS_SQL = ", ".join(_CALL_COLUMNS)
-_VALUES_SQL = ", ".join(":" + c for c in _CALL_COLUMNS)
-_INSERT_CALL = text(
-    f"INSERT INTO calls ({_COLUMNS_SQL}) VALUES ({_VALUES_SQL}) "  # noqa: S608 - constants only
-    "ON CONFLICT (account_id, carrier, event_id) DO NOTHING RETURNING id"
-).bindparams(
-    *(bindparam(c, type_=UTCDateTime()) for c in ("occurred_at", "created_at", "updated_at")),
-    bindparam("voicemail", type_=Boolean()),
-)
+#: The most calls one ``INSERT`` writes (17 parameters each: far below either database's limit).
+MAX_CALLS_PER_INSERT = 64
+_UTC_COLUMNS = ("occurred_at", "created_at", "updated_at")
+
+
+@functools.lru_cache(maxsize=MAX_CALLS_PER_INSERT)
+def _insert_calls(rows: int) -> TextClause:
+    """``INSERT INTO calls ... VALUES (...) x rows ON CONFLICT DO NOTHING RETURNING id``.
+
+    Written as SQL (valid on SQLite and PostgreSQL alike) so the hot path skips statement
+    compilation; row ``n``'s parameters are the column names suffixed ``_n``, and the typed bind
+    parameters keep the UTC handling of the models.
+    """
+    values = ", ".join(
+        "(" + ", ".join(f":{c}_{n}" for c in _CALL_COLUMNS) + ")" for n in range(rows))
+    return text(
+        f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES {values} "  # noqa: S608 - constants
+        "ON CONFLICT (account_id, carrier, event_id) DO NOTHING RETURNING id"
+    ).bindparams(
+        *(bindparam(f"{c}_{n}", type_=UTCDateTime()) for c in _UTC_COLUMNS for n in range(rows)),
+        *(bindparam(f"voicemail_{n}", type_=Boolean()) for n in range(rows)),
+    )
+
+
+def _call_row(account: Account, event: MissedCall, now: datetime) -> dict[str, object]:
+    return {
+        "id": new_id(), "account_id": account.id, "carrier": event.carrier,
+        "event_id": event.event_id, "caller": event.caller, "caller_raw": event.caller_raw[:64],
+        "called": event.called, "outcome": event.outcome.value, "occurred_at": event.occurred_at,
+        "ring_seconds": event.ring_seconds, "voicemail": event.voicemail,
+        "attestation": (event.attestation or "")[:ATTESTATION_LENGTH] or None,
+        "state": "received", "crm_state": "pending", "attempts": 0,
+        "created_at": now, "updated_at": now,
+    }
 
 
 def record_missed_call(session: Session, account: Account, event: MissedCall) -> tuple[str, bool]:
     """Store the missed call once per provider call id; later callbacks only fill gaps.
 
-    One ``INSERT ... ON CONFLICT DO NOTHING`` (the webhook hot path: no savepoint, no ORM
-    flush); when the call was already there, its row is read and gaps filled. Returns the
-    call's id and whether this event created it.
+    Returns the call's id and whether this event created it.
+    """
+    return record_missed_calls(session, [(account, event)])[0]
+
+
+def record_missed_calls(
+    session: Session, calls: list[tuple[Account, MissedCall]]
+) -> list[tuple[str, bool]]:
+    """:func:`record_missed_call` for many calls at once: each call's id and whether it is new.
+
+    One ``INSERT ... ON CONFLICT DO NOTHING`` per :data:`MAX_CALLS_PER_INSERT` calls (the
+    webhook hot path: no savepoint, no ORM flush, one round trip); a call already there (a
+    re-delivered callback, or the same call twice in the list) is read back and its gaps filled.
     """
     now = clock.now()
-    created = session.execute(
-        _INSERT_CALL,
-        {
-            "id": new_id(), "account_id": account.id, "carrier": event.carrier,
-            "event_id": event.event_id, "caller": event.caller,
-            "caller_raw": event.caller_raw[:64], "called": event.called,
-            "outcome": event.outcome.value, "occurred_at": event.occurred_at,
-            "ring_seconds": event.ring_seconds, "voicemail": event.voicemail,
-            "attestation": (event.attestation or "")[:ATTESTATION_LENGTH] or None,
-            "state": "received", "crm_state": "pending",
-            "attempts": 0, "created_at": now, "updated_at": now,
-        },
-    ).scalar()
-    if created is not None:
-        return str(created), True
-    call = session.scalar(
-        select(Call).where(
-            Call.account_id == account.id,
-            Call.carrier == event.carrier,
-            Call.event_id == event.event_id,
+    rows = [_call_row(account, event, now) for account, event in calls]
+    created: set[str] = set()
+    for start in range(0, len(rows), MAX_CALLS_PER_INSERT):
+        chunk = rows[start:start + MAX_CALLS_PER_INSERT]
+        params = {f"{column}_{n}": value
+                  for n, row in enumerate(chunk) for column, value in row.items()}
+        created.update(str(i) for i in session.execute(_insert_calls(len(chunk)), params).scalars())
+    results = []
+    for (account, event), row in zip(calls, rows, strict=True):
+        if row["id"] in created:
+            results.append((str(row["id"]), True))
+            continue
+        call = session.scalar(
+            select(Call).where(
+                Call.account_id == account.id,
+                Call.carrier == event.carrier,
+                Call.event_id == event.event_id,
+            )
         )
-    )
-    assert call is not None  # noqa: S101 - the conflict says it is there
-    _fill_gaps(call, event)
-    return call.id, False
+        assert call is not None  # noqa: S101 - the conflict says it is there
+        _fill_gaps(call, event)
+        results.append((call.id, False))
+    return results
 
 
 def _fill_gaps(call: Call, event: MissedCall) -> None:

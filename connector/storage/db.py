@@ -8,9 +8,8 @@ there and up to date, and gets one line to show when it is not.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from connector.kernel.errors import ConfigurationError
+from connector.storage.sqlite_lock import connection_factory
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 log = logging.getLogger(__name__)
@@ -44,6 +44,9 @@ def make_engine(url: str) -> Engine:
     kwargs: dict[str, Any] = {"future": True, "hide_parameters": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        path = sqlite_path(url)
+        if path is not None:  # writers of the file queue in the kernel, not in SQLite's sleeps
+            kwargs["connect_args"]["factory"] = connection_factory(path)
     else:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         if "connect_timeout" not in make_url(url).query:  # an unanswering host fails in time
@@ -70,12 +73,6 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite takes one writer at a time and makes the others sleep and retry (in steps of
-        # up to 100 ms). Hot-path writers queue on this lock instead, which wakes the next one
-        # the moment the lock is free. On PostgreSQL it is a no-op.
-        self.write_lock: AbstractContextManager[Any] = (
-            threading.Lock() if url.startswith("sqlite") else nullcontext()
-        )
 
     def __repr__(self) -> str:
         return f"Database({self.engine.url.render_as_string(hide_password=True)!r})"

@@ -25,6 +25,7 @@ from connector.jobs.intake import (
     record_answered_call,
     record_inbound,
     record_missed_call,
+    record_missed_calls,
     record_status,
 )
 from connector.kernel import clock
@@ -122,48 +123,45 @@ def _receive(
     Nonces spent are appended to ``spent`` as ``(scope, nonce)``.
     """
     account = runtime.account(account_id)
-    with runtime.db.session() as session:
-        adapter = runtime.adapter_for_webhook(account, carrier) if account else None
-        if account is None or adapter is None:
-            # Label only carriers we know: a stranger's URL must not mint a new time series.
-            known = carrier if carrier in CARRIERS else "unknown"
-            count("textback_webhooks_total", provider=known, kind=kind, status="404")
-            abort(404)
-        req = webhook_request(runtime)
-        try:
-            adapter.verify_request(req)
-        except WebhookVerificationError:
-            log.warning("webhook signature refused carrier=%s account=%s", carrier, account_id)
+    adapter = runtime.adapter_for_webhook(account, carrier) if account else None
+    if account is None or adapter is None:
+        # Label only carriers we know: a stranger's URL must not mint a new time series.
+        known = carrier if carrier in CARRIERS else "unknown"
+        count("textback_webhooks_total", provider=known, kind=kind, status="404")
+        abort(404)
+    req = webhook_request(runtime)
+    try:
+        adapter.verify_request(req)
+    except WebhookVerificationError:
+        log.warning("webhook signature refused carrier=%s account=%s", carrier, account_id)
+        return _forbidden(carrier, kind), None
+    except MalformedWebhookError as exc:
+        # Signed, but the signed part cannot be read (a JWT whose claims nest too deep).
+        return _malformed(carrier, kind, exc), None
+    nonce = adapter.replay_nonce(req)
+    if nonce is not None:
+        scope, value = _nonce_key(adapter, account, nonce)
+        expires_at = clock.now() + adapter.nonce_retention
+        fresh = runtime.writer.run(
+            lambda session: nonces.spend(session, scope, value, expires_at))
+        if not fresh:
+            log.warning("webhook nonce replayed carrier=%s account=%s", carrier, account_id)
             return _forbidden(carrier, kind), None
-        except MalformedWebhookError as exc:
-            # Signed, but the signed part cannot be read (a JWT whose claims nest too deep).
-            return _malformed(carrier, kind, exc), None
-        nonce = adapter.replay_nonce(req)
-        if nonce is not None:
-            scope, value = _nonce_key(adapter, account, nonce)
-            with runtime.db.write_lock:
-                fresh = nonces.spend(
-                    session, scope, value, clock.now() + adapter.nonce_retention
-                )
-                session.commit()
-            if not fresh:
-                log.warning("webhook nonce replayed carrier=%s account=%s", carrier, account_id)
-                return _forbidden(carrier, kind), None
-            spent.append((scope, value))
-        try:
-            parsed = _parse(account, adapter, kind, req)
-        except MalformedWebhookError as exc:
-            return _malformed(carrier, kind, exc), None
-        except WebhookVerificationError:
-            return _forbidden(carrier, kind), None
-        if not _ours(account, parsed):
-            # Accounts may share carrier credentials, and most signatures do not cover the URL:
-            # an event about another account's number is not this account's, whoever signed it.
-            log.warning("webhook names a number not the account's carrier=%s account=%s kind=%s",
-                        carrier, account_id, parsed.kind)
-            count("textback_webhooks_total", provider=carrier, kind=parsed.kind, status="404")
-            return Response("not found\n", status=404, content_type="text/plain"), None
-        enqueue = _store(runtime, session, account, adapter, parsed)
+        spent.append((scope, value))
+    try:
+        parsed = _parse(account, adapter, kind, req)
+    except MalformedWebhookError as exc:
+        return _malformed(carrier, kind, exc), None
+    except WebhookVerificationError:
+        return _forbidden(carrier, kind), None
+    if not _ours(account, parsed):
+        # Accounts may share carrier credentials, and most signatures do not cover the URL:
+        # an event about another account's number is not this account's, whoever signed it.
+        log.warning("webhook names a number not the account's carrier=%s account=%s kind=%s",
+                    carrier, account_id, parsed.kind)
+        count("textback_webhooks_total", provider=carrier, kind=parsed.kind, status="404")
+        return Response("not found\n", status=404, content_type="text/plain"), None
+    enqueue = _store(runtime, account, adapter, parsed)
     count("textback_webhooks_total", provider=carrier, kind=parsed.kind,
           status=str(parsed.reply.status))
     return _answer(parsed.reply), enqueue
@@ -180,7 +178,7 @@ def _nonce_key(adapter: CarrierAdapter, account: Account, nonce: str) -> tuple[s
 def _release_nonce(runtime: Runtime, scope: str, nonce: str) -> None:
     """Forget a spent nonce after a failure the provider will retry; best effort."""
     try:
-        with runtime.db.write_lock, runtime.db.session() as session:
+        with runtime.db.session() as session:
             session.execute(
                 delete(UsedNonce).where(UsedNonce.scope == scope, UsedNonce.nonce == nonce)
             )
@@ -295,43 +293,52 @@ def _routing(account: Account, adapter: CarrierAdapter) -> CallRouting:
 
 
 def _store(
+    runtime: Runtime, account: Account, adapter: CarrierAdapter, parsed: Parsed
+) -> Callable[[], None] | None:
+    """Store what the webhook says, committed (in a transaction shared with the other webhooks
+    being stored at the same moment); return what to enqueue after the commit."""
+    if parsed.answered is None and parsed.missed is None and parsed.inbound is None \
+            and parsed.status is None:
+        return None
+    if parsed.missed is not None and parsed.answered is None:
+        # The hot path: every missed call handed in at the same moment is one INSERT.
+        call_id, created = runtime.writer.run_many(record_missed_calls, (account, parsed.missed))
+        return (lambda: runtime.jobs.enqueue_text_back(call_id)) if created else None
+    return runtime.writer.run(lambda session: _write(runtime, session, account, adapter, parsed))
+
+
+def _write(
     runtime: Runtime, session: Session, account: Account, adapter: CarrierAdapter, parsed: Parsed
 ) -> Callable[[], None] | None:
-    """Store what the webhook says and commit; return what to enqueue after the commit."""
+    """The database writes of :func:`_store`, in the caller's transaction: no provider calls."""
+    enqueue: Callable[[], None] | None = None
     if parsed.answered is not None:
         record_answered_call(session, account, parsed.answered)
-        session.commit()
     if parsed.missed is not None:
-        with runtime.db.write_lock:
-            call_id, created = record_missed_call(session, account, parsed.missed)
-            session.commit()
-        return (lambda: runtime.jobs.enqueue_text_back(call_id)) if created else None
-    if parsed.inbound is not None:
+        call_id, created = record_missed_call(session, account, parsed.missed)
+        if created:
+            enqueue = lambda: runtime.jobs.enqueue_text_back(call_id)  # noqa: E731
+    elif parsed.inbound is not None:
         numbers = account.settings["carrier"]["numbers"]
         confirms = account.settings["policy"].get("carrier_confirms_opt_out")
-        with runtime.db.write_lock:
-            message, created, replies = record_inbound(
-                session, account, parsed.inbound, numbers[0],
-                carrier_confirms=adapter.confirms_opt_outs if confirms is None else bool(confirms),
-            )
-            session.commit()
+        message, created, replies = record_inbound(
+            session, account, parsed.inbound, numbers[0],
+            carrier_confirms=adapter.confirms_opt_outs if confirms is None else bool(confirms),
+        )
         if message is None or not created:
             return None
         message_id = message.id
 
-        def enqueue() -> None:
+        def enqueue_inbound() -> None:
             for reply_id in replies:  # compliance replies first: they are the customer's answer
                 runtime.jobs.enqueue_reply(reply_id)
             runtime.jobs.enqueue_reply_received(message_id)  # the owner's alert: texts lane
             runtime.jobs.enqueue_message_sync(message_id)
 
-        return enqueue
-    if parsed.status is not None:
-        with runtime.db.write_lock:
-            failed = record_status(session, account, parsed.status, adapter.opt_out_error_codes)
-            session.commit()
-        if failed is None:
-            return None
-        failed_id = failed.id
-        return lambda: runtime.jobs.enqueue_message_sync(failed_id)
-    return None
+        enqueue = enqueue_inbound
+    elif parsed.status is not None:
+        failed = record_status(session, account, parsed.status, adapter.opt_out_error_codes)
+        if failed is not None:
+            failed_id = failed.id
+            enqueue = lambda: runtime.jobs.enqueue_message_sync(failed_id)  # noqa: E731
+    return enqueue

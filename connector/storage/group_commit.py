@@ -1,0 +1,202 @@
+"""Group commit: many threads' small writes, one transaction and one commit.
+
+The webhook views store what a provider told them and must commit before they answer. Each
+commit costs a disk flush on PostgreSQL and the single write lock on SQLite, so under a burst
+the threads would mostly queue for commits. Instead each view hands its write (a function of a
+:class:`~sqlalchemy.orm.Session`) to :meth:`GroupCommit.run`, and one writer thread per process
+runs every write waiting at that moment in one transaction, commits once, and hands each caller
+its own result. A caller still returns only after its write is committed: nothing is answered
+that a crash could lose.
+
+Writes of one kind can also be handed in as items for a function that writes many at once
+(:meth:`GroupCommit.run_many`): the batch then makes one statement of all the items of that kind
+(one multi-row ``INSERT``), so a burst costs one round trip to the database per batch, not one
+per request.
+
+A write that raises does not cost the others theirs: the batch is rolled back and each of its
+writes runs again in a transaction of its own, so each caller gets exactly what running alone
+would have given it (its result, or its own exception). Writes must therefore only touch the
+database (no provider calls, no enqueueing): that is also what keeps the batch short.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy.orm import Session
+
+from connector.storage.db import Database
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+#: The most writes one transaction takes; more wait for the next one.
+MAX_BATCH = 64
+
+
+@dataclass
+class _Write(Generic[T]):
+    """One caller's write and, once the writer is done with it, its outcome."""
+
+    work: Callable[[Session], T]
+    #: For :meth:`GroupCommit.run_many`: the function writing many items, and this write's.
+    many: Callable[[Session, list[Any]], list[Any]] | None = None
+    item: Any = None
+    done: threading.Event = field(default_factory=threading.Event)
+    result: T | None = None
+    error: BaseException | None = None
+
+    def settle(self, result: T | None = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+class GroupCommit:
+    """Runs writes from many threads in shared transactions on one writer thread.
+
+    The thread starts with the first write and stops with :meth:`close`.
+    """
+
+    def __init__(self, db: Database, *, max_batch: int = MAX_BATCH) -> None:
+        self.db = db
+        self.max_batch = max_batch
+        self._pending: queue.SimpleQueue[_Write[Any] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+        #: Transactions committed and writes they carried (for the metrics and the tests).
+        self.batches = 0
+        self.writes = 0
+
+    def run(self, work: Callable[[Session], T]) -> T:
+        """Run ``work(session)`` in a transaction shared with other callers' writes; return its
+        result once committed, or raise what it raised (or what the commit raised)."""
+        if threading.current_thread() is self._thread:  # a write that writes: no deadlock
+            with self.db.session() as session:
+                return work(session)
+        return self._hand_in(_Write(work))
+
+    def run_many(self, many: Callable[[Session, list[Item]], list[T]], item: Item) -> T:
+        """Write ``item`` with ``many(session, items)``, called once per batch with every item
+        handed in for that same function (it returns one result per item, in order); return
+        this item's result once committed. Running alone, ``many`` gets this item only."""
+        if threading.current_thread() is self._thread:
+            with self.db.session() as session:
+                return many(session, [item])[0]
+        return self._hand_in(_Write(lambda session: many(session, [item])[0], many, item))
+
+    def _hand_in(self, write: _Write[T]) -> T:
+        self._ensure_started()
+        self._pending.put(write)
+        while not write.done.wait(1.0):
+            thread = self._thread
+            if thread is None or not thread.is_alive():  # handed in as the writer closed
+                if not write.done.is_set():
+                    raise RuntimeError("the group commit writer is closed")
+        if write.error is not None:
+            raise write.error
+        return write.result  # type: ignore[return-value]
+
+    def waiting(self) -> int:
+        """Writes handed in that no transaction has taken yet."""
+        return self._pending.qsize()
+
+    def close(self) -> None:
+        """Finish the writes already handed in, then stop the writer thread."""
+        with self._start_lock:
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._pending.put(None)
+            thread.join()
+
+    def _ensure_started(self) -> None:
+        if self._thread is not None and not self._closed:
+            return
+        with self._start_lock:
+            if self._closed:
+                raise RuntimeError("the group commit writer is closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="group-commit",
+                                                daemon=True)
+                self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            first = self._pending.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    more = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Write[Any]]) -> None:
+        """One transaction for the batch; on any failure, each write in one of its own."""
+        if len(batch) > 1:
+            results = self._try_together(batch)
+            if results is not None:
+                for write, result in zip(batch, results, strict=True):
+                    write.settle(result)
+                return
+        for write in batch:
+            self._run_alone(write)
+
+    def _try_together(self, batch: list[_Write[Any]]) -> list[Any] | None:
+        """Every write's result when all ran and committed together; None when one failed
+        (the transaction is rolled back and nothing of the batch is kept)."""
+        try:
+            with self.db.session() as session:
+                results = _run_together(session, batch)
+        except Exception:  # noqa: BLE001 - each write is retried alone and gets its own error
+            log.debug("a write of a batch of %d failed; running each alone", len(batch))
+            return None
+        self.batches += 1
+        self.writes += len(batch)
+        return results
+
+    def _run_alone(self, write: _Write[Any]) -> None:
+        try:
+            with self.db.session() as session:
+                result = write.work(session)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+            write.settle(error=exc)
+            return
+        self.batches += 1
+        self.writes += 1
+        write.settle(result)
+
+
+def _run_together(session: Session, batch: list[_Write[Any]]) -> list[Any]:
+    """Each write's result, in order: the items of each ``many`` function written by one call,
+    every other write on its own, all in ``session``."""
+    results: list[Any] = [None] * len(batch)
+    groups: dict[Callable[[Session, list[Any]], list[Any]], list[int]] = {}
+    for index, write in enumerate(batch):
+        if write.many is None:
+            results[index] = write.work(session)
+        else:
+            groups.setdefault(write.many, []).append(index)
+    for many, indexes in groups.items():
+        written = many(session, [batch[i].item for i in indexes])
+        if len(written) != len(indexes):
+            raise RuntimeError(f"{many!r} returned {len(written)} results for {len(indexes)}")
+        for index, result in zip(indexes, written, strict=True):
+            results[index] = result
+    return results

@@ -1,0 +1,168 @@
+"""Group commit: the webhook views' writes from many threads share transactions, each caller
+still gets its own result (or its own error), and only once its write is committed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from connector.jobs.intake import record_missed_calls
+from connector.kernel import clock
+from connector.kernel.events import CallOutcome, MissedCall
+from connector.runtime import Runtime
+from connector.storage.db import upgrade
+from connector.storage.group_commit import GroupCommit
+from connector.storage.models import Account, Call
+from tests.conftest import make_settings
+from tests.connector.helpers import add_account, sandbox_account
+
+BUSINESS = "+14155550100"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def runtime_on(request: pytest.FixtureRequest, tmp_path: Path,
+               webhook_secret: str) -> Iterator[Runtime]:
+    url = (f"sqlite:///{tmp_path / 'gc.db'}" if request.param == "sqlite"
+           else str(request.getfixturevalue("pg_url")))
+    settings = make_settings(tmp_path, database_url=url)
+    upgrade(settings.database_url)
+    rt = Runtime(settings, immediate_queue=True)
+    add_account(rt, sandbox_account("acme", webhook_secret))
+    yield rt
+    rt.close()
+
+
+def account(rt: Runtime) -> Account:
+    found = rt.account("acme")
+    assert found is not None
+    return found
+
+
+def missed(n: int, event_id: str | None = None) -> MissedCall:
+    return MissedCall("sandbox", event_id or f"CA{n:06d}", f"+1415555{n:04d}", BUSINESS,
+                      CallOutcome.NO_ANSWER, clock.now())
+
+
+def calls(rt: Runtime) -> int:
+    with rt.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(Call)) or 0)
+
+
+def hold_the_writer(writer: GroupCommit) -> tuple[threading.Event, threading.Thread]:
+    """Occupy the writer with one write until the returned event is set."""
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(_session: Session) -> None:
+        entered.set()
+        release.wait(30)
+
+    thread = threading.Thread(target=writer.run, args=(slow,))
+    thread.start()
+    assert entered.wait(30)
+    return release, thread
+
+
+def test_writes_waiting_together_are_one_transaction_and_each_gets_its_own_result(
+        runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    release, holder = hold_the_writer(rt.writer)
+    with ThreadPoolExecutor(20) as pool:
+        futures = [pool.submit(rt.writer.run_many, record_missed_calls, (acme, missed(n)))
+                   for n in range(20)]
+        while rt.writer.waiting() < 20:  # all twenty queue behind the held write
+            threading.Event().wait(0.01)
+        assert calls(rt) == 0
+        release.set()
+        results = [f.result(timeout=30) for f in futures]
+    holder.join()
+    assert all(created for _, created in results)
+    assert len({call_id for call_id, _ in results}) == 20
+    assert calls(rt) == 20
+    # The held write was one transaction, the twenty the next one.
+    assert (rt.writer.batches, rt.writer.writes) == (2, 21)
+
+
+def test_one_failing_write_costs_only_its_own_caller(runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+
+    def broken(session: Session) -> None:
+        record_missed_calls(session, [(acme, missed(999))])
+        raise ValueError("this write is wrong")
+
+    release, holder = hold_the_writer(rt.writer)
+    with ThreadPoolExecutor(6) as pool:
+        good = [pool.submit(rt.writer.run_many, record_missed_calls, (acme, missed(n)))
+                for n in range(5)]
+        bad = pool.submit(rt.writer.run, broken)
+        while rt.writer.waiting() < 6:
+            threading.Event().wait(0.01)
+        release.set()
+        with pytest.raises(ValueError, match="this write is wrong"):
+            bad.result(timeout=30)
+        assert all(f.result(timeout=30)[1] for f in good)
+    holder.join()
+    with rt.db.session() as s:  # the good five are kept, the failed write's call is not
+        assert sorted(s.scalars(select(Call.event_id))) == [f"CA{n:06d}" for n in range(5)]
+
+
+def test_a_result_is_returned_only_once_committed(runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    call_id, created = rt.writer.run_many(record_missed_calls, (acme, missed(1)))
+    with rt.db.session() as other:  # a new session: sees only what is committed
+        assert created and other.get(Call, call_id) is not None
+
+
+def test_the_same_call_twice_in_one_insert_is_one_row(runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    with rt.db.session() as s:
+        first, again, other = record_missed_calls(
+            s, [(acme, missed(1, "CA-dup")), (acme, missed(1, "CA-dup")), (acme, missed(2))])
+    assert first[1] and not again[1] and other[1]
+    assert first[0] == again[0]
+    with rt.db.session() as s:  # a callback re-delivered later finds the same call
+        [(call_id, created)] = record_missed_calls(s, [(acme, missed(1, "CA-dup"))])
+    assert (call_id, created) == (first[0], False)
+    assert calls(rt) == 2
+
+
+def test_a_write_that_writes_from_the_writer_thread_runs_at_once(runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+
+    def nested(_session: Session) -> Any:
+        return rt.writer.run_many(record_missed_calls, (acme, missed(7)))
+
+    call_id, created = rt.writer.run(nested)
+    assert created and calls(rt) == 1 and call_id
+
+
+def test_close_finishes_the_writes_handed_in_and_takes_no_more(runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    release, holder = hold_the_writer(rt.writer)
+    queued = threading.Thread(target=rt.writer.run_many,
+                              args=(record_missed_calls, (acme, missed(1))))
+    queued.start()
+    while rt.writer.waiting() < 1:
+        threading.Event().wait(0.01)
+    closing = threading.Thread(target=rt.writer.close)
+    closing.start()
+    release.set()
+    closing.join(30)
+    holder.join(30)
+    queued.join(30)
+    assert calls(rt) == 1  # handed in before close: written
+    with pytest.raises(RuntimeError, match="closed"):
+        rt.writer.run(lambda _session: None)
+
+
+def test_a_writer_never_started_closes_at_once(runtime_on: Runtime) -> None:
+    writer = GroupCommit(runtime_on.db)
+    writer.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.run(lambda _session: None)
