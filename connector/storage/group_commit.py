@@ -24,10 +24,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from connector.storage.db import Database
@@ -70,6 +73,9 @@ class GroupCommit:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        #: The writer thread's own connection, kept between batches: taking one from the pool
+        #: for each batch would cost a round trip to the database (its liveness check) each time.
+        self._connection: Connection | None = None
         #: Transactions committed and writes they carried (for the metrics and the tests).
         self.batches = 0
         self.writes = 0
@@ -115,6 +121,9 @@ class GroupCommit:
         if thread is not None:
             self._pending.put(None)
             thread.join()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def _ensure_started(self) -> None:
         if self._thread is not None and not self._closed:
@@ -162,7 +171,7 @@ class GroupCommit:
         """Every write's result when all ran and committed together; None when one failed
         (the transaction is rolled back and nothing of the batch is kept)."""
         try:
-            with self.db.session() as session:
+            with self._session() as session:
                 results = _run_together(session, batch)
         except Exception:  # noqa: BLE001 - each write is retried alone and gets its own error
             log.debug("a write of a batch of %d failed; running each alone", len(batch))
@@ -171,13 +180,40 @@ class GroupCommit:
         self.writes += len(batch)
         return results
 
-    def _run_alone(self, write: _Write[Any]) -> None:
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A session on the writer's connection that commits when the block ends cleanly; a
+        connection the database dropped is replaced for the next transaction."""
+        if self._connection is None or self._connection.invalidated or self._connection.closed:
+            if self._connection is not None:
+                self._connection.close()
+            self._connection = self.db.engine.connect()
+        session = Session(bind=self._connection, expire_on_commit=False)
         try:
-            with self.db.session() as session:
-                result = write.work(session)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
-            write.settle(error=exc)
-            return
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def _run_alone(self, write: _Write[Any]) -> None:
+        for attempt in (1, 2):
+            try:
+                with self._session() as session:
+                    result = write.work(session)
+            except DBAPIError as exc:
+                # The connection kept between batches was dropped (the server restarted): the
+                # transaction never began, so one more try on a new connection is safe.
+                if attempt == 1 and exc.connection_invalidated:
+                    continue
+                write.settle(error=exc)
+                return
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller, who raises it
+                write.settle(error=exc)
+                return
+            break
         self.batches += 1
         self.writes += 1
         write.settle(result)

@@ -166,3 +166,25 @@ def test_a_writer_never_started_closes_at_once(runtime_on: Runtime) -> None:
     writer.close()
     with pytest.raises(RuntimeError, match="closed"):
         writer.run(lambda _session: None)
+
+
+def test_the_writer_reconnects_after_the_server_drops_its_connection(
+        pg_url: str, tmp_path: Path, webhook_secret: str) -> None:
+    settings = make_settings(tmp_path, database_url=pg_url)
+    upgrade(settings.database_url)
+    rt = Runtime(settings, immediate_queue=True)
+    add_account(rt, sandbox_account("acme", webhook_secret))
+    acme = account(rt)
+    rt.writer.run_many(record_missed_calls, (acme, missed(1)))
+    kept = rt.writer._connection  # noqa: SLF001 - the connection the writer keeps
+    assert kept is not None
+    pid = kept.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    kept.rollback()
+    with rt.db.engine.connect() as admin:
+        admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")  # noqa: S608
+    # The next write fails on the dropped connection, is retried alone on a new one, and lands.
+    try:
+        assert rt.writer.run_many(record_missed_calls, (acme, missed(2)))[1]
+        assert calls(rt) == 2
+    finally:
+        rt.close()
