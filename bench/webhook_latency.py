@@ -62,6 +62,13 @@ from _common import (
 Request = tuple[bytes, dict[str, str]]
 
 
+def default_processes() -> int:
+    """``textback serve``'s default ``--processes`` on this machine."""
+    from connector.cli import default_processes as serve_default
+
+    return serve_default()
+
+
 def serve_threads() -> int:
     """``textback serve``'s default ``--threads``."""
     from connector.cli import build_parser
@@ -211,7 +218,7 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str],
         tb_port, bare_port = free_port(), free_port()
         env = textback_env(tmp, tb_port, queue_url=queue_url, database_url=database_url)
         prepare_textback(tmp, env, [account_document(stubs.carrier_url, stubs.hubspot_url)])
-        serve_args = ["--processes", str(args.processes)]
+        serve_args = [] if args.processes is None else ["--processes", str(args.processes)]
         if args.textback_workers is not None:
             serve_args += ["--workers", str(args.textback_workers)]
         start_serve(procs, tmp, env, tb_port, *serve_args)
@@ -261,7 +268,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--setup", choices=("sqlite", "postgres", "both"), default="both",
                         help="sqlite: the default (serve starts its job process); postgres: "
                         "PostgreSQL + Redis with --workers textback worker processes")
-    parser.add_argument("--processes", type=int, default=1, help="textback serve --processes")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="textback serve --processes (default: its own default)")
     parser.add_argument("--workers", type=int, default=2,
                         help="textback worker processes on PostgreSQL + Redis")
     parser.add_argument("--textback-workers", type=int, default=None,
@@ -280,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setups = ("sqlite", "postgres") if args.setup == "both" else (args.setup,)
     print(f"{args.requests} signed missed-call callbacks per server at concurrency "
           f"{', '.join(map(str, args.concurrency))}; waitress threads={threads} for both; "
-          f"textback serve --processes {args.processes}; warm-up {args.warmup} each")
+          f"textback serve --processes {args.processes or default_processes()}; warm-up "
+          f"{args.warmup} each")
     rows: list[list[object]] = []
     verdicts = []
     for setup in setups:

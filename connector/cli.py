@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -30,7 +31,11 @@ MAX_REQUEST_BODY_BYTES = 1024 * 1024
 #: The largest request line plus headers; providers' webhooks send a few KiB.
 MAX_REQUEST_HEADER_BYTES = 64 * 1024
 #: Defaults of the ``serve`` options an operator may tune (see README "Running in production").
-DEFAULT_HTTP_THREADS = 8
+#: Threads per web process: webhook writes are committed in groups (one transaction for every
+#: write waiting), so more requests in flight make fewer, larger commits.
+DEFAULT_HTTP_THREADS = 16
+#: Web processes at most by default: one per core the process may use, up to this many.
+MAX_DEFAULT_PROCESSES = 4
 DEFAULT_CONNECTION_LIMIT = 1000
 DEFAULT_CHANNEL_TIMEOUT = 30
 #: Job threads kept for texts, alerts and escalations: they mostly wait on the carrier's API, so
@@ -38,6 +43,16 @@ DEFAULT_CHANNEL_TIMEOUT = 30
 DEFAULT_TEXT_WORKERS = 4
 #: Connections the kernel queues for the web processes before they accept them.
 BACKLOG = 1024
+
+
+def default_processes() -> int:
+    """``serve --processes`` by default: one web process per core this process may run on (one
+    interpreter uses one core at a time), at most :data:`MAX_DEFAULT_PROCESSES`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_PROCESSES, cores))
 
 
 def waitress_options(
@@ -664,8 +679,9 @@ def build_parser() -> argparse.ArgumentParser:
                        default=DEFAULT_CHANNEL_TIMEOUT, metavar="SECONDS",
                        help="close a connection silent this long "
                             f"(default {DEFAULT_CHANNEL_TIMEOUT})")
-    serve.add_argument("--processes", type=_int_between(1, 64), default=1,
-                       help="web processes answering on the port (default 1)")
+    serve.add_argument("--processes", type=_int_between(1, 64), default=default_processes(),
+                       help="web processes answering on the port (default: one per core, at "
+                            f"most {MAX_DEFAULT_PROCESSES}; {default_processes()} here)")
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 

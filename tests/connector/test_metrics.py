@@ -285,7 +285,7 @@ def test_serve_records_into_the_metrics_directory_while_it_runs(tmp_path, monkey
     monkeypatch.setattr("waitress.server.create_server", Server)
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        assert main(["serve", "--workers", "0", "--port", "0"]) == 0
+        assert main(["serve", "--workers", "0", "--processes", "1", "--port", "0"]) == 0
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert seen == {"directory": chosen.absolute(), "env": str(chosen.absolute()),

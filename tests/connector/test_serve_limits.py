@@ -109,7 +109,8 @@ def test_serve_runs_waitress_with_the_limits_and_the_operators_choices(tmp_path,
     monkeypatch.setattr(cli, "_ensure_open_files", lambda needed: seen.update(files=needed))
     previous = signal.getsignal(signal.SIGTERM)
     try:
-        assert main(["serve", "--workers", "0", "--port", "0", "--connection-limit", "500",
+        assert main(["serve", "--workers", "0", "--processes", "1", "--port", "0",
+                     "--connection-limit", "500",
                      "--channel-timeout", "20", "--threads", "6"]) == 0
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -119,6 +120,13 @@ def test_serve_runs_waitress_with_the_limits_and_the_operators_choices(tmp_path,
     assert seen["max_request_header_size"] == 64 * 1024
     assert seen["cleanup_interval"] <= 10 and seen["asyncore_use_poll"] is True
     assert len(seen["sockets"]) == 1  # bound before anything started
+
+
+@pytest.mark.parametrize(("cores", "processes"), [(1, 1), (2, 2), (3, 3), (16, 4)])
+def test_serve_runs_a_web_process_per_core_by_default_up_to_four(
+        monkeypatch: pytest.MonkeyPatch, cores: int, processes: int) -> None:
+    monkeypatch.setattr(cli.os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    assert cli.default_processes() == processes
 
 
 @pytest.mark.parametrize("argv", [
