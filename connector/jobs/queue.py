@@ -22,6 +22,7 @@ from huey.api import Huey
 from huey.consumer import Consumer
 
 from connector.settings.config import Settings
+from connector.storage.sqlite_lock import connection_factory
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +178,11 @@ def build_huey(settings: Settings, *, immediate: bool = False, name: str = "text
     if lane != "texts":
         path = path.with_name(f"{path.stem}-{lane}{path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Web processes enqueue and the job process dequeues on one file: they queue in the kernel
+    # for its write lock rather than sleeping in SQLite's busy handler (see sqlite_lock).
     return SqliteHuey(
-        full_name, filename=str(path), results=False, utc=True, immediate=immediate, timeout=30
+        full_name, filename=str(path), results=False, utc=True, immediate=immediate, timeout=30,
+        factory=connection_factory(path),
     )
 
 
