@@ -7,7 +7,6 @@ account changes.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import threading
 import time
@@ -18,6 +17,7 @@ from huey.consumer import Consumer
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import CarrierAdapter
+from connector.jobs.enqueuer import Enqueuer
 from connector.jobs.queue import build_huey, make_consumer
 from connector.jobs.sweeper import Jobs
 from connector.kernel.metrics import InstrumentedCrm
@@ -53,10 +53,8 @@ class Runtime:
                                          lane="crm")
         self._adapters: dict[tuple[str, str, Any], Any] = {}
         self._accounts: dict[str, tuple[float, Account | None]] = {}
-        # Webhook threads enqueue one at a time on the SQLite queue: the file takes one writer.
-        self.enqueue_lock: Any = (
-            contextlib.nullcontext() if settings.queue_is_redis else threading.Lock()
-        )
+        #: Where the webhook views put their jobs on the queue, after answering.
+        self.enqueuer = Enqueuer(inline=immediate_queue)
         self._lock = threading.Lock()
         #: The CRM budgets every worker shares: in Redis with the Redis queue, else the database.
         self.rate_limiter: RateLimiter = (
@@ -188,6 +186,7 @@ class Runtime:
         return credentials
 
     def close(self) -> None:
-        """Finish the writes under way and release database connections."""
+        """Finish the enqueues and writes under way and release database connections."""
+        self.enqueuer.close()
         self.writer.close()
         self.db.dispose()

@@ -112,11 +112,7 @@ def send_text() -> Response | tuple[Response, int]:
     count("textback_webhooks_total", provider=CRM, kind="workflow_action", status="200")
     if isinstance(result, workflow_text.Outcome):
         return jsonify({"outputFields": result.outputs()})
-    try:
-        with runtime.enqueue_lock:
-            runtime.jobs.enqueue_workflow_text(result)
-    except Exception:  # noqa: BLE001 - the intent row is stored; the sweeper sends it
-        log.exception("enqueue failed; the sweeper will retry")
+    runtime.enqueuer.submit(lambda: runtime.jobs.enqueue_workflow_text(result))
     return jsonify({"outputFields": {"hs_execution_state": "BLOCK",
                                      "hs_expiration_duration": actions.BLOCK_FOR}})
 

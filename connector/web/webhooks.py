@@ -100,13 +100,10 @@ def carrier_webhook(carrier: str, account_id: str, kind: str) -> Response:
         for scope, nonce in spent:
             _release_nonce(runtime, scope, nonce)
         raise
-    # Committed: now wake a worker. Should this fail, the sweeper finds the work anyway.
+    # Committed: answer now, and wake a worker just after (the sweeper finds the work should
+    # that fail).
     if enqueue is not None:
-        try:
-            with runtime.enqueue_lock:
-                enqueue()
-        except Exception:  # noqa: BLE001 - the row is stored; the sweeper will pick it up
-            log.exception("enqueue failed; the sweeper will retry")
+        runtime.enqueuer.submit(enqueue)
     return response
 
 
