@@ -223,10 +223,12 @@ class CachedToken:
             self._token = None
 
 
-def json_object(response: requests.Response, provider: str, *, label: str = "") -> dict[str, Any]:
+def json_object(response: requests.Response, provider: str, *, label: str = "",
+                ambiguous: bool = False) -> dict[str, Any]:
     """The JSON object of a 2xx answer; a body that is not one is a
     :class:`TransientProviderError` (the provider answered, but not as its API documents).
-    ``label`` opens the message (the provider and the operation); it defaults to ``provider``."""
+    ``label`` opens the message (the provider and the operation); it defaults to ``provider``.
+    ``ambiguous`` marks that error for a write that may have happened all the same."""
     try:
         payload = response.json()
     except ValueError:
@@ -234,6 +236,6 @@ def json_object(response: requests.Response, provider: str, *, label: str = "") 
     if not isinstance(payload, dict):
         raise TransientProviderError(
             f"{label or provider}: HTTP {response.status_code} without a readable body",
-            provider=provider, status=response.status_code,
+            provider=provider, status=response.status_code, ambiguous=ambiguous,
         )
     return payload

@@ -37,8 +37,7 @@ from typing import Any
 
 import requests
 
-from connector.kernel.errors import TransientProviderError
-from connector.kernel.http import DEFAULT_TIMEOUT, new_session, transport_error
+from connector.kernel.http import DEFAULT_TIMEOUT, json_object, new_session, transport_error
 from crm_adapters import oauth_flow
 from crm_adapters.base import CrmAdapter, OAuthTokens, TokenStore
 from crm_adapters.housecallpro.errors import (
@@ -194,18 +193,8 @@ class HcpClient:
             raise error
         if not response.content.strip():
             return {}
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            raise TransientProviderError(
-                f"Housecall Pro {operation}: HTTP {status} without a JSON object",
-                provider=PROVIDER,
-                status=status,
-                ambiguous=ambiguous,
-            )
-        return payload
+        return json_object(response, PROVIDER, label=f"Housecall Pro {operation}",
+                           ambiguous=ambiguous)
 
     def paged(
         self,
