@@ -85,9 +85,9 @@ def test_accounts_import_takes_plain_http_to_this_machine_only_when_allowed(env,
     assert "metadata" in capsys.readouterr().err
 
 
-def test_accounts_list_says_when_there_are_none_then_shows_each_connection(env, capsys):
-    assert main(["accounts", "list"]) == 0
-    assert "no accounts yet" in capsys.readouterr().out
+def import_hubspot_and_jobber_accounts(env, capsys) -> None:  # type: ignore[no-untyped-def]
+    """``acme-plumbing`` on HubSpot with a private-app token, ``fixit`` on Jobber (an app
+    install, not yet connected); what the imports printed is read and dropped."""
     path = env / "acme.json"
     path.write_text(json.dumps(TWILIO_HUBSPOT))
     assert main(["accounts", "import", str(path)]) == 0
@@ -96,6 +96,12 @@ def test_accounts_list_says_when_there_are_none_then_shows_each_connection(env, 
     path.write_text(json.dumps(jobber))
     assert main(["accounts", "import", str(path)]) == 0
     capsys.readouterr()
+
+
+def test_accounts_list_says_when_there_are_none_then_shows_each_connection(env, capsys):
+    assert main(["accounts", "list"]) == 0
+    assert "no accounts yet" in capsys.readouterr().out
+    import_hubspot_and_jobber_accounts(env, capsys)
     assert main(["accounts", "list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["acme-plumbing\tAcme Plumbing\ttwilio\thubspot: private token",
@@ -103,14 +109,7 @@ def test_accounts_list_says_when_there_are_none_then_shows_each_connection(env, 
 
 
 def test_install_link_is_for_accounts_that_connect_by_an_app_install(env, monkeypatch, capsys):
-    path = env / "acme.json"
-    path.write_text(json.dumps(TWILIO_HUBSPOT))  # HubSpot on a private-app token
-    assert main(["accounts", "import", str(path)]) == 0
-    jobber = dict(sandbox_account("fixit", "w" * 24),
-                  crm={"kind": "jobber", "credentials": {"client_id": "c", "client_secret": "s"}})
-    path.write_text(json.dumps(jobber))
-    assert main(["accounts", "import", str(path)]) == 0
-    capsys.readouterr()
+    import_hubspot_and_jobber_accounts(env, capsys)
     assert main(["accounts", "install-link", "fixit"]) == 0
     assert capsys.readouterr().out.startswith(
         "https://hooks.example.test/oauth/jobber/install?token=")

@@ -38,18 +38,24 @@ def db(tmp_path: Path) -> Database:
     return database
 
 
+def start_writer(db: Database, value: int) -> tuple[threading.Event, threading.Thread]:
+    """A thread that inserts ``value`` in a transaction of its own; the event says it is done."""
+    done = threading.Event()
+
+    def write() -> None:
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (:v)"), {"v": value})
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    return done, writer
+
+
 def test_a_write_waits_for_the_open_write_transaction_and_reads_do_not(db: Database) -> None:
     first = db.engine.connect()
     first.execute(text("INSERT INTO t VALUES (1)"))  # holds the queue until it commits
-    done = threading.Event()
-
-    def second_writer() -> None:
-        with db.engine.begin() as conn:
-            conn.execute(text("INSERT INTO t VALUES (2)"))
-        done.set()
-
-    writer = threading.Thread(target=second_writer)
-    writer.start()
+    done, writer = start_writer(db, 2)
     with db.engine.connect() as reader:  # a reader is not queued behind the writer
         assert reader.execute(text("SELECT count(*) FROM t")).scalar() == 0
     assert not done.wait(STILL_WAITING)
@@ -80,15 +86,7 @@ def test_a_writer_in_another_process_is_waited_for(db: Database, tmp_path: Path)
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        done = threading.Event()
-
-        def write() -> None:
-            with db.engine.begin() as conn:
-                conn.execute(text("INSERT INTO t VALUES (1)"))
-            done.set()
-
-        writer = threading.Thread(target=write)
-        writer.start()
+        done, writer = start_writer(db, 1)
         assert not done.wait(STILL_WAITING)
         assert holder.stdin is not None
         holder.stdin.close()  # the other process ends: its lock goes with it
