@@ -76,26 +76,26 @@ class GroupCommit:
         #: The writer thread's own connection, kept between batches: taking one from the pool
         #: for each batch would cost a round trip to the database (its liveness check) each time.
         self._connection: Connection | None = None
-        #: Transactions committed and writes they carried (for the metrics and the tests).
+        #: Transactions committed and the writes they carried (what the tests check).
         self.batches = 0
         self.writes = 0
 
     def run(self, work: Callable[[Session], T]) -> T:
         """Run ``work(session)`` in a transaction shared with other callers' writes; return its
         result once committed, or raise what it raised (or what the commit raised)."""
-        if threading.current_thread() is self._thread:  # a write that writes: no deadlock
-            with self.db.session() as session:
-                return work(session)
-        return self._hand_in(_Write(work))
+        return self._submit(_Write(work))
 
     def run_many(self, many: Callable[[Session, list[Item]], list[T]], item: Item) -> T:
         """Write ``item`` with ``many(session, items)``, called once per batch with every item
         handed in for that same function (it returns one result per item, in order); return
         this item's result once committed. Running alone, ``many`` gets this item only."""
-        if threading.current_thread() is self._thread:
+        return self._submit(_Write(lambda session: many(session, [item])[0], many, item))
+
+    def _submit(self, write: _Write[T]) -> T:
+        if threading.current_thread() is self._thread:  # a write that writes: no deadlock
             with self.db.session() as session:
-                return many(session, [item])[0]
-        return self._hand_in(_Write(lambda session: many(session, [item])[0], many, item))
+                return write.work(session)
+        return self._hand_in(write)
 
     def _hand_in(self, write: _Write[T]) -> T:
         self._ensure_started()

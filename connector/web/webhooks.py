@@ -24,7 +24,6 @@ from carrier_adapters.base import HANDSHAKE, WEBHOOK_KINDS, CallRouting, Carrier
 from connector.jobs.intake import (
     record_answered_call,
     record_inbound,
-    record_missed_call,
     record_missed_calls,
     record_status,
 )
@@ -294,28 +293,25 @@ def _store(
 ) -> Callable[[], None] | None:
     """Store what the webhook says, committed (in a transaction shared with the other webhooks
     being stored at the same moment); return what to enqueue after the commit."""
-    if parsed.answered is None and parsed.missed is None and parsed.inbound is None \
-            and parsed.status is None:
-        return None
-    if parsed.missed is not None and parsed.answered is None:
+    if parsed.answered is not None:
+        answered = parsed.answered
+        runtime.writer.run(lambda session: record_answered_call(session, account, answered))
+    if parsed.missed is not None:
         # The hot path: every missed call handed in at the same moment is one INSERT.
         call_id, created = runtime.writer.run_many(record_missed_calls, (account, parsed.missed))
         return (lambda: runtime.jobs.enqueue_text_back(call_id)) if created else None
-    return runtime.writer.run(lambda session: _write(runtime, session, account, adapter, parsed))
+    if parsed.inbound is not None or parsed.status is not None:
+        return runtime.writer.run(lambda session: _write(runtime, session, account, adapter,
+                                                         parsed))
+    return None
 
 
 def _write(
     runtime: Runtime, session: Session, account: Account, adapter: CarrierAdapter, parsed: Parsed
 ) -> Callable[[], None] | None:
-    """The database writes of :func:`_store`, in the caller's transaction: no provider calls."""
-    enqueue: Callable[[], None] | None = None
-    if parsed.answered is not None:
-        record_answered_call(session, account, parsed.answered)
-    if parsed.missed is not None:
-        call_id, created = record_missed_call(session, account, parsed.missed)
-        if created:
-            enqueue = lambda: runtime.jobs.enqueue_text_back(call_id)  # noqa: E731
-    elif parsed.inbound is not None:
+    """A customer's text or a delivery report, in the caller's transaction (no provider calls);
+    what to enqueue after the commit."""
+    if parsed.inbound is not None:
         numbers = account.settings["carrier"]["numbers"]
         confirms = account.settings["policy"].get("carrier_confirms_opt_out")
         message, created, replies = record_inbound(
@@ -332,10 +328,10 @@ def _write(
             runtime.jobs.enqueue_reply_received(message_id)  # the owner's alert: texts lane
             runtime.jobs.enqueue_message_sync(message_id)
 
-        enqueue = enqueue_inbound
-    elif parsed.status is not None:
+        return enqueue_inbound
+    if parsed.status is not None:
         failed = record_status(session, account, parsed.status, adapter.opt_out_error_codes)
         if failed is not None:
             failed_id = failed.id
-            enqueue = lambda: runtime.jobs.enqueue_message_sync(failed_id)  # noqa: E731
-    return enqueue
+            return lambda: runtime.jobs.enqueue_message_sync(failed_id)
+    return None
