@@ -6,8 +6,10 @@ whole TwiML answer, for ``--requests`` callbacks at each ``--concurrency`` (a cl
 many threads, one keep-alive connection each). The same load goes, in the same run, to a bare
 Flask app that only verifies ``X-Twilio-Signature`` with twilio's ``RequestValidator`` and returns
 TwiML, served by waitress with the same thread count as ``textback serve`` (its ``--threads``
-default) in its own process. Both are warmed up first; at each concurrency the bare app is
-measured first, then textback.
+default) in its own process. The bare app is warmed up and measured at every concurrency first,
+while textback has taken no load, so none of textback's background work shares its machine.
+Textback is then warmed up and measured at each concurrency in turn; each run starts once the
+last run's callers have been texted.
 
 Setups (``--setup``): ``sqlite``, the default (``textback serve`` starts its own job process on
 the SQLite queue); ``postgres``, PostgreSQL (a schema of its own) with the Redis queue and
@@ -179,6 +181,13 @@ def run_load(port: int, requests: Sequence[Request], concurrency: int) -> LoadRe
     return LoadResult(latencies, statuses, time.perf_counter() - began)
 
 
+def warm_up(port: int, numbers: Iterator[str], args: argparse.Namespace) -> None:
+    """``--warmup`` callbacks at the highest concurrency, unmeasured."""
+    warm = run_load(port, build_requests(port, numbers, args.warmup), max(args.concurrency))
+    if warm.non_2xx:
+        print(f"warning: {warm.non_2xx} non-2xx answers during warm-up on port {port}")
+
+
 def wait_for_texts(stubs: Stubs, count: int, timeout: float) -> tuple[int, float]:
     """Wait until ``count`` texts were sent; (texts, seconds waited). CRM writes are not waited
     for: they go at the CRM's rate limit, by design."""
@@ -234,24 +243,28 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str],
             stdin_pipe=True,
         )
         wait_for_http(f"http://127.0.0.1:{bare_port}/healthz", bare)
-        for port in (bare_port, tb_port):
-            warm = run_load(port, build_requests(port, numbers, args.warmup), max(args.concurrency))
-            if warm.non_2xx:
-                print(f"warning: {warm.non_2xx} non-2xx answers during warm-up on port {port}")
+        # The bare app first, while textback has taken no load (so none of textback's background
+        # work, texts or the CRM writes that follow them at the CRM's pace, shares its machine).
+        warm_up(bare_port, numbers, args)
+        bare_results = [
+            run_load(bare_port, build_requests(bare_port, numbers, args.requests), concurrency)
+            for concurrency in args.concurrency
+        ]
+        warm_up(tb_port, numbers, args)
+        total = args.warmup
         if jobs_run:
-            wait_for_texts(stubs, args.warmup, args.text_timeout)
+            wait_for_texts(stubs, total, args.text_timeout)
         results = []
-        for concurrency in args.concurrency:
-            bare_result = run_load(bare_port, build_requests(bare_port, numbers, args.requests),
-                                   concurrency)
+        for concurrency, bare_result in zip(args.concurrency, bare_results, strict=True):
             tb_result = run_load(tb_port, build_requests(tb_port, numbers, args.requests),
                                  concurrency)
             results.append((concurrency, bare_result, tb_result))
-        if jobs_run:
-            total = args.warmup + args.requests * len(args.concurrency)
-            texts, waited = wait_for_texts(stubs, total, args.text_timeout)
-            print(f"{SETUPS[setup]}: {texts} of {total} callers texted "
-                  f"({waited:.1f} s after the last acknowledgement)")
+            if jobs_run:
+                # Each run starts with the last run's callers texted.
+                total += args.requests
+                texts, waited = wait_for_texts(stubs, total, args.text_timeout)
+                print(f"{SETUPS[setup]}, concurrency {concurrency}: {texts} of {total} callers "
+                      f"texted ({waited:.1f} s after the last acknowledgement)")
         return results
 
 
