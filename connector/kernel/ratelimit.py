@@ -170,6 +170,21 @@ class MemoryRateLimiter:
                                          clock.timestamp())
 
 
+#: Each bucket's turn in this process: one thread at a time asks the shared store for it, and
+#: the others wait here. A spent budget is then asked for once per process as it refills, not
+#: once by every waiting thread (each ask is a write to the store).
+_turns: dict[str, threading.Lock] = {}
+_turns_guard = threading.Lock()
+
+
+def _turn(key: str) -> threading.Lock:
+    with _turns_guard:
+        turn = _turns.get(key)
+        if turn is None:
+            turn = _turns[key] = threading.Lock()
+        return turn
+
+
 def acquire(
     limiter: RateLimiter,
     key: str,
@@ -181,18 +196,32 @@ def acquire(
     sleep: Callable[[float], None] = time.sleep,
 ) -> None:
     """Wait in this thread for ``cost`` units of ``key``'s budget; when the wait would be longer
-    than ``max_wait``, raise :class:`RateLimitedError` so the job is put back on the queue."""
-    waited = 0.0
-    while True:
-        wait = limiter.take(key, budget, cost)
-        if wait <= 0:
-            return
-        if waited + wait > max_wait:
-            raise RateLimitedError(
-                f"{provider} {budget.name} budget spent for now; trying again in "
-                f"{math.ceil(wait)} s", provider=provider, retry_after=max(wait, MIN_RETRY))
-        sleep(wait)
-        waited += wait
+    than ``max_wait``, raise :class:`RateLimitedError` so the job is put back on the queue.
+
+    The threads of one process wait for a bucket in turn (see :data:`_turns`); the time spent
+    waiting for the turn counts towards ``max_wait``.
+    """
+    began = time.monotonic()
+    turn = _turn(key)
+    if not turn.acquire(timeout=max_wait):
+        raise RateLimitedError(
+            f"{provider} {budget.name} budget: other requests have waited for it for "
+            f"{math.ceil(max_wait)} s; trying again later", provider=provider,
+            retry_after=MIN_RETRY)
+    try:
+        waited = time.monotonic() - began
+        while True:
+            wait = limiter.take(key, budget, cost)
+            if wait <= 0:
+                return
+            if waited + wait > max_wait:
+                raise RateLimitedError(
+                    f"{provider} {budget.name} budget spent for now; trying again in "
+                    f"{math.ceil(wait)} s", provider=provider, retry_after=max(wait, MIN_RETRY))
+            sleep(wait)
+            waited += wait
+    finally:
+        turn.release()
 
 
 class Meter(Protocol):

@@ -72,6 +72,59 @@ def test_acquire_waits_short_and_refuses_long_waits_so_the_job_is_queued_again()
     assert slept == []  # not worth waiting in the thread: the job goes back on the queue
 
 
+class CountingLimiter(MemoryRateLimiter):
+    """A limiter that counts the times it is asked (each a write on a shared store)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    def take(self, key: str, budget: Budget, cost: float = 1.0) -> float:
+        self.asked += 1
+        return super().take(key, budget, cost)
+
+
+def test_threads_of_one_process_ask_the_store_in_turn_not_all_at_once() -> None:
+    import threading
+
+    limiter = CountingLimiter()
+    budget = Budget("requests", 50, 1.0)  # spent after 4, then one every ~20 ms
+    threads = [threading.Thread(target=lambda: [
+        acquire(limiter, "turns", budget, provider="hubspot") for _ in range(5)])
+        for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    granted = 40
+    # Each grant after the burst costs one refused ask and one granted one; eight threads all
+    # polling the store as the bucket refills would ask several times per grant.
+    assert granted <= limiter.asked <= 2 * granted + 8
+
+
+def test_a_thread_that_waited_too_long_for_its_turn_puts_its_job_back() -> None:
+    import threading
+    import time
+
+    limiter = MemoryRateLimiter()
+    limiter.hold("slow", HUBSPOT, 0.5)
+    asleep = threading.Event()
+
+    def sleep(seconds: float) -> None:
+        asleep.set()
+        time.sleep(seconds)
+
+    first = threading.Thread(
+        target=lambda: acquire(limiter, "slow", HUBSPOT, provider="hubspot", sleep=sleep))
+    first.start()
+    assert asleep.wait(5.0)  # the first thread has its turn, waiting out the hold
+    with pytest.raises(RateLimitedError, match="waited for it") as info:
+        acquire(limiter, "slow", HUBSPOT, provider="hubspot", max_wait=0.1)
+    assert info.value.retry_after >= 1.0 and info.value.provider == "hubspot"
+    first.join()
+    assert limiter.take("slow", HUBSPOT) == 0.0  # the first got its request, and the hold ended
+
+
 # -- the shared stores -------------------------------------------------------------------------
 
 
