@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from xml.etree import ElementTree as ET
 
 from carrier_adapters.base import CallRouting
@@ -95,10 +96,21 @@ class VoiceMarkup:
 
     def hangup(self) -> WebhookReply:
         """``<Response><Hangup/></Response>``: end the call (ignored on status callbacks)."""
+        return self._hangup
+
+    def empty(self) -> WebhookReply:
+        """An empty ``<Response/>``: acknowledge the webhook and do nothing more."""
+        return self._empty
+
+    # The two replies that never change are serialised once per dialect: they answer every
+    # missed call and every text, the webhooks' busiest path.
+
+    @cached_property
+    def _hangup(self) -> WebhookReply:
         response = ET.Element("Response")
         ET.SubElement(response, "Hangup")
         return self.reply(response)
 
-    def empty(self) -> WebhookReply:
-        """An empty ``<Response/>``: acknowledge the webhook and do nothing more."""
+    @cached_property
+    def _empty(self) -> WebhookReply:
         return self.reply(ET.Element("Response"))
