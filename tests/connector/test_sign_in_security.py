@@ -294,3 +294,29 @@ def test_a_session_ends_twelve_hours_after_sign_in_however_busy(app, dana, froze
     assert sent_to_sign_in(answer)
     page = client.get(answer.headers["Location"]).get_data(as_text=True)
     assert "ended 12 hours after you signed in" in page
+
+
+# -- the session cookie's signing follows the app's keys ------------------------------------------
+
+
+def test_a_new_secret_key_signs_new_cookies_and_the_old_one_still_reads_as_a_fallback(
+        app: Any, dana: str) -> None:
+    client = app.test_client()
+    assert sign_in(client).status_code == 302
+    old_cookie = client.get_cookie("session").value
+    old_key = app.secret_key
+    app.secret_key = "a-new-key-" + "k" * 30
+    try:
+        # Signed with the old key alone: no longer read, so the pages ask for a sign-in.
+        assert client.get("/conversations").status_code == 302
+        app.config["SECRET_KEY_FALLBACKS"] = [old_key]
+        client.set_cookie("session", old_cookie)
+        assert client.get("/conversations").status_code == 200
+        fresh = app.test_client()
+        assert sign_in(fresh).status_code == 302
+        interface = app.session_interface
+        assert interface.get_signing_serializer(app).loads(
+            fresh.get_cookie("session").value)["user_id"]
+    finally:
+        app.secret_key = old_key
+        app.config["SECRET_KEY_FALLBACKS"] = []
