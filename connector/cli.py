@@ -269,6 +269,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else:
             _start_children(children, args, settings, [s.fileno() for s in child_socks])
         _ensure_open_files(args.connection_limit + 100)
+        serving.freeze_startup_objects()
         if not is_child:
             log.info("textback serving on http://%s:%s (%d process(es) of %d threads, "
                      "%d connections, %d s idle timeout; jobs %s)", args.host, args.port,
@@ -333,9 +334,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _check_queue(settings)
     runtime = _runtime(settings)
     record_metrics(settings, "worker")
+    consumers = runtime.consumers(args.text_workers, args.workers)
+    from connector.serving import freeze_startup_objects
+
+    freeze_startup_objects()
     try:
-        run_consumers(runtime.consumers(args.text_workers, args.workers),
-                      until_stdin_closes=args.with_parent)
+        run_consumers(consumers, until_stdin_closes=args.with_parent)
     finally:
         runtime.close()
         _stop_recording_metrics()

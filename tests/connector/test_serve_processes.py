@@ -217,3 +217,20 @@ def test_each_web_process_listens_on_a_socket_of_its_own_and_connections_spread(
     finally:
         for s in (*socks, *clients):
             s.close()
+
+
+def test_what_start_up_made_is_left_out_of_full_collections() -> None:
+    import gc
+
+    from connector.serving import freeze_startup_objects
+
+    made_at_start_up = [object()]  # a container: the collector tracks it
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 0
+        tracked = {id(o) for o in gc.get_objects()}
+        assert id(made_at_start_up) not in tracked  # never walked again
+        made_later = [object()]
+        assert id(made_later) in {id(o) for o in gc.get_objects()}  # collected as usual
+    finally:
+        gc.unfreeze()
