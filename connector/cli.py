@@ -38,6 +38,8 @@ DEFAULT_HTTP_THREADS = 16
 MAX_DEFAULT_PROCESSES = 4
 DEFAULT_CONNECTION_LIMIT = 1000
 DEFAULT_CHANNEL_TIMEOUT = 30
+#: How much lower a worker's CPU priority is than the web processes' (``worker --nice``).
+DEFAULT_WORKER_NICE = 10
 #: Job threads kept for texts, alerts and escalations: they mostly wait on the carrier's API, so
 #: a burst of missed calls is texted in parallel.
 DEFAULT_TEXT_WORKERS = 4
@@ -332,11 +334,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
     settings = _settings()
     _check_schema(settings)
     _check_queue(settings)
+    from connector.serving import freeze_startup_objects, lower_priority
+
+    lower_priority(args.nice)  # before any thread starts: threads take their creator's
     runtime = _runtime(settings)
     record_metrics(settings, "worker")
     consumers = runtime.consumers(args.text_workers, args.workers)
-    from connector.serving import freeze_startup_objects
-
     freeze_startup_objects()
     try:
         run_consumers(consumers, until_stdin_closes=args.with_parent)
@@ -693,6 +696,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--workers", type=int, default=4, help="CRM job threads")
     worker.add_argument("--text-workers", type=int, default=DEFAULT_TEXT_WORKERS,
                         help="threads kept for texts, alerts and escalations")
+    worker.add_argument("--nice", type=_int_between(0, 19), default=DEFAULT_WORKER_NICE,
+                        help="how much lower than the web processes' CPU priority to run, so "
+                        "webhook answers never wait behind jobs for the CPU (0: the same; "
+                        f"default {DEFAULT_WORKER_NICE})")
     worker.add_argument("--with-parent", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(func=cmd_worker)
 

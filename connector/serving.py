@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import gc
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -53,6 +54,30 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def lower_priority(nice: int) -> None:
+    """Run this process ``nice`` steps below the web processes' CPU priority.
+
+    A worker texting a burst of callers would otherwise take the cores the web processes need
+    to answer the carriers: a caller waits on that answer. Lowered, it still gets every cycle
+    the web processes leave. Call it before starting threads: each thread takes its creator's.
+
+    Where the kernel groups processes by session for the scheduler (autogroup, see
+    https://man7.org/linux/man-pages/man7/sched.7.html), a process's nice value only ranks it
+    within its group, and a worker started on its own (a service, a terminal) leads a group of
+    its own: that group's nice value is lowered too. A worker ``serve`` started shares the
+    web processes' group, where its own value is what counts.
+    """
+    if nice <= 0:
+        return
+    os.nice(nice)
+    if os.getsid(0) == os.getpid():
+        try:
+            with open("/proc/self/autogroup", "w", encoding="ascii") as group:
+                group.write(str(nice))
+        except OSError:  # no autogroup here (another kernel, or turned off): nothing to do
+            pass
 
 
 def bind_all(host: str, port: int, *, backlog: int, count: int = 1) -> list[socket.socket]:

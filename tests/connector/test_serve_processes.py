@@ -234,3 +234,36 @@ def test_what_start_up_made_is_left_out_of_full_collections() -> None:
         assert id(made_later) in {id(o) for o in gc.get_objects()}  # collected as usual
     finally:
         gc.unfreeze()
+
+
+LOWERED = """
+import os, sys
+from connector.serving import lower_priority
+lower_priority(int(sys.argv[1]))
+group = ""
+if os.path.exists("/proc/self/autogroup"):
+    group = open("/proc/self/autogroup").read().split()[-1]
+print(os.getpriority(os.PRIO_PROCESS, 0), group)
+"""
+
+
+@pytest.mark.parametrize("own_session", [True, False], ids=["own session", "serve's child"])
+def test_a_worker_runs_below_the_web_processes_cpu_priority(own_session: bool) -> None:
+    import subprocess
+
+    before = os.getpriority(os.PRIO_PROCESS, 0)
+    ours = Path("/proc/self/autogroup")
+    our_group = int(ours.read_text().split()[-1]) if ours.exists() else 0
+    out = subprocess.run([sys.executable, "-c", LOWERED, "7"], capture_output=True, text=True,  # noqa: S603
+                         check=True, start_new_session=own_session).stdout.split()
+    assert int(out[0]) == min(before + 7, 19)
+    if len(out) > 1:  # the kernel groups by session: only a group of its own is lowered
+        assert int(out[1]) == (7 if own_session else our_group)
+
+
+def test_worker_nice_must_be_a_nice_value(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["worker", "--nice", "25"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--nice" in err[0]
