@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from sqlalchemy import Boolean, TextClause, bindparam, select, text
+from sqlalchemy import Boolean, Connection, TextClause, bindparam, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -43,9 +43,9 @@ MAX_CALLS_PER_INSERT = 64
 _UTC_COLUMNS = ("occurred_at", "created_at", "updated_at")
 
 
-@functools.lru_cache(maxsize=MAX_CALLS_PER_INSERT)
-def _insert_calls(rows: int) -> TextClause:
-    """``INSERT INTO calls ... VALUES (...) x rows ON CONFLICT DO NOTHING RETURNING id``.
+@functools.lru_cache(maxsize=2 * MAX_CALLS_PER_INSERT)
+def _insert_calls(rows: int, returning: bool = True) -> TextClause:
+    """``INSERT INTO calls ... VALUES (...) x rows ON CONFLICT DO NOTHING [RETURNING id]``.
 
     Written as SQL (valid on SQLite and PostgreSQL alike) so the hot path skips statement
     compilation; row ``n``'s parameters are the column names suffixed ``_n``, and the typed bind
@@ -55,11 +55,16 @@ def _insert_calls(rows: int) -> TextClause:
         "(" + ", ".join(f":{c}_{n}" for c in _CALL_COLUMNS) + ")" for n in range(rows))
     return text(
         f"INSERT INTO calls ({', '.join(_CALL_COLUMNS)}) VALUES {values} "  # noqa: S608 - constants
-        "ON CONFLICT (account_id, carrier, event_id) DO NOTHING RETURNING id"
+        "ON CONFLICT (account_id, carrier, event_id) DO NOTHING"
+        + (" RETURNING id" if returning else "")
     ).bindparams(
         *(bindparam(f"{c}_{n}", type_=UTCDateTime()) for c in _UTC_COLUMNS for n in range(rows)),
         *(bindparam(f"voicemail_{n}", type_=Boolean()) for n in range(rows)),
     )
+
+
+def _insert_params(chunk: list[dict[str, object]]) -> dict[str, object]:
+    return {f"{column}_{n}": value for n, row in enumerate(chunk) for column, value in row.items()}
 
 
 def _call_row(account: Account, event: MissedCall, now: datetime) -> dict[str, object]:
@@ -96,9 +101,8 @@ def record_missed_calls(
     created: set[str] = set()
     for start in range(0, len(rows), MAX_CALLS_PER_INSERT):
         chunk = rows[start:start + MAX_CALLS_PER_INSERT]
-        params = {f"{column}_{n}": value
-                  for n, row in enumerate(chunk) for column, value in row.items()}
-        created.update(str(i) for i in session.execute(_insert_calls(len(chunk)), params).scalars())
+        created.update(str(i) for i in
+                       session.execute(_insert_calls(len(chunk)), _insert_params(chunk)).scalars())
     results = []
     for (account, event), row in zip(calls, rows, strict=True):
         if row["id"] in created:
@@ -115,6 +119,31 @@ def record_missed_calls(
         _fill_gaps(call, event)
         results.append((call.id, False))
     return results
+
+
+def insert_new_missed_calls(
+    connection: Connection, calls: list[tuple[Account, MissedCall]]
+) -> list[tuple[str, bool] | None]:
+    """The webhooks' fast path: the calls as one ``INSERT`` statement on ``connection``, which
+    must be in autocommit mode (the statement is its own transaction: one round trip to the
+    database, no ``BEGIN`` or ``COMMIT``; on SQLite the write lock is held for that statement
+    alone).
+
+    Returns ``(id, True)`` for each call the statement stored, and None for a call it did not
+    (one already there, or a second copy in ``calls``): :func:`record_missed_calls` settles
+    those, in a transaction.
+    """
+    if len(calls) > MAX_CALLS_PER_INSERT:
+        return [None] * len(calls)
+    now = clock.now()
+    rows = [_call_row(account, event, now) for account, event in calls]
+    stored = connection.execute(_insert_calls(len(rows), returning=False), _insert_params(rows))
+    ids = [str(row["id"]) for row in rows]
+    if stored.rowcount == len(rows):
+        new = set(ids)
+    else:  # some were there already: the ids just made that the table holds are the new ones
+        new = set(connection.scalars(select(Call.id).where(Call.id.in_(ids))))
+    return [(call_id, True) if call_id in new else None for call_id in ids]
 
 
 def _fill_gaps(call: Call, event: MissedCall) -> None:

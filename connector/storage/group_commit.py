@@ -11,7 +11,9 @@ that a crash could lose.
 Writes of one kind can also be handed in as items for a function that writes many at once
 (:meth:`GroupCommit.run_many`): the batch then makes one statement of all the items of that kind
 (one multi-row ``INSERT``), so a burst costs one round trip to the database per batch, not one
-per request.
+per request. Where that statement can stand alone, a batch made only of such items is first
+sent as that statement on a connection in autocommit mode: no ``BEGIN`` and no ``COMMIT``, one
+round trip on PostgreSQL, and on SQLite the write lock held for the statement alone.
 
 A write that raises does not cost the others theirs: the batch is rolled back and each of its
 writes runs again in a transaction of its own, so each caller gets exactly what running alone
@@ -41,6 +43,9 @@ Item = TypeVar("Item")
 
 #: The most writes one transaction takes; more wait for the next one.
 MAX_BATCH = 64
+#: Writes many items as one statement on a connection in autocommit mode; returns each item's
+#: result, or None for an item it did not write (which is then written in a transaction).
+Statement = Callable[[Connection, list[Any]], list[Any]]
 
 
 @dataclass
@@ -51,6 +56,8 @@ class _Write(Generic[T]):
     #: For :meth:`GroupCommit.run_many`: the function writing many items, and this write's.
     many: Callable[[Session, list[Any]], list[Any]] | None = None
     item: Any = None
+    #: For :meth:`GroupCommit.run_many`: the same items as one statement standing alone.
+    statement: Statement | None = None
     done: threading.Event = field(default_factory=threading.Event)
     result: T | None = None
     error: BaseException | None = None
@@ -76,6 +83,8 @@ class GroupCommit:
         #: The writer thread's own connection, kept between batches: taking one from the pool
         #: for each batch would cost a round trip to the database (its liveness check) each time.
         self._connection: Connection | None = None
+        #: The same, in autocommit mode, for the statements that stand alone.
+        self._autocommit: Connection | None = None
         #: Transactions committed and the writes they carried (what the tests check).
         self.batches = 0
         self.writes = 0
@@ -85,11 +94,17 @@ class GroupCommit:
         result once committed, or raise what it raised (or what the commit raised)."""
         return self._submit(_Write(work))
 
-    def run_many(self, many: Callable[[Session, list[Item]], list[T]], item: Item) -> T:
+    def run_many(self, many: Callable[[Session, list[Item]], list[T]], item: Item, *,
+                 statement: Statement | None = None) -> T:
         """Write ``item`` with ``many(session, items)``, called once per batch with every item
         handed in for that same function (it returns one result per item, in order); return
-        this item's result once committed. Running alone, ``many`` gets this item only."""
-        return self._submit(_Write(lambda session: many(session, [item])[0], many, item))
+        this item's result once committed. Running alone, ``many`` gets this item only.
+
+        With ``statement``, a batch whose writes all name it is first handed to it whole, on
+        a connection in autocommit mode; ``many`` then writes only the items it left (None).
+        """
+        return self._submit(
+            _Write(lambda session: many(session, [item])[0], many, item, statement))
 
     def _submit(self, write: _Write[T]) -> T:
         if threading.current_thread() is self._thread:  # a write that writes: no deadlock
@@ -121,9 +136,10 @@ class GroupCommit:
         if thread is not None:
             self._pending.put(None)
             thread.join()
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        for connection in (self._connection, self._autocommit):
+            if connection is not None:
+                connection.close()
+        self._connection = self._autocommit = None
 
     def _ensure_started(self) -> None:
         if self._thread is not None and not self._closed:
@@ -158,6 +174,9 @@ class GroupCommit:
 
     def _commit(self, batch: list[_Write[Any]]) -> None:
         """One transaction for the batch; on any failure, each write in one of its own."""
+        batch = self._by_statement(batch)
+        if not batch:
+            return
         if len(batch) > 1:
             results = self._try_together(batch)
             if results is not None:
@@ -179,6 +198,41 @@ class GroupCommit:
         self.batches += 1
         self.writes += len(batch)
         return results
+
+    def _by_statement(self, batch: list[_Write[Any]]) -> list[_Write[Any]]:
+        """Settle the writes the batch's standing-alone statement makes; the writes left."""
+        statement = batch[0].statement
+        if statement is None or any(write.statement is not statement for write in batch):
+            return batch
+        try:
+            connection = self._autocommit_connection()
+            results = statement(connection, [w.item for w in batch])
+            connection.commit()  # in autocommit mode, only ends SQLAlchemy's own bookkeeping
+        except Exception:  # noqa: BLE001 - the writes go the usual way, which reports errors
+            # Whatever it stored (the connection may have dropped after the commit) is found
+            # there by the transaction that follows, as a re-delivered event would be.
+            log.debug("a standing-alone statement of %d writes failed", len(batch))
+            return batch
+        left = []
+        for write, result in zip(batch, results, strict=True):
+            if result is None:
+                left.append(write)
+            else:
+                write.settle(result)
+        if len(left) < len(batch):
+            self.batches += 1
+            self.writes += len(batch) - len(left)
+        return left
+
+    def _autocommit_connection(self) -> Connection:
+        connection = self._autocommit
+        if connection is None or connection.invalidated or connection.closed:
+            if connection is not None:
+                connection.close()
+            connection = self.db.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT")
+            self._autocommit = connection
+        return connection
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import HANDSHAKE, WEBHOOK_KINDS, CallRouting, CarrierAdapter
 from connector.jobs.intake import (
+    insert_new_missed_calls,
     record_answered_call,
     record_inbound,
     record_missed_calls,
@@ -298,7 +299,8 @@ def _store(
         runtime.writer.run(lambda session: record_answered_call(session, account, answered))
     if parsed.missed is not None:
         # The hot path: every missed call handed in at the same moment is one INSERT.
-        call_id, created = runtime.writer.run_many(record_missed_calls, (account, parsed.missed))
+        call_id, created = runtime.writer.run_many(record_missed_calls, (account, parsed.missed),
+                                                   statement=insert_new_missed_calls)
         return (lambda: runtime.jobs.enqueue_text_back(call_id)) if created else None
     if parsed.inbound is not None or parsed.status is not None:
         return runtime.writer.run(lambda session: _write(runtime, session, account, adapter,

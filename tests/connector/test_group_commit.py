@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from connector.jobs.intake import record_missed_calls
+from connector.jobs.intake import insert_new_missed_calls, record_missed_calls
 from connector.kernel import clock
 from connector.kernel.events import CallOutcome, MissedCall
 from connector.runtime import Runtime
@@ -188,3 +188,67 @@ def test_the_writer_reconnects_after_the_server_drops_its_connection(
         assert calls(rt) == 2
     finally:
         rt.close()
+
+
+# -- the standing-alone statement: new missed calls in one autocommit INSERT -------------------
+
+
+def queue_behind_the_writer(rt: Runtime, items: list[tuple[Account, MissedCall]],
+                            statement: Any = insert_new_missed_calls) -> list[tuple[str, bool]]:
+    """Hand ``items`` in together (behind a held write, so they make one batch); the results."""
+    release, holder = hold_the_writer(rt.writer)
+    with ThreadPoolExecutor(len(items)) as pool:
+        futures = [pool.submit(rt.writer.run_many, record_missed_calls, item,
+                               statement=statement) for item in items]
+        while rt.writer.waiting() < len(items):
+            threading.Event().wait(0.01)
+        release.set()
+        results = [f.result(timeout=30) for f in futures]
+    holder.join()
+    return results
+
+
+def test_new_calls_handed_in_together_are_one_autocommit_insert(runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    sent: list[int] = []
+
+    def statement(connection: Any, items: list[Any]) -> list[Any]:
+        sent.append(len(items))
+        return insert_new_missed_calls(connection, items)
+
+    results = queue_behind_the_writer(rt, [(acme, missed(n)) for n in range(12)], statement)
+    assert sent == [12]  # one statement for the batch
+    assert all(created for _, created in results) and len({i for i, _ in results}) == 12
+    assert calls(rt) == 12
+    assert (rt.writer.batches, rt.writer.writes) == (2, 13)
+    # Nothing was left open: a reader elsewhere sees every call, and the file takes a writer.
+    with rt.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Call)) == 12
+        s.execute(update(Call).values(attempts=1))
+
+
+def test_calls_already_there_and_copies_are_settled_in_a_transaction(
+        runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    [(earlier, _)] = queue_behind_the_writer(rt, [(acme, missed(1))])
+    results = queue_behind_the_writer(rt, [
+        (acme, missed(1)),  # re-delivered
+        (acme, missed(2, "CA-twice")), (acme, missed(2, "CA-twice")),  # two copies at once
+        (acme, missed(3)),
+    ])
+    assert results[0] == (earlier, False)
+    copies = sorted([results[1], results[2]], key=lambda r: not r[1])
+    assert copies[0][1] and copies[1] == (copies[0][0], False)
+    assert results[3][1]
+    assert calls(rt) == 3
+
+
+def test_a_statement_that_fails_leaves_the_batch_to_a_transaction(runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+
+    def broken(_connection: Any, _items: list[Any]) -> list[Any]:
+        raise RuntimeError("the statement failed")
+
+    results = queue_behind_the_writer(rt, [(acme, missed(n)) for n in range(5)], broken)
+    assert all(created for _, created in results) and calls(rt) == 5
+    assert (rt.writer.batches, rt.writer.writes) == (2, 6)  # the held write, then one transaction
