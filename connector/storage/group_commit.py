@@ -225,23 +225,26 @@ class GroupCommit:
         return left
 
     def _autocommit_connection(self) -> Connection:
-        connection = self._autocommit
-        if connection is None or connection.invalidated or connection.closed:
-            if connection is not None:
-                connection.close()
-            connection = self.db.engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT")
-            self._autocommit = connection
+        self._autocommit = self._usable(self._autocommit, autocommit=True)
+        return self._autocommit
+
+    def _usable(self, kept: Connection | None, *, autocommit: bool = False) -> Connection:
+        """``kept``, or a new connection in its place when there is none or the database
+        dropped it."""
+        if kept is not None and not kept.invalidated and not kept.closed:
+            return kept
+        if kept is not None:
+            kept.close()
+        connection = self.db.engine.connect()
+        if autocommit:
+            connection = connection.execution_options(isolation_level="AUTOCOMMIT")
         return connection
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
         """A session on the writer's connection that commits when the block ends cleanly; a
         connection the database dropped is replaced for the next transaction."""
-        if self._connection is None or self._connection.invalidated or self._connection.closed:
-            if self._connection is not None:
-                self._connection.close()
-            self._connection = self.db.engine.connect()
+        self._connection = self._usable(self._connection)
         session = Session(bind=self._connection, expire_on_commit=False)
         try:
             yield session
