@@ -17,6 +17,7 @@ from huey.consumer import Consumer
 
 from carrier_adapters import CARRIERS
 from carrier_adapters.base import CarrierAdapter
+from connector.jobs.batched_enqueues import batched
 from connector.jobs.enqueuer import Enqueuer
 from connector.jobs.queue import build_huey, make_consumer
 from connector.jobs.sweeper import Jobs
@@ -54,7 +55,8 @@ class Runtime:
         self._adapters: dict[tuple[str, str, Any], Any] = {}
         self._accounts: dict[str, tuple[float, Account | None]] = {}
         #: Where the webhook views put their jobs on the queue, after answering.
-        self.enqueuer = Enqueuer(inline=immediate_queue)
+        self.enqueuer = Enqueuer(inline=immediate_queue,
+                                 batch=lambda: batched(self.huey, self.crm_huey))
         self._lock = threading.Lock()
         #: The CRM budgets every worker shares: in Redis with the Redis queue, else the database.
         self.rate_limiter: RateLimiter = (

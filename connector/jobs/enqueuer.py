@@ -4,8 +4,9 @@ A webhook view commits what the provider told it, and that commit is what the an
 Putting the job on the queue only wakes a worker sooner: the sweeper finds stored work that was
 never queued (a crash between the commit and the enqueue) within a minute. So the views hand their
 enqueues to one thread per process and answer at once; that thread puts them on the queue in the
-order they came. With Huey's immediate mode (no queue: the job runs inside the enqueue) the
-enqueue runs in the caller, as it would have.
+order they came. Those it finds waiting together it runs inside one ``batch`` block, which has
+the queue write them in one go (:mod:`connector.jobs.batched_enqueues`). With Huey's immediate
+mode (no queue: the job runs inside the enqueue) the enqueue runs in the caller, as it would have.
 """
 
 from __future__ import annotations
@@ -14,15 +15,25 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 log = logging.getLogger(__name__)
 
+#: The most enqueues one batch takes; more wait for the next.
+MAX_BATCH = 64
+
 
 class Enqueuer:
-    """Runs enqueue callables on a thread of its own, in order; started with the first."""
+    """Runs enqueue callables on a thread of its own, in order; started with the first.
 
-    def __init__(self, *, inline: bool = False) -> None:
+    ``batch`` makes the block the enqueues found waiting together run in; when it raises on
+    leaving (the queue refused the batch), every enqueue of it is reported as failed.
+    """
+
+    def __init__(self, *, inline: bool = False,
+                 batch: Callable[[], AbstractContextManager[object]] | None = None) -> None:
         self.inline = inline
+        self._batch = batch
         self._pending: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -51,8 +62,34 @@ class Enqueuer:
             thread.join()
 
     def _loop(self) -> None:
-        while (enqueue := self._pending.get()) is not None:
-            _run(enqueue)
+        while (first := self._pending.get()) is not None:
+            waiting: list[Callable[[], None]] = [first]
+            closing = False
+            while len(waiting) < MAX_BATCH:
+                try:
+                    enqueue = self._pending.get_nowait()
+                except queue.Empty:
+                    break
+                if enqueue is None:
+                    closing = True
+                    break
+                waiting.append(enqueue)
+            self._run_together(waiting)
+            if closing:
+                return
+
+    def _run_together(self, waiting: list[Callable[[], None]]) -> None:
+        if self._batch is None:
+            for enqueue in waiting:
+                _run(enqueue)
+            return
+        try:
+            with self._batch():
+                for enqueue in waiting:
+                    _run(enqueue)
+        except Exception:  # noqa: BLE001 - the work is stored; the sweeper will queue it
+            log.exception("%d enqueues failed together; the sweeper will queue the work",
+                          len(waiting))
 
 
 def _run(enqueue: Callable[[], None]) -> None:

@@ -21,6 +21,7 @@ from huey import PriorityRedisHuey, SqliteHuey
 from huey.api import Huey
 from huey.consumer import Consumer
 
+from connector.jobs.batched_enqueues import BatchedRedisStorage, BatchedSqliteStorage
 from connector.settings.config import Settings
 from connector.storage.sqlite_lock import connection_factory
 
@@ -121,8 +122,11 @@ class GuardedRedisHuey(PriorityRedisHuey):
     huey's consumer logs a traceback for every failed read and, as Redis reads block, retries at
     once; here a failed read or schedule check records the outage and sleeps instead, and the
     periodic sweep is not enqueued while the queue is down. Enqueues from webhooks still raise,
-    so the caller knows (the sweeper re-enqueues what they stored).
+    so the caller knows (the sweeper re-enqueues what they stored). A batch of enqueues is one
+    ``ZADD`` (:mod:`connector.jobs.batched_enqueues`).
     """
+
+    storage_class = BatchedRedisStorage
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -160,6 +164,13 @@ class GuardedRedisHuey(PriorityRedisHuey):
         return [] if self.outage.down else list(super().read_periodic(timestamp))
 
 
+class BatchedSqliteHuey(SqliteHuey):
+    """The SQLite queue; a batch of enqueues is one transaction
+    (:mod:`connector.jobs.batched_enqueues`)."""
+
+    storage_class = BatchedSqliteStorage
+
+
 def build_huey(settings: Settings, *, immediate: bool = False, name: str = "textback",
                lane: str = "texts") -> Huey:
     """The Huey instance of one lane for the configured queue URL.
@@ -180,7 +191,7 @@ def build_huey(settings: Settings, *, immediate: bool = False, name: str = "text
     path.parent.mkdir(parents=True, exist_ok=True)
     # Web processes enqueue and the job process dequeues on one file: they queue in the kernel
     # for its write lock rather than sleeping in SQLite's busy handler (see sqlite_lock).
-    return SqliteHuey(
+    return BatchedSqliteHuey(
         full_name, filename=str(path), results=False, utc=True, immediate=immediate, timeout=30,
         factory=connection_factory(path),
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -45,3 +47,35 @@ def test_inline_and_after_close_the_enqueue_runs_in_the_caller() -> None:
         seen: list[int] = []
         enqueuer.submit(lambda seen=seen: seen.append(threading.get_ident()))
         assert seen == [threading.get_ident()]
+
+
+def test_enqueues_waiting_together_run_in_one_batch_and_a_refused_batch_is_logged(
+        caplog: pytest.LogCaptureFixture) -> None:
+    blocks: list[list[str]] = []
+
+    @contextmanager
+    def batch() -> Iterator[None]:
+        blocks.append([])
+        yield
+        if "refused" in blocks[-1]:
+            raise ConnectionError("queue down")
+
+    enqueuer = Enqueuer(batch=batch)
+    running, gate = threading.Event(), threading.Event()
+    enqueuer.submit(lambda: (blocks[-1].append("first"), running.set(), gate.wait(30)))
+    assert running.wait(30)
+    enqueuer.submit(lambda: blocks[-1].append("a"))
+
+    after = threading.Event()
+
+    def refused_then_more() -> None:
+        blocks[-1].append("refused")
+        enqueuer.submit(lambda: (blocks[-1].append("after"), after.set()))  # the next batch
+
+    enqueuer.submit(refused_then_more)
+    with caplog.at_level(logging.ERROR, logger="connector.jobs.enqueuer"):
+        gate.set()
+        assert after.wait(30)
+        enqueuer.close()
+    assert blocks == [["first"], ["a", "refused"], ["after"]]  # the thread went on
+    assert "2 enqueues failed together; the sweeper will queue the work" in caplog.text
