@@ -68,7 +68,7 @@ bench: $(STAMP)
 
 ## bench-full: every benchmark in full, on SQLite and on PostgreSQL + Redis (takes about an hour)
 bench-full: $(STAMP)
-	$(BIN)/python bench/webhook_latency.py
+	$(BIN)/python bench/webhook_latency.py --repeat 3
 	$(BIN)/python bench/burst.py
 	$(BIN)/python bench/text_latency.py
 	$(BIN)/python bench/hubspot_calls.py
