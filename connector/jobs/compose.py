@@ -12,7 +12,7 @@ from connector.domain.hours import BusinessHours, describe_next_open
 from connector.domain.templates import DEFAULT_TEXTS, LANGUAGES, render, sms_encoding
 from connector.jobs.facts import contact_profile
 from connector.settings.account_settings import account_settings
-from connector.storage.models import Account
+from connector.storage.models import Account, ContactProfile
 
 
 def account_texts(account: Account) -> dict[str, dict[str, str]]:
@@ -27,8 +27,12 @@ def language_for(session: Session, account: Account, customer: str, business_num
                  ) -> str:
     """The contact's language from the CRM, else the business number's default, else the
     account's."""
+    return _language(account, contact_profile(session, account.id, customer), business_number)
+
+
+def _language(account: Account, profile: ContactProfile | None, business_number: str | None
+              ) -> str:
     templates = account.settings["templates"]
-    profile = contact_profile(session, account.id, customer)
     if profile is not None and profile.language:
         code = profile.language.split("-")[0].split("_")[0].lower()
         if code in LANGUAGES:
@@ -51,7 +55,8 @@ def compose(
 ) -> tuple[str, str]:
     """``(body, language)`` of the ``scenario`` text for ``customer``; ``text`` in place of the
     account's template (a message written in a CRM workflow), with the same placeholders."""
-    language = language_for(session, account, customer, business_number)
+    profile = contact_profile(session, account.id, customer)
+    language = _language(account, profile, business_number)
     variants = account_texts(account).get(scenario) or DEFAULT_TEXTS["general"]
     if text is not None:
         variants = {language: text}
@@ -59,7 +64,6 @@ def compose(
         language = "en" if "en" in variants else next(iter(variants))
     hours = BusinessHours.from_settings(account.timezone, account.settings.get("hours"))
     business = account_settings(account).business
-    profile = contact_profile(session, account.id, customer)
     values = {
         "business_name": account.name,
         "first_name": profile.first_name if profile else None,

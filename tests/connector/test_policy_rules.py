@@ -339,6 +339,30 @@ def test_spanish_contact_gets_the_spanish_text_with_their_name(app, runtime, web
     assert call_row(runtime).language == "es"
 
 
+def test_composing_a_text_reads_the_contacts_profile_once(runtime, webhook_secret):
+    from sqlalchemy import event
+
+    from connector.jobs.compose import compose
+    from connector.storage.models import Account
+
+    add_account(runtime, account(webhook_secret))
+    reads: list[str] = []
+
+    def listener(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if "contact_profiles" in statement:
+            reads.append(statement)
+
+    with runtime.db.session() as s:
+        acme = s.get(Account, "acme")
+        event.listen(runtime.db.engine, "before_cursor_execute", listener)
+        try:
+            body, language = compose(s, acme, CALLER, BUSINESS, "general", clock.now())
+        finally:
+            event.remove(runtime.db.engine, "before_cursor_execute", listener)
+    assert len(reads) == 1  # for both its language and its first name
+    assert language == "en" and "Acme Plumbing" in body
+
+
 def test_number_default_language(app, runtime, webhook_secret):
     doc = account(webhook_secret)
     doc["templates"] = {"language_by_number": {BUSINESS: "es"}}
