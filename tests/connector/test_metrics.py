@@ -69,6 +69,18 @@ def parse(text: str) -> tuple[dict[str, str], dict[str, str], Samples]:
     return helps, types, samples
 
 
+def histograms_whole(samples: Samples, *names: str) -> bool:
+    """Whether :func:`check_histogram` passes for every name. A process starting a new label
+    set writes its buckets into its metrics file one by one (prometheus_client's multiprocess
+    mode), so a scrape at that moment can see some of them; the next scrape sees them all."""
+    try:
+        for name in names:
+            check_histogram(samples, name)
+    except AssertionError:
+        return False
+    return True
+
+
 def check_histogram(samples: Samples, name: str) -> dict[Labels, int]:
     """Buckets cumulative and ending in +Inf == _count, per label set; returns the counts."""
     buckets: dict[Labels, list[tuple[float, float]]] = defaultdict(list)
@@ -512,7 +524,8 @@ def test_texts_and_crm_calls_of_a_textback_worker_show_on_serve(tmp_path, redis_
             sandbox_calls = [v for (name, labels), v in samples.items()
                              if name == "textback_crm_call_latency_seconds_count"
                              and ("provider", "sandbox") in labels]
-            if text_latency(samples)[0] >= 1 and sum(sandbox_calls) >= 3:
+            if (text_latency(samples)[0] >= 1 and sum(sandbox_calls) >= 3
+                    and histograms_whole(samples, "textback_crm_call_latency_seconds")):
                 break
             assert worker.poll() is None, log_path.read_text()
             time.sleep(0.2)
