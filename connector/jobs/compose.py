@@ -23,15 +23,10 @@ def account_texts(account: Account) -> dict[str, dict[str, str]]:
     return texts
 
 
-def language_for(session: Session, account: Account, customer: str, business_number: str | None,
-                 ) -> str:
-    """The contact's language from the CRM, else the business number's default, else the
-    account's."""
-    return _language(account, contact_profile(session, account.id, customer), business_number)
-
-
 def _language(account: Account, profile: ContactProfile | None, business_number: str | None
               ) -> str:
+    """The contact's language from the CRM (``profile``), else the business number's default,
+    else the account's."""
     templates = account.settings["templates"]
     if profile is not None and profile.language:
         code = profile.language.split("-")[0].split("_")[0].lower()

@@ -15,7 +15,9 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
+
+from connector.kernel.batches import take_batch
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,7 @@ class Enqueuer:
     def __init__(self, *, inline: bool = False,
                  batch: Callable[[], AbstractContextManager[object]] | None = None) -> None:
         self.inline = inline
-        self._batch = batch
+        self._batch = batch or nullcontext
         self._pending: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -62,27 +64,13 @@ class Enqueuer:
             thread.join()
 
     def _loop(self) -> None:
-        while (first := self._pending.get()) is not None:
-            waiting: list[Callable[[], None]] = [first]
-            closing = False
-            while len(waiting) < MAX_BATCH:
-                try:
-                    enqueue = self._pending.get_nowait()
-                except queue.Empty:
-                    break
-                if enqueue is None:
-                    closing = True
-                    break
-                waiting.append(enqueue)
-            self._run_together(waiting)
-            if closing:
-                return
+        closing = False
+        while not closing:
+            waiting, closing = take_batch(self._pending, MAX_BATCH)
+            if waiting:
+                self._run_together(waiting)
 
     def _run_together(self, waiting: list[Callable[[], None]]) -> None:
-        if self._batch is None:
-            for enqueue in waiting:
-                _run(enqueue)
-            return
         try:
             with self._batch():
                 for enqueue in waiting:

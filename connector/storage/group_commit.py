@@ -35,6 +35,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from connector.kernel.batches import take_batch
 from connector.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -153,24 +154,11 @@ class GroupCommit:
                 self._thread.start()
 
     def _loop(self) -> None:
-        while True:
-            first = self._pending.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    more = self._pending.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._commit(batch)
-            if stop:
-                return
+        closing = False
+        while not closing:
+            batch, closing = take_batch(self._pending, self.max_batch)
+            if batch:
+                self._commit(batch)
 
     def _commit(self, batch: list[_Write[Any]]) -> None:
         """One transaction for the batch; on any failure, each write in one of its own."""
