@@ -24,7 +24,7 @@ from connector.reporting.explain import explain
 from connector.runtime import Runtime
 from connector.storage.accounts import import_account
 from connector.storage.db import upgrade
-from connector.storage.installations import connection_state
+from connector.storage.installations import connection_state, open_tokens
 from connector.storage.models import (
     Account,
     AccountMember,
@@ -147,7 +147,9 @@ def test_a_new_portal_gets_its_account_installation_properties_and_admin(app, ru
         assert account.settings["carrier"]["numbers"] == []
         row = s.get(Installation, (ACME_ACCOUNT, "hubspot"))
         assert row is not None and row.external_id == str(ACME) and row.status == "active"
-        assert "at-" not in row.tokens and "rt-" not in row.tokens  # sealed
+        tokens = open_tokens(runtime.box, row.tokens)  # sealed: neither token shows as stored
+        assert tokens.access_token.startswith("at-") and tokens.refresh_token
+        assert tokens.access_token not in row.tokens and tokens.refresh_token not in row.tokens
         user = s.scalar(select(User).where(User.email == OWNER))
         assert user is not None and user.role == "admin" and not user.all_accounts
         assert s.get(AccountMember, (user.id, ACME_ACCOUNT)) is not None
