@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 from phonenumbers import timezone as number_timezones
-from sqlalchemy import or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, or_, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from connector.domain.hours import BusinessHours
 from connector.domain.policy import CallFacts, PolicySettings
@@ -29,6 +29,7 @@ from connector.storage.models import (
     LineType,
     Message,
     OptOut,
+    UTCDateTime,
 )
 from connector.storage.states import Purpose
 
@@ -171,20 +172,24 @@ def cached_line_type(
     return row.line_type
 
 
+# Insert the number's row, or replace the one there (expired, or stored by another worker that
+# looked the same number up a moment ago): one statement, valid on SQLite 3.24+ and PostgreSQL.
+_REMEMBER_LINE_TYPE = text(
+    "INSERT INTO line_types (account_id, number, line_type, looked_up_at) "
+    "VALUES (:account_id, :number, :line_type, :now) "
+    "ON CONFLICT (account_id, number) DO UPDATE SET "
+    "line_type = excluded.line_type, looked_up_at = excluded.looked_up_at"
+).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 def remember_line_type(session: Session, account_id: str, number: str, line_type: str,
                        now: datetime) -> None:
-    """Cache a lookup result (replacing an expired one)."""
-    row = session.get(LineType, (account_id, number))
-    if row is None:
-        try:
-            with session.begin_nested():
-                session.add(LineType(account_id=account_id, number=number, line_type=line_type,
-                                     looked_up_at=now))
-            return
-        except IntegrityError:  # another worker looked the same number up just now
-            row = session.get(LineType, (account_id, number), populate_existing=True)
-    if row is not None:
-        row.line_type, row.looked_up_at = line_type, now
+    """Cache a lookup result (replacing an expired one); the caller commits."""
+    session.execute(_REMEMBER_LINE_TYPE, {"account_id": account_id, "number": number,
+                                          "line_type": line_type, "now": now})
+    cached = session.identity_map.get(identity_key(LineType, (account_id, number)))
+    if cached is not None:  # read earlier in this session: let the next read see the new row
+        session.expire(cached)
 
 
 def contact_profile(session: Session, account_id: str, number: str) -> ContactProfile | None:

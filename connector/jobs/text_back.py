@@ -23,7 +23,6 @@ from connector.jobs.alerts import raise_alert
 from connector.jobs.compose import compose
 from connector.jobs.facts import (
     business_number_for,
-    cached_line_type,
     gather,
     is_opted_out,
     remember_line_type,
@@ -88,13 +87,9 @@ def _claim_cooldown(session: Session, account: Account, call: Call, cooldown: ti
 
 
 def _line_type(runtime: JobContext, session: Session, account: Account, call: Call) -> str | None:
-    """The caller's line type, from the cache or one carrier lookup; None when unknown."""
+    """The caller's line type from one carrier lookup (the facts found none cached within its
+    TTL), remembered with the decision; None when unknown."""
     assert call.caller is not None  # noqa: S101
-    now = clock.now()
-    ttl = timedelta(days=account_settings(account).policy.line_type_ttl_days)
-    known = cached_line_type(session, account.id, call.caller, ttl, now)
-    if known is not None:
-        return known
     carrier = runtime.sms_carrier_for(account)
     try:
         found = call_with_retries(lambda: carrier.lookup_line_type(call.caller or ""))
@@ -104,8 +99,7 @@ def _line_type(runtime: JobContext, session: Session, account: Account, call: Ca
         audit(session, call.id, "line_type_lookup_failed", type(exc).__name__)
         return None
     if found:
-        remember_line_type(session, account.id, call.caller, found, now)
-        session.commit()
+        remember_line_type(session, account.id, call.caller, found, clock.now())
     return found
 
 
@@ -145,31 +139,29 @@ def send_text_back(runtime: JobContext, call_id: str) -> None:
         if call is None:
             return
         try:
-            _run(runtime, session, call)
+            account = session.get(Account, call.account_id)
+            assert account is not None  # noqa: S101 - foreign key
+            _run(runtime, session, account, call)
+            call.lease_until = None  # given back in the job's last write, not one of its own
             session.commit()
         except BaseException:
             session.rollback()  # nothing half-done is kept; the sweeper brings the call back
-            raise
-        finally:
             release_lease(session, Call, call_id)
+            raise
         to_crm = call.reason not in policy.NO_CRM_REASONS and call.state != CallState.DECIDED
         if call.state == CallState.TEXTED:
-            _alert_owner(runtime, session, call)
+            _alert_owner(runtime, session, account, call)
     if to_crm:
         runtime.jobs.enqueue_crm_sync(call_id)
 
 
-def _alert_owner(runtime: JobContext, session: Session, call: Call) -> None:
-    account = session.get(Account, call.account_id)
-    assert account is not None  # noqa: S101
+def _alert_owner(runtime: JobContext, session: Session, account: Account, call: Call) -> None:
     owner = owners(account).get(call.owner_id or "")
     if owner is not None:
         raise_alert(runtime, session, account, call, owner, "texted", key="texted")
 
 
-def _run(runtime: JobContext, session: Session, call: Call) -> None:
-    account = session.get(Account, call.account_id)
-    assert account is not None  # noqa: S101 - foreign key
+def _run(runtime: JobContext, session: Session, account: Account, call: Call) -> None:
     if call.state == CallState.RECEIVED:
         _decide_and_write_intent(runtime, session, account, call)
     if call.state == CallState.SCHEDULED:
@@ -178,8 +170,10 @@ def _run(runtime: JobContext, session: Session, call: Call) -> None:
             return
         call.state = CallState.DECIDED
         session.commit()
-    if call.state == CallState.DECIDED and not _cancelled(session, account, call):
-        _send(runtime, session, account, call)
+    if call.state == CallState.DECIDED:
+        message = _text_of(session, call)
+        if not _cancelled(session, account, call, message):
+            _send(runtime, session, account, call, message)
 
 
 def _decide_and_write_intent(runtime: JobContext, session: Session, account: Account, call: Call
@@ -207,8 +201,10 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
     assert call.caller is not None and decision.scenario is not None  # noqa: S101
     business_number = business_number_for(account, call)
     now = clock.now()
-    body, language = compose(session, account, call.caller, business_number, decision.scenario,
-                             now)
+    # Not flushing the decision before the profile's read: the commit below writes the call once.
+    with session.no_autoflush:
+        body, language = compose(session, account, call.caller, business_number,
+                                 decision.scenario, now)
     call.scenario, call.language, call.send_at = decision.scenario, language, decision.send_at
     session.add(Message(
         account_id=account.id, call_id=call.id, direction="outbound",
@@ -229,9 +225,8 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
         runtime.jobs.enqueue_text_back(call.id, eta=decision.send_at)
 
 
-def _cancelled(session: Session, account: Account, call: Call) -> bool:
+def _cancelled(session: Session, account: Account, call: Call, message: Message) -> bool:
     """Cancel a text that should no longer go: opted out since, called back, got through."""
-    message = _text_of(session, call)
     reason: policy.Reason | None = None
     if is_opted_out(session, account.id, call.caller):
         reason = policy.Reason.OPTED_OUT
@@ -272,8 +267,8 @@ class Reconciled(Enum):
     ABSENT = "absent"  # the carrier has no such text: safe to send
 
 
-def _send(runtime: JobContext, session: Session, account: Account, call: Call) -> None:
-    message = _text_of(session, call)
+def _send(runtime: JobContext, session: Session, account: Account, call: Call, message: Message
+          ) -> None:
     carrier = runtime.sms_carrier_for(account)
     if message.send_attempts > 0 and message.status in (MessageStatus.INTENT, MessageStatus.AMBIGUOUS):
         found = _reconcile(runtime, session, call, message)

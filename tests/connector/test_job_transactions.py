@@ -1,5 +1,5 @@
-"""Jobs never hold a write transaction across another write or a network call, and every
-sweeper step runs on both databases."""
+"""Jobs never hold a write transaction across another write or a network call, a text-back
+takes no more transactions than its steps need, and every sweeper step runs on both databases."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
+from connector.jobs.facts import cached_line_type, remember_line_type
 from connector.jobs.sweeper import sweep
+from connector.jobs.text_back import send_text_back
+from connector.kernel import clock
 from connector.runtime import Runtime
 from connector.storage.db import upgrade
-from connector.storage.models import Call, EscalationTimer, Message, SandboxRecord
+from connector.storage.models import Call, EscalationTimer, LineType, Message, SandboxRecord
 from connector.web import create_app
 from tests.conftest import make_settings
 from tests.connector.helpers import BUSINESS, add_account, missed, post, records, sandbox_account
@@ -110,3 +113,74 @@ def test_a_full_caller_verification_status_is_stored_on_both_databases(backend, 
     with backend.db.session() as s:
         call = s.scalar(select(Call))
         assert call.attestation == "TN-Validation-Passed-A" and call.state == "texted"
+
+
+def test_a_text_back_takes_four_transactions_on_both_databases(backend, webhook_secret,
+                                                               monkeypatch):
+    """Lease, decision with its intent row, send attempt, outcome with the lease given back: a
+    text-back costs the database no more round trips than that (a busy worker's text-backs
+    share a machine with the webhooks)."""
+    add_account(backend, sandbox_account("acme", webhook_secret))
+    waiting: list[str] = []
+    monkeypatch.setattr(backend.jobs, "enqueue_text_back", lambda call_id, **_: waiting.append(
+        call_id))
+    monkeypatch.setattr(backend.jobs, "enqueue_crm_sync", lambda call_id: None)
+    client = create_app(backend).test_client()
+    post(client, "acme", "voice", missed(caller=CALLER), webhook_secret)
+    assert len(waiting) == 1
+
+    # What the job's connection runs, in order.
+    steps: list[tuple[int, str]] = []
+
+    def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        steps.append((id(conn.connection.dbapi_connection), " ".join(sql.split())))
+
+    def commit(conn: Any) -> None:
+        steps.append((id(conn.connection.dbapi_connection), "COMMIT"))
+
+    event.listen(backend.db.engine, "before_cursor_execute", statement)
+    event.listen(backend.db.engine, "commit", commit)
+    try:
+        send_text_back(backend, waiting[0])
+    finally:
+        event.remove(backend.db.engine, "before_cursor_execute", statement)
+        event.remove(backend.db.engine, "commit", commit)
+
+    job = steps[0][0]  # the lease is the job's first statement
+    ran: list[str] = []
+    for conn, sql in steps:  # the sandbox carrier's own write may borrow the same connection
+        if conn == job and not (sql == "COMMIT" and "sandbox_records" in ran[-1]):
+            ran.append(sql)
+    ran = [sql for sql in ran if "sandbox_records" not in sql]
+    assert ran[0].startswith("UPDATE calls SET lease_until")
+    assert ran.count("COMMIT") == 4 and ran[-1] == "COMMIT"
+    # The line type comes with the other facts and is remembered by one upsert, no savepoint.
+    assert [s.split(" ")[0] for s in ran if "line_types" in s] == ["SELECT", "INSERT"]
+    assert not [s for s in ran if "SAVEPOINT" in s]
+    # Read once for the cancel check and the send; the lease goes back with the outcome.
+    assert len([s for s in ran if s.startswith("SELECT messages")]) == 1
+    last_call_write = [s for s in ran if s.startswith("UPDATE calls")][-1]
+    assert "state=" in last_call_write and "lease_until=" in last_call_write
+    assert len(ran) - ran.count("COMMIT") <= 18
+    with backend.db.session() as s:
+        call = s.scalar(select(Call))
+        assert call.state == "texted" and call.lease_until is None and call.line_type
+    assert len(records(backend, "acme", "sms")) == 1
+
+
+def test_a_line_type_lookup_is_remembered_and_replaces_an_expired_one(backend, webhook_secret):
+    add_account(backend, sandbox_account("acme", webhook_secret))
+    now = clock.now()
+    with backend.db.session() as s:
+        remember_line_type(s, "acme", CALLER, "landline", now - timedelta(days=400))
+    with backend.db.session() as s:
+        stale = s.get(LineType, ("acme", CALLER))
+        assert stale is not None and stale.line_type == "landline"
+        assert cached_line_type(s, "acme", CALLER, timedelta(days=90), now) is None  # expired
+        remember_line_type(s, "acme", CALLER, "mobile", now)
+        # The row this session read before is not served stale.
+        assert cached_line_type(s, "acme", CALLER, timedelta(days=90), now) == "mobile"
+    with backend.db.session() as s:
+        rows = s.scalars(select(LineType)).all()
+        assert [(r.number, r.line_type) for r in rows] == [(CALLER, "mobile")]
+        assert abs(rows[0].looked_up_at - now) < timedelta(seconds=1)
