@@ -22,6 +22,7 @@ from crm_adapters.hubspot.mappings import (
     associations,
     hs_timestamp,
 )
+from crm_adapters.hubspot.models import sdk_model
 
 # A body HubSpot has turned into rich text (it does so when a user edits it in the UI).
 _LOOKS_HTML = re.compile(r"<(p|br|div|ul|ol)\b", re.IGNORECASE)
@@ -43,7 +44,8 @@ def log_call(api: HubSpotApi, call: CallLog) -> str:
     }
     if call.owner_id:
         props["hubspot_owner_id"] = call.owner_id
-    body = calls_sdk.SimplePublicObjectInputForCreate(
+    body = sdk_model(
+        calls_sdk.SimplePublicObjectInputForCreate,
         properties=props,
         associations=associations(
             calls_sdk, "calls", {"contacts": call.contact_id, "deals": call.deal_id}
@@ -83,7 +85,8 @@ def log_message(api: HubSpotApi, message: MessageLog) -> str:
     }
     if message.owner_id:
         props["hubspot_owner_id"] = message.owner_id
-    body = comms_sdk.SimplePublicObjectInputForCreate(
+    body = sdk_model(
+        comms_sdk.SimplePublicObjectInputForCreate,
         properties=props,
         associations=associations(
             comms_sdk,
@@ -121,7 +124,8 @@ def create_task(api: HubSpotApi, task: TaskSpec) -> str:
         props["hubspot_owner_id"] = task.owner_id
     if task.queue_id:
         props["hs_queue_membership_ids"] = task.queue_id
-    body = tasks_sdk.SimplePublicObjectInputForCreate(
+    body = sdk_model(
+        tasks_sdk.SimplePublicObjectInputForCreate,
         properties=props,
         associations=associations(
             tasks_sdk, "tasks", {"contacts": task.contact_id, "deals": task.deal_id}
@@ -153,7 +157,8 @@ def append_to_task(api: HubSpotApi, task_id: str, text: str) -> None:
             task_id=task_id, properties=["hs_task_body"], _request_timeout=api.timeout
         )
     body = (current.properties or {}).get("hs_task_body") or ""
-    update = tasks_sdk.SimplePublicObjectInput(properties={"hs_task_body": appended(body, text)})
+    update = sdk_model(tasks_sdk.SimplePublicObjectInput,
+                       properties={"hs_task_body": appended(body, text)})
     with api.translating("task update", ambiguous=True):
         api.tasks.update(
             task_id=task_id, simple_public_object_input=update, _request_timeout=api.timeout
@@ -162,7 +167,7 @@ def append_to_task(api: HubSpotApi, task_id: str, text: str) -> None:
 
 def raise_task_priority(api: HubSpotApi, task_id: str) -> None:
     """``PATCH`` ``hs_task_priority`` to HIGH (an escalation); idempotent."""
-    update = tasks_sdk.SimplePublicObjectInput(properties={"hs_task_priority": "HIGH"})
+    update = sdk_model(tasks_sdk.SimplePublicObjectInput, properties={"hs_task_priority": "HIGH"})
     with api.translating("task priority", ambiguous=False):
         api.tasks.update(
             task_id=task_id, simple_public_object_input=update, _request_timeout=api.timeout
@@ -176,9 +181,11 @@ def find_task(api: HubSpotApi, marker: str) -> str | None:
     comes back to a task an earlier attempt may have made, minutes later.
     https://developers.hubspot.com/docs/api/crm/search
     """
-    request = tasks_sdk.PublicObjectSearchRequest(
-        filter_groups=[tasks_sdk.FilterGroup(filters=[tasks_sdk.Filter(
-            property_name="hs_task_body", operator="CONTAINS_TOKEN", value=marker)])],
+    marker_filter = sdk_model(tasks_sdk.Filter, property_name="hs_task_body",
+                              operator="CONTAINS_TOKEN", value=marker)
+    request = sdk_model(
+        tasks_sdk.PublicObjectSearchRequest,
+        filter_groups=[sdk_model(tasks_sdk.FilterGroup, filters=[marker_filter])],
         properties=["hs_task_body"], limit=1,
         sorts=[{"propertyName": "hs_createdate", "direction": "DESCENDING"}],
     )

@@ -31,6 +31,7 @@ from connector.kernel.errors import PermanentProviderError, TransientProviderErr
 from connector.kernel.phone import national_digits, region_of, to_e164
 from crm_adapters.base import CrmContact
 from crm_adapters.hubspot.client import PROVIDER, HubSpotApi, HubSpotConflictError
+from crm_adapters.hubspot.models import sdk_model
 
 #: The app-owned contact property holding the caller's E.164, created with ``hasUniqueValue`` so
 #: ``batch/upsert`` can key on it (``phone`` itself is not unique and cannot be an idProperty).
@@ -67,12 +68,12 @@ def search_request(e164: str) -> PublicObjectSearchRequest:
         ("mobilephone", e164),
     )
     groups = [
-        FilterGroup(filters=[Filter(property_name=name, operator="EQ", value=value)])
+        sdk_model(FilterGroup, filters=[
+            sdk_model(Filter, property_name=name, operator="EQ", value=value)])
         for name, value in pairs
     ]
-    return PublicObjectSearchRequest(
-        filter_groups=groups, properties=list(SEARCH_PROPERTIES), limit=SEARCH_LIMIT
-    )
+    return sdk_model(PublicObjectSearchRequest, filter_groups=groups,
+                     properties=list(SEARCH_PROPERTIES), limit=SEARCH_LIMIT)
 
 
 def matches(properties: Mapping[str, Any], e164: str) -> bool:
@@ -140,7 +141,8 @@ class ContactFinder:
         with self._lock:
             if self._property_ready:
                 return
-            spec = PropertyCreate(
+            spec = sdk_model(
+                PropertyCreate,
                 name=UNIQUE_PHONE_PROPERTY,
                 label="Phone (E.164, textback)",
                 description="Caller number in E.164, written by textback to find this contact.",
@@ -169,13 +171,10 @@ class ContactFinder:
             props["firstname"] = first
         if last:
             props["lastname"] = last
-        body = BatchInputSimplePublicObjectBatchInputUpsert(
-            inputs=[
-                SimplePublicObjectBatchInputUpsert(
-                    id=e164, id_property=UNIQUE_PHONE_PROPERTY, properties=props
-                )
-            ]
-        )
+        body = sdk_model(BatchInputSimplePublicObjectBatchInputUpsert, inputs=[
+            sdk_model(SimplePublicObjectBatchInputUpsert,
+                      id=e164, id_property=UNIQUE_PHONE_PROPERTY, properties=props)
+        ])
         try:
             with self.api.translating("contact upsert", ambiguous=False):
                 response = self.api.contacts_batch.upsert(
@@ -202,9 +201,10 @@ class ContactFinder:
         return _contact(record, e164, created=bool(getattr(record, "new", False)))
 
     def _read_by_unique_property(self, e164: str) -> CrmContact:
-        body = BatchReadInputSimplePublicObjectId(
+        body = sdk_model(
+            BatchReadInputSimplePublicObjectId,
             id_property=UNIQUE_PHONE_PROPERTY,
-            inputs=[SimplePublicObjectId(id=e164)],
+            inputs=[sdk_model(SimplePublicObjectId, id=e164)],
             properties=list(SEARCH_PROPERTIES),
         )
         with self.api.translating("contact read", ambiguous=False):

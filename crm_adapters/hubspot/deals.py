@@ -18,6 +18,7 @@ from connector.kernel.errors import ConfigurationError, PermanentProviderError
 from crm_adapters.base import LeadSpec
 from crm_adapters.hubspot.client import HubSpotApi
 from crm_adapters.hubspot.mappings import DEFAULT_CLOSED_STAGES, associations
+from crm_adapters.hubspot.models import sdk_model
 
 DEAL_READ_PROPERTIES = ("dealstage", "pipeline", "hs_is_closed")
 
@@ -70,7 +71,8 @@ def set_pipeline_stage(api: HubSpotApi, lead: LeadSpec, existing_id: str | None)
     props = {"dealname": lead.name, "pipeline": pipeline, "dealstage": stage}
     if lead.owner_id:
         props["hubspot_owner_id"] = lead.owner_id
-    body = deals_sdk.SimplePublicObjectInputForCreate(
+    body = sdk_model(
+        deals_sdk.SimplePublicObjectInputForCreate,
         properties=props,
         associations=associations(deals_sdk, "deals", {"contacts": lead.contact_id}),
     )

@@ -8,6 +8,7 @@ from types import ModuleType
 from typing import Any
 
 from connector.kernel.events import CallOutcome
+from crm_adapters.hubspot.models import sdk_model
 
 #: HUBSPOT_DEFINED association type ids, directional (from object -> to object). A reverse id on a
 #: forward call fails.
@@ -68,13 +69,13 @@ def associations(
     for to_type, record_id in targets.items():
         if not record_id:
             continue
-        spec = package.AssociationSpec(
+        spec = sdk_model(
+            package.AssociationSpec,
             association_category="HUBSPOT_DEFINED",
             association_type_id=ASSOCIATION_TYPE_IDS[(from_type, to_type)],
         )
         result.append(
-            package.PublicAssociationsForObject(
-                to=package.PublicObjectId(id=str(record_id)), types=[spec]
-            )
+            sdk_model(package.PublicAssociationsForObject,
+                      to=sdk_model(package.PublicObjectId, id=str(record_id)), types=[spec])
         )
     return result

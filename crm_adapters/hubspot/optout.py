@@ -14,6 +14,7 @@ from hubspot.crm.contacts import SimplePublicObjectInput
 from hubspot.crm.properties import OptionInput, PropertyCreate
 
 from crm_adapters.hubspot.client import HubSpotApi, HubSpotConflictError
+from crm_adapters.hubspot.models import sdk_model
 
 OPT_OUT_PROPERTY = "textback_sms_opt_out"
 
@@ -31,7 +32,8 @@ class OptOutMarker:
         with self._lock:
             if self._ready:
                 return
-            spec = PropertyCreate(
+            spec = sdk_model(
+                PropertyCreate,
                 name=OPT_OUT_PROPERTY,
                 label="Opted out of texts (textback)",
                 description="Set by textback when this contact texts STOP; cleared on START.",
@@ -39,8 +41,8 @@ class OptOutMarker:
                 type="bool",
                 field_type="booleancheckbox",
                 options=[
-                    OptionInput(label="Yes", value="true", display_order=0, hidden=False),
-                    OptionInput(label="No", value="false", display_order=1, hidden=False),
+                    sdk_model(OptionInput, label="Yes", value="true", display_order=0, hidden=False),
+                    sdk_model(OptionInput, label="No", value="false", display_order=1, hidden=False),
                 ],
             )
             try:
@@ -59,8 +61,9 @@ class OptOutMarker:
         with self.api.translating("contact opt-out update", ambiguous=False):
             self.api.contacts_basic.update(
                 contact_id,
-                simple_public_object_input=SimplePublicObjectInput(
-                    properties={OPT_OUT_PROPERTY: "true" if opted_out else "false"}
+                simple_public_object_input=sdk_model(
+                    SimplePublicObjectInput,
+                    properties={OPT_OUT_PROPERTY: "true" if opted_out else "false"},
                 ),
                 _request_timeout=self.api.timeout,
             )

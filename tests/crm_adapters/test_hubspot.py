@@ -793,3 +793,33 @@ def test_documented_api_calls_match_the_requests_made(crm: HubSpotCrm, stub: Hub
     assert len(stub.routes()) == api_calls_per_missed_call("linked") == 4
     with pytest.raises(ValueError):
         api_calls_per_missed_call("returning")
+
+
+def test_a_crm_write_leaves_the_process_logging_alone(
+    crm: HubSpotCrm, stub: HubSpotStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every SDK model built without a configuration made its own, which resets the SDK's and
+    # urllib3's logger levels and so empties the level cache of every logger in the process.
+    def write_everything() -> None:
+        contact, deal = new_contact_and_deal(crm)
+        crm.log_call(CallLog(contact, CALLER, BUSINESS, CallOutcome.NO_ANSWER, WHEN,
+                             "Missed call", "Texted back.", deal_id=deal))
+        crm.log_message(MessageLog(contact, "outbound", "Sorry we missed you", WHEN, BUSINESS,
+                                   CALLER, deal_id=deal))
+        task = crm.create_task(TaskSpec(contact, "Call back", "Missed", WHEN, deal_id=deal))
+        crm.append_to_task(task, "They replied.")
+        crm.find_task("marker")
+        crm.set_opt_out(contact, True)
+
+    write_everything()  # the first write of each kind may set its SDK package up
+    resets: list[str] = []
+    real_set_level = logging.Logger.setLevel
+
+    def set_level(logger: logging.Logger, level: int | str) -> None:
+        resets.append(logger.name)
+        real_set_level(logger, level)
+
+    monkeypatch.setattr(logging.Logger, "setLevel", set_level)
+    write_everything()
+    assert resets == []
+    assert len(bodies(stub, "POST /crm/v3/objects/calls")) == 2
