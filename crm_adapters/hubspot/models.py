@@ -3,8 +3,8 @@
 Each model the HubSpot SDK generates takes a ``local_vars_configuration``; left out, the model
 builds a new ``Configuration``, whose constructor sets the level of the SDK's logger and of
 urllib3's. Setting any logger's level empties the level cache of every logger in the process, so
-one CRM write (a dozen or more models: filters, associations, inputs) cost a dozen rounds of
-that, and every log call in every thread then recomputed its level. The configuration is only
+one missed call's CRM write (about thirty models: filters, associations, inputs) cost about
+thirty rounds of that, and every log call in every thread then recomputed its level. The configuration is only
 read by the models (``client_side_validation``), so one per package serves every thread.
 """
 
