@@ -731,6 +731,41 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pids: Sequence[int]) -> float:
+    """User + system CPU seconds the processes and everything below them have used so far
+    (read from /proc; 0 elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0
+    for root in pids:
+        for pid in process_tree(root):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def wait_until_idle(pids: Sequence[int], *, busy: float = 0.05, window: float = 0.5,
+                    timeout: float = 60.0) -> float:
+    """Wait until the processes (and their children) use less than ``busy`` of a core over a
+    ``window``: they have finished starting up. Returns the seconds waited; warns on timeout.
+
+    A baseline measured while another server is still importing and connecting would share the
+    machine with that start-up work.
+    """
+    began = time.monotonic()
+    used = cpu_seconds(pids)
+    while time.monotonic() - began < timeout:
+        time.sleep(window)
+        now = cpu_seconds(pids)
+        if now - used < busy * window:
+            return time.monotonic() - began
+        used = now
+    print(f"warning: textback's processes were still busy after {timeout:.0f} s")
+    return time.monotonic() - began
+
+
 def rss_mib(pid: int) -> float | None:
     """Resident memory of one process in MiB (None once it is gone, or off Linux)."""
     try:

@@ -7,7 +7,8 @@ many threads, one keep-alive connection each). The same load goes, in the same r
 Flask app that only verifies ``X-Twilio-Signature`` with twilio's ``RequestValidator`` and returns
 TwiML, served by waitress with the same thread count as ``textback serve`` (its ``--threads``
 default) in its own process. The bare app is warmed up and measured at every concurrency first,
-while textback has taken no load, so none of textback's background work shares its machine.
+once textback's processes have finished starting and while textback has taken no load, so none of
+textback's work shares its machine.
 Textback is then warmed up and measured at each concurrency in turn; each run starts once the
 last run's callers have been texted.
 
@@ -62,6 +63,7 @@ from _common import (
     start_stubs,
     textback_env,
     wait_for_http,
+    wait_until_idle,
 )
 
 Request = tuple[bytes, dict[str, str]]
@@ -245,12 +247,13 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str],
         serve_args = [] if args.processes is None else ["--processes", str(args.processes)]
         if args.textback_workers is not None:
             serve_args += ["--workers", str(args.textback_workers)]
-        start_serve(procs, tmp, env, tb_port, *serve_args)
+        textback_pids = [start_serve(procs, tmp, env, tb_port, *serve_args).pid]
         jobs_run = args.textback_workers != 0
         if queue_url and jobs_run:
             for n in range(1, args.workers + 1):
-                procs.start(f"textback worker {n}", [str(BIN / "textback"), "worker"], env=env,
-                            log_path=tmp / f"worker-{n}.log")
+                textback_pids.append(procs.start(
+                    f"textback worker {n}", [str(BIN / "textback"), "worker"], env=env,
+                    log_path=tmp / f"worker-{n}.log").pid)
         bare = procs.start(
             "bare flask",
             [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(bare_port)],
@@ -258,6 +261,9 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str],
             stdin_pipe=True,
         )
         wait_for_http(f"http://127.0.0.1:{bare_port}/healthz", bare)
+        # textback's processes have started (imports, connections, the first sweep) before the
+        # bare app is measured: that start-up is not load the bare app should share the machine with.
+        wait_until_idle([*textback_pids, bare.pid])
         # The bare app first, while textback has taken no load (so none of textback's background
         # work, texts or the CRM writes that follow them at the CRM's pace, shares its machine).
         warm_up(bare_port, numbers, args)
