@@ -21,12 +21,7 @@ from connector.domain import policy
 from connector.domain.hours import BusinessHours
 from connector.jobs.alerts import raise_alert
 from connector.jobs.compose import compose
-from connector.jobs.facts import (
-    business_number_for,
-    gather,
-    is_opted_out,
-    remember_line_type,
-)
+from connector.jobs.facts import business_number_for, gather, remember_line_type
 from connector.jobs.routing import choose_owner, owners
 from connector.jobs.steps import audit, call_with_retries, release_lease, take_lease
 from connector.kernel import clock
@@ -47,6 +42,7 @@ from connector.storage.models import (
     Call,
     CallActivity,
     Message,
+    OptOut,
     UTCDateTime,
 )
 from connector.storage.states import TEXT_BACK_STATES, CallState, MessageStatus, Purpose
@@ -163,7 +159,10 @@ def _alert_owner(runtime: JobContext, session: Session, account: Account, call: 
 
 def _run(runtime: JobContext, session: Session, account: Account, call: Call) -> None:
     if call.state == CallState.RECEIVED:
-        _decide_and_write_intent(runtime, session, account, call)
+        sending = _decide_and_write_intent(runtime, session, account, call)
+        if sending is not None:
+            _send(runtime, session, account, call, sending, attempt_recorded=True)
+            return
     if call.state == CallState.SCHEDULED:
         if call.send_at is not None and clock.now() < call.send_at - timedelta(seconds=1):
             runtime.jobs.enqueue_text_back(call.id, eta=call.send_at)
@@ -177,11 +176,16 @@ def _run(runtime: JobContext, session: Session, account: Account, call: Call) ->
 
 
 def _decide_and_write_intent(runtime: JobContext, session: Session, account: Account, call: Call
-                             ) -> None:
-    """Decide, and write the decision and the text's intent row in one commit.
+                             ) -> Message | None:
+    """Decide, and write the decision and the text's intent row in one commit; the text to send
+    now, if any.
 
-    A worker killed before that commit leaves the call "received", so the sweeper decides it
-    again; one killed after it leaves a decided call with its intent row, which is sent.
+    A text to go now is checked for an opt-out, a call back or an answered call since the missed
+    call before that commit, and its first send attempt is recorded in it, as :func:`_send`
+    records one before every carrier call. A worker killed before that commit leaves the call
+    "received", so the sweeper decides it again; one killed after it leaves a decided call whose
+    text is reconciled with the carrier's records before it is sent again. A text held for later
+    is written with no attempt, and checked again when it is due.
     """
     decision = decide_call(runtime, session, account, call)
     call.decision = decision.action.value
@@ -197,21 +201,26 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
     if not decision.texts:
         call.state = CallState.SUPPRESSED
         session.commit()
-        return
+        return None
     assert call.caller is not None and decision.scenario is not None  # noqa: S101
     business_number = business_number_for(account, call)
     now = clock.now()
-    # Not flushing the decision before the profile's read: the commit below writes the call once.
+    later = decision.send_at is not None and decision.send_at > now + timedelta(seconds=1)
+    # Not flushing the decision before these reads: the commit below writes the call once.
     with session.no_autoflush:
         body, language = compose(session, account, call.caller, business_number,
                                  decision.scenario, now)
+        cancel = None if later else _cancel_reason(session, account, call)
     call.scenario, call.language, call.send_at = decision.scenario, language, decision.send_at
-    session.add(Message(
+    sending = not later and cancel is None
+    message = Message(
         account_id=account.id, call_id=call.id, direction="outbound",
         purpose_key=Purpose.TEXT_BACK.key(call.id), customer=call.caller,
-        business_number=business_number or "", body=body, status=MessageStatus.INTENT,
-    ))
-    later = decision.send_at is not None and decision.send_at > now + timedelta(seconds=1)
+        business_number=business_number or "", body=body,
+        status=MessageStatus.CANCELLED if cancel else MessageStatus.INTENT,
+        send_attempts=1 if sending else 0, last_attempt_at=now if sending else None,
+    )
+    session.add(message)
     if later:
         assert decision.send_at is not None  # noqa: S101
         call.state = CallState.SCHEDULED
@@ -220,29 +229,44 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
     else:
         call.state = CallState.DECIDED
         audit(session, call.id, "text_intent", "intent written before the carrier call")
+        if cancel is not None:
+            call.state, call.reason = CallState.CANCELLED, cancel.value
+            audit(session, call.id, "text_cancelled", cancel.value)
     session.commit()
     if later:
         runtime.jobs.enqueue_text_back(call.id, eta=decision.send_at)
+    return message if sending else None
+
+
+def _cancel_reason(session: Session, account: Account, call: Call) -> policy.Reason | None:
+    """Why the caller's text should no longer go, read in one statement: the caller opted out,
+    the business called back, or a later call got through; None when it should go."""
+    assert call.caller is not None  # noqa: S101 - texts go to callers with a number
+    found = session.execute(select(
+        select(OptOut.number).where(
+            OptOut.account_id == account.id, OptOut.number == call.caller,
+        ).exists().label("opted_out"),
+        select(CallActivity.direction).where(
+            CallActivity.account_id == account.id,
+            CallActivity.customer == call.caller,
+            CallActivity.at >= call.occurred_at,
+        ).order_by(CallActivity.at).limit(1).scalar_subquery().label("answered"),
+    )).one()
+    if found.opted_out:
+        return policy.Reason.OPTED_OUT
+    if found.answered == "outbound":
+        return policy.Reason.CALLED_BACK
+    if found.answered == "inbound":
+        return policy.Reason.ANSWERED_LATER
+    return None
 
 
 def _cancelled(session: Session, account: Account, call: Call, message: Message) -> bool:
     """Cancel a text that should no longer go: opted out since, called back, got through."""
-    reason: policy.Reason | None = None
-    if is_opted_out(session, account.id, call.caller):
-        reason = policy.Reason.OPTED_OUT
-    else:
-        answered = session.scalar(
-            select(CallActivity.direction).where(
-                CallActivity.account_id == account.id,
-                CallActivity.customer == call.caller,
-                CallActivity.at >= call.occurred_at,
-            ).order_by(CallActivity.at).limit(1)
-        )
-        if answered == "outbound":
-            reason = policy.Reason.CALLED_BACK
-        elif answered == "inbound":
-            reason = policy.Reason.ANSWERED_LATER
-    if reason is None or message.send_attempts > 0:
+    if message.send_attempts > 0:
+        return False  # it may have gone: the carrier's records settle it, not a cancel
+    reason = _cancel_reason(session, account, call)
+    if reason is None:
         return False
     message.status = MessageStatus.CANCELLED
     call.state, call.reason = CallState.CANCELLED, reason.value
@@ -267,19 +291,23 @@ class Reconciled(Enum):
     ABSENT = "absent"  # the carrier has no such text: safe to send
 
 
-def _send(runtime: JobContext, session: Session, account: Account, call: Call, message: Message
-          ) -> None:
+def _send(runtime: JobContext, session: Session, account: Account, call: Call, message: Message,
+          *, attempt_recorded: bool = False) -> None:
+    """Send the text; an attempt is committed before the carrier is called (``attempt_recorded``:
+    the decision's commit recorded it), and one whose outcome is unknown is reconciled first."""
     carrier = runtime.sms_carrier_for(account)
-    if message.send_attempts > 0 and message.status in (MessageStatus.INTENT, MessageStatus.AMBIGUOUS):
-        found = _reconcile(runtime, session, call, message)
-        if found is Reconciled.WAIT:
-            return  # rescheduled, or waiting for the carrier's status callback
-        if isinstance(found, SendResult):
-            _mark_sent(session, call, message, found, "reconciled: the carrier had sent it")
-            return
-    message.send_attempts += 1
-    message.last_attempt_at = clock.now()
-    session.commit()
+    if not attempt_recorded:
+        if message.send_attempts > 0 and message.status in (MessageStatus.INTENT,
+                                                            MessageStatus.AMBIGUOUS):
+            found = _reconcile(runtime, session, call, message)
+            if found is Reconciled.WAIT:
+                return  # rescheduled, or waiting for the carrier's status callback
+            if isinstance(found, SendResult):
+                _mark_sent(session, call, message, found, "reconciled: the carrier had sent it")
+                return
+        message.send_attempts += 1
+        message.last_attempt_at = clock.now()
+        session.commit()
     status_url = runtime.webhook_url(carrier.name, account.id, "status")
     try:
         result = call_with_retries(

@@ -212,6 +212,34 @@ def test_pending_text_is_cancelled_when_someone_got_through(app, runtime, webhoo
     assert "cancelled" in records(runtime, "acme", "task")[0]["body"]
 
 
+@pytest.mark.parametrize(("event", "reason"), [
+    ({"call_id": "CB1", "direction": "outbound", "to": CALLER, "outcome": "answered"},
+     "called_back"),
+    ({"call_id": "IN2", "from": CALLER, "to": BUSINESS, "outcome": "answered"}, "answered_later"),
+])
+def test_a_text_due_at_once_is_cancelled_when_someone_got_through_before_its_job_ran(
+        app, runtime, webhook_secret, monkeypatch, event, reason):  # type: ignore[no-untyped-def]
+    from connector.jobs.text_back import send_text_back
+
+    add_account(runtime, account(webhook_secret))
+    waiting: list[str] = []
+    monkeypatch.setattr(runtime.jobs, "enqueue_text_back",
+                        lambda call_id, **_: waiting.append(call_id))
+    client = app.test_client()
+    post(client, "acme", "voice", missed(), webhook_secret)
+    # The business reaches the caller while the text-back job is still in the queue.
+    assert post(client, "acme", "voice", event, webhook_secret).status_code == 200
+    monkeypatch.undo()
+    send_text_back(runtime, waiting[0])
+    call = call_row(runtime)
+    assert (call.state, call.reason) == ("cancelled", reason)
+    assert records(runtime, "acme", "sms") == []
+    with runtime.db.session() as s:
+        text = s.scalar(select(Message).where(Message.call_id == call.id))
+        assert text is not None and (text.status, text.send_attempts) == ("cancelled", 0)
+    assert "cancelled" in records(runtime, "acme", "task")[0]["body"]
+
+
 def test_stop_during_the_delay_wins(app, runtime, webhook_secret):
     _schedule(runtime, webhook_secret, app, send_delay_seconds=120)
     post(app.test_client(), "acme", "sms", {"message_id": "M1", "from": CALLER, "to": BUSINESS,

@@ -250,6 +250,47 @@ def test_a_kill_during_the_decision_loses_no_text(
     assert len(records(runtime, "acme", "task")) == 1
 
 
+# -- 3. a worker killed around the carrier call ------------------------------------------------
+
+
+@pytest.mark.parametrize("accepted", [False, True], ids=["before the carrier took it",
+                                                         "after the carrier took it"])
+def test_a_kill_around_the_carrier_call_is_reconciled_and_texts_once(
+        app, runtime, acme, twilio, frozen_clock, monkeypatch, accepted):  # type: ignore[no-untyped-def]
+    from carrier_adapters.twilio import TwilioCarrier
+
+    real_send = TwilioCarrier.send_sms
+
+    def send_then_die(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if accepted:
+            real_send(self, *args, **kwargs)
+        raise Killed
+
+    monkeypatch.setattr(TwilioCarrier, "send_sms", send_then_die)
+    with pytest.raises(Killed):
+        missed_call(app.test_client())
+    monkeypatch.undo()
+    # The attempt was committed with the decision, before the carrier was called: whatever the
+    # carrier did, the next run asks it rather than sending blind.
+    message = text_back(runtime)
+    assert (message.status, message.send_attempts) == ("intent", 1)
+    assert the_call(runtime).state == "decided"
+    assert twilio.sends_to(CALLER) == (1 if accepted else 0)
+
+    frozen_clock.shift(5 * 60)  # the lease lapses; the sweeper finds the call stalled
+    sweep(runtime)
+    assert twilio.sends_to(CALLER) == 1
+    message = text_back(runtime)
+    assert message.status == "sent" and message.carrier_message_id == twilio.texts[0]["sid"]
+    assert the_call(runtime).state == "texted"
+    with runtime.db.session() as s:
+        steps = s.execute(select(CallEvent.step, CallEvent.detail).where(
+            CallEvent.call_id == the_call(runtime).id)).tuples().all()
+    assert (("texted", "reconciled: the carrier had sent it") if accepted
+            else ("reconciled", "the carrier has no such text; sending")) in steps
+    assert len(records(runtime, "acme", "task")) == 1
+
+
 # -- 4. two workers racing for one call ----------------------------------------------------------
 
 
