@@ -217,7 +217,7 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
         account_id=account.id, call_id=call.id, direction="outbound",
         purpose_key=Purpose.TEXT_BACK.key(call.id), customer=call.caller,
         business_number=business_number or "", body=body,
-        status=MessageStatus.CANCELLED if cancel else MessageStatus.INTENT,
+        status=MessageStatus.INTENT if cancel is None else MessageStatus.CANCELLED,
         send_attempts=1 if sending else 0, last_attempt_at=now if sending else None,
     )
     session.add(message)
