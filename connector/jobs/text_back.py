@@ -167,8 +167,7 @@ def _run(runtime: JobContext, session: Session, account: Account, call: Call) ->
         if call.send_at is not None and clock.now() < call.send_at - timedelta(seconds=1):
             runtime.jobs.enqueue_text_back(call.id, eta=call.send_at)
             return
-        call.state = CallState.DECIDED
-        session.commit()
+        call.state = CallState.DECIDED  # committed with the send attempt, or the cancel
     if call.state == CallState.DECIDED:
         message = _text_of(session, call)
         if not _cancelled(session, account, call, message):

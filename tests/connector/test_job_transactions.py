@@ -115,6 +115,33 @@ def test_a_full_caller_verification_status_is_stored_on_both_databases(backend, 
         assert call.attestation == "TN-Validation-Passed-A" and call.state == "texted"
 
 
+def text_back_statements(runtime: Runtime, call_id: str) -> list[str]:
+    """What one text-back job's own connection runs, in order, ``COMMIT`` included (the sandbox
+    carrier's own writes left out)."""
+    steps: list[tuple[int, str]] = []
+
+    def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        steps.append((id(conn.connection.dbapi_connection), " ".join(sql.split())))
+
+    def commit(conn: Any) -> None:
+        steps.append((id(conn.connection.dbapi_connection), "COMMIT"))
+
+    event.listen(runtime.db.engine, "before_cursor_execute", statement)
+    event.listen(runtime.db.engine, "commit", commit)
+    try:
+        send_text_back(runtime, call_id)
+    finally:
+        event.remove(runtime.db.engine, "before_cursor_execute", statement)
+        event.remove(runtime.db.engine, "commit", commit)
+
+    job = steps[0][0]  # the lease is the job's first statement
+    ran: list[str] = []
+    for conn, sql in steps:  # the sandbox carrier's own write may borrow the same connection
+        if conn == job and not (sql == "COMMIT" and "sandbox_records" in ran[-1]):
+            ran.append(sql)
+    return [sql for sql in ran if "sandbox_records" not in sql]
+
+
 def test_a_text_back_takes_three_transactions_on_both_databases(backend, webhook_secret,
                                                                 monkeypatch):
     """Lease; decision with its intent row and first send attempt; outcome with the lease given
@@ -129,29 +156,7 @@ def test_a_text_back_takes_three_transactions_on_both_databases(backend, webhook
     post(client, "acme", "voice", missed(caller=CALLER), webhook_secret)
     assert len(waiting) == 1
 
-    # What the job's connection runs, in order.
-    steps: list[tuple[int, str]] = []
-
-    def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
-        steps.append((id(conn.connection.dbapi_connection), " ".join(sql.split())))
-
-    def commit(conn: Any) -> None:
-        steps.append((id(conn.connection.dbapi_connection), "COMMIT"))
-
-    event.listen(backend.db.engine, "before_cursor_execute", statement)
-    event.listen(backend.db.engine, "commit", commit)
-    try:
-        send_text_back(backend, waiting[0])
-    finally:
-        event.remove(backend.db.engine, "before_cursor_execute", statement)
-        event.remove(backend.db.engine, "commit", commit)
-
-    job = steps[0][0]  # the lease is the job's first statement
-    ran: list[str] = []
-    for conn, sql in steps:  # the sandbox carrier's own write may borrow the same connection
-        if conn == job and not (sql == "COMMIT" and "sandbox_records" in ran[-1]):
-            ran.append(sql)
-    ran = [sql for sql in ran if "sandbox_records" not in sql]
+    ran = text_back_statements(backend, waiting[0])
     assert ran[0].startswith("UPDATE calls SET lease_until")
     assert ran.count("COMMIT") == 3 and ran[-1] == "COMMIT"
     # The intent row goes in with its first send attempt, before the carrier call, and is not
@@ -175,6 +180,37 @@ def test_a_text_back_takes_three_transactions_on_both_databases(backend, webhook
         assert call.state == "texted" and call.lease_until is None and call.line_type
         text = s.scalar(select(Message))
         assert (text.status, text.send_attempts) == ("sent", 1) and text.last_attempt_at
+    assert len(records(backend, "acme", "sms")) == 1
+
+
+def test_a_held_text_goes_in_three_transactions_on_both_databases(backend, webhook_secret,
+                                                                  monkeypatch, frozen_clock):
+    """When a held text is due: the lease; the call decided with the send attempt; the outcome."""
+    doc = sandbox_account("acme", webhook_secret)
+    doc["policy"] = {"send_delay_seconds": 120}
+    add_account(backend, doc)
+    waiting: list[str] = []
+    monkeypatch.setattr(backend.jobs, "enqueue_text_back", lambda call_id, **_: waiting.append(
+        call_id))
+    monkeypatch.setattr(backend.jobs, "enqueue_crm_sync", lambda call_id: None)
+    post(create_app(backend).test_client(), "acme", "voice", missed(caller=CALLER),
+         webhook_secret)
+    send_text_back(backend, waiting[0])  # decides, and holds the text for two minutes
+    with backend.db.session() as s:
+        assert s.scalar(select(Call)).state == "scheduled"
+    frozen_clock.shift(121)
+
+    ran = text_back_statements(backend, waiting[0])
+    assert ran[0].startswith("UPDATE calls SET lease_until")
+    assert ran.count("COMMIT") == 3 and ran[-1] == "COMMIT"
+    # The call is decided in the same write as the send attempt, before the carrier call.
+    attempt = ran[ran.index("COMMIT") + 1:ran.index("COMMIT", ran.index("COMMIT") + 1)]
+    assert any(s.startswith("UPDATE calls SET state=") for s in attempt)
+    assert any(s.startswith("UPDATE messages SET send_attempts=") for s in attempt)
+    with backend.db.session() as s:
+        assert s.scalar(select(Call)).state == "texted"
+        text = s.scalar(select(Message))
+        assert (text.status, text.send_attempts) == ("sent", 1)
     assert len(records(backend, "acme", "sms")) == 1
 
 
