@@ -216,7 +216,7 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
         account_id=account.id, call_id=call.id, direction="outbound",
         purpose_key=Purpose.TEXT_BACK.key(call.id), customer=call.caller,
         business_number=business_number or "", body=body,
-        status=MessageStatus.INTENT if cancel is None else MessageStatus.CANCELLED,
+        status=MessageStatus.INTENT,
         send_attempts=1 if sending else 0, last_attempt_at=now if sending else None,
     )
     session.add(message)
@@ -229,8 +229,7 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
         call.state = CallState.DECIDED
         audit(session, call.id, "text_intent", "intent written before the carrier call")
         if cancel is not None:
-            call.state, call.reason = CallState.CANCELLED, cancel.value
-            audit(session, call.id, "text_cancelled", cancel.value)
+            _cancel(session, call, message, cancel)
     session.commit()
     if later:
         runtime.jobs.enqueue_text_back(call.id, eta=decision.send_at)
@@ -267,10 +266,14 @@ def _cancelled(session: Session, account: Account, call: Call, message: Message)
     reason = _cancel_reason(session, account, call)
     if reason is None:
         return False
+    _cancel(session, call, message, reason)
+    return True
+
+
+def _cancel(session: Session, call: Call, message: Message, reason: policy.Reason) -> None:
     message.status = MessageStatus.CANCELLED
     call.state, call.reason = CallState.CANCELLED, reason.value
     audit(session, call.id, "text_cancelled", reason.value)
-    return True
 
 
 def _text_of(session: Session, call: Call) -> Message:

@@ -225,6 +225,16 @@ class Killed(BaseException):
     """Stands for kill -9: nothing after it runs, and nothing uncommitted survives."""
 
 
+def missed_call_killed(app: Any, monkeypatch: pytest.MonkeyPatch, target: object, name: str,
+                       stand_in: Any) -> None:
+    """A missed call whose job is killed where ``stand_in`` (in place of ``target.name``) raises
+    :class:`Killed`; the stand-in is gone afterwards."""
+    with monkeypatch.context() as patched:
+        patched.setattr(target, name, stand_in)
+        with pytest.raises(Killed):
+            missed_call(app.test_client())
+
+
 def test_a_kill_during_the_decision_loses_no_text(
         app, runtime, acme, twilio, frozen_clock, monkeypatch):  # type: ignore[no-untyped-def]
     import connector.jobs.text_back as workflow
@@ -234,10 +244,7 @@ def test_a_kill_during_the_decision_loses_no_text(
 
     # The text is composed after the policy decided and the owner was chosen, before the intent
     # row is written: the last moment a kill could leave a decided call with no text.
-    monkeypatch.setattr(workflow, "compose", die)
-    with pytest.raises(Killed):
-        missed_call(app.test_client())
-    monkeypatch.undo()
+    missed_call_killed(app, monkeypatch, workflow, "compose", die)
     call = the_call(runtime)
     assert call.state == "received" and call.reason is None  # nothing half-decided was kept
     assert twilio.sends_to(CALLER) == 0
@@ -266,10 +273,7 @@ def test_a_kill_around_the_carrier_call_is_reconciled_and_texts_once(
             real_send(self, *args, **kwargs)
         raise Killed
 
-    monkeypatch.setattr(TwilioCarrier, "send_sms", send_then_die)
-    with pytest.raises(Killed):
-        missed_call(app.test_client())
-    monkeypatch.undo()
+    missed_call_killed(app, monkeypatch, TwilioCarrier, "send_sms", send_then_die)
     # The attempt was committed with the decision, before the carrier was called: whatever the
     # carrier did, the next run asks it rather than sending blind.
     message = text_back(runtime)
