@@ -115,6 +115,23 @@ def test_a_full_caller_verification_status_is_stored_on_both_databases(backend, 
         assert call.attestation == "TN-Validation-Passed-A" and call.state == "texted"
 
 
+def queued_missed_call(runtime: Runtime, secret: str, monkeypatch: pytest.MonkeyPatch, *,
+                       policy: dict[str, Any]) -> str:
+    """The id of a missed call to the sandbox account ``acme`` (with ``policy``) whose text-back
+    job is queued, not run; its CRM sync is left out."""
+    doc = sandbox_account("acme", secret)
+    if policy:
+        doc["policy"] = policy
+    add_account(runtime, doc)
+    waiting: list[str] = []
+    monkeypatch.setattr(runtime.jobs, "enqueue_text_back", lambda call_id, **_: waiting.append(
+        call_id))
+    monkeypatch.setattr(runtime.jobs, "enqueue_crm_sync", lambda call_id: None)
+    post(create_app(runtime).test_client(), "acme", "voice", missed(caller=CALLER), secret)
+    assert len(waiting) == 1
+    return waiting[0]
+
+
 def text_back_statements(runtime: Runtime, call_id: str) -> list[str]:
     """What one text-back job's own connection runs, in order, ``COMMIT`` included (the sandbox
     carrier's own writes left out)."""
@@ -147,16 +164,9 @@ def test_a_text_back_takes_three_transactions_on_both_databases(backend, webhook
     """Lease; decision with its intent row and first send attempt; outcome with the lease given
     back: a text-back costs the database no more round trips than that (a busy worker's
     text-backs share a machine with the webhooks)."""
-    add_account(backend, sandbox_account("acme", webhook_secret))
-    waiting: list[str] = []
-    monkeypatch.setattr(backend.jobs, "enqueue_text_back", lambda call_id, **_: waiting.append(
-        call_id))
-    monkeypatch.setattr(backend.jobs, "enqueue_crm_sync", lambda call_id: None)
-    client = create_app(backend).test_client()
-    post(client, "acme", "voice", missed(caller=CALLER), webhook_secret)
-    assert len(waiting) == 1
+    call_id = queued_missed_call(backend, webhook_secret, monkeypatch, policy={})
 
-    ran = text_back_statements(backend, waiting[0])
+    ran = text_back_statements(backend, call_id)
     assert ran[0].startswith("UPDATE calls SET lease_until")
     assert ran.count("COMMIT") == 3 and ran[-1] == "COMMIT"
     # The intent row goes in with its first send attempt, before the carrier call, and is not
@@ -186,21 +196,14 @@ def test_a_text_back_takes_three_transactions_on_both_databases(backend, webhook
 def test_a_held_text_goes_in_three_transactions_on_both_databases(backend, webhook_secret,
                                                                   monkeypatch, frozen_clock):
     """When a held text is due: the lease; the call decided with the send attempt; the outcome."""
-    doc = sandbox_account("acme", webhook_secret)
-    doc["policy"] = {"send_delay_seconds": 120}
-    add_account(backend, doc)
-    waiting: list[str] = []
-    monkeypatch.setattr(backend.jobs, "enqueue_text_back", lambda call_id, **_: waiting.append(
-        call_id))
-    monkeypatch.setattr(backend.jobs, "enqueue_crm_sync", lambda call_id: None)
-    post(create_app(backend).test_client(), "acme", "voice", missed(caller=CALLER),
-         webhook_secret)
-    send_text_back(backend, waiting[0])  # decides, and holds the text for two minutes
+    call_id = queued_missed_call(backend, webhook_secret, monkeypatch,
+                                 policy={"send_delay_seconds": 120})
+    send_text_back(backend, call_id)  # decides, and holds the text for two minutes
     with backend.db.session() as s:
         assert s.scalar(select(Call)).state == "scheduled"
     frozen_clock.shift(121)
 
-    ran = text_back_statements(backend, waiting[0])
+    ran = text_back_statements(backend, call_id)
     assert ran[0].startswith("UPDATE calls SET lease_until")
     assert ran.count("COMMIT") == 3 and ran[-1] == "COMMIT"
     # The call is decided in the same write as the send attempt, before the carrier call.
