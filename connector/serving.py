@@ -23,6 +23,7 @@ import errno
 import gc
 import logging
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -30,6 +31,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from connector.kernel.errors import ConfigurationError
 
@@ -75,11 +77,37 @@ def lower_priority(nice: int) -> None:
         return
     os.nice(nice)
     if os.getsid(0) == os.getpid():
+        _lower_autogroup(nice)
+
+
+#: This process's scheduling group, where the kernel has autogroup.
+AUTOGROUP = Path("/proc/self/autogroup")
+#: Tries at setting the group's nice value while the kernel answers "not yet", and the pause
+#: between them (jittered up to twice that, so workers started together do not meet again).
+AUTOGROUP_ATTEMPTS = 50
+AUTOGROUP_RETRY_SECONDS = 0.11
+
+
+def _lower_autogroup(nice: int) -> None:
+    """Set this session's scheduling group's nice value to ``nice``.
+
+    A process without CAP_SYS_ADMIN may set a group's nice value once per 100 ms on the whole
+    machine, and gets EAGAIN in between
+    (https://github.com/torvalds/linux/blob/master/kernel/sched/autogroup.c,
+    ``proc_sched_autogroup_set_nice``): of several workers started together, all but the first
+    would otherwise keep the web processes' priority. So EAGAIN is tried again.
+    """
+    for _ in range(AUTOGROUP_ATTEMPTS):
         try:
-            with open("/proc/self/autogroup", "w", encoding="ascii") as group:
-                group.write(str(nice))
-        except OSError:  # no autogroup here (another kernel, or turned off): nothing to do
-            pass
+            AUTOGROUP.write_text(str(nice), encoding="ascii")
+            return
+        except OSError as exc:
+            if exc.errno != errno.EAGAIN:
+                return  # no autogroup here (another kernel, or turned off): nothing to do
+        time.sleep(AUTOGROUP_RETRY_SECONDS * (1 + random.random()))  # noqa: S311 - jitter
+    log.warning("could not lower this worker's scheduling group to nice %d (the kernel kept "
+                "answering EAGAIN): its texts compete with the web processes at their priority",
+                nice)
 
 
 def bind_all(host: str, port: int, *, backlog: int, count: int = 1) -> list[socket.socket]:

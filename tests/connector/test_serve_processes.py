@@ -4,6 +4,7 @@ worker waits out a Redis outage quietly."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -19,6 +20,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
+from connector import serving
 from connector.cli import main
 from connector.jobs import queue
 from connector.jobs.queue import GuardedRedisHuey, QueueOutage
@@ -270,6 +272,67 @@ def test_a_worker_runs_below_the_web_processes_cpu_priority(own_session: bool) -
     if their_group is not None and our_group is not None:
         # the kernel groups by session: only a group of its own is lowered
         assert their_group == (7 if own_session else our_group)
+
+
+class StandInGroup:
+    """``/proc/self/autogroup`` answering ``error`` to the first ``refusals`` writes."""
+
+    def __init__(self, refusals: int, error: int = errno.EAGAIN) -> None:
+        self.refusals, self.error = refusals, error
+        self.tries = 0
+        self.written: str | None = None
+
+    def write_text(self, text: str, encoding: str) -> int:
+        self.tries += 1
+        if self.tries <= self.refusals:
+            raise OSError(self.error, os.strerror(self.error))
+        self.written = text
+        return len(text)
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses :mod:`connector.serving` takes, recorded instead of slept."""
+    taken: list[float] = []
+    monkeypatch.setattr("connector.serving.time.sleep", taken.append)
+    return taken
+
+
+def test_a_worker_started_beside_another_waits_its_turn_to_lower_its_group(
+        monkeypatch: pytest.MonkeyPatch, pauses: list[float],
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Without CAP_SYS_ADMIN the kernel takes one group nice value per 100 ms machine-wide and
+    # answers EAGAIN in between: the second of two workers started together was left unlowered.
+    group = StandInGroup(refusals=3)
+    monkeypatch.setattr(serving, "AUTOGROUP", group)
+    serving._lower_autogroup(7)
+    assert (group.written, group.tries) == ("7", 4)
+    assert len(pauses) == 3
+    assert all(0.1 < pause < 0.25 for pause in pauses)
+    assert not caplog.records
+
+
+def test_a_kernel_without_autogroup_is_not_asked_again(
+        monkeypatch: pytest.MonkeyPatch, pauses: list[float],
+        caplog: pytest.LogCaptureFixture) -> None:
+    group = StandInGroup(refusals=1, error=errno.ENOENT)
+    monkeypatch.setattr(serving, "AUTOGROUP", group)
+    serving._lower_autogroup(7)
+    assert (group.written, group.tries, pauses) == (None, 1, [])
+    assert not caplog.records
+
+
+def test_a_group_the_kernel_never_lets_go_is_logged_not_raised(
+        monkeypatch: pytest.MonkeyPatch, pauses: list[float],
+        caplog: pytest.LogCaptureFixture) -> None:
+    group = StandInGroup(refusals=10_000)
+    monkeypatch.setattr(serving, "AUTOGROUP", group)
+    with caplog.at_level(logging.WARNING, logger="textback"):
+        serving._lower_autogroup(7)
+    assert group.written is None and group.tries == serving.AUTOGROUP_ATTEMPTS
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]
+    assert "nice 7" in caplog.records[0].getMessage()
+    assert "EAGAIN" in caplog.records[0].getMessage()
 
 
 def test_worker_nice_must_be_a_nice_value(capsys: pytest.CaptureFixture[str]) -> None:
