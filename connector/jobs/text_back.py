@@ -128,7 +128,7 @@ def decide_call(runtime: JobContext, session: Session, account: Account, call: C
 
 def send_text_back(runtime: JobContext, call_id: str) -> None:
     """Job: decide about a missed call and, when it is to be texted, text the caller once."""
-    with runtime.db.session() as session:
+    with runtime.db.job_session() as session:
         # Claimed and read in one statement: a call another worker texted a moment ago is
         # never taken on a stale reading.
         call = take_lease(session, Call, call_id, Call.state.in_(TEXT_BACK_STATES))

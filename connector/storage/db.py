@@ -80,7 +80,31 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits when the block ends cleanly and rolls back otherwise."""
-        s = self._factory()
+        with self._committing(self._factory()) as s:
+            yield s
+
+    @contextmanager
+    def job_session(self) -> Iterator[Session]:
+        """:meth:`session` on one connection for the whole block.
+
+        A plain session gives its connection back to the pool at each commit and takes one again
+        for the next transaction, and on PostgreSQL the pool checks every connection it hands out
+        with a round trip of its own (``pool_pre_ping``). A job that commits in steps (lease,
+        decision, outcome) keeps one connection instead: one check per job, not one per
+        transaction. The connection is held between transactions too, while no transaction is
+        open (during a provider call, say), so only jobs use it, one per job thread.
+
+        Unchecked, a connection the server dropped between two of the job's transactions (a
+        restart during a provider call) fails the next one, and the job with it: the sweeper
+        takes the work up again, as after any failed job.
+        """
+        with self.engine.connect() as connection:
+            with self._committing(Session(bind=connection, expire_on_commit=False)) as s:
+                yield s
+
+    @staticmethod
+    @contextmanager
+    def _committing(s: Session) -> Iterator[Session]:
         try:
             yield s
             s.commit()

@@ -133,8 +133,9 @@ def queued_missed_call(runtime: Runtime, secret: str, monkeypatch: pytest.Monkey
 
 
 def text_back_statements(runtime: Runtime, call_id: str) -> list[str]:
-    """What one text-back job's own connection runs, in order, ``COMMIT`` included (the sandbox
-    carrier's own writes left out)."""
+    """What one text-back job's own connection runs, in order, ``COMMIT`` included, each time
+    the job takes it from the pool marked ``CHECKOUT`` (the sandbox carrier's own writes left
+    out)."""
     steps: list[tuple[int, str]] = []
 
     def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
@@ -143,15 +144,21 @@ def text_back_statements(runtime: Runtime, call_id: str) -> list[str]:
     def commit(conn: Any) -> None:
         steps.append((id(conn.connection.dbapi_connection), "COMMIT"))
 
+    def checkout(dbapi_connection: Any, *_: Any) -> None:
+        # On PostgreSQL each checkout costs the pool's liveness check, a round trip of its own.
+        steps.append((id(dbapi_connection), "CHECKOUT"))
+
     event.listen(runtime.db.engine, "before_cursor_execute", statement)
     event.listen(runtime.db.engine, "commit", commit)
+    event.listen(runtime.db.engine.pool, "checkout", checkout)
     try:
         send_text_back(runtime, call_id)
     finally:
         event.remove(runtime.db.engine, "before_cursor_execute", statement)
         event.remove(runtime.db.engine, "commit", commit)
+        event.remove(runtime.db.engine.pool, "checkout", checkout)
 
-    job = steps[0][0]  # the lease is the job's first statement
+    job = steps[0][0]  # the job's connection is the first one taken
     ran: list[str] = []
     for conn, sql in steps:  # the sandbox carrier's own write may borrow the same connection
         if conn == job and not (sql == "COMMIT" and "sandbox_records" in ran[-1]):
@@ -167,6 +174,10 @@ def test_a_text_back_takes_three_transactions_on_both_databases(backend, webhook
     call_id = queued_missed_call(backend, webhook_secret, monkeypatch, policy={})
 
     ran = text_back_statements(backend, call_id)
+    # One connection for the whole job: the pool's liveness check is paid once, not once for
+    # each of the three transactions.
+    assert ran.count("CHECKOUT") == 1 and ran[0] == "CHECKOUT"
+    ran = ran[1:]
     assert ran[0].startswith("UPDATE calls SET lease_until")
     assert ran.count("COMMIT") == 3 and ran[-1] == "COMMIT"
     # The intent row goes in with its first send attempt, before the carrier call, and is not
@@ -204,6 +215,8 @@ def test_a_held_text_goes_in_three_transactions_on_both_databases(backend, webho
     frozen_clock.shift(121)
 
     ran = text_back_statements(backend, call_id)
+    assert ran.count("CHECKOUT") == 1 and ran[0] == "CHECKOUT"
+    ran = ran[1:]
     assert ran[0].startswith("UPDATE calls SET lease_until")
     assert ran.count("COMMIT") == 3 and ran[-1] == "COMMIT"
     # The call is decided in the same write as the send attempt, before the carrier call.
