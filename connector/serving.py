@@ -23,7 +23,6 @@ import errno
 import gc
 import logging
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random
 
 from connector.kernel.errors import ConfigurationError
 
@@ -88,6 +89,10 @@ AUTOGROUP_ATTEMPTS = 50
 AUTOGROUP_RETRY_SECONDS = 0.11
 
 
+def _not_yet(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno == errno.EAGAIN
+
+
 def _lower_autogroup(nice: int) -> None:
     """Set this session's scheduling group's nice value to ``nice``.
 
@@ -97,17 +102,21 @@ def _lower_autogroup(nice: int) -> None:
     ``proc_sched_autogroup_set_nice``): of several workers started together, all but the first
     would otherwise keep the web processes' priority. So EAGAIN is tried again.
     """
-    for _ in range(AUTOGROUP_ATTEMPTS):
-        try:
-            AUTOGROUP.write_text(str(nice), encoding="ascii")
-            return
-        except OSError as exc:
-            if exc.errno != errno.EAGAIN:
-                return  # no autogroup here (another kernel, or turned off): nothing to do
-        time.sleep(AUTOGROUP_RETRY_SECONDS * (1 + random.random()))  # noqa: S311 - jitter
-    log.warning("could not lower this worker's scheduling group to nice %d (the kernel kept "
-                "answering EAGAIN): its texts compete with the web processes at their priority",
-                nice)
+    retrying = Retrying(
+        stop=stop_after_attempt(AUTOGROUP_ATTEMPTS),
+        wait=wait_random(AUTOGROUP_RETRY_SECONDS, 2 * AUTOGROUP_RETRY_SECONDS),
+        retry=retry_if_exception(_not_yet),
+        sleep=time.sleep,
+        reraise=True,
+    )
+    try:
+        retrying(AUTOGROUP.write_text, str(nice), encoding="ascii")
+    except OSError as exc:
+        if _not_yet(exc):
+            log.warning("could not lower this worker's scheduling group to nice %d (the kernel "
+                        "kept answering EAGAIN): its texts compete with the web processes at "
+                        "their priority", nice)
+        # else no autogroup here (another kernel, or turned off): nothing to do
 
 
 def bind_all(host: str, port: int, *, backlog: int, count: int = 1) -> list[socket.socket]:
