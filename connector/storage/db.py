@@ -66,6 +66,19 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+@contextmanager
+def committing(s: Session) -> Iterator[Session]:
+    """``s`` for the block: committed when it ends cleanly, rolled back otherwise, then closed."""
+    try:
+        yield s
+        s.commit()
+    except BaseException:
+        s.rollback()
+        raise
+    finally:
+        s.close()
+
+
 class Database:
     """The engine plus a session factory; ``with db.session() as s:`` commits on success."""
 
@@ -80,7 +93,7 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session that commits when the block ends cleanly and rolls back otherwise."""
-        with self._committing(self._factory()) as s:
+        with committing(self._factory()) as s:
             yield s
 
     @contextmanager
@@ -99,20 +112,8 @@ class Database:
         takes the work up again, as after any failed job.
         """
         with self.engine.connect() as connection:
-            with self._committing(Session(bind=connection, expire_on_commit=False)) as s:
+            with committing(Session(bind=connection, expire_on_commit=False)) as s:
                 yield s
-
-    @staticmethod
-    @contextmanager
-    def _committing(s: Session) -> Iterator[Session]:
-        try:
-            yield s
-            s.commit()
-        except BaseException:
-            s.rollback()
-            raise
-        finally:
-            s.close()
 
     def dispose(self) -> None:
         """Close pooled connections."""

@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from connector.kernel.batches import take_batch
-from connector.storage.db import Database
+from connector.storage.db import Database, committing
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -233,15 +233,8 @@ class GroupCommit:
         """A session on the writer's connection that commits when the block ends cleanly; a
         connection the database dropped is replaced for the next transaction."""
         self._connection = self._usable(self._connection)
-        session = Session(bind=self._connection, expire_on_commit=False)
-        try:
+        with committing(Session(bind=self._connection, expire_on_commit=False)) as session:
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
     def _run_alone(self, write: _Write[Any]) -> None:
         for attempt in (1, 2):
