@@ -731,13 +731,13 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU seconds the processes and everything below them have used so far
-    (read from /proc; 0 elsewhere)."""
+def cpu_seconds(pids: Sequence[int], *, below: bool = True) -> float:
+    """User + system CPU seconds the processes, and everything below them unless ``below`` is
+    False, have used so far (read from /proc; 0 elsewhere)."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     total = 0
     for root in pids:
-        for pid in process_tree(root):
+        for pid in (process_tree(root) if below else [root]):
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:

@@ -28,6 +28,12 @@ more than 10 ms; the table's ``client stall ms`` column sums them. They are time
 to other work (at concurrency 20 on two cores, the servers' work), and the answers that arrive
 meanwhile are timed with them: a carrier's client on another machine would not wait so.
 
+Two more columns show where the machine's CPU went during each run: ``web CPU ms/req``, the CPU
+the server's web processes used per answer (the bare app's process; textback's web processes, the
+first of which starts the others), and ``job cores``, the CPU textback's job processes (its own
+on SQLite, the workers on PostgreSQL + Redis) used meanwhile, in cores: work that shares the two
+cores with the answers and the load generator.
+
 Target: textback/bare at most 2 at p50 and at p99 at concurrency 20; no non-2xx answers. With
 ``--repeat N`` each setup is run N times from a fresh start (the table shows every run) and the
 verdict takes the median of the runs' ratios: on a shared machine one run's ratio can move by a
@@ -62,12 +68,15 @@ from _common import (
     Stubs,
     account_document,
     callers,
+    command_name,
+    cpu_seconds,
     enter_setup,
     free_port,
     missed_call_form,
     percentile,
     prepare_textback,
     print_table,
+    process_tree,
     run,
     start_serve,
     start_stubs,
@@ -142,13 +151,16 @@ def build_requests(port: int, numbers: Iterator[str], count: int) -> list[Reques
 
 @dataclass
 class LoadResult:
-    """Latencies (seconds) and HTTP statuses of one load run, its wall time, and how long the
-    load generator itself was stalled during it (seconds)."""
+    """Latencies (seconds) and HTTP statuses of one load run, its wall time, how long the load
+    generator itself was stalled during it, and the CPU the server's web processes and its job
+    processes used meanwhile (seconds)."""
 
     latencies: list[float]
     statuses: list[int]
     elapsed: float
     stalled: float = 0.0
+    web_cpu: float = 0.0
+    jobs_cpu: float = 0.0
 
     @property
     def non_2xx(self) -> int:
@@ -156,8 +168,10 @@ class LoadResult:
         return sum(1 for s in self.statuses if not 200 <= s < 300)
 
 
-def run_load(port: int, requests: Sequence[Request], concurrency: int) -> LoadResult:
-    """Send ``requests`` from ``concurrency`` threads, one keep-alive connection per thread."""
+def run_load(port: int, requests: Sequence[Request], concurrency: int,
+             web: Sequence[int] = (), jobs: Sequence[int] = ()) -> LoadResult:
+    """Send ``requests`` from ``concurrency`` threads, one keep-alive connection per thread;
+    ``web`` and ``jobs`` are the server's processes whose CPU use during the run is kept."""
     pending = iter(requests)
     lock = threading.Lock()
     latencies: list[float] = []
@@ -194,6 +208,7 @@ def run_load(port: int, requests: Sequence[Request], concurrency: int) -> LoadRe
     gc.collect()
     gc.disable()  # a collection would pause every thread, and be timed with the requests
     try:
+        web_cpu, jobs_cpu = cpu_seconds(web, below=False), cpu_seconds(jobs, below=False)
         began = time.perf_counter()
         watch.start()
         for t in threads:
@@ -201,10 +216,12 @@ def run_load(port: int, requests: Sequence[Request], concurrency: int) -> LoadRe
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - began
+        web_cpu = cpu_seconds(web, below=False) - web_cpu
+        jobs_cpu = cpu_seconds(jobs, below=False) - jobs_cpu
     finally:
         watch.stop()
         gc.enable()
-    return LoadResult(latencies, statuses, elapsed, watch.stalled)
+    return LoadResult(latencies, statuses, elapsed, watch.stalled, web_cpu, jobs_cpu)
 
 
 class StallWatch:
@@ -269,7 +286,9 @@ def row(setup: str, concurrency: int, name: str, result: LoadResult,
     return [
         setup, concurrency, name, len(ms), result.non_2xx,
         f"{percentile(ms, 50):.2f}", f"{percentile(ms, 99):.2f}", f"{statistics.fmean(ms):.2f}",
-        f"{len(ms) / result.elapsed:.0f}", f"{result.stalled * 1000:.0f}", *ratios,
+        f"{len(ms) / result.elapsed:.0f}", f"{result.stalled * 1000:.0f}",
+        f"{result.web_cpu * 1000 / len(ms):.2f}", f"{result.jobs_cpu / result.elapsed:.2f}",
+        *ratios,
     ]
 
 
@@ -301,12 +320,14 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str],
         if args.textback_workers is not None:
             serve_args += ["--workers", str(args.textback_workers)]
         textback_pids = [start_serve(procs, tmp, env, tb_port, *serve_args).pid]
+        worker_pids: list[int] = []
         jobs_run = args.textback_workers != 0
         if queue_url and jobs_run:
             for n in range(1, args.workers + 1):
-                textback_pids.append(procs.start(
+                worker_pids.append(procs.start(
                     f"textback worker {n}", [str(BIN / "textback"), "worker"], env=env,
                     log_path=tmp / f"worker-{n}.log").pid)
+        textback_pids += worker_pids
         bare = procs.start(
             "bare flask",
             [sys.executable, str(Path(__file__).resolve()), "--serve-bare", str(bare_port)],
@@ -317,11 +338,18 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str],
         # textback's processes have started (imports, connections, the first sweep) before the
         # bare app is measured: that start-up is not load the bare app should share the machine with.
         wait_until_idle([*textback_pids, bare.pid])
+        # serve's own processes: its web processes (the first starts the others), and on the
+        # SQLite queue its job process; then the workers' whole trees.
+        served = process_tree(textback_pids[0])
+        web = [p for p in served if not command_name(p).endswith("(jobs)")]
+        jobs = [p for p in served if p not in web]
+        jobs += [p for root in worker_pids for p in process_tree(root)]
         # The bare app first, while textback has taken no load (so none of textback's background
         # work, texts or the CRM writes that follow them at the CRM's pace, shares its machine).
         warm_up(bare_port, numbers, args)
         bare_results = [
-            run_load(bare_port, build_requests(bare_port, numbers, args.requests), concurrency)
+            run_load(bare_port, build_requests(bare_port, numbers, args.requests), concurrency,
+                     web=process_tree(bare.pid))
             for concurrency in args.concurrency
         ]
         warm_up(tb_port, numbers, args)
@@ -331,7 +359,7 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str],
         results = []
         for concurrency, bare_result in zip(args.concurrency, bare_results, strict=True):
             tb_result = run_load(tb_port, build_requests(tb_port, numbers, args.requests),
-                                 concurrency)
+                                 concurrency, web=web, jobs=jobs)
             results.append((concurrency, bare_result, tb_result))
             if jobs_run:
                 # Each run starts with the last run's callers texted.
@@ -397,7 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     bare.non_2xx + tb.non_2xx))
     print()
     print_table(["setup", "conc.", "server", "n", "non-2xx", "p50 ms", "p99 ms", "mean ms",
-                 "req/s", "client stall ms", "p50 x bare", "p99 x bare"], rows)
+                 "req/s", "client stall ms", "web CPU ms/req", "job cores", "p50 x bare",
+                 "p99 x bare"], rows)
     print()
     for (setup, concurrency), runs in ratios.items():
         if concurrency >= 20:
