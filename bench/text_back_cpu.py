@@ -5,9 +5,9 @@ stores them, then one thread runs the text-back job (``connector.jobs.text_back.
 for each in turn, in this process, against the stub Twilio API (line-type lookup and the text)
 in a process of its own. Printed per text-back: the CPU time this process used (user + system,
 all threads), the wall time (most of it the wait for the stub's two answers), the SQL statements
-it sent and the transactions it committed. Jobs
-the text-back enqueues (the CRM sync, the owner's alert) go to a queue nobody reads here. The
-first ``--warmup`` calls warm the caches and connections and are not counted.
+it sent and the transactions it committed. Jobs the text-back enqueues (the CRM sync, the owner's
+alert) go to a queue nobody reads here. The first ``--warmup`` calls warm the caches and
+connections and are not counted.
 
 The CPU per text-back is what decides how many texts a worker sends a second and how much of the
 machine they leave to the web processes. The statements and commits per text-back are exact; the
@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import sys
 import tempfile
 import time
 from contextlib import ExitStack
@@ -41,24 +40,22 @@ from _common import (
     account_document,
     callers,
     print_table,
+    run,
     start_stubs,
+    textback_env,
 )
+from sqlalchemy import event, func, select
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from sqlalchemy import event, func, select  # noqa: E402
-
-from connector.jobs.intake import record_missed_calls  # noqa: E402
-from connector.jobs.text_back import send_text_back  # noqa: E402
-from connector.kernel import clock  # noqa: E402
-from connector.kernel.events import CallOutcome, MissedCall  # noqa: E402
-from connector.runtime import Runtime  # noqa: E402
-from connector.settings.config import load_settings  # noqa: E402
-from connector.storage.accounts import import_account  # noqa: E402
-from connector.storage.db import upgrade  # noqa: E402
-from connector.storage.models import Account, Call  # noqa: E402
-from connector.storage.states import CallState  # noqa: E402
+from connector.jobs.intake import record_missed_calls
+from connector.jobs.text_back import send_text_back
+from connector.kernel import clock
+from connector.kernel.events import CallOutcome, MissedCall
+from connector.runtime import Runtime
+from connector.settings.config import load_settings
+from connector.storage.accounts import import_account
+from connector.storage.db import upgrade
+from connector.storage.models import Account, Call
+from connector.storage.states import CallState
 
 
 @dataclass
@@ -104,11 +101,8 @@ def store_calls(rt: Runtime, account_id: str, numbers: list[str], tag: str) -> l
 def measure(setup: str, database_url: str, carrier_url: str, hubspot_url: str, tmp: Path,
             calls: int, warmup: int) -> Figures:
     """Store the calls, text them one after another, return the figures per text-back."""
-    settings = load_settings({
-        "TEXTBACK_DATABASE_URL": database_url, "TEXTBACK_SECRET_KEY": "b" * 40,
-        "TEXTBACK_QUEUE_URL": f"sqlite:///{tmp}/queue.db", "TEXTBACK_DEMO": "false",
-        "TEXTBACK_PUBLIC_URL": "http://127.0.0.1:8080", "TEXTBACK_ALLOW_HTTP_LOOPBACK": "true",
-    })
+    settings = load_settings(textback_env(tmp, 8080, queue_url=f"sqlite:///{tmp}/queue.db",
+                                          database_url=database_url))
     upgrade(settings.database_url)
     rt = Runtime(settings)
     try:
@@ -134,7 +128,7 @@ def measure(setup: str, database_url: str, carrier_url: str, hubspot_url: str, t
         rt.close()
 
 
-def main() -> None:
+def main() -> int:
     """Run each setup ``--repeat`` times and print a line per run and the medians."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=500, help="text-backs measured per run")
@@ -164,7 +158,8 @@ def main() -> None:
         mine = [r for r in results if r.setup == setup]
         print(f"{setup}: median CPU per text-back {statistics.median(r.cpu_ms for r in mine):.2f} ms"
               f" over {len(mine)} runs")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
