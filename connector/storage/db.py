@@ -8,7 +8,7 @@ there and up to date, and gets one line to show when it is not.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import create_engine, event, make_url
+from psycopg import Error as PsycopgError
+from psycopg import RawCursor
+from sqlalchemy import Connection, create_engine, event, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,6 +66,30 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+def execute_native(connection: Connection, statement: str, params: Sequence[Any]) -> int:
+    """Run ``statement``, written with PostgreSQL's own ``$1, $2, ...`` placeholders, on the
+    psycopg connection under ``connection``, in its transaction; the number of rows it changed.
+
+    For a hot statement with many parameters: psycopg rewrites the ``%(name)s`` placeholders
+    SQLAlchemy sends into ``$n`` ones, and caches that rewrite only for statements of at most
+    50 parameters and 4 kB, so a larger one is parsed again, in Python, on every execution. A
+    raw cursor sends the statement as it is
+    (https://www.psycopg.org/psycopg3/docs/advanced/cursors.html#raw-query-cursors).
+    Values are adapted by psycopg alone: no SQLAlchemy type runs on them.
+    """
+    driver = connection.connection.driver_connection
+    if driver is None:
+        raise RuntimeError("the connection has no driver connection")
+    try:
+        with RawCursor(driver) as cursor:
+            cursor.execute(statement, params)
+            return cursor.rowcount
+    except PsycopgError:
+        if driver.closed or driver.broken:
+            connection.invalidate()  # dropped by the server: the next use takes a new one
+        raise
 
 
 @contextmanager

@@ -6,8 +6,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select, update
@@ -252,3 +254,65 @@ def test_a_statement_that_fails_leaves_the_batch_to_a_transaction(runtime_on: Ru
     results = queue_behind_the_writer(rt, [(acme, missed(n)) for n in range(5)], broken)
     assert all(created for _, created in results) and calls(rt) == 5
     assert (rt.writer.batches, rt.writer.writes) == (2, 6)  # the held write, then one transaction
+
+
+def test_the_autocommit_insert_stores_what_the_transaction_stores(runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    chicago = clock.now().astimezone(ZoneInfo("America/Chicago")) - timedelta(seconds=40)
+
+    def event(event_id: str) -> MissedCall:
+        return MissedCall("sandbox", event_id, "+14155550123", BUSINESS, CallOutcome.BUSY, chicago,
+                          caller_raw="(415) 555-0123", ring_seconds=12.5, voicemail=True,
+                          attestation="TN-Validation-Passed-A")
+
+    with rt.db.engine.connect() as connection:
+        autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+        [(fast_id, created)] = insert_new_missed_calls(autocommit, [(acme, event("CA-fast"))])
+        autocommit.commit()
+    assert created
+    with rt.db.session() as s:
+        [(slow_id, _)] = record_missed_calls(s, [(acme, event("CA-slow"))])
+    with rt.db.session() as s:
+        fast, slow = s.get(Call, fast_id), s.get(Call, slow_id)
+        assert fast is not None and slow is not None
+        own = ("id", "event_id", "created_at", "updated_at")  # the times: each write's now
+        columns = [c.key for c in Call.__table__.columns if c.key not in own]
+        assert {c: getattr(fast, c) for c in columns} == {c: getattr(slow, c) for c in columns}
+        assert fast.occurred_at == chicago and fast.occurred_at.utcoffset() == timedelta(0)
+        assert fast.created_at.utcoffset() == timedelta(0)
+        assert abs(fast.created_at - slow.created_at) < timedelta(seconds=1)
+        assert (fast.ring_seconds, fast.voicemail) == (12.5, True)
+
+
+def test_the_autocommit_connection_dropped_by_the_server_is_replaced(
+        pg_url: str, tmp_path: Path, webhook_secret: str) -> None:
+    settings = make_settings(tmp_path, database_url=pg_url)
+    upgrade(settings.database_url)
+    rt = Runtime(settings, immediate_queue=True)
+    add_account(rt, sandbox_account("acme", webhook_secret))
+    acme = account(rt)
+    try:
+        queue_behind_the_writer(rt, [(acme, missed(n)) for n in range(3)])
+        kept = rt.writer._autocommit  # noqa: SLF001 - the connection the statements use
+        assert kept is not None
+        pid = kept.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with rt.db.engine.connect() as admin:
+            admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")  # noqa: S608
+        # The statement fails on the dropped connection and the batch is written in a
+        # transaction; the next batch's statement runs on a new connection.
+        assert all(created for _, created in
+                   queue_behind_the_writer(rt, [(acme, missed(n)) for n in range(3, 6)]))
+        assert kept.invalidated
+        sent: list[int] = []
+
+        def statement(connection: Any, items: list[Any]) -> list[Any]:
+            results = insert_new_missed_calls(connection, items)
+            sent.append(sum(r is not None for r in results))
+            return results
+
+        assert all(created for _, created in queue_behind_the_writer(
+            rt, [(acme, missed(n)) for n in range(6, 9)], statement))
+        assert sent == [3] and rt.writer._autocommit is not kept  # noqa: SLF001
+        assert calls(rt) == 9
+    finally:
+        rt.close()
