@@ -70,7 +70,7 @@ def make_engine(url: str) -> Engine:
 
 def execute_native(connection: Connection, statement: str, params: Sequence[Any]) -> int:
     """Run ``statement``, written with PostgreSQL's own ``$1, $2, ...`` placeholders, on the
-    psycopg connection under ``connection``, in its transaction; the number of rows it changed.
+    psycopg connection under ``connection``; the number of rows it changed.
 
     For a hot statement with many parameters: psycopg rewrites the ``%(name)s`` placeholders
     SQLAlchemy sends into ``$n`` ones, and caches that rewrite only for statements of at most
@@ -78,18 +78,27 @@ def execute_native(connection: Connection, statement: str, params: Sequence[Any]
     raw cursor sends the statement as it is
     (https://www.psycopg.org/psycopg3/docs/advanced/cursors.html#raw-query-cursors).
     Values are adapted by psycopg alone: no SQLAlchemy type runs on them.
+
+    The statement runs in ``connection``'s transaction (begun here if none is), so the
+    connection's ``commit()`` or ``rollback()`` ends it; in autocommit mode it stands alone. A
+    failure is raised as SQLAlchemy's :class:`~sqlalchemy.exc.DBAPIError` (its parameters hidden),
+    as from ``connection.execute``; a connection the server dropped is invalidated first.
     """
     driver = connection.connection.driver_connection
     if driver is None:
         raise RuntimeError("the connection has no driver connection")
+    if not driver.autocommit and not connection.in_transaction():
+        connection.begin()  # what connection.execute would do: commit() then ends the statement
     try:
         with RawCursor(driver) as cursor:
             cursor.execute(statement, params)
             return cursor.rowcount
-    except PsycopgError:
-        if driver.closed or driver.broken:
-            connection.invalidate()  # dropped by the server: the next use takes a new one
-        raise
+    except PsycopgError as exc:
+        dropped = driver.closed or driver.broken
+        if dropped:
+            connection.invalidate()  # the next use of the connection takes a new one
+        raise DBAPIError.instance(statement, None, exc, PsycopgError, hide_parameters=True,
+                                  connection_invalidated=dropped) from exc
 
 
 @contextmanager
