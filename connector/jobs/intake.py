@@ -8,7 +8,16 @@ from __future__ import annotations
 import functools
 from datetime import UTC, datetime
 
-from sqlalchemy import Boolean, Connection, TextClause, bindparam, select, text
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    TextClause,
+    bindparam,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -119,8 +128,9 @@ def record_missed_calls(
     """:func:`record_missed_call` for many calls at once: each call's id and whether it is new.
 
     One ``INSERT ... ON CONFLICT DO NOTHING`` per :data:`MAX_CALLS_PER_INSERT` calls (the
-    webhook hot path: no savepoint, no ORM flush, one round trip); a call already there (a
-    re-delivered callback, or the same call twice in the list) is read back and its gaps filled.
+    webhook hot path: no savepoint, no ORM flush, one round trip); the calls already there (a
+    re-delivered callback, or the same call twice in the list) are read back together and their
+    gaps filled.
     """
     now = clock.now()
     rows = [_call_row(account, event, now) for account, event in calls]
@@ -129,22 +139,39 @@ def record_missed_calls(
         chunk = rows[start:start + MAX_CALLS_PER_INSERT]
         created.update(str(i) for i in
                        session.execute(_insert_calls(len(chunk)), _insert_params(chunk)).scalars())
+    stored = _stored_calls(session, [
+        (account, event) for (account, event), row in zip(calls, rows, strict=True)
+        if row["id"] not in created])
     results = []
     for (account, event), row in zip(calls, rows, strict=True):
         if row["id"] in created:
             results.append((str(row["id"]), True))
             continue
-        call = session.scalar(
-            select(Call).where(
-                Call.account_id == account.id,
-                Call.carrier == event.carrier,
-                Call.event_id == event.event_id,
-            )
-        )
+        call = stored.get((account.id, event.carrier, event.event_id))
         assert call is not None  # noqa: S101 - the conflict says it is there
         _fill_gaps(call, event)
         results.append((call.id, False))
     return results
+
+
+def _stored_calls(session: Session, calls: list[tuple[Account, MissedCall]]
+                  ) -> dict[tuple[str, str, str], Call]:
+    """The stored rows of ``calls``, by account id, carrier and event id: one ``SELECT`` per
+    :data:`MAX_CALLS_PER_INSERT` calls (a batch's re-delivered callbacks are read together)."""
+    keys = sorted({(account.id, event.carrier, event.event_id) for account, event in calls})
+    found: dict[tuple[str, str, str], Call] = {}
+    for start in range(0, len(keys), MAX_CALLS_PER_INSERT):
+        chunk = keys[start:start + MAX_CALLS_PER_INSERT]
+        where: tuple[ColumnElement[bool], ...]
+        if len(chunk) == 1:  # the usual case: plain equalities cost less than an IN of tuples
+            [(account_id, carrier, event_id)] = chunk
+            where = (Call.account_id == account_id, Call.carrier == carrier,
+                     Call.event_id == event_id)
+        else:
+            where = (tuple_(Call.account_id, Call.carrier, Call.event_id).in_(chunk),)
+        for call in session.scalars(select(Call).where(*where)):
+            found[(call.account_id, call.carrier, call.event_id)] = call
+    return found
 
 
 def insert_new_missed_calls(

@@ -6,13 +6,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from connector.jobs.intake import insert_new_missed_calls, record_missed_calls
@@ -316,3 +317,34 @@ def test_the_autocommit_connection_dropped_by_the_server_is_replaced(
         assert calls(rt) == 9
     finally:
         rt.close()
+
+
+def test_calls_already_there_are_read_back_together_and_their_gaps_filled(
+        runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    first = [missed(n) for n in range(4)]
+    with rt.db.session() as s:
+        ids = [call_id for call_id, _ in record_missed_calls(s, [(acme, e) for e in first])]
+    # The same calls reported again, now with what the first reports lacked, and a new call.
+    again = [replace(e, outcome=CallOutcome.BUSY, ring_seconds=7.0, voicemail=True)
+             for e in first]
+    selects: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM calls" in statement:
+            selects.append(statement)
+
+    event.listen(rt.db.engine, "before_cursor_execute", seen)
+    try:
+        with rt.db.session() as s:
+            results = record_missed_calls(s, [(acme, e) for e in [*again, missed(9)]])
+    finally:
+        event.remove(rt.db.engine, "before_cursor_execute", seen)
+    assert results[:4] == [(i, False) for i in ids] and results[4][1]
+    assert len(selects) == 1  # the four calls already there, in one read
+    with rt.db.session() as s:
+        for call_id in ids:
+            call = s.get(Call, call_id)
+            assert call is not None
+            # Gaps only: the outcome was known and stays; ring time and voicemail were not.
+            assert (call.outcome, call.ring_seconds, call.voicemail) == ("no-answer", 7.0, True)
