@@ -6,7 +6,7 @@ Each function returns whether the event was new, so a re-delivered webhook enque
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -51,6 +52,7 @@ _CALL_COLUMNS = (
 #: The most calls one ``INSERT`` writes (17 parameters each: far below either database's limit).
 MAX_CALLS_PER_INSERT = 64
 _UTC_COLUMNS = ("occurred_at", "created_at", "updated_at")
+_UTC = UTCDateTime()
 
 
 @functools.lru_cache(maxsize=2 * MAX_CALLS_PER_INSERT)
@@ -86,16 +88,11 @@ def _insert_calls_native(rows: int) -> str:
             "ON CONFLICT (account_id, carrier, event_id) DO NOTHING")
 
 
-def _native_params(rows: list[dict[str, object]]) -> list[object]:
-    """The rows' values in the order of :func:`_insert_calls_native`'s placeholders; times as
-    aware UTC datetimes, as the models store them."""
-    return [_utc(row[c]) if c in _UTC_COLUMNS else row[c] for row in rows for c in _CALL_COLUMNS]
-
-
-def _utc(value: object) -> object:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise ValueError("naive datetime given to the database")
-    return value.astimezone(UTC)
+def _native_params(rows: list[dict[str, object]], dialect: Dialect) -> list[object]:
+    """The rows' values in the order of :func:`_insert_calls_native`'s placeholders; times
+    converted as the models' :class:`UTCDateTime` converts them."""
+    return [_UTC.process_bind_param(row[c], dialect)  # type: ignore[arg-type]
+            if c in _UTC_COLUMNS else row[c] for row in rows for c in _CALL_COLUMNS]
 
 
 def _insert_params(chunk: list[dict[str, object]]) -> dict[str, object]:
@@ -192,7 +189,8 @@ def insert_new_missed_calls(
     rows = [_call_row(account, event, now) for account, event in calls]
     if connection.dialect.name == "postgresql":
         # Up to 1,088 parameters: sent as they are, not parsed again on every execution.
-        stored = execute_native(connection, _insert_calls_native(len(rows)), _native_params(rows))
+        stored = execute_native(connection, _insert_calls_native(len(rows)),
+                                _native_params(rows, connection.dialect))
     else:
         stored = connection.execute(_insert_calls(len(rows), returning=False),
                                     _insert_params(rows)).rowcount
