@@ -108,3 +108,12 @@ def only_call(runtime: Any, account_id: str) -> Call:
 
 
 __all__ = ["Account", "Message"]
+
+
+def drop_on_the_server(engine: Any, connection: Any) -> None:
+    """End ``connection``'s PostgreSQL backend from another connection of ``engine``, as a
+    server restart would; the next use of ``connection`` fails."""
+    pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    connection.rollback()
+    with engine.connect() as admin:
+        admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")  # noqa: S608

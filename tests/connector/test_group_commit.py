@@ -24,7 +24,7 @@ from connector.storage.db import upgrade
 from connector.storage.group_commit import GroupCommit
 from connector.storage.models import Account, Call
 from tests.conftest import make_settings
-from tests.connector.helpers import add_account, sandbox_account
+from tests.connector.helpers import add_account, drop_on_the_server, sandbox_account
 
 BUSINESS = "+14155550100"
 
@@ -171,26 +171,27 @@ def test_a_writer_never_started_closes_at_once(runtime_on: Runtime) -> None:
         writer.run(lambda _session: None)
 
 
-def test_the_writer_reconnects_after_the_server_drops_its_connection(
-        pg_url: str, tmp_path: Path, webhook_secret: str) -> None:
+@pytest.fixture
+def pg_runtime(pg_url: str, tmp_path: Path, webhook_secret: str) -> Iterator[Runtime]:
+    """A runtime on PostgreSQL with the account ``acme``."""
     settings = make_settings(tmp_path, database_url=pg_url)
     upgrade(settings.database_url)
     rt = Runtime(settings, immediate_queue=True)
     add_account(rt, sandbox_account("acme", webhook_secret))
-    acme = account(rt)
+    yield rt
+    rt.close()
+
+
+def test_the_writer_reconnects_after_the_server_drops_its_connection(
+        pg_runtime: Runtime) -> None:
+    rt, acme = pg_runtime, account(pg_runtime)
     rt.writer.run_many(record_missed_calls, (acme, missed(1)))
     kept = rt.writer._connection  # noqa: SLF001 - the connection the writer keeps
     assert kept is not None
-    pid = kept.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-    kept.rollback()
-    with rt.db.engine.connect() as admin:
-        admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")  # noqa: S608
+    drop_on_the_server(rt.db.engine, kept)
     # The next write fails on the dropped connection, is retried alone on a new one, and lands.
-    try:
-        assert rt.writer.run_many(record_missed_calls, (acme, missed(2)))[1]
-        assert calls(rt) == 2
-    finally:
-        rt.close()
+    assert rt.writer.run_many(record_missed_calls, (acme, missed(2)))[1]
+    assert calls(rt) == 2
 
 
 # -- the standing-alone statement: new missed calls in one autocommit INSERT -------------------
@@ -286,37 +287,28 @@ def test_the_autocommit_insert_stores_what_the_transaction_stores(runtime_on: Ru
 
 
 def test_the_autocommit_connection_dropped_by_the_server_is_replaced(
-        pg_url: str, tmp_path: Path, webhook_secret: str) -> None:
-    settings = make_settings(tmp_path, database_url=pg_url)
-    upgrade(settings.database_url)
-    rt = Runtime(settings, immediate_queue=True)
-    add_account(rt, sandbox_account("acme", webhook_secret))
-    acme = account(rt)
-    try:
-        queue_behind_the_writer(rt, [(acme, missed(n)) for n in range(3)])
-        kept = rt.writer._autocommit  # noqa: SLF001 - the connection the statements use
-        assert kept is not None
-        pid = kept.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        with rt.db.engine.connect() as admin:
-            admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")  # noqa: S608
-        # The statement fails on the dropped connection and the batch is written in a
-        # transaction; the next batch's statement runs on a new connection.
-        assert all(created for _, created in
-                   queue_behind_the_writer(rt, [(acme, missed(n)) for n in range(3, 6)]))
-        assert kept.invalidated
-        sent: list[int] = []
+        pg_runtime: Runtime) -> None:
+    rt, acme = pg_runtime, account(pg_runtime)
+    queue_behind_the_writer(rt, [(acme, missed(n)) for n in range(3)])
+    kept = rt.writer._autocommit  # noqa: SLF001 - the connection the statements use
+    assert kept is not None
+    drop_on_the_server(rt.db.engine, kept)
+    # The statement fails on the dropped connection and the batch is written in a
+    # transaction; the next batch's statement runs on a new connection.
+    assert all(created for _, created in
+               queue_behind_the_writer(rt, [(acme, missed(n)) for n in range(3, 6)]))
+    assert kept.invalidated
+    sent: list[int] = []
 
-        def statement(connection: Any, items: list[Any]) -> list[Any]:
-            results = insert_new_missed_calls(connection, items)
-            sent.append(sum(r is not None for r in results))
-            return results
+    def statement(connection: Any, items: list[Any]) -> list[Any]:
+        results = insert_new_missed_calls(connection, items)
+        sent.append(sum(r is not None for r in results))
+        return results
 
-        assert all(created for _, created in queue_behind_the_writer(
-            rt, [(acme, missed(n)) for n in range(6, 9)], statement))
-        assert sent == [3] and rt.writer._autocommit is not kept  # noqa: SLF001
-        assert calls(rt) == 9
-    finally:
-        rt.close()
+    assert all(created for _, created in queue_behind_the_writer(
+        rt, [(acme, missed(n)) for n in range(6, 9)], statement))
+    assert sent == [3] and rt.writer._autocommit is not kept  # noqa: SLF001
+    assert calls(rt) == 9
 
 
 def test_calls_already_there_are_read_back_together_and_their_gaps_filled(

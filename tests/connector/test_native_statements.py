@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from connector.storage.db import execute_native
+from tests.connector.helpers import drop_on_the_server
 
 INSERT = "INSERT INTO notes (id, body) VALUES ($1, $2), ($3, $4) ON CONFLICT (id) DO NOTHING"
 
@@ -60,10 +61,7 @@ def test_a_failure_is_sqlalchemys_error_with_its_parameters_hidden(engine: Engin
 
 def test_a_connection_the_server_dropped_is_invalidated(engine: Engine) -> None:
     with engine.connect() as connection:
-        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        connection.rollback()
-        with engine.connect() as admin:
-            admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid or 0)})")  # noqa: S608
+        drop_on_the_server(engine, connection)
         with pytest.raises(DBAPIError) as raised:
             execute_native(connection, INSERT, [1, "one", 2, "two"])
         assert raised.value.connection_invalidated and connection.invalidated
