@@ -379,6 +379,26 @@ class CrmAdapter(ABC):
         still open it is reused and its id returned, otherwise a new one is made.
         """
 
+    def find_call_log(self, call: CallLog) -> str | None:
+        """The id of the call activity an earlier :meth:`log_call` of ``call`` made, or None.
+
+        Asked only when an earlier attempt may have logged the call before the worker died (or
+        before a lost answer), so a retry links that record instead of logging the call twice.
+        ``NotImplementedError`` when the CRM cannot look: such a retry may then log it again."""
+        raise NotImplementedError
+
+    def find_message_log(self, message: MessageLog) -> str | None:
+        """The id of the text activity an earlier :meth:`log_message` of ``message`` made, or
+        None; asked, and unimplemented, as :meth:`find_call_log` is."""
+        raise NotImplementedError
+
+    def find_lead(self, lead: LeadSpec) -> str | None:
+        """The id of the open lead an earlier :meth:`set_pipeline_stage` of ``lead`` made or
+        kept for ``lead.contact_id`` (the one that method would reuse), or None; asked, and
+        unimplemented, as :meth:`find_call_log` is. The caller then passes it to
+        :meth:`set_pipeline_stage` as ``existing_id``, which finishes putting it in its stage."""
+        raise NotImplementedError
+
     def find_task(self, marker: str) -> str | None:
         """The id of a task whose body contains ``marker`` (the ``textback call <id>`` line), or
         None. Asked only when an earlier attempt may have created the task before the worker

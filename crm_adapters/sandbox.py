@@ -236,6 +236,28 @@ class SandboxCrm(CrmAdapter):
             },
         )
 
+    def find_call_log(self, call: CallLog) -> str | None:
+        self._maybe_fail()
+        return self._newest("call", contact_id=call.contact_id, title=call.title,
+                            occurred_at=call.occurred_at.isoformat())
+
+    def find_message_log(self, message: MessageLog) -> str | None:
+        self._maybe_fail()
+        return self._newest("message", contact_id=message.contact_id,
+                            direction=message.direction, body=message.body,
+                            occurred_at=message.occurred_at.isoformat())
+
+    def find_lead(self, lead: LeadSpec) -> str | None:
+        self._maybe_fail()
+        return self._newest("lead", contact_id=lead.contact_id, name=lead.name, closed=False)
+
+    def _newest(self, kind: str, **fields: object) -> str | None:
+        """The newest record of ``kind`` whose fields hold these values."""
+        for record in reversed(self.store.all(kind)):
+            if all(record.get(name) == value for name, value in fields.items()):
+                return str(record["id"])
+        return None
+
     def find_task(self, marker: str) -> str | None:
         self._maybe_fail()
         for task in reversed(self.store.all("task")):
