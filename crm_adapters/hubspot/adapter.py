@@ -28,7 +28,15 @@ from crm_adapters.base import (
     WebhookSpec,
 )
 from crm_adapters.catalog import ConnectionCheck, CrmChoices
-from crm_adapters.hubspot import activities, app_events, deals, oauth, webhooks, workflow_actions
+from crm_adapters.hubspot import (
+    activities,
+    app_events,
+    deals,
+    lookups,
+    oauth,
+    webhooks,
+    workflow_actions,
+)
 from crm_adapters.hubspot.catalog import HubSpotCatalog
 from crm_adapters.hubspot.client import PROVIDER, HubSpotApi
 from crm_adapters.hubspot.contacts import ContactFinder
@@ -227,6 +235,18 @@ class HubSpotCrm(CrmAdapter):
     def create_task(self, task: TaskSpec) -> str:
         """Create a CALL task for the owner, in the task queue when one is set."""
         return activities.create_task(self._api, task)
+
+    def find_call_log(self, call: CallLog) -> str | None:
+        """The call engagement an earlier attempt logged (see :mod:`.lookups`)."""
+        return lookups.find_call_log(self._api, call)
+
+    def find_message_log(self, message: MessageLog) -> str | None:
+        """The SMS communication an earlier attempt logged (see :mod:`.lookups`)."""
+        return lookups.find_message_log(self._api, message)
+
+    def find_lead(self, lead: LeadSpec) -> str | None:
+        """The open deal an earlier attempt made or kept (see :mod:`.lookups`)."""
+        return lookups.find_lead(self._api, lead)
 
     def find_task(self, marker: str) -> str | None:
         """A task made by an earlier attempt, found by the marker in its body."""

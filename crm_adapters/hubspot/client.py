@@ -323,6 +323,21 @@ class HubSpotApi:
         return self._metered(self._client.crm.objects.calls.basic_api)
 
     @cached_property
+    def calls_search(self) -> Any:
+        """``hubspot.crm.objects.calls.SearchApi``."""
+        return self._metered(self._client.crm.objects.calls.search_api)
+
+    @cached_property
+    def communications_search(self) -> Any:
+        """``hubspot.crm.objects.communications.SearchApi``."""
+        return self._metered(self._client.crm.objects.communications.search_api)
+
+    @cached_property
+    def deals_search(self) -> Any:
+        """``hubspot.crm.deals.SearchApi``."""
+        return self._metered(self._client.crm.deals.search_api)
+
+    @cached_property
     def communications(self) -> Any:
         """``hubspot.crm.objects.communications.BasicApi``."""
         return self._metered(self._client.crm.objects.communications.basic_api)

@@ -12,6 +12,9 @@ https://developers.hubspot.com/docs/api/crm/deals
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import hubspot.crm.deals as deals_sdk
 
 from connector.kernel.errors import ConfigurationError, PermanentProviderError
@@ -52,7 +55,11 @@ def is_open(api: HubSpotApi, deal_id: str) -> bool:
         if exc.status == 404:  # deleted or merged away: make a new one
             return False
         raise
-    props = deal.properties or {}
+    return is_open_deal(deal.properties or {})
+
+
+def is_open_deal(props: Mapping[str, Any]) -> bool:
+    """Whether a deal with these properties (:data:`DEAL_READ_PROPERTIES`) is still open."""
     closed = props.get("hs_is_closed")
     if closed is not None and closed != "":
         return str(closed).lower() != "true"

@@ -823,3 +823,31 @@ def test_a_crm_write_leaves_the_process_logging_alone(
     write_everything()
     assert resets == []
     assert len(bodies(stub, "POST /crm/v3/objects/calls")) == 2
+
+
+def test_lookups_search_by_contact_and_time_in_milliseconds(
+    crm: HubSpotCrm, stub: HubSpotStub
+) -> None:
+    contact, deal = new_contact_and_deal(crm)
+    call = CallLog(contact, CALLER, BUSINESS, CallOutcome.NO_ANSWER, WHEN, "Missed call", "b")
+    text = MessageLog(contact, "outbound", "Sorry we missed you", WHEN, BUSINESS, CALLER)
+    call_id, text_id = crm.log_call(call), crm.log_message(text)
+    stub.clear_requests()
+    lead = LeadSpec(contact, "Missed call", "default", "appointmentscheduled")
+    assert (crm.find_call_log(call), crm.find_message_log(text), crm.find_lead(lead)) == (
+        call_id, text_id, deal)
+    assert stub.routes() == ["POST /crm/v3/objects/calls/search",
+                             "POST /crm/v3/objects/communications/search",
+                             "POST /crm/v3/objects/deals/search"]
+    millis = str(int(WHEN.timestamp() * 1000))
+    on_contact = {"propertyName": "associations.contact", "operator": "EQ", "value": contact}
+    at_when = [{"propertyName": "hs_timestamp", "operator": "GTE", "value": millis},
+               {"propertyName": "hs_timestamp", "operator": "LTE", "value": millis}]
+    calls, texts, deals = (r.json for r in stub.requests)
+    assert calls["filterGroups"] == [{"filters": [on_contact, *at_when]}]
+    assert texts["filterGroups"] == [{"filters": [on_contact, *at_when]}]
+    assert deals["filterGroups"] == [{"filters": [
+        on_contact, {"propertyName": "pipeline", "operator": "EQ", "value": "default"},
+        {"propertyName": "dealname", "operator": "EQ", "value": "Missed call"}]}]
+    assert millis == "1788275045678"
+    assert {r.json["sorts"][0]["direction"] for r in stub.requests} == {"DESCENDING"}

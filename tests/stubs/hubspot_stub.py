@@ -17,7 +17,10 @@ point the adapter at this real server on 127.0.0.1 (ephemeral port)::
 What it keeps: contacts (with HubSpot's calculated phone properties), calls, communications,
 tasks, deals (``hs_is_closed`` derived from the stage), and custom contact properties. Search
 honours OR'ed filter groups of AND'ed filters and an optional ``search_lag`` (seconds before a new
-record becomes searchable, as HubSpot's index lags behind writes). Creates validate the enums,
+record becomes searchable, as HubSpot's index lags behind writes); filters on an association
+(``associations.contact``) match the record's associations, range operators on a date compare
+instants (a filter's value in milliseconds, as search wants), and a ``DESCENDING`` sort on the
+create date puts the newest first. Creates validate the enums,
 required ``hs_timestamp`` and association type ids the way HubSpot answers (400).
 
 An outage (:meth:`HubSpotStub.outage`) answers every request arriving during it with an error and
@@ -44,7 +47,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -845,6 +848,9 @@ class HubSpotStub:
             for r in self._objects[kind].values()
             if self._visible(r) and (not groups or any(_group_matches(g, r) for g in groups))
         ]
+        for sort in reversed((payload or {}).get("sorts") or []):
+            if sort.get("propertyName") in ("hs_createdate", "createdate"):
+                hits.sort(key=lambda r: r.created, reverse=sort.get("direction") == "DESCENDING")
         limit = int((payload or {}).get("limit") or 10)
         wanted = (payload or {}).get("properties") or None
         return {"total": len(hits), "results": [self._public(r, wanted) for r in hits[:limit]]}
@@ -978,10 +984,53 @@ def _e164(value: str | None) -> str | None:
     )
 
 
+#: ``associations.<name>`` filters: the name's object type.
+_ASSOCIATION_FILTERS = {"contact": "contacts", "deal": "deals", "company": "companies"}
+_RANGES: dict[str, Callable[[float, float], bool]] = {
+    "GT": lambda a, b: a > b, "GTE": lambda a, b: a >= b,
+    "LT": lambda a, b: a < b, "LTE": lambda a, b: a <= b,
+}
+
+
+def _instant(value: str | None) -> float | None:
+    """A date property's value or a filter's (milliseconds, or ISO 8601) in milliseconds."""
+    if value is None:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000
+    except ValueError:
+        return None
+
+
+def _association_matches(flt: Mapping[str, Any], rec: _Record) -> bool:
+    kind = _ASSOCIATION_FILTERS.get(str(flt["propertyName"]).split(".", 1)[1])
+    linked = {to_id for to_kind, to_id, _type in rec.associations if to_kind == kind}
+    op = flt.get("operator")
+    if op == "EQ":
+        return str(flt.get("value")) in linked
+    if op == "IN":
+        return bool(linked & {str(v) for v in flt.get("values") or []})
+    if op == "HAS_PROPERTY":
+        return bool(linked)
+    if op == "NOT_HAS_PROPERTY":
+        return not linked
+    raise _ApiError(400, f"operator {op} is not supported on associations")
+
+
 def _group_matches(group: Mapping[str, Any], rec: _Record) -> bool:
     for flt in group.get("filters") or []:
+        if str(flt.get("propertyName")).startswith("associations."):
+            if not _association_matches(flt, rec):
+                return False
+            continue
         value = rec.properties.get(flt.get("propertyName"))
         op = flt.get("operator")
+        if op in _RANGES:
+            have, bound = _instant(value), _instant(str(flt.get("value")))
+            if have is None or bound is None or not _RANGES[op](have, bound):
+                return False
         if op == "EQ" and (value is None or value.lower() != str(flt.get("value")).lower()):
             return False
         if op == "NEQ" and value is not None and value.lower() == str(flt.get("value")).lower():
