@@ -6,6 +6,10 @@ requests (``linkedTo: {requests: true}``), so it shows on the client and on the 
 links by kind, not by id: the note shows on every request of that client. Jobber does not
 de-duplicate creates; the connector's ``crm_links`` does.
 
+A note has no field of ours to search on, so :func:`find_note` (asked on a retry whose earlier
+attempt may have written the note) reads the client's newest notes and compares their text with
+the text :func:`log_call` or :func:`log_message` would write.
+
 The follow-up is a ``taskCreate`` assigned to the configured team member (``assignedTo``), or,
 for accounts that prefer site visits, an ``assessmentCreate`` on the request
 (``teamMemberIdsToAssign``). Assessment ids are handed out as ``assessment:<id>`` so
@@ -28,6 +32,7 @@ from crm_adapters.jobber.documents import (
     ASSESSMENT_EDIT,
     ASSESSMENT_INSTRUCTIONS,
     CLIENT_NOTE_CREATE,
+    CLIENT_NOTES,
     TASK_CREATE,
     TASK_DONE,
     TASK_EDIT,
@@ -43,6 +48,12 @@ FOLLOW_UPS = (FOLLOW_UP_TASK, FOLLOW_UP_ASSESSMENT)
 ASSESSMENT_PREFIX = "assessment:"
 #: Length of the follow-up's calendar slot, from its due time.
 SLOT = timedelta(minutes=15)
+#: Newest notes :func:`find_note` reads. The retry that looks comes a backoff (or a lapsed lease)
+#: after the attempt that may have written the note, so only notes written in those minutes sit
+#: above it: the rest of that conversation's texts and what staff type meanwhile, far fewer than
+#: 50. Jobber prices a connection at ``first`` times the fields selected, so this page costs
+#: about a hundred points of the account's 10,000-point bucket.
+NOTES_PAGE = 50
 
 
 def _utc(value: datetime) -> str:
@@ -52,7 +63,9 @@ def _utc(value: datetime) -> str:
 
 
 def _when(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    # To the second: a note is found again (find_note) by its text alone, and the time is what
+    # tells apart a caller's two calls, or two equal texts ("ok", "ok"), within one minute.
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def call_note(call: CallLog) -> str:
@@ -87,6 +100,41 @@ def log_call(api: JobberApi, call: CallLog) -> str:
 def log_message(api: JobberApi, message: MessageLog) -> str:
     """One client note for one text."""
     return _note(api, message.contact_id, message_note(message), message.deal_id)
+
+
+def normalised(text: str) -> str:
+    r"""Note text as compared by :func:`find_note`: Jobber may hand a message back with ``\r\n``
+    line endings and trailing whitespace trimmed or added, which says nothing about its origin."""
+    return text.replace("\r\n", "\n").rstrip()
+
+
+def _newest_notes(api: JobberApi, client_id: str) -> list[Mapping[str, Any]]:
+    data = api.execute(CLIENT_NOTES, {"clientId": client_id, "first": NOTES_PAGE})
+    client = data.get("client")
+    if not isinstance(client, Mapping):
+        return []  # the client is gone or in another account: no note of ours is there
+    nodes = (client.get("notes") or {}).get("nodes") or []
+    return [n for n in nodes if isinstance(n, Mapping) and n.get("id")]
+
+
+def find_note(api: JobberApi, client_id: str, text: str) -> str | None:
+    """The id of the newest of the client's :data:`NOTES_PAGE` newest notes whose message is
+    ``text`` (compared :func:`normalised`), or None."""
+    wanted = normalised(text)
+    for note in _newest_notes(api, client_id):
+        if normalised(str(note.get("message") or "")) == wanted:
+            return str(note["id"])
+    return None
+
+
+def find_call_log(api: JobberApi, call: CallLog) -> str | None:
+    """The note an earlier :func:`log_call` of ``call`` wrote, or None."""
+    return find_note(api, call.contact_id, call_note(call))
+
+
+def find_message_log(api: JobberApi, message: MessageLog) -> str | None:
+    """The note an earlier :func:`log_message` of ``message`` wrote, or None."""
+    return find_note(api, message.contact_id, message_note(message))
 
 
 def _id_of(record: Any, operation: str) -> str:

@@ -62,6 +62,10 @@ API_CALLS: Mapping[str, tuple[str, ...]] = {
     "set_pipeline_stage:new": ("mutation RequestCreate",),
     "set_pipeline_stage:open": ("query RequestStatus",),
     "set_pipeline_stage:closed": ("query RequestStatus", "mutation RequestCreate"),
+    # Asked only on a retry whose earlier attempt may have made the record.
+    "find_call_log": ("query ClientNotes",),
+    "find_message_log": ("query ClientNotes",),
+    "find_lead": ("query ClientRequests",),
 }
 
 
@@ -263,6 +267,21 @@ class JobberCrm(CrmAdapter):
     def set_pipeline_stage(self, lead: LeadSpec, existing_id: str | None = None) -> str:
         """Reuse the open request ``existing_id`` or create one (see ``leads``)."""
         return leads.set_pipeline_stage(self._api, lead, existing_id)
+
+    def find_call_log(self, call: CallLog) -> str | None:
+        """The client note :meth:`log_call` wrote for ``call``: the note with its text among the
+        client's newest (see ``activities.find_note``); None when there is none."""
+        return activities.find_call_log(self._api, call)
+
+    def find_message_log(self, message: MessageLog) -> str | None:
+        """The client note :meth:`log_message` wrote for ``message``, found as
+        :meth:`find_call_log` finds the call's."""
+        return activities.find_message_log(self._api, message)
+
+    def find_lead(self, lead: LeadSpec) -> str | None:
+        """The newest open request of the client titled ``lead.name`` (see ``leads.find_lead``);
+        None when there is none."""
+        return leads.find_lead(self._api, lead)
 
     def parse_webhook(self, request: WebhookRequest) -> list[CrmEvent]:
         """``APP_DISCONNECT``; other topics are acknowledged (see :mod:`.webhooks`)."""

@@ -65,6 +65,26 @@ mutation ClientNoteCreate($clientId: EncodedId!, $input: ClientCreateNoteInput!)
 }
 """
 
+#: The client's newest notes, to find the one an earlier ``clientCreateNote`` made (a retry after
+#: a lost answer). Unsorted, ``Client.notes`` lists the oldest first. The sort is written as the
+#: pinned version takes it (``NotesSortInput``, ``key:``); the 2022-03-10 dump still has
+#: ``ClientNotesSortAttributes`` (``field:``), which Jobber replaced in 2022-05-23 (see
+#: ``schema_patch.py`` in the Jobber fixtures). ``client`` is null for a client that is gone or in
+#: another account.
+CLIENT_NOTES = """
+query ClientNotes($clientId: EncodedId!, $first: Int!) {
+  client(id: $clientId) {
+    id
+    notes(first: $first, sort: [{key: CREATED_AT, direction: DESCENDING}]) {
+      nodes {
+        id
+        message
+      }
+    }
+  }
+}
+"""
+
 #: Is the request we made earlier still open, and is it still this client's?
 REQUEST_STATUS = """
 query RequestStatus($id: EncodedId!) {
@@ -73,6 +93,26 @@ query RequestStatus($id: EncodedId!) {
     requestStatus
     client {
       id
+    }
+  }
+}
+"""
+
+#: The client's requests, to find one an earlier ``requestCreate`` made (a retry after a lost
+#: answer). ``Query.requests`` lists the account's most recently updated requests first and takes
+#: a client filter; ``Client.requests`` has no documented order, so a page of it could miss the
+#: new one. The filter takes one status, not a set, so the adapter judges openness itself.
+CLIENT_REQUESTS = """
+query ClientRequests($clientId: EncodedId!, $first: Int!) {
+  requests(filter: {clientId: $clientId}, first: $first) {
+    nodes {
+      id
+      title
+      requestStatus
+      createdAt
+      client {
+        id
+      }
     }
   }
 }
@@ -255,7 +295,9 @@ DOCUMENTS: Mapping[str, str] = MappingProxyType(
         "ClientsByPhone": CLIENTS_BY_PHONE,
         "ClientCreate": CLIENT_CREATE,
         "ClientNoteCreate": CLIENT_NOTE_CREATE,
+        "ClientNotes": CLIENT_NOTES,
         "RequestStatus": REQUEST_STATUS,
+        "ClientRequests": CLIENT_REQUESTS,
         "RequestCreate": REQUEST_CREATE,
         "TaskCreate": TASK_CREATE,
         "TaskInstructions": TASK_INSTRUCTIONS,
