@@ -17,6 +17,10 @@ How the connector's steps land in Housecall Pro (``connector.jobs.crm_sync`` ord
 5. ``append_to_task`` -> reads the lead for its customer and appends to the customer's notes.
 
 So one Housecall Pro lead serves both the pipeline step and the follow-up.
+
+A retry after an answer we never saw (the worker died, the write timed out) asks first:
+``find_call_log`` / ``find_message_log`` look for the entry's marker in the customer's notes,
+``find_lead`` for the open lead of ours that ``set_pipeline_stage`` would reuse. All only read.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ API_CALLS: Mapping[str, tuple[str, ...]] = {
     "create_task:on_lead": _NOTES,
     "create_task:new_lead": ("POST /leads",),
     "append_to_task": ("GET /leads/{id}", *_NOTES),
+    "find_call_log": ("GET /customers/{customer_id}",),
+    "find_message_log": ("GET /customers/{customer_id}",),
+    "find_lead": ("GET /leads",),
 }
 
 #: How many pipeline decisions an adapter remembers for :meth:`HousecallProCrm.pipeline_decision`.
@@ -283,6 +290,22 @@ class HousecallProCrm(CrmAdapter):
         self._notes.append(message.contact_id, ref, entry, operation="message log")
         return notes.note_record_id(message.contact_id, ref)
 
+    def find_call_log(self, call: CallLog) -> str | None:
+        """The id :meth:`log_call` returned for ``call`` when its entry is in the customer's
+        notes, else None. One ``GET /customers/{id}``; nothing is written."""
+        ref, _ = notes.call_entry(call)
+        if not self._notes.holds(call.contact_id, ref, operation="call log lookup"):
+            return None
+        return notes.note_record_id(call.contact_id, ref)
+
+    def find_message_log(self, message: MessageLog) -> str | None:
+        """The id :meth:`log_message` returned for ``message`` when its entry is in the
+        customer's notes, else None. One ``GET /customers/{id}``; nothing is written."""
+        ref, _ = notes.message_entry(message)
+        if not self._notes.holds(message.contact_id, ref, operation="message log lookup"):
+            return None
+        return notes.note_record_id(message.contact_id, ref)
+
     # -- follow-up and pipeline -------------------------------------------------------------
 
     def create_task(self, task: TaskSpec) -> str:
@@ -319,6 +342,21 @@ class HousecallProCrm(CrmAdapter):
             while len(self._decisions) > DECISIONS_KEPT:
                 self._decisions.popitem(last=False)
         return lead_id
+
+    def find_lead(self, lead: LeadSpec) -> str | None:
+        """The open lead of ours that :meth:`set_pipeline_stage` made or kept for
+        ``lead.contact_id``, else None. ``GET /leads`` (one or two pages); nothing is written.
+
+        It is the lead ``set_pipeline_stage`` itself would reuse: the customer's **oldest** open
+        lead carrying ``lead_tag``, so a retry and every later call agree on one lead even if
+        two of ours are open. A won or lost lead is not returned (the next call makes a new
+        one). Our leads are recognisable by the tag only: Housecall Pro's ``Lead`` carries no
+        note and no creation time, and its lead source and employee are shared with leads reps
+        make. With ``lead_tag`` None this returns None without a request, and a retry makes the
+        lead again.
+        """
+        found = self._leads.find_ours(lead.contact_id, operation="lead lookup", ambiguous=False)
+        return str(found["id"]) if found is not None else None
 
     def uses_oauth(self) -> bool:
         """True when this account connects as a partner app (OAuth), not with an API key."""

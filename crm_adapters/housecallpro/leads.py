@@ -62,6 +62,13 @@ class PipelineDecision:
     reason: str
 
 
+def _customer_of(lead: Mapping[str, Any]) -> str | None:
+    """The id of the customer a listed lead names, None when it names none."""
+    customer = lead.get("customer")
+    found = customer.get("id") if isinstance(customer, Mapping) else None
+    return str(found) if found else None
+
+
 class Leads:
     """Lead creation, reuse and pipeline moves for one adapter."""
 
@@ -141,21 +148,35 @@ class Leads:
                 return None
             raise
 
-    def find_ours(self, customer_id: str) -> dict[str, Any] | None:
-        """The customer's oldest open lead carrying our tag (our write may have been lost)."""
+    def find_ours(
+        self, customer_id: str, *, operation: str = "lead list", ambiguous: bool = True
+    ) -> dict[str, Any] | None:
+        """The customer's oldest open lead carrying our tag (our write may have been lost).
+
+        None without a tag: the ``Lead`` Housecall Pro returns has no note and no creation
+        time, so nothing else tells our lead from one a rep made. ``ambiguous`` is true when
+        read for a write operation (see the client's docstring).
+        """
         if not self.tag:
             return None
         params = {"customer_id": customer_id, "status": "open", "sort_direction": "asc"}
         for lead in self.client.paged(
             "/leads",
             "leads",
-            operation="lead list",
-            ambiguous=True,
+            operation=operation,
+            ambiguous=ambiguous,
             params=params,
             max_pages=OPEN_LEAD_PAGES,
         ):
             tags = lead.get("tags") or []
-            if lead.get("id") and lead.get("status", "open") == "open" and self.tag in tags:
+            # The listing is filtered by ``customer_id``, but a filter the server ignored would
+            # hand us the company's leads: a lead naming another customer is never ours to reuse.
+            if (
+                lead.get("id")
+                and lead.get("status", "open") == "open"
+                and self.tag in tags
+                and _customer_of(lead) in (None, customer_id)
+            ):
                 return lead
         return None
 

@@ -13,7 +13,9 @@ So every entry is appended to the customer's notes: read (``GET /customers/{id}`
 write (``PUT /customers/{id}`` with ``notes`` only). Each entry starts with a marker carrying an
 id derived from the entry's content (``[textback call-1a2b3c4d5e6f]``); the append is skipped
 when the marker is already there, so a write repeated after a crash (Housecall Pro saved, our
-link did not) adds nothing. The connector's ``crm_links`` stay the first line of defence.
+link did not) adds nothing, and the connector's retry of such a write first asks
+:meth:`CustomerNotes.holds` (a read only) and links the entry it finds. The connector's
+``crm_links`` stay the first line of defence.
 
 Caveats: this is last-writer-wins. An in-process lock per customer serialises our own appends;
 a rep saving the notes in the web app at the same instant, or another process appending, can
@@ -102,6 +104,11 @@ def task_line(lead_id: str, text: str) -> tuple[str, str]:
     return ref, _entry(ref, f"Follow-up (lead {lead_id}): {text}")
 
 
+def has_entry(notes: str, ref: str) -> bool:
+    """True when ``notes`` hold the entry ``ref`` (its marker, anywhere in the text)."""
+    return marker(ref) in notes
+
+
 def note_record_id(customer_id: str, ref: str) -> str:
     """The id an entry is known by to the connector: the customer and the entry's ref."""
     return f"customer:{customer_id}#{ref}"
@@ -114,19 +121,30 @@ class CustomerNotes:
         self.client = client
         self._locks = StripedLocks()
 
-    def read(self, customer_id: str, *, operation: str) -> str:
-        """The customer's notes ("" when empty)."""
+    def read(self, customer_id: str, *, operation: str, ambiguous: bool = True) -> str:
+        """The customer's notes ("" when empty).
+
+        ``ambiguous`` is true when read for a write operation (see the client's docstring).
+        """
         customer = self.client.request(
-            "GET", f"/customers/{customer_id}", operation=operation, ambiguous=True
+            "GET", f"/customers/{customer_id}", operation=operation, ambiguous=ambiguous
         )
         notes = customer.get("notes")
         return notes if isinstance(notes, str) else ""
+
+    def holds(self, customer_id: str, ref: str, *, operation: str) -> bool:
+        """True when the customer's notes have the entry ``ref``; a read only.
+
+        The same test :meth:`append` makes before writing, so an entry found here is one the
+        append would skip.
+        """
+        return has_entry(self.read(customer_id, operation=operation, ambiguous=False), ref)
 
     def append(self, customer_id: str, ref: str, entry: str, *, operation: str) -> bool:
         """Add ``entry`` at the end unless its marker is there already; True when written."""
         with self._locks.lock_for(customer_id):
             current = self.read(customer_id, operation=operation)
-            if marker(ref) in current:
+            if has_entry(current, ref):
                 return False
             separator = "\n" if current and not current.endswith("\n") else ""
             self.client.request(

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,7 @@ class FakeHcp:
             {"id": "ls_1", "name": "Google"}, {"id": "ls_2", "name": "Missed call"},
         ]
         self.q_phone_fields: tuple[str, ...] = ("mobile_number",)  # as documented
+        self.lead_filters_ignored = False  # True: GET /leads answers every lead of the company
         self.page_cap = 100  # the largest page_size the fake honours
         self.requests: list[Seen] = []
         self.failures: list[tuple[int, Any, dict[str, str]]] = []
@@ -136,6 +137,18 @@ class FakeHcp:
                   "updated_at": stamp, **fields}
         self.customers[cid] = record
         return cid
+
+    def add_lead(self, customer_id: str, *, tags: Sequence[str] = ("textback",),
+                 status: str = "open") -> str:
+        """A lead made outside the adapter (by a rep, or by an earlier attempt)."""
+        lid = f"lea_{next(self._ids):016x}"
+        self.leads[lid] = {
+            "id": lid, "number": 1000 + len(self.leads), "status": status,
+            "customer": {"id": customer_id}, "tags": list(tags), "lead_source": None,
+            "assigned_employee": None,
+            "pipeline_status": self.statuses[0]["name"] if self.statuses else None,
+        }
+        return lid
 
     def load_customers(self, name: str) -> list[str]:
         return [self.add_customer(**c) for c in fixture(name)["customers"]]
@@ -260,9 +273,9 @@ class FakeHcp:
         return 201, self.leads[lid]
 
     def _leads(self, seen: Seen) -> dict[str, Any]:
-        found = [lead for lead in self.leads.values()
-                 if lead["customer"]["id"] == seen.query.get("customer_id", [None])[0]
-                 and lead["status"] == seen.query.get("status", [lead["status"]])[0]]
+        found = [lead for lead in self.leads.values() if self.lead_filters_ignored or (
+                 lead["customer"]["id"] == seen.query.get("customer_id", [None])[0]
+                 and lead["status"] == seen.query.get("status", [lead["status"]])[0])]
         return self._page("leads", found, seen)
 
     def _move(self, seen: Seen) -> tuple[int, Any]:
@@ -672,6 +685,140 @@ def test_append_to_a_lead_that_is_gone_is_permanent(crm: HousecallProCrm, hcp: F
     with pytest.raises(PermanentProviderError) as info:
         crm.append_to_task("lea_missing", "Customer replied")
     assert info.value.status == 404
+
+
+# -- a retry finds what an earlier attempt wrote -------------------------------------------------
+
+
+def text_log(contact: str, body: str = "Sorry we missed you!", direction: str = "outbound",
+             when: datetime = WHEN) -> MessageLog:
+    sender, recipient = (BUSINESS, CALLER) if direction == "outbound" else (CALLER, BUSINESS)
+    return MessageLog(contact, direction, body, when, sender, recipient)
+
+
+def test_find_call_log_links_the_entry_an_earlier_attempt_wrote(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134", notes="Gate code on file.")
+    assert crm.find_call_log(call_log(contact)) is None  # nothing logged yet
+    logged = crm.log_call(call_log(contact))  # the worker died before linking this
+    notes = hcp.customers[contact]["notes"]
+    hcp.requests.clear()
+    assert crm.find_call_log(call_log(contact)) == logged
+    assert hcp.routes() == list(API_CALLS["find_call_log"])  # a read: no PUT
+    assert hcp.customers[contact]["notes"] == notes
+
+
+def test_find_call_log_ignores_other_entries_and_customers(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    other = hcp.add_customer(mobile_number="4155550177")
+    assert crm.find_call_log(call_log(contact)) is None  # notes still empty (null)
+    crm.log_call(call_log(contact))  # an earlier call from the same caller
+    crm.log_message(text_log(contact))
+    later = replace(call_log(contact), occurred_at=WHEN + timedelta(hours=2))
+    voicemail = replace(call_log(contact), outcome=CallOutcome.VOICEMAIL)
+    on_lead = call_log(contact, "lea_0000000000000001")
+    assert [crm.find_call_log(c) for c in (later, voicemail, on_lead)] == [None, None, None]
+    # The same call for another customer: that customer's notes are read, and hold nothing.
+    hcp.requests.clear()
+    assert crm.find_call_log(call_log(other)) is None
+    assert [r.path for r in hcp.requests] == [f"/customers/{other}"]
+
+
+def test_find_message_log_links_the_entry_an_earlier_attempt_wrote(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134", notes="Gate code on file.")
+    assert crm.find_message_log(text_log(contact)) is None
+    logged = crm.log_message(text_log(contact))
+    hcp.requests.clear()
+    assert crm.find_message_log(text_log(contact)) == logged
+    assert hcp.routes() == list(API_CALLS["find_message_log"])
+    assert logged.startswith(f"customer:{contact}#sms-")
+
+
+def test_find_message_log_ignores_other_texts_and_customers(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    other = hcp.add_customer(mobile_number="4155550177")
+    crm.log_call(call_log(contact))
+    crm.log_message(text_log(contact))
+    hcp.requests.clear()
+    near_misses = [
+        text_log(contact, "Sorry we missed you! Call us back?"),  # a second text that minute
+        text_log(contact, direction="inbound"),  # the same words, the other way
+        text_log(contact, when=WHEN + timedelta(seconds=1)),
+        text_log(other),
+    ]
+    assert [crm.find_message_log(m) for m in near_misses] == [None, None, None, None]
+    assert set(hcp.routes()) == {"GET /customers/{customer_id}"}  # the finds wrote nothing
+
+
+def test_find_lead_returns_the_lead_an_earlier_attempt_made(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    assert crm.find_lead(lead_spec(contact)) is None  # no lead yet: make one
+    lead = crm.set_pipeline_stage(lead_spec(contact))  # the worker died before linking it
+    hcp.requests.clear()
+    assert crm.find_lead(lead_spec(contact)) == lead
+    assert hcp.routes() == list(API_CALLS["find_lead"])  # no POST, no status move
+    (query,) = (r.query for r in hcp.requests)
+    assert (query["customer_id"], query["status"]) == ([contact], ["open"])
+    assert len(hcp.leads) == 1
+
+
+def test_find_lead_ignores_a_reps_lead_a_closed_one_and_another_customers(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    other = hcp.add_customer(mobile_number="4155550177")
+    hcp.add_lead(contact, tags=["vip"])  # a rep's lead: not tagged as ours
+    hcp.add_lead(contact, status="lost")  # ours, closed: the next call makes a new one
+    hcp.add_lead(other)  # ours, open, another customer's
+    assert crm.find_lead(lead_spec(contact)) is None
+    hcp.lead_filters_ignored = True  # should the listing ever answer every lead of the company
+    assert crm.find_lead(lead_spec(contact)) is None
+    ours = hcp.add_lead(contact)
+    assert crm.find_lead(lead_spec(contact)) == ours
+
+
+def test_find_lead_names_the_lead_set_pipeline_stage_reuses(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    first = crm.set_pipeline_stage(lead_spec(contact))
+    second = hcp.add_lead(contact)  # a second open lead of ours (two workers raced)
+    found = crm.find_lead(lead_spec(contact))
+    assert found == first != second  # the oldest, as set_pipeline_stage picks
+    assert crm.set_pipeline_stage(lead_spec(contact)) == found and len(hcp.leads) == 2
+
+
+def test_without_a_lead_tag_no_lead_is_recognised(hcp: FakeHcp) -> None:
+    crm = make_crm(lead_tag=None)
+    contact = crm.find_or_create_contact(CALLER).id
+    lead = crm.set_pipeline_stage(lead_spec(contact))
+    assert hcp.leads[lead]["tags"] == []
+    hcp.requests.clear()
+    assert crm.find_lead(lead_spec(contact)) is None  # documented: nothing tells ours apart
+    assert hcp.requests == []
+
+
+@pytest.mark.parametrize("find", ["call", "message", "lead"])
+def test_a_failed_find_is_not_ambiguous(find: str, crm: HousecallProCrm, hcp: FakeHcp) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    run: dict[str, Callable[[], object]] = {
+        "call": lambda: crm.find_call_log(call_log(contact)),
+        "message": lambda: crm.find_message_log(text_log(contact)),
+        "lead": lambda: crm.find_lead(lead_spec(contact)),
+    }
+    hcp.fail_next(502)
+    with pytest.raises(TransientProviderError) as info:
+        run[find]()
+    assert info.value.ambiguous is False and info.value.status == 502  # a read changed nothing
 
 
 # -- errors ------------------------------------------------------------------------------------
