@@ -103,6 +103,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -426,6 +427,47 @@ class CrmContract:
         self.close_lead(backend, lead)
         fresh = adapter.set_pipeline_stage(self._lead(contact.id), existing_id=lead)
         assert isinstance(fresh, str) and fresh and fresh != lead
+
+    # -- finding what an earlier attempt made ---------------------------------------------------
+
+    def test_find_call_log_finds_the_logged_call_and_nothing_else(
+        self, adapter: CrmAdapter
+    ) -> None:
+        contact = adapter.find_or_create_contact(CALLER)
+        other = adapter.find_or_create_contact(OTHER_CALLER)
+        call = self._call(contact.id)
+        logged = adapter.log_call(call)
+        assert adapter.find_call_log(call) == logged
+        later = replace(call, occurred_at=call.occurred_at + timedelta(seconds=5))
+        assert adapter.find_call_log(later) is None
+        assert adapter.find_call_log(replace(call, contact_id=other.id)) is None
+
+    def test_find_message_log_finds_the_logged_text_and_nothing_else(
+        self, adapter: CrmAdapter
+    ) -> None:
+        contact = adapter.find_or_create_contact(CALLER)
+        other = adapter.find_or_create_contact(OTHER_CALLER)
+        text = MessageLog(contact_id=contact.id, direction="outbound",
+                          body="Sorry we missed your call!", occurred_at=self._now(),
+                          sender=BUSINESS, recipient=CALLER)
+        logged = adapter.log_message(text)
+        assert adapter.find_message_log(text) == logged
+        reply = replace(text, direction="inbound", sender=CALLER, recipient=BUSINESS)
+        assert adapter.find_message_log(reply) is None
+        assert adapter.find_message_log(replace(text, body="Another text")) is None
+        assert adapter.find_message_log(replace(text, contact_id=other.id)) is None
+
+    def test_find_lead_finds_the_open_lead_and_not_a_closed_one(
+        self, adapter: CrmAdapter, backend: Any
+    ) -> None:
+        contact = adapter.find_or_create_contact(CALLER)
+        other = adapter.find_or_create_contact(OTHER_CALLER)
+        assert adapter.find_lead(self._lead(contact.id)) is None
+        lead = adapter.set_pipeline_stage(self._lead(contact.id))
+        assert adapter.find_lead(self._lead(contact.id)) == lead
+        assert adapter.find_lead(self._lead(other.id)) is None
+        self.close_lead(backend, lead)
+        assert adapter.find_lead(self._lead(contact.id)) is None
 
     # -- error classification ------------------------------------------------------------------
 
