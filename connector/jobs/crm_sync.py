@@ -58,14 +58,14 @@ REPLY_JOB_LOST_AFTER = timedelta(seconds=60)
 LOG_ONLY_REASONS = frozenset({"likely_spam"})
 
 
-def _remote(session: Session, request: Callable[[], T]) -> T:
+def _remote(session: Session, request: Callable[[], T], *, retry_ambiguous: bool = True) -> T:
     """One CRM request, made with nothing of ours held open.
 
     What the job has written so far is committed first: a write transaction held across a slow
     CRM would stall every other writer (on SQLite, the whole database) for as long as it takes.
     """
     session.commit()
-    return call_with_retries(request)
+    return call_with_retries(request, retry_ambiguous=retry_ambiguous)
 
 
 def _link(session: Session, account_id: str, crm: str, object_type: str, key: str,
@@ -201,7 +201,17 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
         spec = LeadSpec(contact_id=contact_id, name=f"Missed call {call.caller}",
                         pipeline=mapping.pipeline, stage=mapping.stage,
                         owner_id=owner)
-        new_lead = _remote(session, lambda: crm.set_pipeline_stage(spec, lead_id))
+        current = lead_id
+
+        def earlier_lead() -> str | None:
+            found = crm.find_lead(spec)
+            # The attempt that made it may have died before the lead reached its stage (Housecall
+            # Pro moves a new lead in a second request): the found lead is put there now.
+            return None if found is None else crm.set_pipeline_stage(spec, found)
+
+        new_lead = _create_once(session, account, crm, "lead", call.id,
+                                create=lambda: crm.set_pipeline_stage(spec, current),
+                                find=earlier_lead)
         note = crm.pipeline_note(new_lead)
         if note:
             audit(session, call.id, "crm_pipeline", note)
@@ -219,8 +229,10 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
             title=call_title(call), body=task_body(account, call, text), owner_id=owner,
             deal_id=lead_id if full else None,
         )
-        _link(session, account.id, crm.name, "call", call.id,
-                 _remote(session, lambda: crm.log_call(entry)))
+        logged = _create_once(session, account, crm, "call", call.id,
+                              create=lambda: crm.log_call(entry),
+                              find=lambda: crm.find_call_log(entry))
+        _link(session, account.id, crm.name, "call", call.id, logged)
         audit(session, call.id, "crm_call_logged")
 
     if full and "pipeline" in crm.capabilities and mapping.creates == "lead":
@@ -289,8 +301,10 @@ def _create_once(session: Session, account: Account, crm: CrmAdapter, object_typ
 
     The attempt is recorded (committed) before the create, so a worker that dies between the
     CRM's answer and our link leaves a trace; its retry searches for the record first and only
-    creates when the CRM has none. A CRM that cannot search (``NotImplementedError``) may get
-    the record twice in that narrow case.
+    creates when the CRM has none. A create whose answer was lost (a timeout, a 5xx) is not
+    repeated at once: the job fails, and its retry, a backoff later, searches first too. That
+    wait also lets a CRM whose search lags its writes (HubSpot's index) find the record. A CRM
+    that cannot search (``NotImplementedError``) may get the record twice in those narrow cases.
     """
     attempt = f"{object_type}:{key}"
     if get_link(session, account.id, crm.name, "attempt", attempt) is not None:
@@ -302,7 +316,7 @@ def _create_once(session: Session, account: Account, crm: CrmAdapter, object_typ
             return found
     else:
         _link(session, account.id, crm.name, "attempt", attempt, "-")
-    return _remote(session, create)
+    return _remote(session, create, retry_ambiguous=False)
 
 
 def _note_on_leader_task(session: Session, account: Account, crm: CrmAdapter, call: Call) -> None:
@@ -334,8 +348,10 @@ def log_message(session: Session, account: Account, crm: CrmAdapter, message: Me
         recipient=message.business_number if inbound else message.customer,
         owner_id=owner, deal_id=lead_id,
     )
-    _link(session, account.id, crm.name, "message", message.id,
-             _remote(session, lambda: crm.log_message(entry)))
+    logged = _create_once(session, account, crm, "message", message.id,
+                          create=lambda: crm.log_message(entry),
+                          find=lambda: crm.find_message_log(entry))
+    _link(session, account.id, crm.name, "message", message.id, logged)
 
 
 def sync_message(runtime: JobContext, message_id: str) -> None:

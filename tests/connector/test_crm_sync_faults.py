@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, update
 
 from connector.jobs.sweeper import sweep
-from connector.kernel.errors import PermanentProviderError
+from connector.kernel.errors import PermanentProviderError, TransientProviderError
 from connector.reporting.explain import explain
 from connector.storage.models import Call, CrmLink
 from crm_adapters.sandbox import SandboxCrm
@@ -63,38 +63,85 @@ class Killed(BaseException):
     """Stands for kill -9 between the CRM's answer and our record of it."""
 
 
-def test_a_kill_between_creating_the_task_and_linking_it_makes_no_second_task(
-        app, runtime, acme, webhook_secret, frozen_clock, monkeypatch):  # type: ignore[no-untyped-def]
-    real_create = SandboxCrm.create_task
+#: The job's creates: the sandbox CRM's method, its records' kind, and our link's object type.
+CREATES = [
+    pytest.param("set_pipeline_stage", "lead", "lead", id="lead"),
+    pytest.param("log_call", "call", "call", id="call log"),
+    pytest.param("log_message", "message", "message", id="text log"),
+    pytest.param("create_task", "task", "task", id="task"),
+]
 
-    def create_then_die(self, task):  # type: ignore[no-untyped-def]
-        real_create(self, task)
+
+def linked_ids(runtime, object_type):  # type: ignore[no-untyped-def]
+    with runtime.db.session() as s:
+        return s.scalars(select(CrmLink.crm_id).where(CrmLink.object_type == object_type)).all()
+
+
+def sweep_and_find_it_linked(runtime, account_id, kind, object_type):  # type: ignore[no-untyped-def]
+    """The sweeper's retry finishes the sync with the one record, found and linked."""
+    sweep(runtime)
+    made = records(runtime, account_id, kind)
+    assert len(made) == 1  # found, and linked, not made again
+    assert only_call(runtime, account_id).crm_state == "done"
+    assert linked_ids(runtime, object_type) == [made[0]["id"]]
+
+
+@pytest.mark.parametrize(("method", "kind", "object_type"), CREATES)
+def test_a_kill_between_creating_a_record_and_linking_it_makes_no_second_one(
+        app, runtime, acme, webhook_secret, frozen_clock, monkeypatch,
+        method, kind, object_type):  # type: ignore[no-untyped-def]
+    real_create = getattr(SandboxCrm, method)
+
+    def create_then_die(self, *args):  # type: ignore[no-untyped-def]
+        real_create(self, *args)
         raise Killed
 
-    monkeypatch.setattr(SandboxCrm, "create_task", create_then_die)
+    monkeypatch.setattr(SandboxCrm, method, create_then_die)
     with pytest.raises(Killed):
         post(app.test_client(), acme, "voice", missed(), webhook_secret)
     monkeypatch.undo()
-    assert len(records(runtime, acme, "task")) == 1
+    assert len(records(runtime, acme, kind)) == 1
+    assert linked_ids(runtime, object_type) == []
     assert only_call(runtime, acme).crm_state != "done"
 
     frozen_clock.shift(5 * 60)  # the lease lapses; the sweeper finds the sync unfinished
-    sweep(runtime)
-    tasks = records(runtime, acme, "task")
-    assert len(tasks) == 1  # found by its "textback call <id>" line and linked, not made again
+    sweep_and_find_it_linked(runtime, acme, kind, object_type)
+
+
+@pytest.mark.parametrize(("method", "kind", "object_type"), CREATES)
+def test_a_create_whose_answer_was_lost_is_not_repeated_but_found_later(
+        app, runtime, acme, webhook_secret, frozen_clock, monkeypatch,
+        method, kind, object_type):  # type: ignore[no-untyped-def]
+    real_create = getattr(SandboxCrm, method)
+
+    def create_then_time_out(self, *args):  # type: ignore[no-untyped-def]
+        real_create(self, *args)  # the CRM made it; its answer never came
+        raise TransientProviderError("read timed out", provider="sandbox", ambiguous=True)
+
+    monkeypatch.setattr(SandboxCrm, method, create_then_time_out)
+    assert post(app.test_client(), acme, "voice", missed(), webhook_secret).status_code == 200
+    monkeypatch.undo()
+    assert len(records(runtime, acme, kind)) == 1  # not sent again at once
     call = only_call(runtime, acme)
-    assert call.crm_state == "done"
-    with runtime.db.session() as s:
-        linked = s.scalar(select(CrmLink.crm_id).where(CrmLink.object_type == "task",
-                                                      CrmLink.local_key == call.id))
-    assert linked == tasks[0]["id"]
+    assert call.crm_state == "retry" and "TransientProviderError" in (call.last_error or "")
+
+    frozen_clock.shift(5 * 60)  # past the backoff
+    sweep_and_find_it_linked(runtime, acme, kind, object_type)
 
 
-def test_hubspot_finds_the_task_an_earlier_attempt_made(runtime, frozen_clock, monkeypatch):  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(("module", "function", "kind"), [
+    pytest.param("deals", "set_pipeline_stage", "deals", id="deal"),
+    pytest.param("activities", "log_call", "calls", id="call"),
+    pytest.param("activities", "log_message", "communications", id="text"),
+    pytest.param("activities", "create_task", "tasks", id="task"),
+])
+def test_hubspot_finds_the_record_an_earlier_attempt_made(
+        runtime, frozen_clock, monkeypatch, module, function, kind):  # type: ignore[no-untyped-def]
+    import importlib
+
     from connector.jobs.crm_sync import sync_call
     from connector.storage.accounts import import_account
     from connector.web import create_app
-    from crm_adapters.hubspot import activities
     from tests.stubs.hubspot_stub import HubSpotStub
 
     token = "pat-na1-test-token-0123456789"
@@ -106,22 +153,27 @@ def test_hubspot_finds_the_task_an_earlier_attempt_made(runtime, frozen_clock, m
         with runtime.db.session() as s:
             import_account(s, runtime.box, doc)
         app = create_app(runtime)
-        real_create = activities.create_task
+        where = importlib.import_module(f"crm_adapters.hubspot.{module}")
+        real_create = getattr(where, function)
 
-        def create_then_die(api, task):  # type: ignore[no-untyped-def]
-            real_create(api, task)
+        def create_then_die(*args):  # type: ignore[no-untyped-def]
+            real_create(*args)
             raise Killed
 
-        monkeypatch.setattr(activities, "create_task", create_then_die)
+        monkeypatch.setattr(where, function, create_then_die)
         with pytest.raises(Killed):
             post(app.test_client(), "acme", "voice", missed(), "secret")
         monkeypatch.undo()
-        assert len(hubspot.records("tasks")) == 1
+        assert len(hubspot.records(kind)) == 1
 
         frozen_clock.shift(5 * 60)
         call_id = only_call(runtime, "acme").id
         with runtime.db.session() as s:
             s.execute(update(Call).values(lease_until=None))
         sync_call(runtime, call_id)
-        assert len(hubspot.records("tasks")) == 1
+        made = hubspot.records(kind)
+        assert len(made) == 1
         assert only_call(runtime, "acme").crm_state == "done"
+        assert made[0]["id"] in linked_ids(runtime, {"deals": "lead", "calls": "call",
+                                                     "communications": "message",
+                                                     "tasks": "task"}[kind])
