@@ -313,6 +313,8 @@ def _create_once(session: Session, account: Account, crm: CrmAdapter, object_typ
         except NotImplementedError:
             found = None
         if found is not None:
+            log.info("crm %s made by an earlier attempt found and linked crm=%s key=%s",
+                     object_type, crm.name, key)
             return found
     else:
         _link(session, account.id, crm.name, "attempt", attempt, "-")

@@ -3,6 +3,8 @@ and linking it does not make a second one."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import select, update
 
@@ -88,7 +90,7 @@ def sweep_and_find_it_linked(runtime, account_id, kind, object_type):  # type: i
 
 @pytest.mark.parametrize(("method", "kind", "object_type"), CREATES)
 def test_a_kill_between_creating_a_record_and_linking_it_makes_no_second_one(
-        app, runtime, acme, webhook_secret, frozen_clock, monkeypatch,
+        app, runtime, acme, webhook_secret, frozen_clock, monkeypatch, caplog,
         method, kind, object_type):  # type: ignore[no-untyped-def]
     real_create = getattr(SandboxCrm, method)
 
@@ -105,7 +107,9 @@ def test_a_kill_between_creating_a_record_and_linking_it_makes_no_second_one(
     assert only_call(runtime, acme).crm_state != "done"
 
     frozen_clock.shift(5 * 60)  # the lease lapses; the sweeper finds the sync unfinished
-    sweep_and_find_it_linked(runtime, acme, kind, object_type)
+    with caplog.at_level(logging.INFO, logger="connector.jobs.crm_sync"):
+        sweep_and_find_it_linked(runtime, acme, kind, object_type)
+    assert f"crm {object_type} made by an earlier attempt found and linked" in caplog.text
 
 
 @pytest.mark.parametrize(("method", "kind", "object_type"), CREATES)
