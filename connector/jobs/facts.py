@@ -70,6 +70,47 @@ def is_opted_out(session: Session, account_id: str, number: str | None) -> bool:
     return bool(number) and session.get(OptOut, (account_id, number)) is not None
 
 
+# The per-caller facts in one round trip: each is a keyed or indexed lookup. Both statements are
+# built once, with their values bound at each decision: built anew for every call, making one and
+# computing its cache key cost more CPU than running it.
+_CALLER_FACTS = select(
+    select(OptOut.number).where(
+        OptOut.account_id == bindparam("account_id"), OptOut.number == bindparam("caller"),
+    ).exists().label("opted_out"),
+    select(CallerState.last_text_at).where(
+        CallerState.account_id == bindparam("account_id"),
+        CallerState.number == bindparam("caller"),
+        or_(CallerState.last_text_call_id.is_(None),
+            CallerState.last_text_call_id != bindparam("call_id")),
+    ).scalar_subquery().label("last_text_at"),
+    select(ContactProfile.automation_paused).where(
+        ContactProfile.account_id == bindparam("account_id"),
+        ContactProfile.number == bindparam("caller"),
+    ).scalar_subquery().label("paused"),
+    select(Message.id).where(
+        Message.account_id == bindparam("account_id"), Message.customer == bindparam("caller"),
+        Message.purpose_key.startswith(Purpose.HUMAN.prefix),
+        Message.created_at >= bindparam("human_since"),
+    ).exists().label("human"),
+    select(LineType.line_type).where(
+        LineType.account_id == bindparam("account_id"), LineType.number == bindparam("caller"),
+        LineType.looked_up_at >= bindparam("line_type_since"),
+    ).scalar_subquery().label("line_type"),
+)
+# One read of this caller's calls in the burst window serves the burst and the spam rules.
+_RECENT_CALLS = (
+    select(Call.id, Call.reason, Call.outcome, Call.ring_seconds, Call.occurred_at)
+    .where(
+        Call.account_id == bindparam("account_id"),
+        Call.caller == bindparam("caller"),
+        Call.occurred_at >= bindparam("since"),
+        Call.occurred_at <= bindparam("until"),
+    )
+    .order_by(Call.occurred_at)
+    .limit(200)
+)
+
+
 def gather(
     session: Session,
     account: Account,
@@ -91,48 +132,20 @@ def gather(
         options = account_settings(account).policy
         human_window = timedelta(hours=options.human_conversation_hours)
         line_type_ttl = timedelta(days=options.line_type_ttl_days)
-        # The per-caller facts in one round trip: each is a keyed or indexed lookup.
-        keyed = select(
-            select(OptOut.number).where(OptOut.account_id == account.id,
-                                        OptOut.number == caller).exists().label("opted_out"),
-            select(CallerState.last_text_at).where(
-                CallerState.account_id == account.id, CallerState.number == caller,
-                or_(CallerState.last_text_call_id.is_(None),
-                    CallerState.last_text_call_id != call.id),
-            ).scalar_subquery().label("last_text_at"),
-            select(ContactProfile.automation_paused).where(
-                ContactProfile.account_id == account.id, ContactProfile.number == caller,
-            ).scalar_subquery().label("paused"),
-            select(Message.id).where(
-                Message.account_id == account.id, Message.customer == caller,
-                Message.purpose_key.startswith(Purpose.HUMAN.prefix),
-                Message.created_at >= now - human_window,
-            ).exists().label("human"),
-            select(LineType.line_type).where(
-                LineType.account_id == account.id, LineType.number == caller,
-                LineType.looked_up_at >= now - line_type_ttl,
-            ).scalar_subquery().label("line_type"),
-        )
-        row = session.execute(keyed).one()
+        row = session.execute(_CALLER_FACTS, {
+            "account_id": account.id, "caller": caller, "call_id": call.id,
+            "human_since": now - human_window, "line_type_since": now - line_type_ttl,
+        }).one()
         if line_type is None:
             line_type = row.line_type  # a lookup within its TTL; None means look it up
         opted_out, paused, human = bool(row.opted_out), bool(row.paused), bool(row.human)
         last_text_at = row.last_text_at
         if last_text_at is not None and last_text_at.tzinfo is None:  # SQLite keeps no zone
             last_text_at = last_text_at.replace(tzinfo=UTC)
-        window_start = call.occurred_at - settings.burst_window
-        # One read of this caller's calls in the window serves the burst and the spam rules.
-        recent = session.execute(
-            select(Call.id, Call.reason, Call.outcome, Call.ring_seconds, Call.occurred_at)
-            .where(
-                Call.account_id == account.id,
-                Call.caller == caller,
-                Call.occurred_at >= window_start,
-                Call.occurred_at <= call.occurred_at,
-            )
-            .order_by(Call.occurred_at)
-            .limit(200)
-        ).all()
+        recent = session.execute(_RECENT_CALLS, {
+            "account_id": account.id, "caller": caller,
+            "since": call.occurred_at - settings.burst_window, "until": call.occurred_at,
+        }).all()
         burst_leader = next(
             (r.id for r in recent if r.id != call.id and r.reason in BURST_LEADER_REASONS), None
         )
