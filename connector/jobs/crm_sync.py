@@ -22,6 +22,8 @@ from connector.jobs import app_events
 from connector.jobs.conversation import awaits_owner, on_customer_reply
 from connector.jobs.crm_text import call_title, local_time, task_body, task_subject, text_line
 from connector.jobs.steps import (
+    CALL_LEASE,
+    MESSAGE_LEASE,
     audit,
     backoff,
     call_with_retries,
@@ -88,7 +90,7 @@ def sync_call(runtime: JobContext, call_id: str) -> None:
             return
         if call.state not in CRM_SYNCABLE_STATES or call.reason in NO_CRM_REASONS:
             return
-        if not take_lease(session, Call, call_id):
+        if not take_lease(session, CALL_LEASE, call_id):
             return
         try:
             _sync_call(runtime, session, call)
@@ -103,7 +105,7 @@ def sync_call(runtime: JobContext, call_id: str) -> None:
             call.last_error = f"configuration: {exc}"
             audit(session, call.id, "crm_failed", f"configuration: {exc.field}")
         finally:
-            release_lease(session, Call, call_id)
+            release_lease(session, CALL_LEASE, call_id)
 
 
 def _step_failed(session: Session, call: Call, exc: ProviderError) -> None:
@@ -362,7 +364,7 @@ def sync_message(runtime: JobContext, message_id: str) -> None:
         message = session.get(Message, message_id)
         if message is None or message.crm_state == CrmState.DONE:
             return
-        if not take_lease(session, Message, message_id):
+        if not take_lease(session, MESSAGE_LEASE, message_id):
             return
         try:
             _sync_message(runtime, session, message)
@@ -372,7 +374,7 @@ def sync_message(runtime: JobContext, message_id: str) -> None:
             session.commit()
             log.warning("message sync failed message=%s error=%s", message.id, type(exc).__name__)
         finally:
-            release_lease(session, Message, message_id)
+            release_lease(session, MESSAGE_LEASE, message_id)
 
 
 def _sync_message(runtime: JobContext, session: Session, message: Message) -> None:

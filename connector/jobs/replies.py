@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from connector.jobs.steps import call_with_retries, release_lease, take_lease
+from connector.jobs.steps import Lease, call_with_retries, release_lease, take_lease
 from connector.kernel import clock
 from connector.kernel.errors import ProviderError, TransientProviderError
 from connector.storage.models import Account, Message
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from connector.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
+#: A compliance reply not yet sent, claimed by one worker.
+_REPLY_LEASE = Lease(Message, Message.status == MessageStatus.INTENT, Message.send_attempts == 0)
 
 
 def send_reply(runtime: JobContext, message_id: str) -> None:
@@ -27,8 +29,7 @@ def send_reply(runtime: JobContext, message_id: str) -> None:
     with runtime.db.session() as session:
         # Claimed and read in one statement: a reply another worker sent a moment ago is never
         # taken on a stale reading.
-        message = take_lease(session, Message, message_id, Message.status == MessageStatus.INTENT,
-                             Message.send_attempts == 0)
+        message = take_lease(session, _REPLY_LEASE, message_id)
         if message is None:
             return
         try:
@@ -59,7 +60,7 @@ def send_reply(runtime: JobContext, message_id: str) -> None:
                 message.segments = result.segments
             session.commit()
         finally:
-            release_lease(session, Message, message_id)
+            release_lease(session, _REPLY_LEASE, message_id)
         to_crm = (message.status == MessageStatus.SENT
                   and not message.purpose_key.startswith(Purpose.ALERT.prefix))
     if to_crm:  # compliance replies and relayed owner replies go on the record; alerts do not

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Generic, TypeVar
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tenacity import (
@@ -32,34 +32,56 @@ MAX_INLINE_WAIT = 15.0
 LeasedRow = TypeVar("LeasedRow", Call, Message)
 
 
-def take_lease(session: Session, model: type[LeasedRow], row_id: str,
-               *conditions: ColumnElement[bool]) -> LeasedRow | None:
+class Lease(Generic[LeasedRow]):
+    """How a job claims a call or message: the claim statement for one model, built once.
+
+    ``conditions`` (say, "still unsent") are checked in the same ``UPDATE`` as the lease, so a
+    row another worker finished a moment ago is never claimed on a stale reading. The statement
+    is made once, with the row and the times bound at each claim: built anew for every job,
+    making it and computing its cache key cost more CPU than running it.
+    """
+
+    def __init__(self, model: type[LeasedRow], *conditions: ColumnElement[bool]) -> None:
+        self.model: type[LeasedRow] = model
+        self.claim: Update = (
+            update(model)
+            .where(
+                model.id == bindparam("row_id"),
+                or_(model.lease_until.is_(None), model.lease_until < bindparam("now")),
+                *conditions,
+            )
+            .values(lease_until=bindparam("until"))
+            .returning(model)
+        )
+        self.release: Update = (
+            update(model).where(model.id == bindparam("row_id")).values(lease_until=None)
+        )
+
+
+#: A call or a message, whatever its state.
+CALL_LEASE = Lease(Call)
+MESSAGE_LEASE = Lease(Message)
+
+
+def take_lease(session: Session, lease: Lease[LeasedRow], row_id: str) -> LeasedRow | None:
     """Claim a call or message for this worker and read it fresh, in one statement.
 
-    ``conditions`` (say, "still unsent") are checked in the same ``UPDATE``, so a row another
-    worker finished a moment ago is never claimed on a stale reading. Returns the row as the
-    database has it now, or None when another worker holds it or it no longer qualifies.
-    Commits, so the claim is visible to every other worker at once.
+    Returns the row as the database has it now, or None when another worker holds it or it no
+    longer meets the lease's conditions. Commits, so the claim is visible to every other worker
+    at once.
     """
     now = clock.now()
-    claimed = session.scalars(
-        update(model)
-        .where(
-            model.id == row_id,
-            or_(model.lease_until.is_(None), model.lease_until < now),
-            *conditions,
-        )
-        .values(lease_until=now + LEASE)
-        .returning(model),
+    claimed: LeasedRow | None = session.scalars(
+        lease.claim, {"row_id": row_id, "now": now, "until": now + LEASE},
         execution_options={"populate_existing": True},
     ).first()
     session.commit()
     return claimed
 
 
-def release_lease(session: Session, model: type[Call] | type[Message], row_id: str) -> None:
+def release_lease(session: Session, lease: Lease[LeasedRow], row_id: str) -> None:
     """Give a claimed call or message back."""
-    session.execute(update(model).where(model.id == row_id).values(lease_until=None))
+    session.execute(lease.release, {"row_id": row_id})
     session.commit()
 
 

@@ -312,11 +312,11 @@ def test_a_worker_that_read_the_call_before_another_sent_it_does_not_send_again(
     real_take_lease = workflow.take_lease
     raced = {"done": False}
 
-    def other_worker_sends_first(session, model, row_id, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def other_worker_sends_first(session, lease, row_id, *args, **kwargs):  # type: ignore[no-untyped-def]
         if not raced["done"]:
             raced["done"] = True
             workflow.send_text_back(other, call_id)  # the other worker: lease, send, release
-        return real_take_lease(session, model, row_id, *args, **kwargs)
+        return real_take_lease(session, lease, row_id, *args, **kwargs)
 
     monkeypatch.setattr(workflow, "take_lease", other_worker_sends_first)
     try:
