@@ -203,8 +203,6 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
         spec = LeadSpec(contact_id=contact_id, name=f"Missed call {call.caller}",
                         pipeline=mapping.pipeline, stage=mapping.stage,
                         owner_id=owner)
-        current = lead_id
-
         def earlier_lead() -> str | None:
             found = crm.find_lead(spec)
             # The attempt that made it may have died before the lead reached its stage (Housecall
@@ -212,7 +210,7 @@ def _sync_call(runtime: JobContext, session: Session, call: Call) -> None:
             return None if found is None else crm.set_pipeline_stage(spec, found)
 
         new_lead = _create_once(session, account, crm, "lead", call.id,
-                                create=lambda: crm.set_pipeline_stage(spec, current),
+                                create=lambda: crm.set_pipeline_stage(spec, lead_id),
                                 find=earlier_lead)
         note = crm.pipeline_note(new_lead)
         if note:

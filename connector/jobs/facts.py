@@ -70,13 +70,17 @@ def is_opted_out(session: Session, account_id: str, number: str | None) -> bool:
     return bool(number) and session.get(OptOut, (account_id, number)) is not None
 
 
+#: Whether the bound ``caller`` opted out of the bound ``account_id``'s texts: a column for the
+#: statements below and the text's last check before it goes.
+CALLER_OPTED_OUT = select(OptOut.number).where(
+    OptOut.account_id == bindparam("account_id"), OptOut.number == bindparam("caller"),
+).exists().label("opted_out")
+
 # The per-caller facts in one round trip: each is a keyed or indexed lookup. Both statements are
 # built once, with their values bound at each decision: built anew for every call, making one and
 # computing its cache key cost more CPU than running it.
 _CALLER_FACTS = select(
-    select(OptOut.number).where(
-        OptOut.account_id == bindparam("account_id"), OptOut.number == bindparam("caller"),
-    ).exists().label("opted_out"),
+    CALLER_OPTED_OUT,
     select(CallerState.last_text_at).where(
         CallerState.account_id == bindparam("account_id"),
         CallerState.number == bindparam("caller"),

@@ -42,7 +42,6 @@ class Lease(Generic[LeasedRow]):
     """
 
     def __init__(self, model: type[LeasedRow], *conditions: ColumnElement[bool]) -> None:
-        self.model: type[LeasedRow] = model
         self.claim: Update = (
             update(model)
             .where(

@@ -21,7 +21,12 @@ from connector.domain import policy
 from connector.domain.hours import BusinessHours
 from connector.jobs.alerts import raise_alert
 from connector.jobs.compose import compose
-from connector.jobs.facts import business_number_for, gather, remember_line_type
+from connector.jobs.facts import (
+    CALLER_OPTED_OUT,
+    business_number_for,
+    gather,
+    remember_line_type,
+)
 from connector.jobs.routing import choose_owner, owners
 from connector.jobs.steps import Lease, audit, call_with_retries, release_lease, take_lease
 from connector.kernel import clock
@@ -42,7 +47,6 @@ from connector.storage.models import (
     Call,
     CallActivity,
     Message,
-    OptOut,
     UTCDateTime,
 )
 from connector.storage.states import TEXT_BACK_STATES, CallState, MessageStatus, Purpose
@@ -239,12 +243,9 @@ def _decide_and_write_intent(runtime: JobContext, session: Session, account: Acc
     return message if sending else None
 
 
-# Built once, its values bound at each text: making it anew for each one cost more CPU than
-# running it.
+# Built once, its values bound at each text, as the decision's facts are.
 _CANCEL_FACTS = select(
-    select(OptOut.number).where(
-        OptOut.account_id == bindparam("account_id"), OptOut.number == bindparam("caller"),
-    ).exists().label("opted_out"),
+    CALLER_OPTED_OUT,
     select(CallActivity.direction).where(
         CallActivity.account_id == bindparam("account_id"),
         CallActivity.customer == bindparam("caller"),

@@ -174,28 +174,6 @@ def raise_task_priority(api: HubSpotApi, task_id: str) -> None:
         )
 
 
-def find_task(api: HubSpotApi, marker: str) -> str | None:
-    """The newest task whose body holds ``marker`` as a word: CRM search, ``CONTAINS_TOKEN``.
-
-    Search reads an index that lags writes by a few seconds; it is asked only when a retry
-    comes back to a task an earlier attempt may have made, minutes later.
-    https://developers.hubspot.com/docs/api/crm/search
-    """
-    marker_filter = sdk_model(tasks_sdk.Filter, property_name="hs_task_body",
-                              operator="CONTAINS_TOKEN", value=marker)
-    request = sdk_model(
-        tasks_sdk.PublicObjectSearchRequest,
-        filter_groups=[sdk_model(tasks_sdk.FilterGroup, filters=[marker_filter])],
-        properties=["hs_task_body"], limit=1,
-        sorts=[{"propertyName": "hs_createdate", "direction": "DESCENDING"}],
-    )
-    with api.translating("task search", ambiguous=False):
-        page = api.tasks_search.do_search(public_object_search_request=request,
-                                          _request_timeout=api.timeout)
-    results = page.results or []
-    return str(results[0].id) if results else None
-
-
 def task_completed(api: HubSpotApi, task_id: str) -> bool:
     """Whether the task's ``hs_task_status`` is COMPLETED."""
     with api.translating("task read", ambiguous=False):

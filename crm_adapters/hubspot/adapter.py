@@ -250,7 +250,7 @@ class HubSpotCrm(CrmAdapter):
 
     def find_task(self, marker: str) -> str | None:
         """A task made by an earlier attempt, found by the marker in its body."""
-        return activities.find_task(self._api, marker)
+        return lookups.find_task(self._api, marker)
 
     def append_to_task(self, task_id: str, text: str) -> None:
         """Append a line to the task's notes."""

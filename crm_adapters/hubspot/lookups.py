@@ -1,11 +1,12 @@
-"""Finding the record an earlier attempt made: the call, a text, the deal.
+"""Finding the record an earlier attempt made: the call, a text, the deal, the task.
 
 HubSpot does not de-duplicate creates. When a worker dies between HubSpot's answer and our link,
 or a create's answer is lost, the job's retry asks here first, and links what it finds instead of
 making a second record. Each lookup is one CRM search, narrowed on HubSpot's side by the contact
 the record was associated with (the ``associations.contact`` pseudo-property) and, for
 activities, by the activity's ``hs_timestamp`` (milliseconds, as search wants dates); the last
-comparison, on the fields we wrote, is made here.
+comparison, on the fields we wrote, is made here. The task is found by the ``textback call <id>``
+line in its body (``CONTAINS_TOKEN``).
 
 Search reads an index that lags writes by a few seconds; the retry comes a backoff or a lapsed
 lease later, minutes after the create. https://developers.hubspot.com/docs/api/crm/search
@@ -21,6 +22,7 @@ from typing import Any
 import hubspot.crm.deals as deals_sdk
 import hubspot.crm.objects.calls as calls_sdk
 import hubspot.crm.objects.communications as comms_sdk
+import hubspot.crm.objects.tasks as tasks_sdk
 
 from crm_adapters.base import CallLog, LeadSpec, MessageLog
 from crm_adapters.hubspot.activities import message_body
@@ -116,3 +118,10 @@ def find_lead(api: HubSpotApi, lead: LeadSpec) -> str | None:
         if props.get("dealname") == lead.name and is_open_deal(props):
             return str(record.id)
     return None
+
+
+def find_task(api: HubSpotApi, marker: str) -> str | None:
+    """The newest task whose body holds ``marker`` as a word."""
+    found = _search(api.tasks_search, tasks_sdk, "task search", api,
+                    [("hs_task_body", "CONTAINS_TOKEN", marker)], ("hs_task_body",))
+    return str(found[0].id) if found else None
