@@ -399,11 +399,15 @@ class CrmAdapter(ABC):
         :meth:`set_pipeline_stage` as ``existing_id``, which finishes putting it in its stage."""
         raise NotImplementedError
 
-    def find_task(self, marker: str) -> str | None:
-        """The id of a task whose body contains ``marker`` (the ``textback call <id>`` line), or
-        None. Asked only when an earlier attempt may have created the task before the worker
-        died, so a retry links that task instead of making a second one. ``NotImplementedError``
-        when the CRM cannot search tasks: such a retry may then repeat the task."""
+    def find_task(self, task: TaskSpec, marker: str) -> str | None:
+        """The id of the task an earlier :meth:`create_task` of ``task`` made, or None.
+
+        Its body holds ``marker`` (the ``textback call <id>`` line) as a word; the spec is the
+        one that attempt sent: the connector reuses the first attempt's due time on every retry,
+        so a CRM that can only list tasks by their time (Jobber) looks at that moment alone.
+        Asked only when an earlier attempt may have created the task before the worker died, so
+        a retry links that task instead of making a second one. ``NotImplementedError`` when the
+        CRM cannot search tasks: such a retry may then repeat the task."""
         raise NotImplementedError
 
     def task_completed(self, task_id: str) -> bool:

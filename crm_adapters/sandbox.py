@@ -258,11 +258,12 @@ class SandboxCrm(CrmAdapter):
                 return str(record["id"])
         return None
 
-    def find_task(self, marker: str) -> str | None:
+    def find_task(self, task: TaskSpec, marker: str) -> str | None:
         self._maybe_fail()
-        for task in reversed(self.store.all("task")):
-            if marker in str(task.get("body", "")).split():
-                return str(task["id"])
+        for made in reversed(self.store.all("task")):
+            if (made.get("contact_id") == task.contact_id
+                    and marker in str(made.get("body", "")).split()):
+                return str(made["id"])
         return None
 
     def append_to_task(self, task_id: str, text: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy import func, select
@@ -271,16 +271,21 @@ def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text:
     assert call.caller is not None  # noqa: S101
     task_id = get_link(session, account.id, crm.name, "task", call.id)
     if task_id is None:
+        # Every attempt asks for the first attempt's due time, so the task an earlier attempt
+        # made is where a CRM that lists tasks by their time (Jobber) looks for it.
+        first_due = _recorded_time(get_link(session, account.id, crm.name, "attempt",
+                                            _attempt_key("task", call.id)))
         task = TaskSpec(
             contact_id=contact_id, subject=task_subject(call),
             body=task_body(account, call, text),
-            due_at=clock.now() + timedelta(minutes=mapping.task_due_minutes),
+            due_at=first_due or clock.now() + timedelta(minutes=mapping.task_due_minutes),
             owner_id=call.owner_id or mapping.owner_id,
             priority=mapping.task_priority, queue_id=mapping.task_queue_id, deal_id=lead_id,
         )
         task_id = _create_once(session, account, crm, "task", call.id,
                                create=lambda: crm.create_task(task),
-                               find=lambda: crm.find_task(call.id))
+                               find=lambda: crm.find_task(task, call.id),
+                               record=task.due_at.isoformat())
         _link(session, account.id, crm.name, "task", call.id, task_id)
         # Replies and delivery failures from this caller are added to their latest task.
         _link(session, account.id, crm.name, "latest_task", call.caller, task_id)
@@ -295,8 +300,24 @@ def _task(session: Session, account: Account, crm: CrmAdapter, call: Call, text:
         _link(session, account.id, crm.name, "task_note", f"text:{call.id}", task_id)
 
 
+def _attempt_key(object_type: str, key: str) -> str:
+    """The ``attempt`` link's key for one CRM record of ours."""
+    return f"{object_type}:{key}"
+
+
+def _recorded_time(value: str | None) -> datetime | None:
+    """The time an attempt recorded (:func:`_create_once`'s ``record``); None for an attempt
+    that recorded none (``-``) or for no attempt."""
+    try:
+        recorded = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return recorded if recorded is not None and recorded.tzinfo is not None else None
+
+
 def _create_once(session: Session, account: Account, crm: CrmAdapter, object_type: str,
-                 key: str, *, create: Callable[[], str], find: Callable[[], str | None]) -> str:
+                 key: str, *, create: Callable[[], str], find: Callable[[], str | None],
+                 record: str = "-") -> str:
     """Create a CRM record, or find the one an earlier attempt made before it could link it.
 
     The attempt is recorded (committed) before the create, so a worker that dies between the
@@ -305,8 +326,9 @@ def _create_once(session: Session, account: Account, crm: CrmAdapter, object_typ
     repeated at once: the job fails, and its retry, a backoff later, searches first too. That
     wait also lets a CRM whose search lags its writes (HubSpot's index) find the record. A CRM
     that cannot search (``NotImplementedError``) may get the record twice in those narrow cases.
+    ``record`` is kept with the first attempt (what it asked for that a later one must repeat).
     """
-    attempt = f"{object_type}:{key}"
+    attempt = _attempt_key(object_type, key)
     if get_link(session, account.id, crm.name, "attempt", attempt) is not None:
         try:
             found = _remote(session, find)
@@ -317,7 +339,7 @@ def _create_once(session: Session, account: Account, crm: CrmAdapter, object_typ
                      object_type, crm.name, key)
             return found
     else:
-        _link(session, account.id, crm.name, "attempt", attempt, "-")
+        _link(session, account.id, crm.name, "attempt", attempt, record)
     return _remote(session, create, retry_ambiguous=False)
 
 

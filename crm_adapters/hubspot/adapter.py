@@ -248,8 +248,9 @@ class HubSpotCrm(CrmAdapter):
         """The open deal an earlier attempt made or kept (see :mod:`.lookups`)."""
         return lookups.find_lead(self._api, lead)
 
-    def find_task(self, marker: str) -> str | None:
-        """A task made by an earlier attempt, found by the marker in its body."""
+    def find_task(self, task: TaskSpec, marker: str) -> str | None:
+        """A task made by an earlier attempt, found by the marker in its body (a call's id, which
+        no other task holds)."""
         return lookups.find_task(self._api, marker)
 
     def append_to_task(self, task_id: str, text: str) -> None:

@@ -12,6 +12,7 @@ from connector.jobs.sweeper import sweep
 from connector.kernel.errors import PermanentProviderError, TransientProviderError
 from connector.reporting.explain import explain
 from connector.storage.models import Call, CrmLink
+from crm_adapters.base import TaskSpec
 from crm_adapters.sandbox import SandboxCrm
 from tests.connector.helpers import add_account, missed, only_call, post, records, sandbox_account
 
@@ -131,6 +132,36 @@ def test_a_create_whose_answer_was_lost_is_not_repeated_but_found_later(
 
     frozen_clock.shift(5 * 60)  # past the backoff
     sweep_and_find_it_linked(runtime, acme, kind, object_type)
+
+
+def test_every_attempt_at_the_task_asks_for_the_first_attempts_due_time(
+        app, runtime, acme, webhook_secret, frozen_clock, monkeypatch):  # type: ignore[no-untyped-def]
+    # A CRM that lists tasks by their time (Jobber) finds an earlier attempt's task only at
+    # the time that attempt asked for; the retry must ask for it again, not for "now + 15 min".
+    first: list[TaskSpec] = []
+    looked: list[TaskSpec] = []
+    real_create, real_find = SandboxCrm.create_task, SandboxCrm.find_task
+
+    def killed_before_the_crm_made_it(self, task):  # type: ignore[no-untyped-def]
+        first.append(task)
+        raise Killed
+
+    def find(self, task, marker):  # type: ignore[no-untyped-def]
+        looked.append(task)
+        return real_find(self, task, marker)
+
+    monkeypatch.setattr(SandboxCrm, "create_task", killed_before_the_crm_made_it)
+    with pytest.raises(Killed):
+        post(app.test_client(), acme, "voice", missed(), webhook_secret)
+    monkeypatch.setattr(SandboxCrm, "create_task", real_create)
+    monkeypatch.setattr(SandboxCrm, "find_task", find)
+
+    frozen_clock.shift(5 * 60)
+    sweep(runtime)
+    [task] = records(runtime, acme, "task")
+    assert [spec.due_at for spec in looked] == [first[0].due_at]
+    assert task["due_at"] == first[0].due_at.isoformat()  # made for the first attempt's time
+    assert only_call(runtime, acme).crm_state == "done"
 
 
 @pytest.mark.parametrize(("module", "function", "kind"), [

@@ -808,7 +808,7 @@ def test_a_crm_write_leaves_the_process_logging_alone(
                                    CALLER, deal_id=deal))
         task = crm.create_task(TaskSpec(contact, "Call back", "Missed", WHEN, deal_id=deal))
         crm.append_to_task(task, "They replied.")
-        crm.find_task("marker")
+        crm.find_task(TaskSpec(contact, "Call back", "Missed", WHEN), "marker")
         crm.set_opt_out(contact, True)
 
     write_everything()  # the first write of each kind may set its SDK package up
