@@ -14,11 +14,17 @@ The follow-up is a ``taskCreate`` assigned to the configured team member (``assi
 for accounts that prefer site visits, an ``assessmentCreate`` on the request
 (``teamMemberIdsToAssign``). Assessment ids are handed out as ``assessment:<id>`` so
 :func:`append_to_task` knows which object to edit whatever the setting is later.
+
+:func:`find_task` (asked on a retry whose earlier attempt may have made the follow-up) cannot
+search tasks by their text: Jobber lists tasks only by schedule. So it lists the tasks scheduled
+over the follow-up's due time (the retry asks with the first attempt's due time) for its owner,
+and takes the client's task whose instructions hold the call's marker as a word. An assessment
+is read from its request (a request has one) and compared by the marker the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,6 +39,8 @@ from crm_adapters.jobber.documents import (
     ASSESSMENT_INSTRUCTIONS,
     CLIENT_NOTE_CREATE,
     CLIENT_NOTES,
+    REQUEST_ASSESSMENT,
+    SCHEDULED_TASKS,
     TASK_CREATE,
     TASK_DONE,
     TASK_EDIT,
@@ -54,6 +62,21 @@ SLOT = timedelta(minutes=15)
 #: 50. Jobber prices a connection at ``first`` times the fields selected, so this page costs
 #: about a hundred points of the account's 10,000-point bucket.
 NOTES_PAGE = 50
+#: The window :func:`find_task` lists, from the task's due time: one second, the precision of
+#: the ``startAt`` :func:`task_input` sends. The task's own slot (``startAt`` to ``startAt`` +
+#: :data:`SLOT`) overlaps it whether Jobber counts the window's ends in or not, and even when it
+#: keeps ``startAt`` to the minute only; a zero-length window would meet the slot at its start
+#: alone, which a half-open comparison (``start < window end``) misses and Jobber may refuse.
+TASK_WINDOW = timedelta(seconds=1)
+#: Tasks per ``scheduledItems`` page in :func:`find_task`. What overlaps that second is the
+#: owner's tasks from calls missed in the slot's 15 minutes before it, and their all-day tasks
+#: of that day: a handful. Priced at ``first`` times the fields selected (four), a page costs
+#: about a hundred points of the 10,000-point bucket, which restores 500 points a second.
+TASKS_PAGE = 25
+#: Pages :func:`find_task` reads at most (100 tasks, about 400 points, under a second of the
+#: bucket's restore). A moment busier than that is past what a retry can afford to read: the
+#: follow-up may then be made twice, as when a CRM cannot search.
+TASK_PAGES = 4
 
 
 def _utc(value: datetime) -> str:
@@ -194,6 +217,75 @@ def create_task(api: JobberApi, task: TaskSpec, *, follow_up: str, timezone: str
         TASK_CREATE, {"clientId": task.contact_id, "input": task_input(task)}, "taskCreate"
     )
     return _id_of(payload.get("task"), "taskCreate")
+
+
+def holds_marker(text: Any, marker: str) -> bool:
+    """Whether ``marker`` is a whitespace-separated word of ``text`` (instructions that
+    :func:`append_to_task` has added lines to still hold it; a part of it is not it)."""
+    return isinstance(text, str) and marker in text.split()
+
+
+def scheduled_tasks_filter(task: TaskSpec) -> dict[str, Any]:
+    """``ScheduledItemsFilterAttributes``: the tasks whose schedule overlaps the
+    :data:`TASK_WINDOW` at ``task.due_at``, assigned to its owner when it has one."""
+    fields: dict[str, Any] = {
+        "scheduleItemType": "BASIC_TASK",
+        "occursWithin": {"startAt": _utc(task.due_at), "endAt": _utc(task.due_at + TASK_WINDOW)},
+    }
+    if task.owner_id:
+        # A task made without an owner has no assignee: filtering would hide it.
+        fields["assignedTo"] = [task.owner_id]
+    return fields
+
+
+def _scheduled_tasks(api: JobberApi, task: TaskSpec) -> Iterator[Mapping[str, Any]]:
+    """The scheduled items :func:`scheduled_tasks_filter` selects, page by page, at most
+    :data:`TASK_PAGES` pages."""
+    variables: dict[str, Any] = {"filter": scheduled_tasks_filter(task), "first": TASKS_PAGE,
+                                 "after": None}
+    for _ in range(TASK_PAGES):
+        page = api.execute(SCHEDULED_TASKS, variables).get("scheduledItems") or {}
+        for node in page.get("nodes") or []:
+            if isinstance(node, Mapping):
+                yield node
+        info = page.get("pageInfo") or {}
+        if not info.get("hasNextPage") or not info.get("endCursor"):
+            return
+        variables = {**variables, "after": info["endCursor"]}
+
+
+def _is_the_task(node: Mapping[str, Any], task: TaskSpec, marker: str) -> bool:
+    """The client's task whose instructions hold the marker. The client is checked as well: a
+    task of someone else's is never linked to this caller, whatever its text says."""
+    client = node.get("client")
+    return (bool(node.get("id")) and isinstance(client, Mapping)
+            and client.get("id") == task.contact_id
+            and holds_marker(node.get("instructions"), marker))
+
+
+def _find_assessment(api: JobberApi, request_id: str, marker: str) -> str | None:
+    data = api.execute(REQUEST_ASSESSMENT, {"requestId": request_id})
+    request = data.get("request")
+    # A request that is gone (or in another account) is null; one without an assessment has a
+    # null assessment.
+    assessment = request.get("assessment") if isinstance(request, Mapping) else None
+    if not isinstance(assessment, Mapping) or not assessment.get("id"):
+        return None
+    if not holds_marker(assessment.get("instructions"), marker):
+        return None
+    return ASSESSMENT_PREFIX + str(assessment["id"])
+
+
+def find_task(api: JobberApi, task: TaskSpec, marker: str, *, follow_up: str) -> str | None:
+    """The follow-up an earlier :func:`create_task` of ``task`` made, or None: the request's
+    assessment (as ``assessment:<id>``) when ``create_task`` would make one, otherwise the
+    client's task scheduled at ``task.due_at`` whose instructions hold ``marker`` as a word."""
+    if follow_up == FOLLOW_UP_ASSESSMENT and task.deal_id:
+        return _find_assessment(api, task.deal_id, marker)
+    for node in _scheduled_tasks(api, task):
+        if _is_the_task(node, task, marker):
+            return str(node["id"])
+    return None
 
 
 def appended(text: str, line: str) -> str:

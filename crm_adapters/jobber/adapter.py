@@ -66,6 +66,9 @@ API_CALLS: Mapping[str, tuple[str, ...]] = {
     "find_call_log": ("query ClientNotes",),
     "find_message_log": ("query ClientNotes",),
     "find_lead": ("query ClientRequests",),
+    # One page; a moment with more tasks than a page reads up to activities.TASK_PAGES pages.
+    "find_task": ("query ScheduledTasks",),
+    "find_task:assessment": ("query RequestAssessment",),
 }
 
 
@@ -282,6 +285,13 @@ class JobberCrm(CrmAdapter):
         """The newest open request of the client titled ``lead.name`` (see ``leads.find_lead``);
         None when there is none."""
         return leads.find_lead(self._api, lead)
+
+    def find_task(self, task: TaskSpec, marker: str) -> str | None:
+        """The follow-up :meth:`create_task` made for ``task``: the request's assessment when
+        ``follow_up`` makes one, else the client's task at ``task.due_at`` whose instructions
+        hold ``marker`` (see ``activities.find_task``); None when there is none. Reads only, so
+        a lost answer is never ambiguous."""
+        return activities.find_task(self._api, task, marker, follow_up=self.follow_up)
 
     def parse_webhook(self, request: WebhookRequest) -> list[CrmEvent]:
         """``APP_DISCONNECT``; other topics are acknowledged (see :mod:`.webhooks`)."""

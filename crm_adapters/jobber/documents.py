@@ -187,6 +187,47 @@ mutation AssessmentCreate($requestId: EncodedId!, $input: AssessmentCreateInput!
 }
 """
 
+#: The tasks scheduled at one moment, to find the one an earlier ``taskCreate`` made (a retry
+#: after a lost answer). Tasks cannot be searched by their text or listed by client, but
+#: ``scheduledItems`` lists the items whose schedule overlaps ``filter.occursWithin`` (narrowed to
+#: ``scheduleItemType: BASIC_TASK`` and, when the task has an owner, ``assignedTo``). Its nodes
+#: are ``ScheduledItemInterface``: ``id`` is selected on the interface (every scheduled item has
+#: one), the task's own fields in ``... on Task``. ``client`` is null for a task on no client.
+SCHEDULED_TASKS = """
+query ScheduledTasks($filter: ScheduledItemsFilterAttributes!, $first: Int!, $after: String) {
+  scheduledItems(filter: $filter, first: $first, after: $after) {
+    nodes {
+      id
+      ... on Task {
+        instructions
+        client {
+          id
+        }
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+}
+"""
+
+#: The request's assessment (a request has at most one), to find the one an earlier
+#: ``assessmentCreate`` made. ``request`` is null for a request that is gone or in another
+#: account, ``assessment`` for a request without one.
+REQUEST_ASSESSMENT = """
+query RequestAssessment($requestId: EncodedId!) {
+  request(id: $requestId) {
+    id
+    assessment {
+      id
+      instructions
+    }
+  }
+}
+"""
+
 #: Whether a rep marked the follow-up done: a completed task is a human response.
 TASK_DONE = """
 query TaskDone($id: EncodedId!) {
@@ -302,11 +343,13 @@ DOCUMENTS: Mapping[str, str] = MappingProxyType(
         "TaskCreate": TASK_CREATE,
         "TaskInstructions": TASK_INSTRUCTIONS,
         "TaskEdit": TASK_EDIT,
+        "ScheduledTasks": SCHEDULED_TASKS,
         "AssessmentCreate": ASSESSMENT_CREATE,
         "AssessmentInstructions": ASSESSMENT_INSTRUCTIONS,
         "TaskDone": TASK_DONE,
         "AssessmentDone": ASSESSMENT_DONE,
         "AssessmentEdit": ASSESSMENT_EDIT,
+        "RequestAssessment": REQUEST_ASSESSMENT,
         "Users": USERS,
         "Account": ACCOUNT,
         "FirstClient": FIRST_CLIENT,

@@ -195,6 +195,9 @@ class CrmContract:
     webhook_url: ClassVar[str] = "https://textback.example.com/webhooks/crm/test"
     #: Whether the test backend can answer with a message and a Retry-After, not only a status.
     backend_speaks: ClassVar[bool] = True
+    #: Whether the CRM can find a task an earlier attempt made (``find_task``); one that cannot
+    #: must say so with ``NotImplementedError``.
+    finds_tasks: ClassVar[bool] = True
 
     # -- hooks without a default -------------------------------------------------------------
 
@@ -468,6 +471,25 @@ class CrmContract:
         assert adapter.find_lead(self._lead(other.id)) is None
         self.close_lead(backend, lead)
         assert adapter.find_lead(self._lead(contact.id)) is None
+
+    def test_find_task_finds_the_task_with_the_marker_and_nothing_else(
+        self, adapter: CrmAdapter
+    ) -> None:
+        contact = adapter.find_or_create_contact(CALLER)
+        task = TaskSpec(contact_id=contact.id, subject="Call back the missed caller",
+                        body="Missed call at 9:02.\ntextback call 0c0ffee17",
+                        due_at=self._now() + timedelta(minutes=15))
+        if not self.finds_tasks:
+            with pytest.raises(NotImplementedError):
+                adapter.find_task(task, "0c0ffee17")
+            return
+        assert adapter.find_task(task, "0c0ffee17") is None
+        made = adapter.create_task(task)
+        adapter.append_to_task(made, "Customer replied: need a plumber today")
+        assert adapter.find_task(task, "0c0ffee17") == made
+        assert adapter.find_task(task, "0c0ffee1") is None  # a part of the marker is not it
+        another = replace(task, body="Missed call at 9:05.\ntextback call 0c0ffee18")
+        assert adapter.find_task(another, "0c0ffee18") is None
 
     # -- error classification ------------------------------------------------------------------
 

@@ -351,6 +351,7 @@ def sign(body: bytes, *, secret: str = SIGNING_SECRET, age_seconds: float = 0.0,
 
 class TestHousecallProContract(CrmContract, CrmSetupContract):
     adapter_class = HousecallProCrm
+    finds_tasks = False  # no task object: the follow-up is notes on the lead, or a new lead
     expected_account = "Housecall Pro company Acme Plumbing"
 
     def seed_choices(self, backend: FakeHcp) -> CrmChoices:

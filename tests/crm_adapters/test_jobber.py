@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -204,11 +204,14 @@ def sample_variables() -> dict[str, dict[str, Any]]:
         "TaskInstructions": {"id": "VGFzay8x"},
         "TaskDone": {"id": "VGFzay8x"},
         "TaskEdit": {"taskId": "VGFzay8x", "input": {"instructions": "a\nb"}},
+        "ScheduledTasks": {"filter": activities.scheduled_tasks_filter(task),
+                           "first": activities.TASKS_PAGE, "after": "25"},
         "AssessmentCreate": {"requestId": "UmVxdWVzdC8x",
                              "input": activities.assessment_input(task, "America/Denver")},
         "AssessmentInstructions": {"id": "QXNzZXNzbWVudC8x"},
         "AssessmentDone": {"id": "QXNzZXNzbWVudC8x"},
         "AssessmentEdit": {"assessmentId": "QXNzZXNzbWVudC8x", "input": {"instructions": "x"}},
+        "RequestAssessment": {"requestId": "UmVxdWVzdC8x"},
         "Users": {"first": 50, "after": None},
         "Account": {},
         "FirstClient": {},
@@ -717,6 +720,139 @@ def test_find_lead_refuses_another_clients_request(crm: JobberCrm, fake: FakeJob
         "id": gid("Request", 5), "title": "Missed call", "requestStatus": "new",
         "createdAt": "2026-09-01T15:04:05Z", "client": {"id": gid("Client", 77)}}]}}})
     assert crm.find_lead(lead_spec(contact)) is None
+
+
+MARKER = "0c0ffee17"
+
+
+def follow_up(contact: str, call: str = MARKER, *, deal_id: str | None = None) -> TaskSpec:
+    """The follow-up for one call, as the connector builds it: the marker on its last line."""
+    return TaskSpec(contact, "Call back", f"Missed at 9:02\ntextback call {call}", WHEN,
+                    owner_id=OWNER, deal_id=deal_id)
+
+
+def task_lists(fake: FakeJobber) -> list[dict[str, Any]]:
+    return [c.variables for c in fake.graphql_calls("ScheduledTasks")]
+
+
+def test_find_task_finds_the_task_create_task_made(crm: JobberCrm, fake: FakeJobber) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    assert crm.find_task(follow_up(contact), MARKER) is None
+    made = crm.create_task(follow_up(contact))
+    fake.clear_calls()
+    assert crm.find_task(follow_up(contact), MARKER) == made
+    assert fake.routes() == list(API_CALLS["find_task"])
+    # The tasks whose slot overlaps the second at the due time (create_task's startAt), the
+    # owner's only.
+    assert task_lists(fake) == [{"filter": {
+        "scheduleItemType": "BASIC_TASK",
+        "occursWithin": {"startAt": "2026-09-01T15:04:05Z", "endAt": "2026-09-01T15:04:06Z"},
+        "assignedTo": [OWNER]}, "first": activities.TASKS_PAGE, "after": None}]
+    crm.append_to_task(made, "Reply: today please")  # lines after the marker
+    assert crm.find_task(follow_up(contact), MARKER) == made
+
+
+def test_find_task_of_a_task_without_an_owner(crm: JobberCrm, fake: FakeJobber) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    task = replace(follow_up(contact), owner_id=None)
+    made = crm.create_task(task)
+    assert crm.find_task(task, MARKER) == made
+    assert "assignedTo" not in task_lists(fake)[-1]["filter"]
+
+
+def test_find_task_within_the_slot_when_jobber_keeps_minutes(crm: JobberCrm,
+                                                             fake: FakeJobber) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    made = crm.create_task(follow_up(contact))
+    fake.tasks[made]["startAt"] = "2026-09-01T15:04:00Z"  # the slot, to the minute
+    fake.tasks[made]["endAt"] = "2026-09-01T15:19:00Z"
+    assert crm.find_task(follow_up(contact), MARKER) == made
+
+
+#: Tasks like ours in all but one respect: none of them is the follow-up looked for.
+TASK_NEAR_MISSES: dict[str, Callable[[str, str], TaskSpec]] = {
+    "another client's task for the call": lambda mine, other: follow_up(other),
+    "the client's task for another call": lambda mine, other: follow_up(mine, "0c0ffee18"),
+    "a marker with ours in it": lambda mine, other: follow_up(mine, MARKER + "0"),
+    "another team member's task": lambda mine, other: replace(follow_up(mine),
+                                                             owner_id=gid("User", 2)),
+    "a task at another due time": lambda mine, other: replace(
+        follow_up(mine), due_at=WHEN + timedelta(hours=1)),
+}
+
+
+@pytest.mark.parametrize("near_miss", sorted(TASK_NEAR_MISSES))
+def test_find_task_ignores_near_misses(crm: JobberCrm, near_miss: str) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    other = crm.find_or_create_contact(OTHER_CALLER).id
+    crm.create_task(TASK_NEAR_MISSES[near_miss](contact, other))
+    assert crm.find_task(follow_up(contact), MARKER) is None
+    made = crm.create_task(follow_up(contact))
+    assert crm.find_task(follow_up(contact), MARKER) == made
+
+
+def test_find_task_reads_the_next_page(crm: JobberCrm, fake: FakeJobber) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    for n in range(activities.TASKS_PAGE):  # other calls' tasks at the same moment, first
+        crm.create_task(follow_up(contact, f"call-{n}"))
+    made = crm.create_task(follow_up(contact))
+    fake.clear_calls()
+    assert crm.find_task(follow_up(contact), MARKER) == made
+    assert [v["after"] for v in task_lists(fake)] == [None, str(activities.TASKS_PAGE)]
+
+
+def test_find_task_reads_a_bounded_number_of_pages(crm: JobberCrm, fake: FakeJobber) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    for n in range(activities.TASKS_PAGE * activities.TASK_PAGES):
+        crm.create_task(follow_up(contact, f"call-{n}"))
+    crm.create_task(follow_up(contact))  # past the pages read: made again on the retry
+    fake.clear_calls()
+    assert crm.find_task(follow_up(contact), MARKER) is None
+    assert [v["first"] for v in task_lists(fake)] == [activities.TASKS_PAGE] * activities.TASK_PAGES
+    assert len(fake.calls) == activities.TASK_PAGES
+
+
+def test_find_task_finds_the_assessment_on_the_request(fake: FakeJobber) -> None:
+    crm = make_crm(fake, follow_up="assessment", timezone="America/Denver")
+    contact, lead = contact_and_request(crm)
+    assert crm.find_task(follow_up(contact, deal_id=lead), MARKER) is None
+    made = crm.create_task(follow_up(contact, deal_id=lead))
+    crm.append_to_task(made, "Reply: today please")
+    fake.clear_calls()
+    assert crm.find_task(follow_up(contact, deal_id=lead), MARKER) == made
+    assert made.startswith(activities.ASSESSMENT_PREFIX)
+    assert fake.routes() == list(API_CALLS["find_task:assessment"])
+    assert fake.calls[0].variables == {"requestId": lead}
+
+
+def test_find_task_ignores_another_calls_assessment(fake: FakeJobber) -> None:
+    crm = make_crm(fake, follow_up="assessment")
+    contact, lead = contact_and_request(crm)
+    crm.create_task(follow_up(contact, "0c0ffee18", deal_id=lead))
+    assert crm.find_task(follow_up(contact, deal_id=lead), MARKER) is None
+
+
+def test_find_task_for_a_request_jobber_no_longer_has(fake: FakeJobber) -> None:
+    crm = make_crm(fake, follow_up="assessment")
+    contact = crm.find_or_create_contact(CALLER).id
+    assert crm.find_task(follow_up(contact, deal_id=gid("Request", 999)), MARKER) is None
+
+
+def test_find_task_in_assessment_mode_without_a_request_looks_for_the_task(
+        fake: FakeJobber) -> None:
+    crm = make_crm(fake, follow_up="assessment")
+    contact = crm.find_or_create_contact(CALLER).id
+    made = crm.create_task(follow_up(contact))
+    assert made in fake.tasks
+    assert crm.find_task(follow_up(contact), MARKER) == made
+
+
+def test_find_task_failures_are_never_ambiguous(crm: JobberCrm, fake: FakeJobber) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    fake._mock.replace("POST", f"{fake.url}/api/graphql", body=requests.ReadTimeout("read"))
+    with pytest.raises(TransientProviderError) as info:
+        crm.find_task(follow_up(contact), MARKER)
+    assert info.value.ambiguous is False
 
 
 # -- limits and errors -----------------------------------------------------------------------
