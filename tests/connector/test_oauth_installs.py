@@ -405,3 +405,36 @@ def test_only_an_admin_of_the_account_starts_its_install_from_the_web(app, runti
         client = app.test_client()
     answer = client.get("/oauth/jobber/install?account=acme")
     assert answer.status_code == 403 and b"Sign in" in answer.data
+
+
+def test_a_kill_after_jobbers_task_create_leaves_one_task(
+        app, runtime, acme, jobber, webhook_secret, frozen_clock, monkeypatch):  # type: ignore[no-untyped-def]
+    from connector.jobs.sweeper import sweep
+    from connector.storage.models import Call, CrmLink
+    from crm_adapters.jobber import activities
+
+    class Killed(BaseException):
+        """Stands for kill -9 between Jobber's answer and our record of it."""
+
+    real_create = activities.create_task
+
+    def create_then_die(*args, **kwargs):  # type: ignore[no-untyped-def]
+        real_create(*args, **kwargs)
+        raise Killed
+
+    _install(app, runtime)
+    monkeypatch.setattr(activities, "create_task", create_then_die)
+    with pytest.raises(Killed):
+        post(app.test_client(), "acme", "voice", missed(), webhook_secret)
+    monkeypatch.undo()
+    assert len(jobber.tasks) == 1
+
+    # Past the lease, and past the first task's 15-minute slot: a retry asking for its own
+    # "now + 15 min" would list another moment's tasks.
+    frozen_clock.shift(20 * 60)
+    sweep(runtime)
+    assert len(jobber.tasks) == 1  # found at the first attempt's due time, not made again
+    with runtime.db.session() as s:
+        assert s.scalar(select(Call.crm_state)) == "done"
+        linked = s.scalar(select(CrmLink.crm_id).where(CrmLink.object_type == "task"))
+    assert linked == next(iter(jobber.tasks))
