@@ -27,6 +27,7 @@ from connector.jobs.steps import (
     audit,
     backoff,
     call_with_retries,
+    forget_link,
     get_link,
     release_lease,
     set_link,
@@ -39,6 +40,7 @@ from connector.kernel.errors import (
     ProviderAuthError,
     ProviderError,
     RateLimitedError,
+    TransientProviderError,
 )
 from connector.kernel.events import CallOutcome
 from connector.kernel.phone import mask
@@ -327,9 +329,12 @@ def _create_once(session: Session, account: Account, crm: CrmAdapter, object_typ
     wait also lets a CRM whose search lags its writes (HubSpot's index) find the record. A CRM
     that cannot search (``NotImplementedError``) may get the record twice in those narrow cases.
     ``record`` is kept with the first attempt (what it asked for that a later one must repeat).
+    A first attempt the CRM refused outright made nothing, so it is forgotten: the next one is a
+    first attempt again (a task retried after a reconnection days later is due from then).
     """
     attempt = _attempt_key(object_type, key)
-    if get_link(session, account.id, crm.name, "attempt", attempt) is not None:
+    first = get_link(session, account.id, crm.name, "attempt", attempt) is None
+    if not first:
         try:
             found = _remote(session, find)
         except NotImplementedError:
@@ -340,7 +345,12 @@ def _create_once(session: Session, account: Account, crm: CrmAdapter, object_typ
             return found
     else:
         _link(session, account.id, crm.name, "attempt", attempt, record)
-    return _remote(session, create, retry_ambiguous=False)
+    try:
+        return _remote(session, create, retry_ambiguous=False)
+    except ProviderError as exc:
+        if first and not (isinstance(exc, TransientProviderError) and exc.ambiguous):
+            forget_link(session, account.id, crm.name, "attempt", attempt)  # kept with the failure
+        raise
 
 
 def _note_on_leader_task(session: Session, account: Account, crm: CrmAdapter, call: Call) -> None:

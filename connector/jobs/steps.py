@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Update, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Update, bindparam, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from tenacity import (
@@ -131,6 +131,18 @@ def set_link(
                                 local_key=key, crm_id=crm_id))
     except IntegrityError:
         pass  # another worker linked it first; theirs stands
+
+
+def forget_link(session: Session, account_id: str, crm: str, object_type: str, key: str) -> None:
+    """Remove the CRM id recorded for one of our objects, if any; the caller commits."""
+    session.execute(
+        delete(CrmLink).where(
+            CrmLink.account_id == account_id,
+            CrmLink.crm == crm,
+            CrmLink.object_type == object_type,
+            CrmLink.local_key == key,
+        )
+    )
 
 
 def _retryable(retry_ambiguous: bool) -> Callable[[BaseException], bool]:

@@ -4,12 +4,17 @@ and linking it does not make a second one."""
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from connector.jobs.sweeper import sweep
-from connector.kernel.errors import PermanentProviderError, TransientProviderError
+from connector.kernel.errors import (
+    PermanentProviderError,
+    RateLimitedError,
+    TransientProviderError,
+)
 from connector.reporting.explain import explain
 from connector.storage.models import Call, CrmLink
 from crm_adapters.base import TaskSpec
@@ -161,6 +166,31 @@ def test_every_attempt_at_the_task_asks_for_the_first_attempts_due_time(
     [task] = records(runtime, acme, "task")
     assert [spec.due_at for spec in looked] == [first[0].due_at]
     assert task["due_at"] == first[0].due_at.isoformat()  # made for the first attempt's time
+    assert only_call(runtime, acme).crm_state == "done"
+
+
+def test_a_task_the_crm_turned_away_is_forgotten_and_due_from_the_attempt_that_makes_it(
+        app, runtime, acme, webhook_secret, frozen_clock, monkeypatch):  # type: ignore[no-untyped-def]
+    # Turned away before anything was made (the CRM's budget spent): nothing to find later, so
+    # the retry is a first attempt again, and its task is due from when it is made.
+    turned_away: list[TaskSpec] = []
+
+    def throttled(self, task):  # type: ignore[no-untyped-def]
+        turned_away.append(task)
+        raise RateLimitedError("budget spent", provider="sandbox", retry_after=600)
+
+    monkeypatch.setattr(SandboxCrm, "create_task", throttled)
+    assert post(app.test_client(), acme, "voice", missed(), webhook_secret).status_code == 200
+    monkeypatch.undo()
+    assert records(runtime, acme, "task") == [] and len(turned_away) == 1
+    with runtime.db.session() as s:
+        attempts = s.scalars(select(CrmLink.local_key).where(CrmLink.object_type == "attempt"))
+        assert [key for key in attempts if key.startswith("task:")] == []
+
+    frozen_clock.shift(30 * 60)
+    sweep(runtime)
+    [task] = records(runtime, acme, "task")
+    assert datetime.fromisoformat(task["due_at"]) >= turned_away[0].due_at + timedelta(minutes=30)
     assert only_call(runtime, acme).crm_state == "done"
 
 
