@@ -4,7 +4,7 @@ and linking it does not make a second one."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
@@ -166,6 +166,27 @@ def test_every_attempt_at_the_task_asks_for_the_first_attempts_due_time(
     [task] = records(runtime, acme, "task")
     assert [spec.due_at for spec in looked] == [first[0].due_at]
     assert task["due_at"] == first[0].due_at.isoformat()  # made for the first attempt's time
+    assert only_call(runtime, acme).crm_state == "done"
+
+
+def test_a_task_attempt_recorded_without_a_due_time_is_retried_with_a_new_one(
+        app, runtime, acme, webhook_secret, frozen_clock, monkeypatch):  # type: ignore[no-untyped-def]
+    # Attempts recorded before due times were kept hold "-": the retry still makes the task.
+    def killed_before_the_crm_made_it(self, task):  # type: ignore[no-untyped-def]
+        raise Killed
+
+    monkeypatch.setattr(SandboxCrm, "create_task", killed_before_the_crm_made_it)
+    with pytest.raises(Killed):
+        post(app.test_client(), acme, "voice", missed(), webhook_secret)
+    monkeypatch.undo()
+    with runtime.db.session() as s:
+        s.execute(update(CrmLink).where(CrmLink.object_type == "attempt",
+                                        CrmLink.local_key.startswith("task:")).values(crm_id="-"))
+
+    frozen_clock.shift(5 * 60)
+    sweep(runtime)
+    [task] = records(runtime, acme, "task")
+    assert datetime.fromisoformat(task["due_at"]) > datetime.now(UTC) + timedelta(minutes=14)
     assert only_call(runtime, acme).crm_state == "done"
 
 
