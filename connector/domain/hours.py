@@ -123,27 +123,38 @@ class BusinessHours:
         return _contains(self.schedule_for(business_number).intervals_on(local.date()),
                          local.time())
 
+    def _wall_clock(self, day: date, at: time, fold: int) -> datetime:
+        """``at`` on ``day`` in the zone: its first (``fold`` 0) or second (1) occurrence when the
+        clocks go back over it, its only one otherwise. A time the clocks jump forward over has
+        none; it is given ``fold`` 0, which normalises forward through UTC."""
+        first = datetime.combine(day, at, tzinfo=self.tz)
+        second = first.replace(fold=1)
+        offsets = (first.utcoffset(), second.utcoffset())
+        repeated = None not in offsets and offsets[1] < offsets[0]  # type: ignore[operator]
+        return second if fold and repeated else first
+
     def next_open(self, at: datetime, business_number: str | None = None) -> datetime | None:
         """The next instant at or after ``at`` when the business opens; None if never (400 days)."""
         schedule = self.schedule_for(business_number)
         local = at.astimezone(self.tz)
+        now = at.astimezone(UTC)
         for offset in range(LOOKAHEAD_DAYS):
             day = local.date() + timedelta(days=offset)
             for start, end in schedule.intervals_on(day):
-                opening = datetime.combine(day, start, tzinfo=self.tz)
-                closing = (
-                    datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz)
-                    if end is None else datetime.combine(day, end, tzinfo=self.tz)
-                )
-                if offset == 0 and local.time() >= start:
-                    if end is None or local.time() < end:
-                        return at  # open now
-                    continue
-                # Wall-clock times skipped by a DST jump normalise forward through UTC; an
-                # interval that lies wholly inside the skipped hour never opens that day.
-                candidate = opening.astimezone(UTC).astimezone(self.tz)
-                if candidate < closing and self.is_open(candidate, business_number):
-                    return candidate
+                if offset == 0 and start <= local.time() and (end is None or local.time() < end):
+                    return at  # open now
+                # An hour the clocks go back over happens twice (fold 0, then fold 1): so does an
+                # interval in it, and the first of the two still ahead is the one. Wall-clock
+                # times skipped by a jump forward normalise forward through UTC; an interval that
+                # lies wholly inside the skipped hour never opens that day (is_open says no).
+                for fold in (0, 1):
+                    opening = self._wall_clock(day, start, fold)
+                    closing = (self._wall_clock(day + timedelta(days=1), time(0), fold)
+                               if end is None else self._wall_clock(day, end, fold))
+                    candidate = max(opening.astimezone(UTC), now)
+                    if candidate < closing.astimezone(UTC) and self.is_open(candidate,
+                                                                          business_number):
+                        return candidate.astimezone(self.tz)
         return None
 
 

@@ -142,3 +142,20 @@ def test_next_open_skips_an_interval_lost_to_the_spring_forward_jump():
     assert nxt == at(NY, 2026, 3, 15, 2, 0) and lost.is_open(nxt)
     partly = BusinessHours.from_settings(NY, {"weekly": {"sun": [["02:30", "04:00"]]}})
     assert partly.next_open(datetime(2026, 3, 7, 12, 0, tzinfo=UTC)) == at(NY, 2026, 3, 8, 3, 30)
+
+
+def test_next_open_takes_the_second_pass_of_an_hour_the_clocks_go_back_over():
+    # Europe/Dublin, 2024-10-27: 02:00 IST becomes 01:00 GMT, so 01:00-02:00 happens twice.
+    # (Compared in UTC: Python never finds a second-pass time equal to one in another zone.)
+    dublin = BusinessHours.from_settings("Europe/Dublin", {"weekly": {"sun": [["01:15", "01:30"]]}})
+
+    def next_open_utc(at: datetime) -> datetime | None:
+        found = dublin.next_open(at)
+        return None if found is None else found.astimezone(UTC)
+
+    between = datetime(2024, 10, 27, 1, 1, tzinfo=UTC)  # 01:01 on the second pass
+    assert next_open_utc(between) == datetime(2024, 10, 27, 1, 15, tzinfo=UTC)
+    after_first = datetime(2024, 10, 27, 0, 40, tzinfo=UTC)  # 01:40 on the first pass
+    assert next_open_utc(after_first) == datetime(2024, 10, 27, 1, 15, tzinfo=UTC)
+    before = datetime(2024, 10, 27, 0, 0, tzinfo=UTC)  # 01:00 on the first pass
+    assert next_open_utc(before) == datetime(2024, 10, 27, 0, 15, tzinfo=UTC)
