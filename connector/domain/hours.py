@@ -129,8 +129,8 @@ class BusinessHours:
         none; it is given ``fold`` 0, which normalises forward through UTC."""
         first = datetime.combine(day, at, tzinfo=self.tz)
         second = first.replace(fold=1)
-        offsets = (first.utcoffset(), second.utcoffset())
-        repeated = None not in offsets and offsets[1] < offsets[0]  # type: ignore[operator]
+        before, after = first.utcoffset(), second.utcoffset()
+        repeated = before is not None and after is not None and after < before
         return second if fold and repeated else first
 
     def next_open(self, at: datetime, business_number: str | None = None) -> datetime | None:

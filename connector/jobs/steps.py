@@ -93,15 +93,17 @@ def audit(session: Session, call_id: str, step: str, detail: str = "") -> None:
     session.add(CallEvent(call_id=call_id, step=step, detail=detail))
 
 
+def _link_of(account_id: str, crm: str, object_type: str,
+             key: str) -> tuple[ColumnElement[bool], ...]:
+    """The conditions that pick the ``crm_links`` row of one of our objects."""
+    return (CrmLink.account_id == account_id, CrmLink.crm == crm,
+            CrmLink.object_type == object_type, CrmLink.local_key == key)
+
+
 def get_link(session: Session, account_id: str, crm: str, object_type: str, key: str) -> str | None:
     """The CRM id recorded for one of our objects, if any."""
     return session.scalar(
-        select(CrmLink.crm_id).where(
-            CrmLink.account_id == account_id,
-            CrmLink.crm == crm,
-            CrmLink.object_type == object_type,
-            CrmLink.local_key == key,
-        )
+        select(CrmLink.crm_id).where(*_link_of(account_id, crm, object_type, key))
     )
 
 
@@ -114,12 +116,7 @@ def set_link(
     caller's transaction is lost (the insert runs in a savepoint).
     """
     row = session.scalar(
-        select(CrmLink).where(
-            CrmLink.account_id == account_id,
-            CrmLink.crm == crm,
-            CrmLink.object_type == object_type,
-            CrmLink.local_key == key,
-        )
+        select(CrmLink).where(*_link_of(account_id, crm, object_type, key))
     )
     if row is not None:
         row.crm_id = crm_id
@@ -136,12 +133,7 @@ def set_link(
 def forget_link(session: Session, account_id: str, crm: str, object_type: str, key: str) -> None:
     """Remove the CRM id recorded for one of our objects, if any; the caller commits."""
     session.execute(
-        delete(CrmLink).where(
-            CrmLink.account_id == account_id,
-            CrmLink.crm == crm,
-            CrmLink.object_type == object_type,
-            CrmLink.local_key == key,
-        )
+        delete(CrmLink).where(*_link_of(account_id, crm, object_type, key))
     )
 
 
