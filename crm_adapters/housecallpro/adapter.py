@@ -10,17 +10,22 @@ How the connector's steps land in Housecall Pro (``connector.jobs.crm_sync`` ord
 3. ``log_call`` / ``log_message`` -> entries in the **customer's notes** (:mod:`.notes`); the API
    has no activity object and no notes on customers or leads.
 4. ``create_task`` -> Housecall Pro has no task object: the follow-up *is* the lead. With a
-   ``deal_id`` (always, from the connector) the task's details go to the customer's notes under
-   that lead and the lead id is returned as the task id; without one a lead is made with the
-   details as its note. ``TaskSpec.owner_id`` is the employee id; there is no priority and no
-   task queue.
+   ``deal_id`` (the connector passes one when the pipeline step ran) the task's details go to
+   the customer's notes under that lead and the lead id is returned as the task id. Without one
+   (no pipeline step for the account) a new lead is made with the details as its note, between
+   two entries in the customer's notes: a pending one before the create, and the details under
+   the new lead after it (:mod:`.follow_ups`). ``TaskSpec.owner_id`` is the employee id; there
+   is no priority and no task queue.
 5. ``append_to_task`` -> reads the lead for its customer and appends to the customer's notes.
 
 So one Housecall Pro lead serves both the pipeline step and the follow-up.
 
 A retry after an answer we never saw (the worker died, the write timed out) asks first:
 ``find_call_log`` / ``find_message_log`` look for the entry's marker in the customer's notes,
-``find_lead`` for the open lead of ours that ``set_pipeline_stage`` would reuse. All only read.
+``find_lead`` for the open lead of ours that ``set_pipeline_stage`` would reuse, ``find_task``
+for the follow-up entry holding the call's ``textback call <id>`` line in the customer's notes
+and, when only the pending entry is there, for the newest open lead of ours no entry names
+(:mod:`.follow_ups`). All only read.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ from crm_adapters.housecallpro import catalog, notes, webhooks
 from crm_adapters.housecallpro.client import HcpClient, OAuthApp
 from crm_adapters.housecallpro.customers import CustomerFinder
 from crm_adapters.housecallpro.errors import PROVIDER
+from crm_adapters.housecallpro.follow_ups import FollowUps
 from crm_adapters.housecallpro.leads import Leads, PipelineDecision, PipelineStatus
 from crm_adapters.housecallpro.limits import HousecallProMeter
 
@@ -64,7 +70,11 @@ _NOTES = ("GET /customers/{customer_id}", "PUT /customers/{customer_id}")
 
 #: The Housecall Pro requests each operation makes, in order, on the success path. The status
 #: listing is cached per adapter for ten minutes (``:first`` variants include it); a notes
-#: entry already present skips the ``PUT``.
+#: entry already present skips the ``PUT``. ``create_task:new_lead`` is a follow-up whose body
+#: has the ``textback call <id>`` line (as the connector's always does): the open leads of
+#: ours, a pending entry listing them, the lead, the entry naming it; ``:unmarked`` is one
+#: without that line. ``find_task:pending`` is the find that meets a pending entry without the
+#: entry naming its lead.
 API_CALLS: Mapping[str, tuple[str, ...]] = {
     "find_or_create_contact:returning": ("GET /customers",),
     "find_or_create_contact:new": ("GET /customers", "POST /customers"),
@@ -79,11 +89,14 @@ API_CALLS: Mapping[str, tuple[str, ...]] = {
     "log_call": _NOTES,
     "log_message": _NOTES,
     "create_task:on_lead": _NOTES,
-    "create_task:new_lead": ("POST /leads",),
+    "create_task:new_lead": ("GET /leads", *_NOTES, "POST /leads", *_NOTES),
+    "create_task:new_lead:unmarked": ("POST /leads",),
     "append_to_task": ("GET /leads/{id}", *_NOTES),
     "find_call_log": ("GET /customers/{customer_id}",),
     "find_message_log": ("GET /customers/{customer_id}",),
     "find_lead": ("GET /leads",),
+    "find_task": ("GET /customers/{customer_id}",),
+    "find_task:pending": ("GET /customers/{customer_id}", "GET /leads"),
 }
 
 #: How many pipeline decisions an adapter remembers for :meth:`HousecallProCrm.pipeline_decision`.
@@ -253,6 +266,7 @@ class HousecallProCrm(CrmAdapter):
         )
         self._leads = Leads(self._client, lead_source=lead_source, tag=lead_tag)
         self._notes = notes.CustomerNotes(self._client)
+        self._follow_ups = FollowUps(self._notes, self._leads)
         self._decisions: OrderedDict[str, PipelineDecision] = OrderedDict()
         self._decisions_lock = threading.Lock()
 
@@ -309,13 +323,30 @@ class HousecallProCrm(CrmAdapter):
     # -- follow-up and pipeline -------------------------------------------------------------
 
     def create_task(self, task: TaskSpec) -> str:
-        """The follow-up is a lead: file the details under ``deal_id``, or make a lead."""
+        """The follow-up is a lead: file the details under ``deal_id``, or make a lead.
+
+        A new lead is made between a pending entry in the customer's notes and the entry naming
+        it, when the body has its ``textback call <id>`` line (see :mod:`.follow_ups`), so that
+        :meth:`find_task` can tell which lead an attempt made.
+        """
         if task.deal_id:
             ref, entry = notes.task_entry(task, task.deal_id)
             self._notes.append(task.contact_id, ref, entry, operation="task details")
             return task.deal_id
-        lead = self._leads.create(task.contact_id, task.owner_id, f"{task.subject}\n{task.body}")
-        return str(lead["id"])
+        return self._follow_ups.create_lead(task)
+
+    def find_task(self, task: TaskSpec, marker: str) -> str | None:
+        """The lead an earlier :meth:`create_task` of ``task`` returned, else None; nothing is
+        written. ``marker`` is the call id of the body's ``textback call <id>`` line.
+
+        One ``GET /customers/{id}``: the follow-up entry holding ``textback call <marker>`` (as
+        whole words) names the lead (with a ``deal_id``, that lead). When only the pending entry
+        is there (the earlier attempt stopped before naming its lead, or the create's answer was
+        lost), ``GET /leads`` too: the customer's newest open lead carrying ``lead_tag`` that no
+        entry names, or None when Housecall Pro made none. With ``lead_tag`` None that last case
+        always answers None: nothing tells our lead from a rep's, so the lead can repeat.
+        """
+        return self._follow_ups.find(task, marker)
 
     def append_to_task(self, task_id: str, text: str) -> None:
         """Add a line for the lead ``task_id`` to its customer's notes."""

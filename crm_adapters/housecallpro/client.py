@@ -20,9 +20,9 @@ The two are not interchangeable and Housecall Pro answers either mistake with th
 call, append to notes, make a lead) reports a 5xx or a read timeout as ambiguous even when the
 failing request was its preparatory read. The connector sees operations, and the writes it
 makes converge on retry (notes entries carry markers, a customer is searched for and our open
-lead looked up before a new one is made), so over-reporting only ever causes a safe retry. The
-exception is ``create_task`` without a lead, which the connector never calls. A connection that
-never opened is never ambiguous; a search alone is never ambiguous.
+lead looked up before a new one is made, a follow-up lead is made between two notes entries a
+retry reads), so over-reporting only ever causes a safe retry. A connection that never opened
+is never ambiguous; a search alone is never ambiguous.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,9 +157,36 @@ class Leads:
         time, so nothing else tells our lead from one a rep made. ``ambiguous`` is true when
         read for a write operation (see the client's docstring).
         """
+        return next(self._open_ours(customer_id, "asc", operation, ambiguous), None)
+
+    def newest_ours(
+        self, customer_id: str, *, skip: Set[str], operation: str, ambiguous: bool = False
+    ) -> dict[str, Any] | None:
+        """The customer's newest open lead carrying our tag whose id is not in ``skip``.
+
+        The listing is asked newest first (``sort_direction=desc``; :meth:`find_ours` asks
+        oldest first, and both take the default sort to be by creation *(inferred)*), so the
+        lead an earlier attempt just made comes first. None without a tag, as for
+        :meth:`find_ours`.
+        """
+        for lead in self._open_ours(customer_id, "desc", operation, ambiguous):
+            if str(lead["id"]) not in skip:
+                return lead
+        return None
+
+    def open_ours(self, customer_id: str, *, operation: str, ambiguous: bool = True) -> list[str]:
+        """The ids of the customer's open leads carrying our tag, oldest first; none without a
+        tag. ``ambiguous`` as for :meth:`find_ours`."""
+        return [str(lead["id"]) for lead in self._open_ours(customer_id, "asc", operation,
+                                                            ambiguous)]
+
+    def _open_ours(
+        self, customer_id: str, direction: str, operation: str, ambiguous: bool
+    ) -> Iterator[dict[str, Any]]:
+        """The customer's open leads carrying our tag, in ``direction`` (``asc``/``desc``)."""
         if not self.tag:
-            return None
-        params = {"customer_id": customer_id, "status": "open", "sort_direction": "asc"}
+            return
+        params = {"customer_id": customer_id, "status": "open", "sort_direction": direction}
         for lead in self.client.paged(
             "/leads",
             "leads",
@@ -177,8 +204,7 @@ class Leads:
                 and self.tag in tags
                 and _customer_of(lead) in (None, customer_id)
             ):
-                return lead
-        return None
+                yield lead
 
     def create(self, customer_id: str, employee_id: str | None, note: str) -> dict[str, Any]:
         """``POST /leads`` for an existing customer."""

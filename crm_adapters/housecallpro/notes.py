@@ -15,7 +15,9 @@ id derived from the entry's content (``[textback call-1a2b3c4d5e6f]``); the appe
 when the marker is already there, so a write repeated after a crash (Housecall Pro saved, our
 link did not) adds nothing, and the connector's retry of such a write first asks
 :meth:`CustomerNotes.holds` (a read only) and links the entry it finds. The connector's
-``crm_links`` stay the first line of defence.
+``crm_links`` stay the first line of defence. A follow-up made as a new lead is written between
+a pending entry and the follow-up entry naming the lead, the trail a retry reads
+(:mod:`crm_adapters.housecallpro.follow_ups`).
 
 Caveats: this is last-writer-wins. An in-process lock per customer serialises our own appends;
 a rep saving the notes in the web app at the same instant, or another process appending, can
@@ -25,6 +27,7 @@ lose one of the two edits. Texts appear as notes, not as native Housecall Pro me
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from crm_adapters.base import CallLog, MessageLog, TaskSpec
@@ -96,6 +99,25 @@ def task_entry(task: TaskSpec, lead_id: str) -> tuple[str, str]:
     )
     head = f"Follow-up (lead {lead_id}, due {_when(task.due_at)}): {task.subject}"
     return ref, _entry(ref, head, task.body)
+
+
+#: How a pending entry lists the customer's open leads of ours made before it.
+OPEN_BEFORE = "Open leads already there:"
+
+
+def pending_entry(
+    customer_id: str, call_line: str, open_before: Sequence[str] = ()
+) -> tuple[str, str]:
+    """The note that a follow-up lead is about to be made for a missed call.
+
+    ``call_line`` is the follow-up's ``textback call <id>`` line; ``open_before`` the ids of the
+    customer's open leads of ours listed just before, none of which is this follow-up's. The ref
+    depends on the customer and the call line only, so every attempt at the same follow-up
+    writes it once, with the first attempt's list.
+    """
+    ref = entry_ref("pending", customer_id, call_line)
+    body = call_line + (f"\n{OPEN_BEFORE} {', '.join(open_before)}" if open_before else "")
+    return ref, _entry(ref, "Making a follow-up lead for a missed call", body)
 
 
 def task_line(lead_id: str, text: str) -> tuple[str, str]:

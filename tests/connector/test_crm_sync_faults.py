@@ -7,8 +7,10 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import responses
 from sqlalchemy import select, update
 
+from connector.jobs.crm_sync import sync_call
 from connector.jobs.sweeper import sweep
 from connector.kernel.errors import (
     PermanentProviderError,
@@ -17,9 +19,11 @@ from connector.kernel.errors import (
 )
 from connector.reporting.explain import explain
 from connector.storage.models import Call, CrmLink
+from connector.web import create_app
 from crm_adapters.base import TaskSpec
 from crm_adapters.sandbox import SandboxCrm
 from tests.connector.helpers import add_account, missed, only_call, post, records, sandbox_account
+from tests.crm_adapters import test_housecallpro as hcp_test
 
 
 @pytest.fixture
@@ -263,3 +267,33 @@ def test_hubspot_finds_the_record_an_earlier_attempt_made(
         assert made[0]["id"] in linked_ids(runtime, {"deals": "lead", "calls": "call",
                                                      "communications": "message",
                                                      "tasks": "task"}[kind])
+
+
+def test_housecallpro_links_the_one_follow_up_lead_a_killed_worker_made(
+        runtime, frozen_clock, caplog):  # type: ignore[no-untyped-def]
+    # No pipeline step ("creates: task"): the follow-up is a new Housecall Pro lead, and the
+    # worker dies once Housecall Pro has made it, before the lead is named in the notes.
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        hcp = hcp_test.FakeHcp(mock)
+        doc = sandbox_account("acme", "secret")
+        doc["crm"] = {"kind": "housecallpro", "credentials": {"api_key": hcp_test.API_KEY},
+                      "api_base_url": hcp_test.BASE,
+                      "mapping": {"creates": "task", "owner_id": hcp_test.EMPLOYEE}}
+        add_account(runtime, doc)
+        app = create_app(runtime)
+        hcp.crash = ("after", "POST /leads")
+        with pytest.raises(hcp_test.Killed):
+            post(app.test_client(), "acme", "voice", missed(), "secret")
+        assert hcp.crash is None and len(hcp.leads) == 1
+        assert linked_ids(runtime, "task") == []
+
+        frozen_clock.shift(5 * 60)
+        call_id = only_call(runtime, "acme").id
+        with runtime.db.session() as s:
+            s.execute(update(Call).values(lease_until=None))
+        with caplog.at_level(logging.INFO, logger="connector.jobs.crm_sync"):
+            sync_call(runtime, call_id)
+        assert len(hcp.leads) == 1  # found, not made again
+        assert "crm task made by an earlier attempt found and linked" in caplog.text
+        assert only_call(runtime, "acme").crm_state == "done"
+        assert linked_ids(runtime, "task") == list(hcp.leads)

@@ -4,7 +4,8 @@ HTTP goes to :class:`FakeHcp`, an in-memory Housecall Pro (customers, leads, pip
 employees, the OAuth token endpoint) behind ``responses``. It behaves as the public API documents
 (see ``tests/fixtures/housecallpro/README.md``): ``q`` searches names, email, address and the
 mobile number only, the ``Lead`` it returns carries no note, and pipeline statuses refuse to move
-backwards.
+backwards. It can also stand for a worker killed before or after a chosen request
+(:class:`Killed`), and for an answer lost after Housecall Pro did the work.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ def digits(value: Any) -> str:
     return re.sub(r"\D", "", str(value or ""))
 
 
+class Killed(BaseException):
+    """Stands for kill -9 of the worker at a chosen request (:attr:`FakeHcp.crash`)."""
+
+
 @dataclass
 class Seen:
     """One request the fake received."""
@@ -117,7 +122,13 @@ class FakeHcp:
         self.lead_filters_ignored = False  # True: GET /leads answers every lead of the company
         self.page_cap = 100  # the largest page_size the fake honours
         self.requests: list[Seen] = []
-        self.failures: list[tuple[int, Any, dict[str, str]]] = []
+        #: Failures to answer with: (status, body, headers, the route it waits for or None).
+        self.failures: list[tuple[int, Any, dict[str, str], str | None]] = []
+        #: Routes done, then answered with a read timeout (once each): an answer lost.
+        self.lost_answers: list[str] = []
+        #: ("before" or "after", route): the worker dies before sending that request, or once
+        #: Housecall Pro has done it (:class:`Killed`, once).
+        self.crash: tuple[str, str] | None = None
         self.backward_moves = 0
         self.refresh_token = REFRESH
         self._ids = itertools.count(1)
@@ -159,7 +170,8 @@ class FakeHcp:
                 if any(to_e164(str(c.get(f) or "")) == e164 for f in fields)]
 
     def fail_next(self, status: int, message: str | None = None,
-                  retry_after: str | None = None) -> None:
+                  retry_after: str | None = None, *, route: str | None = None) -> None:
+        """Fail the next request (the next one to ``route`` when given) with ``status``."""
         text = message or f"failure {status}"
         body: Any = {
             401: {"message": "Unauthorized"},
@@ -167,7 +179,8 @@ class FakeHcp:
             404: {"error": {"message": text}},
             422: {"errors": {"base": [text]}},
         }.get(status, {"error": {"message": text}} if status < 500 else f"<h1>{text}</h1>")
-        self.failures.append((status, body, {"Retry-After": retry_after} if retry_after else {}))
+        headers = {"Retry-After": retry_after} if retry_after else {}
+        self.failures.append((status, body, headers, route))
 
     def routes(self) -> list[str]:
         return [r.route for r in self.requests]
@@ -181,9 +194,14 @@ class FakeHcp:
         url = urlsplit(request.url)
         body = json.loads(request.body) if request.body else None
         seen = Seen(request.method, url.path, parse_qs(url.query), body, dict(request.headers))
+        if self.crash == ("before", seen.route):
+            self.crash = None
+            raise Killed
         self.requests.append(seen)
-        if self.failures:
-            status, payload, headers = self.failures.pop(0)
+        failure = next((f for f in self.failures if f[3] in (None, seen.route)), None)
+        if failure is not None:
+            self.failures.remove(failure)
+            status, payload, headers, _ = failure
             text = payload if isinstance(payload, str) else json.dumps(payload)
             return status, headers, text
         if url.path == "/oauth/token":
@@ -191,6 +209,12 @@ class FakeHcp:
         if request.headers.get("Authorization") != self.authorization:
             return 401, {}, json.dumps(fixture("error_401.json"))
         status, answer = self._route(seen)
+        if self.crash == ("after", seen.route):
+            self.crash = None
+            raise Killed
+        if seen.route in self.lost_answers:  # done; the answer never reaches us
+            self.lost_answers.remove(seen.route)
+            raise requests.ReadTimeout("read timed out")
         return status, {"Content-Type": "application/json"}, json.dumps(answer)
 
     def _page(self, key: str, items: list[dict[str, Any]], seen: Seen) -> dict[str, Any]:
@@ -276,6 +300,8 @@ class FakeHcp:
         found = [lead for lead in self.leads.values() if self.lead_filters_ignored or (
                  lead["customer"]["id"] == seen.query.get("customer_id", [None])[0]
                  and lead["status"] == seen.query.get("status", [lead["status"]])[0])]
+        if seen.query.get("sort_direction", ["asc"])[0] == "desc":  # made last, listed first
+            found.reverse()
         return self._page("leads", found, seen)
 
     def _move(self, seen: Seen) -> tuple[int, Any]:
@@ -351,7 +377,6 @@ def sign(body: bytes, *, secret: str = SIGNING_SECRET, age_seconds: float = 0.0,
 
 class TestHousecallProContract(CrmContract, CrmSetupContract):
     adapter_class = HousecallProCrm
-    finds_tasks = False  # no task object: the follow-up is notes on the lead, or a new lead
     expected_account = "Housecall Pro company Acme Plumbing"
 
     def seed_choices(self, backend: FakeHcp) -> CrmChoices:
@@ -822,6 +847,230 @@ def test_a_failed_find_is_not_ambiguous(find: str, crm: HousecallProCrm, hcp: Fa
     assert info.value.ambiguous is False and info.value.status == 502  # a read changed nothing
 
 
+# -- a follow-up made as a new lead, and found again by a retry ----------------------------------
+
+#: The call ids of the follow-ups below (``textback call <id>`` in their bodies).
+CALL_ID = "0c0ffee1"
+OTHER_CALL = "7e57ca11"
+
+
+def follow_up(contact: str, call_id: str = CALL_ID, *, lead: str | None = None,
+              text_line: str = 'Texted at 9:03 AM: "Sorry we missed you!"') -> TaskSpec:
+    """A follow-up as the connector writes it: its body ends with the call's marker line."""
+    body = (f"Missed call at 9:02 AM.\nWhat happened: the caller hung up.\n{text_line}\n"
+            f"textback call {call_id}")
+    return TaskSpec(contact, "Call back the missed caller", body, WHEN + timedelta(minutes=15),
+                    EMPLOYEE, deal_id=lead)
+
+
+@contextmanager
+def killed(hcp: FakeHcp, when: str, route: str) -> Iterator[None]:
+    """The worker dies ``when`` (``before``/``after``) Housecall Pro gets ``route``."""
+    hcp.crash = (when, route)
+    with pytest.raises(Killed):
+        yield
+    assert hcp.crash is None  # it died there, not somewhere else
+
+
+def notes_of(hcp: FakeHcp, customer_id: str) -> str:
+    return str(hcp.customers[customer_id]["notes"] or "")
+
+
+def writes(hcp: FakeHcp) -> list[str]:
+    return [route for route in hcp.routes() if not route.startswith("GET ")]
+
+
+def test_a_new_follow_up_lead_is_made_between_a_pending_entry_and_the_entry_naming_it(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134", notes="Gate code on file.")
+    task = follow_up(contact)
+    lead = crm.create_task(task)
+    assert list(hcp.leads) == [lead]
+    assert hcp.routes() == list(API_CALLS["create_task:new_lead"])
+    pending, named = (body["notes"] for body in hcp.bodies("PUT /customers/{customer_id}"))
+    assert re.fullmatch(r"Gate code on file\.\n\[textback pending-[0-9a-f]{12}\] Making a "
+                        r"follow-up lead for a missed call\n  textback call 0c0ffee1", pending)
+    assert hcp.bodies("POST /leads") == [{
+        "customer_id": contact, "note": f"{task.subject}\n{task.body}",
+        "assigned_employee_id": EMPLOYEE, "lead_source": "Missed call", "tags": ["textback"]}]
+    assert named.startswith(f"{pending}\n[textback task-")
+    assert named.endswith(
+        f"] Follow-up (lead {lead}, due 2026-09-01 15:19 UTC): Call back the missed caller\n"
+        "  Missed call at 9:02 AM.\n  What happened: the caller hung up.\n"
+        '  Texted at 9:03 AM: "Sorry we missed you!"\n  textback call 0c0ffee1')
+    hcp.requests.clear()
+    assert crm.find_task(task, CALL_ID) == lead
+    assert hcp.routes() == list(API_CALLS["find_task"])
+
+
+def test_a_follow_up_without_its_call_line_is_a_lead_alone(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    lead = crm.create_task(TaskSpec(contact, "Call back", "No call line here.", WHEN, EMPLOYEE))
+    assert list(hcp.leads) == [lead]
+    assert hcp.routes() == list(API_CALLS["create_task:new_lead:unmarked"])
+    assert hcp.customers[contact]["notes"] is None
+
+
+def test_a_follow_up_on_a_lead_is_filed_under_it_and_found_by_its_call(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = crm.find_or_create_contact(CALLER).id
+    deal = crm.set_pipeline_stage(lead_spec(contact))
+    # The call's own entry holds the call line too (its body is the follow-up's): not a follow-up.
+    crm.log_call(replace(call_log(contact, deal), body=follow_up(contact).body))
+    # A line added to the lead that quotes the call line (a customer's reply) is no follow-up.
+    crm.append_to_task(deal, "Customer replied: it says textback call 0c0ffee1 here")
+    hcp.requests.clear()
+    assert crm.find_task(follow_up(contact, lead=deal), CALL_ID) is None  # not filed yet
+    assert hcp.routes() == list(API_CALLS["find_task"])
+    hcp.requests.clear()
+    assert crm.create_task(follow_up(contact, lead=deal)) == deal
+    assert hcp.routes() == list(API_CALLS["create_task:on_lead"])
+    (written,) = hcp.bodies("PUT /customers/{customer_id}")
+    assert "[textback pending-" not in written["notes"]
+    assert f"] Follow-up (lead {deal}, due 2026-09-01 15:19 UTC): Call back" in written["notes"]
+    # A retry's body may differ (the text's fate changed meanwhile): the call line still holds.
+    retry = follow_up(contact, lead=deal, text_line="The text-back failed (30007).")
+    assert crm.find_task(retry, CALL_ID) == deal
+    # Another call's follow-up on the same lead is not filed yet, whatever this one's is.
+    assert crm.find_task(follow_up(contact, OTHER_CALL, lead=deal), OTHER_CALL) is None
+    assert list(hcp.leads) == [deal]
+
+
+def test_killed_before_the_lead_create_nothing_is_found_and_the_retry_makes_one_lead(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    with killed(hcp, "before", "POST /leads"):
+        crm.create_task(follow_up(contact))
+    assert hcp.leads == {} and "  textback call 0c0ffee1" in notes_of(hcp, contact)
+    hcp.requests.clear()
+    assert crm.find_task(follow_up(contact), CALL_ID) is None  # Housecall Pro made none
+    assert hcp.routes() == list(API_CALLS["find_task:pending"])  # it looked, and wrote nothing
+    hcp.requests.clear()
+    lead = crm.create_task(follow_up(contact))  # the retry
+    assert hcp.routes() == ["GET /leads", "GET /customers/{customer_id}",  # no second pending
+                            "POST /leads",
+                            "GET /customers/{customer_id}", "PUT /customers/{customer_id}"]
+    assert list(hcp.leads) == [lead]
+    notes = notes_of(hcp, contact)
+    assert notes.count("[textback pending-") == 1 and notes.count("[textback task-") == 1
+    assert crm.find_task(follow_up(contact), CALL_ID) == lead
+
+
+def test_killed_after_the_lead_create_that_lead_is_found_and_no_other(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    other = hcp.add_customer(mobile_number="4155550177")
+    earlier = crm.create_task(follow_up(contact, "5ca1ab1e"))  # an earlier call's, named
+    with killed(hcp, "after", "POST /leads"):
+        crm.create_task(follow_up(contact))
+    (made,) = set(hcp.leads) - {earlier}
+    # Leads made since, each newer than the earlier attempt's, none of them its to link:
+    crm.create_task(follow_up(contact, OTHER_CALL))  # named by its follow-up entry
+    replied = hcp.add_lead(contact)  # named by a line added to it
+    crm.append_to_task(replied, "Customer replied: tomorrow is fine")
+    hcp.add_lead(contact, status="lost")  # ours, closed
+    hcp.add_lead(contact, tags=["vip"])  # a rep's
+    hcp.add_lead(other)  # ours, open, another customer's
+    hcp.requests.clear()
+    assert crm.find_task(follow_up(contact), CALL_ID) == made
+    assert hcp.routes() == list(API_CALLS["find_task:pending"])
+    query = hcp.requests[1].query
+    assert (query["customer_id"], query["status"], query["sort_direction"]) == (
+        [contact], ["open"], ["desc"])
+    hcp.lead_filters_ignored = True  # should the listing ever answer every lead of the company
+    assert crm.find_task(follow_up(contact), CALL_ID) == made
+    assert writes(hcp) == []
+
+
+def test_a_lead_of_ours_open_before_the_follow_up_is_never_taken_for_it(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    older = hcp.add_lead(contact)  # ours, open, named nowhere (made before leads were named)
+    with killed(hcp, "before", "POST /leads"):
+        crm.create_task(follow_up(contact))
+    assert notes_of(hcp, contact).endswith(
+        f"  textback call 0c0ffee1\n  Open leads already there: {older}")
+    assert crm.find_task(follow_up(contact), CALL_ID) is None  # Housecall Pro made none
+    with killed(hcp, "after", "POST /leads"):  # the retry, killed once its lead is made
+        crm.create_task(follow_up(contact))
+    (made,) = set(hcp.leads) - {older}
+    assert crm.find_task(follow_up(contact), CALL_ID) == made
+
+
+def test_the_newest_unnamed_lead_made_since_the_pending_entry_is_the_earlier_attempts(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    older = hcp.add_lead(contact)
+    with killed(hcp, "after", "POST /leads"):
+        crm.create_task(follow_up(contact))
+    (made,) = set(hcp.leads) - {older}
+    assert crm.find_task(follow_up(contact), CALL_ID) == made
+
+
+def test_a_lost_answer_to_the_lead_create_is_found(crm: HousecallProCrm, hcp: FakeHcp) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    hcp.lost_answers.append("POST /leads")
+    with pytest.raises(TransientProviderError) as info:
+        crm.create_task(follow_up(contact))
+    assert info.value.ambiguous is True  # the connector asks before trying again
+    (made,) = hcp.leads
+    hcp.requests.clear()
+    assert crm.find_task(follow_up(contact), CALL_ID) == made
+    assert hcp.routes() == list(API_CALLS["find_task:pending"])
+
+
+def test_a_call_id_that_only_starts_the_same_is_another_call(
+    crm: HousecallProCrm, hcp: FakeHcp
+) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    longer = f"{CALL_ID}7"
+    made = crm.create_task(follow_up(contact, longer))
+    assert crm.find_task(follow_up(contact), CALL_ID) is None
+    assert crm.find_task(follow_up(contact, longer), longer) == made
+    with killed(hcp, "after", "POST /leads"):  # and with only its pending entry there
+        crm.create_task(follow_up(contact, f"{CALL_ID}8"))
+    assert crm.find_task(follow_up(contact), CALL_ID) is None
+    assert crm.find_task(follow_up(contact, "ffee1"), "ffee1") is None
+
+
+def test_without_a_lead_tag_only_a_named_follow_up_lead_is_found(hcp: FakeHcp) -> None:
+    crm = make_crm(lead_tag=None)
+    contact = hcp.add_customer(mobile_number="4155550134")
+    made = crm.create_task(follow_up(contact, OTHER_CALL))
+    assert hcp.leads[made]["tags"] == []
+    assert crm.find_task(follow_up(contact, OTHER_CALL), OTHER_CALL) == made
+    with killed(hcp, "after", "POST /leads"):
+        crm.create_task(follow_up(contact))
+    hcp.requests.clear()
+    assert crm.find_task(follow_up(contact), CALL_ID) is None  # documented: ours is not told apart
+    assert hcp.routes() == list(API_CALLS["find_task"])  # no listing to look through
+    crm.create_task(follow_up(contact))  # so the retry makes it again
+    assert len(hcp.leads) == 3
+
+
+def test_a_failed_task_find_is_not_ambiguous(crm: HousecallProCrm, hcp: FakeHcp) -> None:
+    contact = hcp.add_customer(mobile_number="4155550134")
+    hcp.fail_next(502)
+    with pytest.raises(TransientProviderError) as info:
+        crm.find_task(follow_up(contact), CALL_ID)  # the notes read fails
+    assert info.value.ambiguous is False and info.value.status == 502
+    with killed(hcp, "after", "POST /leads"):
+        crm.create_task(follow_up(contact))
+    hcp.fail_next(502, route="GET /leads")
+    with pytest.raises(TransientProviderError) as info:
+        crm.find_task(follow_up(contact), CALL_ID)  # the lead listing fails
+    assert info.value.ambiguous is False and info.value.status == 502
+    assert hcp.routes()[-2:] == list(API_CALLS["find_task:pending"])
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 
@@ -1109,10 +1358,18 @@ def test_documented_api_calls_match_the_requests_made(crm: HousecallProCrm, hcp:
     hcp.requests.clear()
     crm.find_or_create_contact(CALLER)
     crm.set_pipeline_stage(lead_spec(contact), existing_id=lead)
+    crm.create_task(follow_up(contact))
+    crm.find_task(follow_up(contact), CALL_ID)
     crm.create_task(TaskSpec(contact, "Call back", "b", WHEN, EMPLOYEE))
     assert hcp.routes() == [*API_CALLS["find_or_create_contact:returning"],
                             *API_CALLS["set_pipeline_stage:open"],
-                            *API_CALLS["create_task:new_lead"]]
+                            *API_CALLS["create_task:new_lead"], *API_CALLS["find_task"],
+                            *API_CALLS["create_task:new_lead:unmarked"]]
+    with killed(hcp, "after", "POST /leads"):
+        crm.create_task(follow_up(contact, OTHER_CALL))
+    hcp.requests.clear()
+    crm.find_task(follow_up(contact, OTHER_CALL), OTHER_CALL)
+    assert hcp.routes() == list(API_CALLS["find_task:pending"])
 
 
 def test_a_company_without_the_lead_source_list_offers_none() -> None:
