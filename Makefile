@@ -75,6 +75,7 @@ bench-full: $(STAMP)
 	$(BIN)/python bench/queue_pickup.py
 	$(BIN)/python bench/policy_decision.py
 	$(BIN)/python bench/text_back_cpu.py
+	$(BIN)/python bench/outbound_request.py
 
 ## faults: the fault suite's long form (50 worker kill cycles, drops, outages; PostgreSQL and Redis)
 .PHONY: faults
