@@ -343,7 +343,8 @@ class HousecallProCrm(CrmAdapter):
         whole words) names the lead (with a ``deal_id``, that lead). When only the pending entry
         is there (the earlier attempt stopped before naming its lead, or the create's answer was
         lost), ``GET /leads`` too: the customer's newest open lead carrying ``lead_tag`` that no
-        entry names, or None when Housecall Pro made none. With ``lead_tag`` None that last case
+        entry names and the pending entry does not list as open before it, or None when Housecall
+        Pro made none. With ``lead_tag`` None that last case
         always answers None: nothing tells our lead from a rep's, so the lead can repeat.
         """
         return self._follow_ups.find(task, marker)
