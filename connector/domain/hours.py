@@ -123,38 +123,71 @@ class BusinessHours:
         return _contains(self.schedule_for(business_number).intervals_on(local.date()),
                          local.time())
 
-    def _wall_clock(self, day: date, at: time, fold: int) -> datetime:
-        """``at`` on ``day`` in the zone: its first (``fold`` 0) or second (1) occurrence when the
-        clocks go back over it, its only one otherwise. A time the clocks jump forward over has
-        none; it is given ``fold`` 0, which normalises forward through UTC."""
-        first = datetime.combine(day, at, tzinfo=self.tz)
-        second = first.replace(fold=1)
-        before, after = first.utcoffset(), second.utcoffset()
-        repeated = before is not None and after is not None and after < before
-        return second if fold and repeated else first
+    def _offsets(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime, timedelta]]:
+        """``[start, end)`` (UTC) cut where the zone's UTC offset changes, with each piece's
+        offset; one change at most (a local day holds one)."""
+        def offset(at: datetime) -> timedelta:
+            found = at.astimezone(self.tz).utcoffset()
+            assert found is not None  # noqa: S101 - a ZoneInfo always has one
+            return found
+
+        last = end - timedelta(seconds=1)
+        before, after = offset(start), offset(last)
+        if before == after:
+            return [(start, end, before)]
+        # The change is on a whole second: bisect for the first second on the new offset.
+        low, high = int(start.timestamp()), int(last.timestamp())
+        while high - low > 1:
+            middle = (low + high) // 2
+            if offset(datetime.fromtimestamp(middle, UTC)) == before:
+                low = middle
+            else:
+                high = middle
+        change = datetime.fromtimestamp(high, UTC)
+        return [(start, change, before), (change, end, after)]
+
+    def open_spans(self, day: date, business_number: str | None = None
+                   ) -> list[tuple[datetime, datetime]]:
+        """The instants of the local date ``day`` when the business is open, as UTC spans in
+        order: exactly the instants :meth:`is_open` calls open.
+
+        An hour the clocks go back over happens twice, and an interval in it is open on both
+        passes; wall-clock times the clocks jump forward over never happen, so an interval
+        starting in that gap opens when the clocks land.
+        """
+        intervals = self.schedule_for(business_number).intervals_on(day)
+        if not intervals:
+            return []
+        first = datetime.combine(day, time(0), tzinfo=self.tz).astimezone(UTC)
+        after = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.tz).astimezone(UTC)
+        pieces = self._offsets(first, after)
+        spans: list[tuple[datetime, datetime]] = []
+        for begin, end in intervals:
+            opens = datetime.combine(day, begin, tzinfo=UTC)  # wall clock, shifted below
+            closes = datetime.combine(day + timedelta(days=1) if end is None else day,
+                                      time(0) if end is None else end, tzinfo=UTC)
+            for piece_start, piece_end, offset in pieces:
+                low, high = max(opens - offset, piece_start), min(closes - offset, piece_end)
+                if low < high:
+                    spans.append((low, high))
+        merged: list[tuple[datetime, datetime]] = []
+        for low, high in sorted(spans):
+            if merged and low <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], high))
+            else:
+                merged.append((low, high))
+        return merged
 
     def next_open(self, at: datetime, business_number: str | None = None) -> datetime | None:
         """The next instant at or after ``at`` when the business opens; None if never (400 days)."""
-        schedule = self.schedule_for(business_number)
-        local = at.astimezone(self.tz)
+        if self.is_open(at, business_number):
+            return at
         now = at.astimezone(UTC)
+        day = now.astimezone(self.tz).date()
         for offset in range(LOOKAHEAD_DAYS):
-            day = local.date() + timedelta(days=offset)
-            for start, end in schedule.intervals_on(day):
-                if offset == 0 and start <= local.time() and (end is None or local.time() < end):
-                    return at  # open now
-                # An hour the clocks go back over happens twice (fold 0, then fold 1): so does an
-                # interval in it, and the first of the two still ahead is the one. Wall-clock
-                # times skipped by a jump forward normalise forward through UTC; an interval that
-                # lies wholly inside the skipped hour never opens that day (is_open says no).
-                for fold in (0, 1):
-                    opening = self._wall_clock(day, start, fold)
-                    closing = (self._wall_clock(day + timedelta(days=1), time(0), fold)
-                               if end is None else self._wall_clock(day, end, fold))
-                    candidate = max(opening.astimezone(UTC), now)
-                    if candidate < closing.astimezone(UTC) and self.is_open(candidate,
-                                                                          business_number):
-                        return candidate.astimezone(self.tz)
+            for low, high in self.open_spans(day + timedelta(days=offset), business_number):
+                if high > now:
+                    return max(low, now).astimezone(self.tz)
         return None
 
 
@@ -162,27 +195,21 @@ def add_open_time(hours: BusinessHours, start: datetime, delta: timedelta,
                   business_number: str | None = None) -> datetime:
     """The instant ``delta`` of open business time after ``start`` (closed time does not count).
 
-    Walks open intervals day by day; if the business never opens again within the look-ahead,
-    the plain ``start + delta`` is returned rather than never.
+    Walks open spans day by day (both passes of an hour the clocks go back over count); if the
+    business never opens again within the look-ahead, the plain ``start + delta`` is returned
+    rather than never.
     """
     remaining = delta
-    cursor = start
-    schedule = hours.schedule_for(business_number)
-    for _ in range(LOOKAHEAD_DAYS):
-        local = cursor.astimezone(UTC).astimezone(hours.tz)
-        for begin, end in schedule.intervals_on(local.date()):
-            opens = datetime.combine(local.date(), begin, tzinfo=hours.tz).astimezone(UTC)
-            closes = (datetime.combine(local.date() + timedelta(days=1), time(0), tzinfo=hours.tz)
-                      if end is None else datetime.combine(local.date(), end, tzinfo=hours.tz)
-                      ).astimezone(UTC)
-            span_start = max(opens, cursor.astimezone(UTC))
-            if span_start >= closes:
+    cursor = start.astimezone(UTC)
+    day = cursor.astimezone(hours.tz).date()
+    for offset in range(LOOKAHEAD_DAYS):
+        for low, high in hours.open_spans(day + timedelta(days=offset), business_number):
+            span_start = max(low, cursor)
+            if span_start >= high:
                 continue
-            if closes - span_start >= remaining:
+            if high - span_start >= remaining:
                 return span_start + remaining
-            remaining -= closes - span_start
-        next_day = local.date() + timedelta(days=1)
-        cursor = datetime.combine(next_day, time(0), tzinfo=hours.tz).astimezone(UTC)
+            remaining -= high - span_start
     return start + delta
 
 

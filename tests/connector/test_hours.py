@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -9,7 +10,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.domain.hours import WEEKDAYS, BusinessHours, describe_next_open, parse_intervals
+from connector.domain.hours import (
+    WEEKDAYS,
+    BusinessHours,
+    add_open_time,
+    describe_next_open,
+    parse_intervals,
+)
 
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc", "SystemV")))
 NY = "America/New_York"
@@ -132,6 +139,8 @@ def test_every_minute_of_a_week_is_open_exactly_as_configured(zone, weekly, star
         assert hours.is_open(instant) is wanted
         nxt = hours.next_open(instant)  # never raises, is never in the past, and is open
         assert nxt is None or (nxt >= instant and hours.is_open(nxt))
+        if nxt is not None and nxt > instant:  # and is the first open minute
+            assert not hours.is_open(nxt.astimezone(UTC) - timedelta(minutes=1))
         if wanted:
             assert nxt == instant
 
@@ -140,8 +149,12 @@ def test_next_open_skips_an_interval_lost_to_the_spring_forward_jump():
     lost = BusinessHours.from_settings(NY, {"weekly": {"sun": [["02:00", "02:45"]]}})
     nxt = lost.next_open(datetime(2026, 3, 7, 12, 0, tzinfo=UTC))
     assert nxt == at(NY, 2026, 3, 15, 2, 0) and lost.is_open(nxt)
+    # 02:30-04:00 is open from the moment the clocks land at 03:00: the sign says open since 02:30.
     partly = BusinessHours.from_settings(NY, {"weekly": {"sun": [["02:30", "04:00"]]}})
-    assert partly.next_open(datetime(2026, 3, 7, 12, 0, tzinfo=UTC)) == at(NY, 2026, 3, 8, 3, 30)
+    lands = at(NY, 2026, 3, 8, 3, 0)
+    assert partly.next_open(datetime(2026, 3, 7, 12, 0, tzinfo=UTC)) == lands
+    a_second_before = lands.astimezone(UTC) - timedelta(seconds=1)  # 01:59:59 EST
+    assert partly.is_open(lands) and not partly.is_open(a_second_before)
 
 
 def test_next_open_takes_the_second_pass_of_an_hour_the_clocks_go_back_over():
@@ -159,3 +172,70 @@ def test_next_open_takes_the_second_pass_of_an_hour_the_clocks_go_back_over():
     assert next_open_utc(after_first) == datetime(2024, 10, 27, 1, 15, tzinfo=UTC)
     before = datetime(2024, 10, 27, 0, 0, tzinfo=UTC)  # 01:00 on the first pass
     assert next_open_utc(before) == datetime(2024, 10, 27, 0, 15, tzinfo=UTC)
+
+
+#: Zones whose clocks change, some by half an hour (Lord Howe) or at midnight (Santiago, Havana).
+DST_ZONES = ("America/New_York", "Europe/Dublin", "Europe/London", "Australia/Sydney",
+             "Australia/Lord_Howe", "America/Santiago", "Pacific/Chatham", "America/Havana")
+
+
+@functools.cache
+def clock_changes(zone: str, year: int) -> tuple[datetime, ...]:
+    """The UTC hours in ``year`` at which ``zone``'s offset has just changed."""
+    tz, found = ZoneInfo(zone), []
+    hour = datetime(year, 1, 1, tzinfo=UTC)
+    previous = hour.astimezone(tz).utcoffset()
+    while hour.year == year:
+        hour += timedelta(hours=1)
+        offset = hour.astimezone(tz).utcoffset()
+        if offset != previous:
+            found.append(hour)
+        previous = offset
+    return tuple(found)
+
+
+@st.composite
+def near_a_clock_change(draw):  # type: ignore[no-untyped-def]
+    """A zone and a whole minute from a day and a half before one of its changes to half a day
+    after."""
+    zone = draw(st.sampled_from(DST_ZONES))
+    change = draw(st.sampled_from(clock_changes(zone, draw(st.integers(2024, 2030)))))
+    return zone, change + timedelta(minutes=draw(st.integers(-36 * 60, 12 * 60)))
+
+
+def open_minutes(hours: BusinessHours, start: datetime, end: datetime) -> int:
+    """The whole minutes from ``start`` to ``end`` (UTC, on the minute) that are open."""
+    count = int((end - start).total_seconds() // 60)
+    return sum(hours.is_open(start + timedelta(minutes=m)) for m in range(count))
+
+
+@settings(max_examples=150, deadline=None)
+@given(place=near_a_clock_change(), weekly=weekly_hours(), minutes=st.integers(0, 180))
+def test_add_open_time_counts_exactly_the_open_minutes_across_a_clock_change(
+        place, weekly, minutes):  # type: ignore[no-untyped-def]
+    zone, start = place
+    hours = BusinessHours.from_settings(zone, {"weekly": weekly})
+    due = add_open_time(hours, start, timedelta(minutes=minutes)).astimezone(UTC)
+    if not any(weekly.values()):
+        assert due == start + timedelta(minutes=minutes)  # never open: the plain sum
+        return
+    if due - start > timedelta(days=21):
+        return  # a rarely open week: too many minutes to count here
+    assert open_minutes(hours, start, due) == minutes
+    if minutes:
+        assert hours.is_open(due - timedelta(minutes=1))  # it ends on open time, not after
+    nxt = hours.next_open(start)
+    assert nxt is not None and nxt.astimezone(UTC) >= start and hours.is_open(nxt)
+    if nxt.astimezone(UTC) > start:
+        assert open_minutes(hours, start, nxt.astimezone(UTC)) == 0
+
+
+def test_add_open_time_counts_both_passes_of_an_hour_the_clocks_go_back_over():
+    # Europe/Dublin, 2024-10-27: 02:00 IST becomes 01:00 GMT. Open 00:30-01:30, so open from
+    # 23:30 to 00:30 UTC (first pass) and again from 01:00 to 01:30 UTC (second pass).
+    dublin = BusinessHours.from_settings("Europe/Dublin", {"weekly": {"sun": [["00:30", "01:30"]]}})
+    start = datetime(2024, 10, 26, 23, 30, tzinfo=UTC)
+    assert add_open_time(dublin, start, timedelta(minutes=60)) == datetime(
+        2024, 10, 27, 0, 30, tzinfo=UTC)
+    assert add_open_time(dublin, start, timedelta(minutes=75)) == datetime(
+        2024, 10, 27, 1, 15, tzinfo=UTC)  # 15 minutes into the second pass, not next Sunday
