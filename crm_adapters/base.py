@@ -279,6 +279,13 @@ class TokenStore(Protocol):
         """The installation is gone (uninstalled, revoked): stop calling the CRM."""
 
 
+def holds_marker(text: Any, marker: str) -> bool:
+    """Whether ``marker`` (a follow-up's call id, see :meth:`CrmAdapter.find_task`) is a
+    whitespace-separated word of ``text``: lines added to the follow-up later do not hide it,
+    and a part of it, or a longer id it begins, is not it."""
+    return isinstance(text, str) and marker in text.split()
+
+
 class CrmAdapter(ABC):
     """Base class of the CRM adapters."""
 

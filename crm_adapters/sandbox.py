@@ -28,6 +28,7 @@ from crm_adapters.base import (
     MessageLog,
     TaskSpec,
     WebhookSpec,
+    holds_marker,
 )
 from crm_adapters.catalog import (
     Choice,
@@ -262,7 +263,7 @@ class SandboxCrm(CrmAdapter):
         self._maybe_fail()
         for made in reversed(self.store.all("task")):
             if (made.get("contact_id") == task.contact_id
-                    and marker in str(made.get("body", "")).split()):
+                    and holds_marker(made.get("body"), marker)):
                 return str(made["id"])
         return None
 

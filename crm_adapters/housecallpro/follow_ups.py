@@ -44,7 +44,7 @@ import logging
 import re
 from dataclasses import dataclass
 
-from crm_adapters.base import TaskSpec
+from crm_adapters.base import TaskSpec, holds_marker
 from crm_adapters.housecallpro import notes
 from crm_adapters.housecallpro.leads import Leads
 from crm_adapters.housecallpro.notes import CustomerNotes
@@ -74,13 +74,6 @@ def call_id_in(body: str) -> str | None:
 def call_line(call_id: str) -> str:
     """``textback call <id>``."""
     return f"{CALL_WORDS} {call_id}"
-
-
-def holds_call(text: str, call_id: str) -> bool:
-    """Whether ``text`` holds ``textback call <call_id>`` as whole words (a longer id that
-    starts with ``call_id`` is another call)."""
-    words = rf"(?<!\S){re.escape(CALL_WORDS)} {re.escape(call_id)}(?!\S)"
-    return re.search(words, text) is not None
 
 
 @dataclass(frozen=True)
@@ -171,10 +164,10 @@ class FollowUps:
         text = self.notes.read(task.contact_id, operation="task lookup", ambiguous=False)
         ours = entries(text)
         for entry in ours:
-            if entry.kind == "task" and entry.lead and holds_call(entry.text, call_id):
+            if entry.kind == "task" and entry.lead and holds_marker(entry.text, call_id):
                 return entry.lead
-        ref, _ = notes.pending_entry(task.contact_id, call_line(call_id))
-        pending = next((e for e in ours if e.text.startswith(notes.marker(ref))), None)
+        marker = notes.marker(notes.pending_ref(task.contact_id, call_line(call_id)))
+        pending = next((e for e in ours if e.text.startswith(marker)), None)
         if pending is None:
             return None  # the earlier attempt never got to the create
         # The earlier attempt stopped between the pending entry and naming its lead: the lead,

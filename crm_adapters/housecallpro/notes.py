@@ -105,6 +105,11 @@ def task_entry(task: TaskSpec, lead_id: str) -> tuple[str, str]:
 OPEN_BEFORE = "Open leads already there:"
 
 
+def pending_ref(customer_id: str, call_line: str) -> str:
+    """The ref of a follow-up lead's pending entry: the customer's and the call's only."""
+    return entry_ref("pending", customer_id, call_line)
+
+
 def pending_entry(
     customer_id: str, call_line: str, open_before: Sequence[str] = ()
 ) -> tuple[str, str]:
@@ -115,7 +120,7 @@ def pending_entry(
     depends on the customer and the call line only, so every attempt at the same follow-up
     writes it once, with the first attempt's list.
     """
-    ref = entry_ref("pending", customer_id, call_line)
+    ref = pending_ref(customer_id, call_line)
     body = call_line + (f"\n{OPEN_BEFORE} {', '.join(open_before)}" if open_before else "")
     return ref, _entry(ref, "Making a follow-up lead for a missed call", body)
 

@@ -30,7 +30,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from connector.kernel.errors import PermanentProviderError
-from crm_adapters.base import CallLog, MessageLog, TaskSpec
+from crm_adapters.base import CallLog, MessageLog, TaskSpec, holds_marker
 from crm_adapters.jobber.client import JobberApi
 from crm_adapters.jobber.documents import (
     ASSESSMENT_CREATE,
@@ -217,12 +217,6 @@ def create_task(api: JobberApi, task: TaskSpec, *, follow_up: str, timezone: str
         TASK_CREATE, {"clientId": task.contact_id, "input": task_input(task)}, "taskCreate"
     )
     return _id_of(payload.get("task"), "taskCreate")
-
-
-def holds_marker(text: Any, marker: str) -> bool:
-    """Whether ``marker`` is a whitespace-separated word of ``text`` (instructions that
-    :func:`append_to_task` has added lines to still hold it; a part of it is not it)."""
-    return isinstance(text, str) and marker in text.split()
 
 
 def scheduled_tasks_filter(task: TaskSpec) -> dict[str, Any]:
