@@ -167,7 +167,9 @@ class HousecallProCrm(CrmAdapter):
     :meth:`options_from_mapping`): ``lead_source`` for new customers and leads,
     ``notifications_enabled`` for new customers (None leaves Housecall Pro's default),
     ``company_id`` (``X-Company-Id``, one location of a multi-location company) and
-    ``lead_tag`` (marks our leads so a lost link still finds them; None turns that off).
+    ``lead_tag`` (marks our leads so a lost link still finds them; None or empty turns that
+    off, which an account asks for with ``crm.mapping.lead_tag: ""``: a null there keeps the
+    default).
     ``token_store`` is required for OAuth credentials. One attempt per request; the connector
     retries.
     """
@@ -344,8 +346,8 @@ class HousecallProCrm(CrmAdapter):
         is there (the earlier attempt stopped before naming its lead, or the create's answer was
         lost), ``GET /leads`` too: the customer's newest open lead carrying ``lead_tag`` that no
         entry names and the pending entry does not list as open before it, or None when Housecall
-        Pro made none. With ``lead_tag`` None that last case
-        always answers None: nothing tells our lead from a rep's, so the lead can repeat.
+        Pro made none. Without a lead tag that last case always answers None: nothing tells
+        our lead from a rep's, so the lead can repeat.
         """
         return self._follow_ups.find(task, marker)
 
@@ -384,7 +386,7 @@ class HousecallProCrm(CrmAdapter):
         two of ours are open. A won or lost lead is not returned (the next call makes a new
         one). Our leads are recognisable by the tag only: Housecall Pro's ``Lead`` carries no
         note and no creation time, and its lead source and employee are shared with leads reps
-        make. With ``lead_tag`` None this returns None without a request, and a retry makes the
+        make. Without a lead tag this returns None without a request, and a retry makes the
         lead again.
         """
         found = self._leads.find_ours(lead.contact_id, operation="lead lookup", ambiguous=False)

@@ -28,9 +28,10 @@ create's answer was lost):
   there is none, Housecall Pro made none, and the retry makes it;
 - neither: the earlier attempt never reached the create.
 
-Limits: without a lead tag (``lead_tag`` None) our leads cannot be told from a rep's, so the
-second case finds nothing and the follow-up lead can repeat. A lead found in the second case
-is linked but not named in the notes (a find writes nothing); its own note holds the details.
+Limits: without a lead tag (the account's ``crm.mapping.lead_tag: ""``) our leads cannot be
+told from a rep's, so the second case finds nothing and the follow-up lead can repeat. A lead
+found in the second case is linked but not named in the notes (a find writes nothing); its own
+note holds the details.
 Two follow-ups of one customer that both died in that window could each take the other's
 lead: each call still has one.
 
