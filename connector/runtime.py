@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import threading
-import time
 from typing import Any
 
 from huey.api import Huey
@@ -24,6 +23,7 @@ from connector.jobs.sweeper import Jobs
 from connector.kernel.metrics import InstrumentedCrm
 from connector.kernel.ratelimit import RateLimiter, portal_key
 from connector.settings.config import Settings
+from connector.storage.account_cache import AccountCache
 from connector.storage.crypto import CredentialBox
 from connector.storage.db import Database
 from connector.storage.group_commit import GroupCommit
@@ -53,7 +53,7 @@ class Runtime:
         self.crm_huey: Huey = build_huey(settings, immediate=immediate_queue, name=queue_name,
                                          lane="crm")
         self._adapters: dict[tuple[str, str, Any], Any] = {}
-        self._accounts: dict[str, tuple[float, Account | None]] = {}
+        self._accounts = AccountCache(self._read_account, max_age=ACCOUNT_CACHE_SECONDS)
         #: Where the webhook views put their jobs on the queue, after answering.
         self.enqueuer = Enqueuer(inline=immediate_queue,
                                  batch=lambda: batched(self.huey, self.crm_huey))
@@ -77,19 +77,15 @@ class Runtime:
         """An account read through a short cache (the webhook hot path reads one per request).
 
         The row comes back detached and is only read; an import is seen within
-        :data:`ACCOUNT_CACHE_SECONDS`.
+        :data:`ACCOUNT_CACHE_SECONDS` (and the moment one read takes).
         """
-        now = time.monotonic()
-        with self._lock:
-            hit = self._accounts.get(account_id)
-        if hit is not None and now - hit[0] < ACCOUNT_CACHE_SECONDS:
-            return hit[1]
+        return self._accounts.get(account_id)
+
+    def _read_account(self, account_id: str) -> Account | None:
         with self.db.session() as s:
             account = s.get(Account, account_id)
             if account is not None:
                 s.expunge(account)
-        with self._lock:
-            self._accounts[account_id] = (now, account)
         return account
 
     def webhook_url(self, carrier: str, account_id: str, kind: str) -> str:
