@@ -103,16 +103,23 @@ def compute_signature(key: str, url: str, params: Iterable[tuple[str, str]] = ()
     """``X-Twilio-Signature`` for ``url`` and the POST ``params``.
 
     Base64 of HMAC-SHA1 under the Auth Token over the URL followed by every parameter's name and
-    value, sorted by name; the values of a repeated name are sorted too, and (as in Twilio's own
-    SDKs) identical repeats count once.
+    value (:func:`signed_params`).
     """
+    return _signature(key, url, signed_params(params))
+
+
+def signed_params(params: Iterable[tuple[str, str]]) -> str:
+    """The part of the signed text after the URL: every parameter's name and value, sorted by
+    name; the values of a repeated name are sorted too, and (as in Twilio's own SDKs) identical
+    repeats count once."""
     grouped: dict[str, set[str]] = {}
     for name, value in params:
         grouped.setdefault(name, set()).add(value)
-    message = url + "".join(
-        name + value for name in sorted(grouped) for value in sorted(grouped[name])
-    )
-    return hmac_base64(key, message.encode("utf-8"), "sha1")
+    return "".join(name + value for name in sorted(grouped) for value in sorted(grouped[name]))
+
+
+def _signature(key: str, url: str, params_text: str) -> str:
+    return hmac_base64(key, (url + params_text).encode("utf-8"), "sha1")
 
 
 def url_variants(url: str) -> list[str]:
@@ -167,10 +174,11 @@ def verify_signature(request: WebhookRequest, auth_token: str) -> None:
         if request.body and not params:
             # A body we could not read as a form is not covered by the signature.
             raise WebhookVerificationError("twilio: body is neither a form nor hashed")
+    params_text = signed_params(params)  # the same after each spelling of the URL
     matched = False
     for candidate in url_variants(request.url):
         # No short-circuit: every candidate is compared, each in constant time.
-        matched |= constant_time_equals(compute_signature(auth_token, candidate, params), given)
+        matched |= constant_time_equals(_signature(auth_token, candidate, params_text), given)
     if not matched:
         raise WebhookVerificationError("twilio: signature does not match")
 
