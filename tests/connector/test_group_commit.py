@@ -3,6 +3,7 @@ still gets its own result (or its own error), and only once its write is committ
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -169,6 +170,105 @@ def test_a_writer_never_started_closes_at_once(runtime_on: Runtime) -> None:
     writer.close()
     with pytest.raises(RuntimeError, match="closed"):
         writer.run(lambda _session: None)
+
+
+def test_a_write_with_no_transaction_under_way_runs_on_its_callers_thread(
+        runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    ran_on: list[threading.Thread] = []
+
+    def many(session: Session, items: list[Any]) -> list[Any]:
+        ran_on.append(threading.current_thread())
+        return record_missed_calls(session, items)
+
+    threads_before = threading.active_count()
+    assert rt.writer.run_many(many, (acme, missed(1)))[1]
+    assert ran_on == [threading.current_thread()]  # no hand-over to a thread of its own
+    assert threading.active_count() == threads_before
+    assert calls(rt) == 1
+
+
+def test_the_writes_in_line_are_led_by_one_of_their_callers(runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    callers: set[threading.Thread] = set()
+    ran_on: list[tuple[threading.Thread, int]] = []
+
+    def many(session: Session, items: list[Any]) -> list[tuple[str, bool]]:
+        ran_on.append((threading.current_thread(), len(items)))
+        return record_missed_calls(session, items)
+
+    def write(n: int) -> tuple[str, bool]:
+        callers.add(threading.current_thread())
+        return rt.writer.run_many(many, (acme, missed(n)))
+
+    release, holder = hold_the_writer(rt.writer)
+    with ThreadPoolExecutor(5) as pool:
+        futures = [pool.submit(write, n) for n in range(5)]
+        while rt.writer.waiting() < 5:
+            threading.Event().wait(0.01)
+        release.set()
+        assert all(f.result(timeout=30)[1] for f in futures)
+    holder.join()
+    [(thread, items)] = ran_on  # the five in one transaction, on one of their own threads
+    assert items == 5 and thread in callers
+    assert (rt.writer.batches, rt.writer.writes, rt.writer.waiting()) == (2, 6, 0)
+
+
+class Interrupt(BaseException):
+    """What a signal raises in the thread it interrupts (as ``KeyboardInterrupt`` does)."""
+
+
+def test_an_interrupted_leader_fails_the_writes_it_carried_and_the_lead_goes_on(
+        runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+
+    def interrupted(_session: Session) -> None:
+        raise Interrupt
+
+    release, holder = hold_the_writer(rt.writer)
+    with ThreadPoolExecutor(4) as pool:
+        leader = pool.submit(rt.writer.run, interrupted)  # first in line: it leads the batch
+        while rt.writer.waiting() < 1:
+            threading.Event().wait(0.01)
+        carried = [pool.submit(rt.writer.run_many, record_missed_calls, (acme, missed(n)))
+                   for n in range(3)]
+        while rt.writer.waiting() < 4:
+            threading.Event().wait(0.01)
+        release.set()
+        with pytest.raises(Interrupt):
+            leader.result(timeout=30)
+        for future in carried:
+            with pytest.raises(RuntimeError, match="interrupted"):
+                future.result(timeout=30)
+    holder.join()
+    assert calls(rt) == 0  # the transaction was rolled back
+    # Nobody is left leading: the next write leads, and lands.
+    assert rt.writer.run_many(record_missed_calls, (acme, missed(9)))[1]
+    assert calls(rt) == 1
+
+
+def test_a_caller_interrupted_while_in_line_leaves_it(runtime_on: Runtime) -> None:
+    rt, acme = runtime_on, account(runtime_on)
+    ran: list[int] = []
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise Interrupt
+
+    release, holder = hold_the_writer(rt.writer)
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(Interrupt):  # this (main) thread waits in line behind the holder
+            rt.writer.run(lambda _session: ran.append(1))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert rt.writer.waiting() == 0  # out of the line
+    release.set()
+    holder.join(30)
+    assert ran == []  # never run
+    assert rt.writer.run_many(record_missed_calls, (acme, missed(1)))[1]
+    assert calls(rt) == 1
 
 
 @pytest.fixture
