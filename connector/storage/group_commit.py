@@ -73,6 +73,13 @@ class _Wake:
         self._lock.acquire()
 
 
+class _Leading(threading.local):
+    """Whether the current thread is running a transaction's writes (then a write it makes
+    runs at once, not in line behind itself)."""
+
+    active: bool = False
+
+
 @dataclass(eq=False)
 class _Write(Generic[T]):
     """One caller's write and, once a transaction is done with it, its outcome."""
@@ -116,7 +123,7 @@ class GroupCommit:
         self._line: deque[_Write[Any]] = deque()
         self._leading = False
         self._closed = False
-        self._leader = threading.local()
+        self._leader = _Leading()
         #: The connection the transactions use, kept between them (one leader at a time):
         #: taking one from the pool for each would cost a round trip to the database (its
         #: liveness check) each time.
@@ -145,7 +152,7 @@ class GroupCommit:
             _Write(lambda session: many(session, [item])[0], many, item, statement))
 
     def _submit(self, write: _Write[T]) -> T:
-        if getattr(self._leader, "active", False):  # a write that writes: no deadlock
+        if self._leader.active:  # a write that writes: no deadlock
             with self.db.session() as session:
                 return write.work(session)
         with self._mutex:
