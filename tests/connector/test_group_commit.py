@@ -59,6 +59,12 @@ def calls(rt: Runtime) -> int:
         return int(s.scalar(select(func.count()).select_from(Call)) or 0)
 
 
+def until_waiting(writer: GroupCommit, count: int) -> None:
+    """Return once ``count`` writes wait in line (behind a held one)."""
+    while writer.waiting() < count:
+        threading.Event().wait(0.01)
+
+
 def hold_the_writer(writer: GroupCommit) -> tuple[threading.Event, threading.Thread]:
     """Occupy the writer with one write until the returned event is set."""
     entered, release = threading.Event(), threading.Event()
@@ -80,8 +86,7 @@ def test_writes_waiting_together_are_one_transaction_and_each_gets_its_own_resul
     with ThreadPoolExecutor(20) as pool:
         futures = [pool.submit(rt.writer.run_many, record_missed_calls, (acme, missed(n)))
                    for n in range(20)]
-        while rt.writer.waiting() < 20:  # all twenty queue behind the held write
-            threading.Event().wait(0.01)
+        until_waiting(rt.writer, 20)  # all twenty queue behind the held write
         assert calls(rt) == 0
         release.set()
         results = [f.result(timeout=30) for f in futures]
@@ -105,8 +110,7 @@ def test_one_failing_write_costs_only_its_own_caller(runtime_on: Runtime) -> Non
         good = [pool.submit(rt.writer.run_many, record_missed_calls, (acme, missed(n)))
                 for n in range(5)]
         bad = pool.submit(rt.writer.run, broken)
-        while rt.writer.waiting() < 6:
-            threading.Event().wait(0.01)
+        until_waiting(rt.writer, 6)
         release.set()
         with pytest.raises(ValueError, match="this write is wrong"):
             bad.result(timeout=30)
@@ -152,8 +156,7 @@ def test_close_finishes_the_writes_handed_in_and_takes_no_more(runtime_on: Runti
     queued = threading.Thread(target=rt.writer.run_many,
                               args=(record_missed_calls, (acme, missed(1))))
     queued.start()
-    while rt.writer.waiting() < 1:
-        threading.Event().wait(0.01)
+    until_waiting(rt.writer, 1)
     closing = threading.Thread(target=rt.writer.close)
     closing.start()
     release.set()
@@ -204,8 +207,7 @@ def test_the_writes_in_line_are_led_by_one_of_their_callers(runtime_on: Runtime)
     release, holder = hold_the_writer(rt.writer)
     with ThreadPoolExecutor(5) as pool:
         futures = [pool.submit(write, n) for n in range(5)]
-        while rt.writer.waiting() < 5:
-            threading.Event().wait(0.01)
+        until_waiting(rt.writer, 5)
         release.set()
         assert all(f.result(timeout=30)[1] for f in futures)
     holder.join()
@@ -228,12 +230,10 @@ def test_an_interrupted_leader_fails_the_writes_it_carried_and_the_lead_goes_on(
     release, holder = hold_the_writer(rt.writer)
     with ThreadPoolExecutor(4) as pool:
         leader = pool.submit(rt.writer.run, interrupted)  # first in line: it leads the batch
-        while rt.writer.waiting() < 1:
-            threading.Event().wait(0.01)
+        until_waiting(rt.writer, 1)
         carried = [pool.submit(rt.writer.run_many, record_missed_calls, (acme, missed(n)))
                    for n in range(3)]
-        while rt.writer.waiting() < 4:
-            threading.Event().wait(0.01)
+        until_waiting(rt.writer, 4)
         release.set()
         with pytest.raises(Interrupt):
             leader.result(timeout=30)
@@ -304,8 +304,7 @@ def queue_behind_the_writer(rt: Runtime, items: list[tuple[Account, MissedCall]]
     with ThreadPoolExecutor(len(items)) as pool:
         futures = [pool.submit(rt.writer.run_many, record_missed_calls, item,
                                statement=statement) for item in items]
-        while rt.writer.waiting() < len(items):
-            threading.Event().wait(0.01)
+        until_waiting(rt.writer, len(items))
         release.set()
         results = [f.result(timeout=30) for f in futures]
     holder.join()
