@@ -138,8 +138,12 @@ def _exit_when_stdin_closes() -> None:
 def build_requests(port: int, numbers: Iterator[str], count: int) -> list[Request]:
     """``count`` signed missed-call callbacks for the server on ``port``, each a new caller."""
     signer = Signer(f"http://127.0.0.1:{port}")
+    chosen = list(itertools.islice(numbers, count))
+    if len(chosen) < count:  # fewer requests would be measured than the table says
+        raise SystemExit(f"the benchmark ran out of distinct callers ({len(chosen)} of {count} "
+                         "left): ask for fewer --requests or --repeat")
     out = []
-    for caller in itertools.islice(numbers, count):
+    for caller in chosen:
         form = missed_call_form(caller)
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
