@@ -66,7 +66,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/webhook_latency.py --setup sqlite --concurrency 20 --requests 400 --warmup 50
 	$(BIN)/python bench/burst.py --setup sqlite --calls 60 --seconds 4
 
-## bench-full: every benchmark in full, on SQLite and on PostgreSQL + Redis (takes about an hour)
+## bench-full: every benchmark in full, SQLite and PostgreSQL + Redis (about an hour and a half)
 bench-full: $(STAMP)
 	$(BIN)/python bench/webhook_latency.py --repeat 3
 	$(BIN)/python bench/burst.py
