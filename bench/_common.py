@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import email.utils
+import itertools
 import json
 import os
 import secrets
@@ -304,6 +305,16 @@ def callers() -> Iterator[str]:
                 number = f"+1{area}{exchange}{ending:04d}"
                 if number not in (BUSINESS_NUMBER, FORWARD_TO):
                     yield number
+
+
+def take_callers(numbers: Iterator[str], count: int) -> list[str]:
+    """The next ``count`` callers of ``numbers``; a benchmark that has used them all stops,
+    rather than measuring fewer calls than it says."""
+    taken = list(itertools.islice(numbers, count))
+    if len(taken) < count:
+        raise SystemExit(f"the benchmark ran out of distinct callers ({len(taken)} of {count} "
+                         "left): ask for fewer calls or runs")
+    return taken
 
 
 def call_sid() -> str:

@@ -24,7 +24,6 @@ Run: ``.venv/bin/python bench/burst.py [--calls 1000] [--seconds 60] [--setup bo
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -49,6 +48,7 @@ from _common import (
     run,
     start_serve,
     start_stubs,
+    take_callers,
     textback_env,
 )
 from text_latency import TASK_ROUTE, Poster, send_at_rate
@@ -115,7 +115,7 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str]) -> O
                                          env=env, log_path=tmp / f"worker-{n}.log").pid)
         poster = Poster(port)
 
-        warm = list(itertools.islice(numbers, args.warmup))
+        warm = take_callers(numbers, args.warmup)
         send_at_rate(poster, warm, 5.0)
         deadline = time.monotonic() + 120
         while synced(stubs) < len(warm) and time.monotonic() < deadline:
@@ -126,7 +126,7 @@ def run_setup(setup: str, args: argparse.Namespace, numbers: Iterator[str]) -> O
         before = stubs.hubspot_summary()
         requests_before = len(stubs.hubspot())
 
-        measured = list(itertools.islice(numbers, args.calls))
+        measured = take_callers(numbers, args.calls)
         sent_at, outcome.non_2xx = send_at_rate(poster, measured, args.calls / args.seconds)
         first = min(sent_at.values())
         wanted = set(measured)

@@ -33,7 +33,6 @@ Run: ``.venv/bin/python bench/hubspot_calls.py [--callers 5]``
 from __future__ import annotations
 
 import argparse
-import itertools
 import statistics
 import tempfile
 from collections import Counter
@@ -53,6 +52,7 @@ from _common import (
     prepare_textback,
     print_table,
     run,
+    take_callers,
     textback_env,
 )
 
@@ -174,17 +174,17 @@ def measure(
             column.add(stub.routes(), carrier.route_log()[twilio_before:])
 
     call(first, TEXTED_AGAIN, next(numbers))
-    fresh = list(itertools.islice(numbers, n))
+    fresh = take_callers(numbers, n)
     for caller in fresh:
         call(new, TEXTED_AGAIN, caller)
     for caller in fresh:
         call(again, TEXTED_AGAIN, caller)
-    for caller in itertools.islice(numbers, n):
+    for caller in take_callers(numbers, n):
         stub.add_contact(phone=caller, firstname="Known")  # typed in by a rep, before any call
         call(in_crm, TEXTED_AGAIN, caller)
     for account_id, column in ((COOLDOWN, cooldown), (BURST, burst)):
         call(None, account_id, next(numbers))  # this account's adapter: its one-off property call
-        for caller in itertools.islice(numbers, n):
+        for caller in take_callers(numbers, n):
             call(None, account_id, caller)
             call(column, account_id, caller)
     return [first, new, in_crm, again, cooldown, burst]

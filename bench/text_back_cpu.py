@@ -23,7 +23,6 @@ Run: ``.venv/bin/python bench/text_back_cpu.py [--calls 500] [--setup both] [--r
 from __future__ import annotations
 
 import argparse
-import itertools
 import statistics
 import tempfile
 import time
@@ -42,6 +41,7 @@ from _common import (
     print_table,
     run,
     start_stubs,
+    take_callers,
     textback_env,
 )
 from sqlalchemy import event, func, select
@@ -109,7 +109,7 @@ def measure(setup: str, database_url: str, carrier_url: str, hubspot_url: str, t
         doc = account_document(carrier_url, hubspot_url)
         with rt.db.session() as session:
             import_account(session, rt.box, doc)
-        numbers = list(itertools.islice(callers(), warmup + calls))
+        numbers = take_callers(callers(), warmup + calls)
         warm = store_calls(rt, doc["id"], numbers[:warmup], "w")
         timed = store_calls(rt, doc["id"], numbers[warmup:], "m")
         for call_id in warm:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import itertools
 import tempfile
 import threading
 import time
@@ -49,6 +48,7 @@ from _common import (
     run,
     start_serve,
     start_stubs,
+    take_callers,
     textback_env,
 )
 
@@ -172,14 +172,14 @@ def run_mode(mode: str, args: argparse.Namespace, numbers: Iterator[str]) -> Mod
             poster = Poster(port)
 
             # Warm-up: first requests, adapter construction, HubSpot's one-off property create.
-            warm = list(itertools.islice(numbers, args.warmup))
+            warm = take_callers(numbers, args.warmup)
             send_at_rate(poster, warm, args.rate)
             wait_for_texts(stubs, set(warm), args.text_timeout)
             wait_for_syncs(stubs, len(warm), args.crm_wait)
             synced_before = sum(1 for c in stubs.hubspot() if c.route == TASK_ROUTE)
             requests_before = len(stubs.hubspot())
 
-            measured = list(itertools.islice(numbers, args.calls))
+            measured = take_callers(numbers, args.calls)
             sent_at, failures = send_at_rate(poster, measured, args.rate)
             arrivals = wait_for_texts(stubs, set(measured), args.text_timeout)
             last_text = max(arrivals.values(), default=time.time())

@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import gc
 import http.client
-import itertools
 import os
 import statistics
 import sys
@@ -87,6 +86,7 @@ from _common import (
     run,
     start_serve,
     start_stubs,
+    take_callers,
     textback_env,
     wait_for_http,
     wait_until_idle,
@@ -145,12 +145,8 @@ def _exit_when_stdin_closes() -> None:
 def build_requests(port: int, numbers: Iterator[str], count: int) -> list[Request]:
     """``count`` signed missed-call callbacks for the server on ``port``, each a new caller."""
     signer = Signer(f"http://127.0.0.1:{port}")
-    chosen = list(itertools.islice(numbers, count))
-    if len(chosen) < count:  # fewer requests would be measured than the table says
-        raise SystemExit(f"the benchmark ran out of distinct callers ({len(chosen)} of {count} "
-                         "left): ask for fewer --requests or --repeat")
     out = []
-    for caller in chosen:
+    for caller in take_callers(numbers, count):
         form = missed_call_form(caller)
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
